@@ -1,0 +1,122 @@
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <sys/time.h>
+
+#include "log.h"
+
+static enum log_level current_level = LOG_LEVEL_INFO;
+static int to_syslog;
+
+static const char *const level_names[] = {
+	[LOG_LEVEL_ERROR] = "error",
+	[LOG_LEVEL_WARN] = "warn",
+	[LOG_LEVEL_INFO] = "info",
+	[LOG_LEVEL_DEBUG] = "debug",
+};
+
+static const int syslog_priorities[] = {
+	[LOG_LEVEL_ERROR] = LOG_ERR,
+	[LOG_LEVEL_WARN] = LOG_WARNING,
+	[LOG_LEVEL_INFO] = LOG_INFO,
+	[LOG_LEVEL_DEBUG] = LOG_DEBUG,
+};
+
+void
+log_init(enum log_level level, int use_syslog)
+{
+	current_level = level;
+	if (use_syslog && !to_syslog)
+		openlog("causeway", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	else if (!use_syslog && to_syslog)
+		closelog();
+	to_syslog = use_syslog;
+}
+
+void
+log_set_level(enum log_level level)
+{
+	current_level = level;
+}
+
+enum log_level
+log_get_level(void)
+{
+	return current_level;
+}
+
+int
+log_level_parse(const char *name, enum log_level *out)
+{
+	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+		if (strcmp(name, level_names[i]) == 0) {
+			*out = (enum log_level)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+const char *
+log_level_name(enum log_level level)
+{
+	return level_names[level];
+}
+
+static void
+vlog(enum log_level level, const char *fmt, va_list ap)
+{
+	if (level > current_level)
+		return;
+	if (to_syslog) {
+		vsyslog(syslog_priorities[level], fmt, ap);
+		return;
+	}
+	/* One write per line so lines from a dying process are never torn. */
+	char line[2048];
+	struct timeval tv;
+	struct tm tm;
+	gettimeofday(&tv, NULL);
+	localtime_r(&tv.tv_sec, &tm);
+	int n = (int)strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
+	n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03ld %-5s ",
+	    (long)(tv.tv_usec / 1000), level_names[level]);
+	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	if (m < 0)
+		m = 0;
+	n += m;
+	if ((size_t)n > sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	fwrite(line, 1, (size_t)n, stderr);
+	fflush(stderr);
+}
+
+#define LOG_FN(fn, level) \
+	void fn(const char *fmt, ...) \
+	{ \
+		va_list ap; \
+		va_start(ap, fmt); \
+		vlog(level, fmt, ap); \
+		va_end(ap); \
+	}
+
+LOG_FN(log_error, LOG_LEVEL_ERROR)
+LOG_FN(log_warn, LOG_LEVEL_WARN)
+LOG_FN(log_info, LOG_LEVEL_INFO)
+LOG_FN(log_debug, LOG_LEVEL_DEBUG)
+
+void
+log_fatal(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(LOG_LEVEL_ERROR, fmt, ap);
+	va_end(ap);
+	exit(1);
+}

@@ -1,0 +1,60 @@
+/*
+ * The XML stream parser: bytes in, stanzas out.
+ *
+ * It wraps expat in namespace mode and enforces what RFC 6120 allows on
+ * an XMPP stream: no DOCTYPE, no entity declarations, no comments, no
+ * processing instructions (restricted-xml); well-formed UTF-8
+ * (not-well-formed); a maximum stanza size and depth (policy-violation).
+ * The size limit counts every byte fed since the end of the previous
+ * complete stanza, so a giant start tag or an unterminated text node is
+ * caught as early as a giant complete stanza.
+ *
+ * Model: stream header -> open(); each complete depth-1 element ->
+ * stanza() (the callback takes ownership of the tree); </stream:stream>
+ * -> close().  After an error the parser stays failed until
+ * xmlstream_reset(); callbacks may call xmlstream_stop() but must never
+ * free the parser from inside a callback.
+ */
+#ifndef CAUSEWAY_XMLSTREAM_H
+#define CAUSEWAY_XMLSTREAM_H
+
+#include <stddef.h>
+
+struct stanza;
+struct xmlstream;
+
+struct xmlstream_callbacks {
+	/* The stream root (<stream:stream>), with its attributes and no
+	 * children; borrowed for the call only. */
+	void (*open)(void *arg, const struct stanza *root);
+	/* A complete top-level element; the callback owns it. */
+	void (*stanza)(void *arg, struct stanza *st);
+	/* The peer closed the stream with </stream:stream>. */
+	void (*close)(void *arg);
+};
+
+#define XMLSTREAM_DEFAULT_MAX_STANZA (256 * 1024)
+#define XMLSTREAM_DEFAULT_MAX_DEPTH 128
+
+struct xmlstream *xmlstream_new(const struct xmlstream_callbacks *cb,
+    void *arg, size_t max_stanza_bytes, unsigned max_depth);
+void xmlstream_free(struct xmlstream *xs);
+/* Forget all state, ready for a new stream (a new connection). */
+void xmlstream_reset(struct xmlstream *xs);
+
+/*
+ * Parse len more bytes.  Returns 0 when all went well, -1 when the stream
+ * is broken (then xmlstream_error_condition() says why) or was stopped.
+ */
+int xmlstream_feed(struct xmlstream *xs, const char *data, size_t len);
+/* Called from a callback: stop parsing; feed returns -1 with no error. */
+void xmlstream_stop(struct xmlstream *xs);
+
+/* The RFC 6120 stream error condition ("not-well-formed",
+ * "restricted-xml", "policy-violation", "invalid-namespace", ...), or
+ * NULL while there is no error. */
+const char *xmlstream_error_condition(const struct xmlstream *xs);
+/* A human-readable explanation for logs; "" while there is no error. */
+const char *xmlstream_error_text(const struct xmlstream *xs);
+
+#endif
