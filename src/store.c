@@ -1,0 +1,709 @@
+/*
+ * The SQLite engine of the store.
+ *
+ * Lifecycle of the file:
+ *
+ *   missing --create 0600--> empty --migrate 0..N--> current
+ *   existing --checks--> (refuse: NULL, file untouched) | --migrate--> current
+ *
+ * Every check that can refuse a file runs before the first write to it:
+ * permissions, file system, "is it SQLite", PRAGMA quick_check and the
+ * schema version are all read-only.  Only then is the journal switched to
+ * WAL and are migrations applied, each in its own transaction, so a crash
+ * mid-migration leaves the file at the previous version.  causeway never
+ * deletes, truncates or "repairs" a database it did not just create: a
+ * gateway that quietly starts over loses every user's registrations.
+ *
+ * One connection, used only from the loop thread (SQLITE_OPEN_NOMUTEX).
+ * Statements are static text, prepared once here and bound per call.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+#include "store.h"
+#include "xmalloc.h"
+
+/*
+ * How long a statement waits for a lock held by another process (a backup,
+ * an operator's sqlite3 shell) before failing.  Short on purpose: the
+ * store runs on the loop thread and every user's traffic waits with it.
+ */
+#define BUSY_TIMEOUT_MS 1000
+
+/*
+ * Schema migrations.  Entry i brings user_version from i to i + 1; the
+ * macro appends the version bump so the number and the SQL cannot drift
+ * apart, and the text stays static (no printf near SQL).  Never edit a
+ * migration that has shipped: add a new one.
+ *
+ * Names are chosen so later migrations can hang legacy accounts, contacts
+ * and queued messages off (component, jid).
+ */
+#define MIGRATION(to, sql) \
+	[(to) - 1] = sql "\nPRAGMA user_version = " #to ";"
+
+static const char *const migrations[] = {
+	MIGRATION(1,
+	    "CREATE TABLE users (\n"
+	    "	component TEXT NOT NULL,\n"
+	    "	jid TEXT NOT NULL,\n"
+	    "	created INTEGER NOT NULL,\n"
+	    "	PRIMARY KEY (component, jid)\n"
+	    ");"),
+};
+
+#define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+enum stmt_id {
+	STMT_USER_VERSION,
+	STMT_USER_FOREACH,
+	STMT_USER_ADD,
+	STMT_USER_REMOVE,
+	STMT_USER_EXISTS,
+	STMT_COUNT
+};
+
+static const char *const stmt_sql[STMT_COUNT] = {
+	[STMT_USER_VERSION] = "PRAGMA user_version",
+	[STMT_USER_FOREACH] =
+	    "SELECT jid FROM users WHERE component = ?1 ORDER BY jid",
+	/* OR IGNORE: an existing row is "already there", not an error. */
+	[STMT_USER_ADD] =
+	    "INSERT OR IGNORE INTO users (component, jid, created) "
+	    "VALUES (?1, ?2, ?3)",
+	[STMT_USER_REMOVE] =
+	    "DELETE FROM users WHERE component = ?1 AND jid = ?2",
+	[STMT_USER_EXISTS] =
+	    "SELECT 1 FROM users WHERE component = ?1 AND jid = ?2",
+};
+
+struct store {
+	sqlite3 *db;
+	char *path;		/* for log lines */
+	sqlite3_stmt *stmt[STMT_COUNT];
+};
+
+int
+store_schema_latest(void)
+{
+	return NMIGRATIONS;
+}
+
+/*
+ * The directory part of path, allocated.  Not dirname(3): it may modify
+ * its argument and differs between libcs.
+ */
+static char *
+path_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	if (slash == NULL)
+		return xstrdup(".");
+	while (slash > path && slash[-1] == '/')
+		slash--;
+	if (slash == path)
+		return xstrdup("/");
+	return xstrndup(path, (size_t)(slash - path));
+}
+
+/* 1 if the file system holding path is mounted read-only, else 0. */
+static int
+on_readonly_fs(const char *path)
+{
+	struct statvfs sv;
+	if (statvfs(path, &sv) == -1)
+		return 0;	/* unknown: let the open find out */
+	return (sv.f_flag & ST_RDONLY) != 0;
+}
+
+/*
+ * Checks on the file before SQLite sees it.  Creates it with mode 0600
+ * when missing, ourselves rather than through SQLite, so it is never
+ * wider than 0600 for a moment; O_EXCL so a file appearing meanwhile is
+ * checked like any existing one, never clobbered.  Sets *created when
+ * this call made the file.  Returns 0 to go on, -1 to refuse (logged).
+ */
+static int
+prepare_file(const char *path, int *created)
+{
+	struct stat sb;
+	char *dir = path_dir(path);
+
+	*created = 0;
+	if (stat(dir, &sb) == -1) {
+		if (errno == ENOENT)
+			log_error("store %s: directory %s does not exist",
+			    path, dir);
+		else
+			log_error("store %s: directory %s: %s", path, dir,
+			    strerror(errno));
+		free(dir);
+		return -1;
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		log_error("store %s: %s is not a directory", path, dir);
+		free(dir);
+		return -1;
+	}
+
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd != -1) {
+		/* A umask like 0277 would take away our own write bit. */
+		if (fchmod(fd, 0600) == -1)
+			log_warn("store %s: chmod 0600: %s", path,
+			    strerror(errno));
+		close(fd);
+		*created = 1;
+		log_info("store %s: created", path);
+		free(dir);
+		return 0;
+	}
+	if (errno != EEXIST) {
+		if (errno == EROFS)
+			log_error("store %s: cannot create the database: "
+			    "%s is on a read-only file system", path, dir);
+		else
+			log_error("store %s: cannot create the database: %s",
+			    path, strerror(errno));
+		free(dir);
+		return -1;
+	}
+	free(dir);
+
+	/* It exists: refuse anything we could not write without harm. */
+	if (stat(path, &sb) == -1) {
+		log_error("store %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		log_error("store %s: not a regular file", path);
+		return -1;
+	}
+	/*
+	 * We usually run as root, to whom access(2) says yes to everything,
+	 * so look at the mode: an operator who took away write permission
+	 * meant it (a read-only copy, a file being backed up or inspected).
+	 */
+	if ((sb.st_mode & S_IWUSR) == 0) {
+		log_error("store %s: the file is read-only (mode %04o); "
+		    "refusing to open it, not changing it",
+		    path, (unsigned)(sb.st_mode & 07777));
+		return -1;
+	}
+	if (on_readonly_fs(path)) {
+		log_error("store %s: the file is on a read-only file system",
+		    path);
+		return -1;
+	}
+	if (access(path, R_OK | W_OK) == -1) {
+		log_error("store %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if ((sb.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+		log_warn("store %s: the database is accessible by group or "
+		    "others (mode %04o); it holds users' JIDs and accounts, "
+		    "consider chmod 600", path, (unsigned)(sb.st_mode & 07777));
+	return 0;
+}
+
+/*
+ * Statement-level helper for setup: runs static SQL with no parameters
+ * and no rows wanted.  Returns 0 or -1 (logged with what).
+ */
+static int
+exec_sql(struct store *st, const char *sql, const char *what)
+{
+	char *err = NULL;
+	if (sqlite3_exec(st->db, sql, NULL, NULL, &err) != SQLITE_OK) {
+		log_error("store %s: %s: %s", st->path, what,
+		    err ? err : sqlite3_errmsg(st->db));
+		sqlite3_free(err);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Runs a one-row pragma and copies its text result into buf.
+ * Returns 0 or -1 (logged).
+ */
+static int
+pragma_text(struct store *st, const char *sql, char *buf, size_t len)
+{
+	sqlite3_stmt *s;
+	int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW) {
+			const unsigned char *t = sqlite3_column_text(s, 0);
+			snprintf(buf, len, "%s", t ? (const char *)t : "");
+			rc = SQLITE_OK;
+		}
+	}
+	if (rc != SQLITE_OK)
+		log_error("store %s: %s: %s", st->path, sql,
+		    sqlite3_errmsg(st->db));
+	sqlite3_finalize(s);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+/*
+ * PRAGMA quick_check: O(size of the file) but much cheaper than
+ * integrity_check, and run once at start.  Finding corruption now beats
+ * finding it at the first write, when SQLite may already be making it
+ * worse.  Also the first read of the file, so "not a database" shows up
+ * here.  Returns 0 if the database is sound, -1 (logged) if not.
+ */
+/* Logs why the first read of the file failed, in the operator's words. */
+static void
+log_read_error(struct store *st)
+{
+	int code = sqlite3_extended_errcode(st->db) & 0xff;
+	if (code == SQLITE_NOTADB)
+		log_error("store %s: not a SQLite database (%s); refusing to "
+		    "use it and leaving it as it is", st->path,
+		    sqlite3_errmsg(st->db));
+	else if (code == SQLITE_CORRUPT)
+		log_error("store %s: the database is damaged (%s)", st->path,
+		    sqlite3_errmsg(st->db));
+	else
+		log_error("store %s: cannot read the database: %s", st->path,
+		    sqlite3_errmsg(st->db));
+}
+
+static int
+quick_check(struct store *st)
+{
+	sqlite3_stmt *s;
+	int rows = 0, bad = 0;
+
+	/* Preparing reads the schema: the first place a bad file shows. */
+	if (sqlite3_prepare_v2(st->db, "PRAGMA quick_check", -1, &s, NULL)
+	    != SQLITE_OK) {
+		log_read_error(st);
+		return -1;
+	}
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(s, 0);
+		rows++;
+		if (t != NULL && strcmp((const char *)t, "ok") == 0)
+			continue;
+		/*
+		 * A report can run to thousands of lines: log the start
+		 * of it, on one line, as every log line is.
+		 */
+		if (++bad <= 3) {
+			char line[512];
+			snprintf(line, sizeof(line), "%s",
+			    t ? (const char *)t : "(null)");
+			for (char *p = line; *p != '\0'; p++)
+				if (*p == '\n' || *p == '\r')
+					*p = ' ';
+			log_error("store %s: quick_check: %s%s", st->path,
+			    line, strlen(line) + 1 >= sizeof(line) ? "..." : "");
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		log_read_error(st);
+		bad++;
+	} else if (rows == 0) {
+		log_error("store %s: quick_check returned nothing", st->path);
+		bad++;
+	}
+	sqlite3_finalize(s);
+	if (bad) {
+		log_error("store %s: the database is damaged; refusing to use "
+		    "it and leaving it as it is (restore a backup, or try the "
+		    "sqlite3 .recover command on a copy)", st->path);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+user_version(struct store *st)
+{
+	char buf[32];
+	if (pragma_text(st, "PRAGMA user_version", buf, sizeof(buf)) == -1)
+		return -1;
+	return atoi(buf);
+}
+
+static int
+migrate(struct store *st, int from)
+{
+	for (int v = from; v < NMIGRATIONS; v++) {
+		/* IMMEDIATE: take the write lock now, not halfway through. */
+		if (exec_sql(st, "BEGIN IMMEDIATE", "starting a migration")
+		    == -1)
+			return -1;
+		char *err = NULL;
+		if (sqlite3_exec(st->db, migrations[v], NULL, NULL, &err)
+		    != SQLITE_OK) {
+			log_error("store %s: migration %d -> %d failed: %s",
+			    st->path, v, v + 1,
+			    err ? err : sqlite3_errmsg(st->db));
+			sqlite3_free(err);
+			exec_sql(st, "ROLLBACK", "rolling back a migration");
+			return -1;
+		}
+		int now = user_version(st);
+		if (now != v + 1) {
+			/* A mistake in migrations[], caught before commit. */
+			log_error("store %s: migration %d -> %d left "
+			    "user_version at %d", st->path, v, v + 1, now);
+			exec_sql(st, "ROLLBACK", "rolling back a migration");
+			return -1;
+		}
+		if (exec_sql(st, "COMMIT", "committing a migration") == -1) {
+			exec_sql(st, "ROLLBACK", "rolling back a migration");
+			return -1;
+		}
+		log_info("store %s: schema migrated to version %d", st->path,
+		    v + 1);
+	}
+	return 0;
+}
+
+static void
+finalize_all(struct store *st)
+{
+	for (int i = 0; i < STMT_COUNT; i++) {
+		sqlite3_finalize(st->stmt[i]);
+		st->stmt[i] = NULL;
+	}
+}
+
+/*
+ * Everything after the file checks.  Returns 0, or -1 (logged) with the
+ * connection still open for the caller to close.
+ */
+static int
+setup(struct store *st)
+{
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+#ifdef SQLITE_DBCONFIG_DEFENSIVE
+	/* No writable_schema tricks or direct shadow-table writes. */
+	sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+#endif
+
+	/*
+	 * READWRITE quietly falls back to read-only when the OS says no;
+	 * we would only find out at the first write, so ask now.
+	 */
+	if (sqlite3_db_readonly(st->db, "main") == 1) {
+		log_error("store %s: SQLite can only open the file read-only",
+		    st->path);
+		return -1;
+	}
+
+	/* Read-only checks first: a refused file must stay byte-for-byte. */
+	if (quick_check(st) == -1)
+		return -1;
+	int version = user_version(st);
+	if (version < 0) {
+		log_error("store %s: cannot read the schema version", st->path);
+		return -1;
+	}
+	if (version > NMIGRATIONS) {
+		log_error("store %s: schema version %d is newer than this "
+		    "causeway knows (%d); refusing to touch it (run the newer "
+		    "causeway, or restore a backup)", st->path, version,
+		    NMIGRATIONS);
+		return -1;
+	}
+
+	char mode[16];
+	if (pragma_text(st, "PRAGMA journal_mode = WAL", mode, sizeof(mode))
+	    == -1)
+		return -1;
+	if (strcmp(mode, "wal") != 0)
+		/*
+		 * E.g. a file system without shared memory.  The store is
+		 * still correct in rollback mode, only slower, so go on.
+		 */
+		log_warn("store %s: cannot use WAL (journal mode is %s)",
+		    st->path, mode);
+	/* In WAL mode NORMAL is crash-safe; a power cut loses at most
+	 * the last transactions, never consistency. */
+	if (exec_sql(st, "PRAGMA synchronous = NORMAL", "setting synchronous")
+	    == -1)
+		return -1;
+	if (exec_sql(st, "PRAGMA foreign_keys = ON", "enabling foreign keys")
+	    == -1)
+		return -1;
+
+	if (migrate(st, version) == -1)
+		return -1;
+
+	for (int i = 0; i < STMT_COUNT; i++) {
+		if (sqlite3_prepare_v2(st->db, stmt_sql[i], -1, &st->stmt[i],
+		    NULL) != SQLITE_OK) {
+			log_error("store %s: preparing \"%s\": %s", st->path,
+			    stmt_sql[i], sqlite3_errmsg(st->db));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+struct store *
+store_open(const char *path)
+{
+	int created;
+
+	if (path == NULL || *path == '\0') {
+		log_error("store: no database path given");
+		return NULL;
+	}
+	if (prepare_file(path, &created) == -1)
+		return NULL;
+
+	struct store *st = xcalloc(1, sizeof(*st));
+	st->path = xstrdup(path);
+
+	/*
+	 * A relative name like ":memory:" or "file:x" means something special
+	 * to SQLite; "./" makes it a plain file name again.
+	 */
+	char *sqlpath = path[0] == '/' ? xstrdup(path) : xasprintf("./%s", path);
+
+	/*
+	 * SQLite creates -wal and -shm with the mode of the database file
+	 * (0600 for one we made).  umask 077 while it does so keeps that
+	 * true whatever the SQLite build.  The umask is process-wide: a
+	 * worker creating a file meanwhile gets a stricter mode, never a
+	 * looser one.  Later WALs come from the same SQLite rule.
+	 */
+	mode_t old_umask = umask(077);
+	int rc = sqlite3_open_v2(sqlpath, &st->db,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	free(sqlpath);
+	if (rc != SQLITE_OK) {
+		log_error("store %s: cannot open: %s", path,
+		    st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		rc = -1;
+	} else {
+		rc = setup(st);
+	}
+	umask(old_umask);
+
+	if (rc == -1) {
+		finalize_all(st);
+		sqlite3_close(st->db);
+		/* Only a file this call made, which holds nobody's data. */
+		if (created && unlink(path) == -1)
+			log_warn("store %s: removing the new file: %s", path,
+			    strerror(errno));
+		free(st->path);
+		free(st);
+		return NULL;
+	}
+	log_info("store %s: open, schema version %d", path, NMIGRATIONS);
+	return st;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	finalize_all(st);
+	/*
+	 * Best effort: leaves an empty WAL so a backup of the main file
+	 * alone is complete.  Failure (another reader) costs nothing.
+	 */
+	char *err = NULL;
+	if (sqlite3_exec(st->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL,
+	    &err) != SQLITE_OK) {
+		log_warn("store %s: checkpoint at close: %s", st->path,
+		    err ? err : sqlite3_errmsg(st->db));
+		sqlite3_free(err);
+	}
+	if (sqlite3_close(st->db) != SQLITE_OK)
+		log_error("store %s: close: %s", st->path,
+		    sqlite3_errmsg(st->db));
+	free(st->path);
+	free(st);
+}
+
+/* Makes a statement ready for its next use and drops borrowed pointers. */
+static void
+done_with(sqlite3_stmt *s)
+{
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+}
+
+/*
+ * Binds (component, jid) as ?1 and ?2.  SQLITE_STATIC: the caller's
+ * strings outlive the statement's use, which ends in done_with().
+ */
+static int
+bind_user(struct store *st, sqlite3_stmt *s, const char *component,
+    const char *jid)
+{
+	if (sqlite3_bind_text(s, 1, component, -1, SQLITE_STATIC) != SQLITE_OK
+	    || (jid != NULL &&
+	    sqlite3_bind_text(s, 2, jid, -1, SQLITE_STATIC) != SQLITE_OK)) {
+		log_error("store %s: binding %s %s: %s", st->path, component,
+		    jid ? jid : "", sqlite3_errmsg(st->db));
+		done_with(s);
+		return -1;
+	}
+	return 0;
+}
+
+/* A NULL here is a caller's bug; without this it would bind SQL NULL. */
+static int
+bad_args(struct store *st, const char *fn, const char *component,
+    const char *jid, int need_jid)
+{
+	if (st == NULL || component == NULL || (need_jid && jid == NULL)) {
+		log_error("store: %s called with a NULL argument", fn);
+		return 1;
+	}
+	return 0;
+}
+
+int
+store_schema_version(struct store *st)
+{
+	sqlite3_stmt *s = st->stmt[STMT_USER_VERSION];
+	int v = -1;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int(s, 0);
+	else
+		log_error("store %s: reading user_version: %s", st->path,
+		    sqlite3_errmsg(st->db));
+	done_with(s);
+	return v;
+}
+
+int
+store_user_foreach(struct store *st, const char *component,
+    int (*cb)(void *arg, const char *jid), void *arg)
+{
+	if (bad_args(st, "store_user_foreach", component, NULL, 0) || cb == NULL)
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_USER_FOREACH];
+	if (bind_user(st, s, component, NULL) == -1)
+		return -1;
+
+	/*
+	 * Copy the JIDs out before calling back, so cb may use the store,
+	 * this very statement included (remove the user it is given, or
+	 * run another foreach), without disturbing an open cursor.
+	 */
+	char **jids = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(s, 0);
+		if (t == NULL)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			jids = xreallocarray(jids, cap, sizeof(*jids));
+		}
+		jids[n++] = xstrdup((const char *)t);
+	}
+	int ret = 0;
+	if (rc != SQLITE_DONE) {
+		log_error("store %s: listing users of %s: %s", st->path,
+		    component, sqlite3_errmsg(st->db));
+		ret = -1;
+	}
+	done_with(s);
+
+	size_t i = 0;
+	if (ret == 0)
+		for (; i < n; i++)
+			if (cb(arg, jids[i]) != 0)
+				break;
+	for (i = 0; i < n; i++)
+		free(jids[i]);
+	free(jids);
+	return ret;
+}
+
+int
+store_user_add(struct store *st, const char *component, const char *jid)
+{
+	if (bad_args(st, "store_user_add", component, jid, 1))
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_USER_ADD];
+	if (bind_user(st, s, component, jid) == -1)
+		return -1;
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)time(NULL));
+	int rc = sqlite3_step(s);
+	int ret;
+	if (rc == SQLITE_DONE) {
+		ret = sqlite3_changes(st->db) > 0 ? 1 : 0;
+	} else {
+		log_error("store %s: adding user %s to %s: %s", st->path, jid,
+		    component, sqlite3_errmsg(st->db));
+		ret = -1;
+	}
+	done_with(s);
+	return ret;
+}
+
+int
+store_user_remove(struct store *st, const char *component, const char *jid)
+{
+	if (bad_args(st, "store_user_remove", component, jid, 1))
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_USER_REMOVE];
+	if (bind_user(st, s, component, jid) == -1)
+		return -1;
+	int rc = sqlite3_step(s);
+	int ret;
+	if (rc == SQLITE_DONE) {
+		ret = sqlite3_changes(st->db) > 0 ? 1 : 0;
+	} else {
+		log_error("store %s: removing user %s from %s: %s", st->path,
+		    jid, component, sqlite3_errmsg(st->db));
+		ret = -1;
+	}
+	done_with(s);
+	return ret;
+}
+
+int
+store_user_exists(struct store *st, const char *component, const char *jid)
+{
+	if (bad_args(st, "store_user_exists", component, jid, 1))
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_USER_EXISTS];
+	if (bind_user(st, s, component, jid) == -1)
+		return -1;
+	int rc = sqlite3_step(s);
+	int ret;
+	if (rc == SQLITE_ROW) {
+		ret = 1;
+	} else if (rc == SQLITE_DONE) {
+		ret = 0;
+	} else {
+		log_error("store %s: looking up user %s of %s: %s", st->path,
+		    jid, component, sqlite3_errmsg(st->db));
+		ret = -1;
+	}
+	done_with(s);
+	return ret;
+}
