@@ -17,20 +17,26 @@ struct store;
 /*
  * Open (creating with mode 0600 when missing) and migrate the database.
  * Refuses, with a logged reason and NULL, a file that is not a database,
- * is corrupted, is read-only, or has a schema newer than this causeway
- * knows; it never overwrites such a file.
+ * is corrupted (PRAGMA quick_check at every open), is read-only (no owner
+ * write bit, or a read-only file system), lives in a missing directory,
+ * or has a schema newer than this causeway knows; it never writes to such
+ * a file.  An existing file readable by group/other opens with a warning.
+ * A relative path is a plain file name (":memory:" is a file here).
  */
 struct store *store_open(const char *path);
-/* Finish pending writes, checkpoint the WAL and close. */
+/* Finish pending writes, checkpoint the WAL and close.  NULL is a no-op. */
 void store_close(struct store *st);
-/* The schema version now in the file (PRAGMA user_version). */
+/* The schema version now in the file (PRAGMA user_version); -1 on error. */
 int store_schema_version(struct store *st);
 /* The newest schema version this build knows. */
 int store_schema_latest(void);
 
 /*
- * Registered users of a component (bare JIDs).  cb returns 0 to go on,
- * non-zero to stop.  Returns -1 on a database error (logged), else 0.
+ * Registered users of a component (bare JIDs), in JID order.  cb returns
+ * 0 to go on, non-zero to stop.  The list is read before the first call,
+ * so cb may use the store (even remove the user it is given); jid is
+ * valid only during the call.  Returns -1 on a database error (logged,
+ * cb not called), else 0.
  */
 int store_user_foreach(struct store *st, const char *component,
     int (*cb)(void *arg, const char *jid), void *arg);

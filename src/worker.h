@@ -16,20 +16,30 @@ struct worker_pool;
 
 typedef void (*worker_fn)(void *arg);
 
-/* Starts nthreads threads (1..64).  Needs evthread_use_pthreads() to
- * have been called before the event base was created. */
+/*
+ * Starts nthreads threads (1..64; outside that it warns and clamps).
+ * Needs evthread_use_pthreads() to have been called before the event base
+ * was created.  Failing to start a thread is fatal, like running out of
+ * memory.  The pool's event does not keep event_base_dispatch() running
+ * by itself: something else (a socket, a timer) must, or use
+ * EVLOOP_NO_EXIT_ON_EMPTY.  Workers block all signals, so signals reach
+ * the loop thread.
+ */
 struct worker_pool *worker_pool_new(struct event_base *base,
     unsigned nthreads);
 /*
  * Stops the pool: jobs already queued still run, the threads are joined,
  * and every pending done() runs on the calling (loop) thread before this
- * returns.  Call it before freeing the event base.
+ * returns.  A job submitted by such a done() runs inline, on the calling
+ * thread.  Blocks as long as the slowest running job.  Call it before
+ * freeing the event base, and never from work() or done().  NULL is a
+ * no-op.
  */
 void worker_pool_free(struct worker_pool *pool);
-/* Queue a job; done may be NULL.  Never blocks the caller. */
+/* Queue a job; done may be NULL.  Never waits for a worker. */
 void worker_submit(struct worker_pool *pool, worker_fn work, worker_fn done,
     void *arg);
-/* Jobs queued or running, for statistics. */
+/* Jobs queued or running work(), for statistics; any thread. */
 unsigned worker_pending(const struct worker_pool *pool);
 
 #endif

@@ -1,4 +1,4 @@
-#include "config.h"
+#include "autoconf.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -32,7 +32,8 @@ xreallocarray(void *ptr, size_t nmemb, size_t size)
 {
 	if (size && nmemb > SIZE_MAX / size)
 		log_fatal("allocation overflow: %zu x %zu bytes", nmemb, size);
-	void *p = realloc(ptr, nmemb * size ? nmemb * size : 1);
+	size_t total = nmemb * size;
+	void *p = realloc(ptr, total ? total : 1);
 	if (p == NULL)
 		log_fatal("out of memory allocating %zu x %zu bytes", nmemb, size);
 	return p;

@@ -1,0 +1,35 @@
+#!/bin/sh
+# Installs what causeway needs on Debian 12.
+#   contrib/install-deps.sh          build dependencies and a demo server
+#   contrib/install-deps.sh --test   also everything the test suite runs
+# Run as root.  Daemons installed here are never started by the install:
+# a policy-rc.d that forbids it is put in place for the install when the
+# machine has none (and removed again afterwards).
+set -eu
+
+BUILD="autoconf automake make gcc pkg-config libexpat1-dev libevent-dev
+libssl-dev libsqlite3-dev libesmtp-dev libetpan-dev ca-certificates"
+DEMO="prosody prosody-modules python3 python3-slixmpp openssl procps"
+TEST="clang libclang-rt-14-dev ejabberd sqlite3 git"
+
+pkgs="$BUILD $DEMO"
+[ "${1:-}" = "--test" ] && pkgs="$pkgs $TEST"
+
+if [ "$(id -u)" != 0 ]; then
+	echo "install-deps: run as root (apt-get needs it)" >&2
+	exit 1
+fi
+
+added_policy=
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+	chmod +x /usr/sbin/policy-rc.d
+	added_policy=1
+fi
+trap '[ -n "$added_policy" ] && rm -f /usr/sbin/policy-rc.d' EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
+echo "install-deps: installed $(echo $pkgs | wc -w) packages"

@@ -1,0 +1,119 @@
+/*
+ * One XEP-0114 connection: causeway as an external component of an XMPP
+ * server, for one domain (irc.example.org) served by one backend.
+ *
+ * Lifecycle of the connection:
+ *
+ *   IDLE --connect--> CONNECTING --TCP up, send header--> OPENING
+ *   OPENING --server header (id)--> send SHA-1 handshake --> HANDSHAKING
+ *   HANDSHAKING --<handshake/>--> READY --stanzas both ways-->
+ *   any state --error, EOF, stream error, bad XML--> WAITING (backoff timer)
+ *   WAITING --timer--> CONNECTING ...
+ *   READY --shutdown--> CLOSING (</stream:stream> written) --> CLOSED
+ *
+ * The backoff starts at 1 s and doubles to 60 s, with +-20% jitter, and
+ * goes back to 1 s after a successful handshake; a wrong secret follows
+ * the same schedule, so nothing ever retries in a tight loop.
+ *
+ * Stanzas sent while the stream is not READY wait, serialized, in a
+ * bounded queue and go out right after the next handshake, before
+ * anything else.  When the queue is full component_send() refuses the
+ * stanza (returns -1), so the caller can keep it in the store instead of
+ * losing it.
+ */
+#ifndef CAUSEWAY_COMPONENT_H
+#define CAUSEWAY_COMPONENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <time.h>
+
+struct backend;
+struct bufferevent;
+struct config_section;
+struct event;
+struct evbuffer;
+struct stanza;
+struct xmlstream;
+
+enum component_state {
+	COMPONENT_IDLE,
+	COMPONENT_CONNECTING,
+	COMPONENT_OPENING,
+	COMPONENT_HANDSHAKING,
+	COMPONENT_READY,
+	COMPONENT_WAITING,
+	COMPONENT_CLOSING,
+	COMPONENT_CLOSED,
+};
+
+struct component_stats {
+	uint64_t stanzas_in;
+	uint64_t stanzas_out;
+	uint64_t connects;       /* successful handshakes */
+	uint64_t queue_refused;  /* stanzas refused because the queue was full */
+	time_t ready_since;      /* 0 while not READY */
+};
+
+struct queued_stanza;
+TAILQ_HEAD(queued_list, queued_stanza);
+
+struct component {
+	TAILQ_ENTRY(component) entry;
+	char *domain;                 /* the component's JID */
+	const struct backend *backend;
+	void *backend_data;           /* owned by the backend */
+	const struct config_section *section; /* current config's section */
+
+	/* Copied from the configuration; a reload may change them. */
+	char *server;
+	int port;
+	char *secret;
+	char *name;                   /* disco identity name */
+	size_t max_stanza;
+	size_t queue_max;
+	unsigned keepalive;           /* seconds, 0 = off */
+
+	enum component_state state;
+	struct bufferevent *bev;
+	struct xmlstream *xs;
+	char *stream_id;
+	int close_after_feed;         /* set by parser callbacks */
+	struct event *retry_timer;
+	struct event *keepalive_timer;
+	struct event *handshake_timer;
+	unsigned backoff;             /* seconds before the next attempt */
+	time_t last_write;
+
+	struct queued_list queue;
+	size_t queued;
+	size_t queued_bytes;
+
+	struct component_stats stats;
+};
+
+/* Creates the component from its [component DOMAIN] section and its
+ * backend; does not connect yet.  NULL when the backend's init fails. */
+struct component *component_new(const struct config_section *sec);
+void component_free(struct component *c);
+/* Applies a reloaded section (same domain): live values change at once; a
+ * changed server, port or secret reconnects. */
+void component_reconfigure(struct component *c,
+    const struct config_section *sec);
+
+void component_connect(struct component *c);
+/* Writes </stream:stream>, waits (briefly) for it to drain, closes, then
+ * calls causeway_component_closed(). */
+void component_shutdown(struct component *c);
+
+/*
+ * Sends a stanza (takes it).  Returns 0 when it was written or queued,
+ * -1 when the queue is full (the stanza is freed; the caller must keep
+ * its own copy if it cannot be lost).
+ */
+int component_send(struct component *c, struct stanza *st);
+
+const char *component_state_name(enum component_state s);
+
+#endif

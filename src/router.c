@@ -1,0 +1,176 @@
+#include "autoconf.h"
+
+#include <string.h>
+
+#include "backend.h"
+#include "component.h"
+#include "jid.h"
+#include "log.h"
+#include "router.h"
+#include "service.h"
+#include "stanza.h"
+
+/* The component's own services.  disco#info advertises exactly these
+ * features, so a feature is listed only when its handler exists. */
+static const struct iq_route service_routes[] = {
+	{ .ns = NS_DISCO_INFO, .kinds = IQ_GET, .feature = NS_DISCO_INFO,
+	  .handler = service_disco_info },
+	{ .ns = NS_DISCO_ITEMS, .kinds = IQ_GET, .feature = NS_DISCO_ITEMS,
+	  .handler = service_disco_items },
+	{ .ns = NS_VERSION, .kinds = IQ_GET, .feature = NS_VERSION,
+	  .handler = service_version },
+	{ .ns = NS_PING, .kinds = IQ_GET, .feature = NS_PING,
+	  .handler = service_ping },
+	{ .ns = NULL },
+};
+
+const struct iq_route *
+router_service_routes(void)
+{
+	return service_routes;
+}
+
+void
+router_reply_error(struct component *c, const struct stanza *st,
+    const char *condition, const char *text)
+{
+	const char *type = stanza_attr(st, "type");
+	if (type != NULL && strcmp(type, "error") == 0)
+		return;
+	if (stanza_attr(st, "from") == NULL)
+		return;
+	struct stanza *err = stanza_error_reply(st, condition, text);
+	/* A malformed or foreign 'to' must not become our 'from'. */
+	struct jid to;
+	const char *to_s = stanza_attr(st, "to");
+	if (to_s == NULL || jid_parse(to_s, &to) != 0) {
+		stanza_set_attr(err, "from", c->domain);
+	} else {
+		if (strcmp(to.domain, c->domain) != 0)
+			stanza_set_attr(err, "from", c->domain);
+		jid_clear(&to);
+	}
+	component_send(c, err);
+}
+
+static void
+send_answer(struct component *c, struct stanza *answer)
+{
+	if (answer != NULL)
+		component_send(c, answer);
+}
+
+static struct stanza *
+only_child(const struct stanza *st)
+{
+	struct stanza *first = stanza_first_child(st);
+	if (first == NULL || stanza_next_sibling(first) != NULL)
+		return NULL;
+	return first;
+}
+
+static void
+dispatch_iq(struct component *c, struct stanza *iq, const struct jid *to)
+{
+	const char *type = stanza_attr(iq, "type");
+	enum iq_kind kind;
+
+	if (type == NULL) {
+		router_reply_error(c, iq, "bad-request", "iq without a type");
+		return;
+	}
+	if (strcmp(type, "result") == 0 || strcmp(type, "error") == 0) {
+		/* Answers to our own requests; nothing is outstanding yet. */
+		log_debug("%s: unmatched iq %s id=%s from %s", c->domain, type,
+		    stanza_attr(iq, "id") ? stanza_attr(iq, "id") : "(none)",
+		    stanza_attr(iq, "from"));
+		return;
+	}
+	if (strcmp(type, "get") == 0)
+		kind = IQ_GET;
+	else if (strcmp(type, "set") == 0)
+		kind = IQ_SET;
+	else {
+		router_reply_error(c, iq, "bad-request", "unknown iq type");
+		return;
+	}
+	if (stanza_attr(iq, "id") == NULL) {
+		router_reply_error(c, iq, "bad-request", "iq without an id");
+		return;
+	}
+	const struct stanza *payload = only_child(iq);
+	if (payload == NULL) {
+		router_reply_error(c, iq, "bad-request",
+		    "an iq get or set carries exactly one payload element");
+		return;
+	}
+	const char *ns = stanza_ns(payload);
+	if (to->local == NULL && to->resource == NULL && ns != NULL) {
+		for (const struct iq_route *r = service_routes; r->ns != NULL;
+		    r++) {
+			if (strcmp(r->ns, ns) != 0)
+				continue;
+			if (!(r->kinds & kind))
+				break;
+			send_answer(c, r->handler(c, iq, payload));
+			return;
+		}
+	}
+	router_reply_error(c, iq, "service-unavailable", NULL);
+}
+
+void
+router_dispatch(struct component *c, struct stanza *st)
+{
+	const char *name = stanza_name(st);
+	const char *ns = stanza_ns(st);
+	const char *from_s = stanza_attr(st, "from");
+	const char *to_s = stanza_attr(st, "to");
+	struct jid from, to;
+
+	if (ns == NULL || strcmp(ns, NS_COMPONENT) != 0 ||
+	    (strcmp(name, "iq") != 0 && strcmp(name, "message") != 0 &&
+	    strcmp(name, "presence") != 0)) {
+		log_warn("%s: ignoring unknown top-level element <%s/> (%s)",
+		    c->domain, name, ns ? ns : "no namespace");
+		stanza_free(st);
+		return;
+	}
+	/* The server stamps 'from'; without a valid one there is nobody to
+	 * answer, so the stanza is dropped (and said so). */
+	if (from_s == NULL || jid_parse(from_s, &from) != 0) {
+		log_warn("%s: dropping <%s/> with %s 'from'", c->domain, name,
+		    from_s ? "a malformed" : "no");
+		stanza_free(st);
+		return;
+	}
+	if (to_s == NULL || jid_parse(to_s, &to) != 0) {
+		log_info("%s: <%s/> from %s with %s 'to'", c->domain, name,
+		    from_s, to_s ? "a malformed" : "no");
+		if (strcmp(name, "presence") != 0)
+			router_reply_error(c, st, "jid-malformed",
+			    "the 'to' address is not a valid JID");
+		goto out_from;
+	}
+	if (strcmp(to.domain, c->domain) != 0) {
+		if (strcmp(name, "presence") != 0)
+			router_reply_error(c, st, "item-not-found",
+			    "this gateway does not serve that domain");
+		goto out;
+	}
+	if (strcmp(name, "iq") == 0) {
+		dispatch_iq(c, st, &to);
+	} else if (strcmp(name, "message") == 0) {
+		/* Until the transport core routes messages to sessions, the
+		 * backend cannot take them: say so instead of dropping. */
+		router_reply_error(c, st, "feature-not-implemented",
+		    "this gateway does not carry messages yet");
+	} else {
+		log_debug("%s: presence from %s ignored", c->domain, from_s);
+	}
+out:
+	jid_clear(&to);
+out_from:
+	jid_clear(&from);
+	stanza_free(st);
+}

@@ -1,0 +1,71 @@
+#include "autoconf.h"
+
+#include <string.h>
+
+#include "backend.h"
+#include "component.h"
+#include "router.h"
+#include "service.h"
+#include "stanza.h"
+
+/* A disco request for a node we do not publish. */
+static struct stanza *
+unknown_node(const struct stanza *iq, const struct stanza *payload)
+{
+	if (stanza_attr(payload, "node") == NULL)
+		return NULL;
+	return stanza_error_reply(iq, "item-not-found", "no such node");
+}
+
+struct stanza *
+service_disco_info(struct component *c, const struct stanza *iq,
+    const struct stanza *payload)
+{
+	struct stanza *err = unknown_node(iq, payload);
+	if (err != NULL)
+		return err;
+	struct stanza *res = stanza_reply(iq, "result");
+	struct stanza *q = stanza_new_child(res, "query", NS_DISCO_INFO);
+	struct stanza *id = stanza_new_child(q, "identity", NULL);
+	stanza_set_attr(id, "category", "gateway");
+	stanza_set_attr(id, "type", c->backend->gateway_type);
+	stanza_set_attr(id, "name", c->name);
+	for (const struct iq_route *r = router_service_routes(); r->ns != NULL;
+	    r++) {
+		if (r->feature == NULL)
+			continue;
+		struct stanza *f = stanza_new_child(q, "feature", NULL);
+		stanza_set_attr(f, "var", r->feature);
+	}
+	return res;
+}
+
+struct stanza *
+service_disco_items(struct component *c, const struct stanza *iq,
+    const struct stanza *payload)
+{
+	struct stanza *err = unknown_node(iq, payload);
+	if (err != NULL)
+		return err;
+	struct stanza *res = stanza_reply(iq, "result");
+	stanza_new_child(res, "query", NS_DISCO_ITEMS);
+	return res;
+}
+
+struct stanza *
+service_version(struct component *c, const struct stanza *iq,
+    const struct stanza *payload)
+{
+	struct stanza *res = stanza_reply(iq, "result");
+	struct stanza *q = stanza_new_child(res, "query", NS_VERSION);
+	stanza_new_text_child(q, "name", PACKAGE_NAME);
+	stanza_new_text_child(q, "version", PACKAGE_VERSION);
+	return res;
+}
+
+struct stanza *
+service_ping(struct component *c, const struct stanza *iq,
+    const struct stanza *payload)
+{
+	return stanza_reply(iq, "result");
+}

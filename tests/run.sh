@@ -1,0 +1,164 @@
+#!/bin/bash
+# The whole test suite, as the README's second command and CI run it:
+#   tests/run.sh            install what is needed, build, run everything
+#   CW_NO_INSTALL=1 tests/run.sh     skip the package installation
+#   CW_FUZZ_SECONDS=N       how long the fuzzer runs (default 30)
+#
+# Steps: a -Werror build with unit tests (make check), the component tests
+# (a test program plays the XMPP server), a sanitizer build running the
+# same unit and component tests, the libFuzzer harness for a fixed time,
+# the end-to-end tests against real Prosody and ejabberd, a build with
+# every backend switched off, and make distcheck.  Every test prints TAP
+# lines; the last line is "N passed, M failed" and the exit status is
+# non-zero when anything failed.
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+export LC_ALL=C.UTF-8
+jobs=$(nproc 2>/dev/null || echo 2)
+out=$top/build-tests
+passed=0
+failed=0
+failures=()
+
+note() { printf '\n=== %s\n' "$*"; }
+
+# Counts the TAP lines of a log; a step that failed without saying which
+# check failed (a crash, a build error) counts as one failure of its own.
+count() {
+	local name=$1 rc=$2 log=$3 p f
+	p=$(grep -c '^ok ' "$log" 2>/dev/null)
+	f=$(grep -c '^not ok ' "$log" 2>/dev/null)
+	passed=$((passed + p))
+	failed=$((failed + f))
+	grep '^not ok ' "$log" | sed "s/^/  [$name] /" >> "$out/failures.txt"
+	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+		failed=$((failed + 1))
+		echo "  [$name] step failed (exit $rc) with no failing check: see $log" >> "$out/failures.txt"
+	fi
+	printf '%s: %d passed, %d failed%s\n' "$name" "$p" "$f" \
+		"$([ "$rc" != 0 ] && echo " (exit $rc)")"
+}
+
+# step NAME LOG COMMAND...: runs a command that prints TAP.
+step() {
+	local name=$1 log=$2 rc
+	shift 2
+	note "$name"
+	"$@" > "$log" 2>&1
+	rc=$?
+	grep -E '^(not ok|#)' "$log" | head -60
+	count "$name" "$rc" "$log"
+}
+
+# build NAME DIR CONFIGURE-ARGS...: a build that is itself one check.
+build() {
+	local name=$1 dir=$2 rc
+	shift 2
+	note "$name"
+	mkdir -p "$dir"
+	( cd "$dir" && "$top/configure" -q "$@" && make -j"$jobs" ) > "$dir.log" 2>&1
+	rc=$?
+	if [ $rc = 0 ]; then
+		echo "ok 1 - $name" > "$dir.tap"
+	else
+		tail -40 "$dir.log"
+		echo "not ok 1 - $name" > "$dir.tap"
+	fi
+	count "$name" 0 "$dir.tap"
+	return $rc
+}
+
+# make check's per-program logs hold each unit test's TAP lines.
+unit() {
+	local name=$1 dir=$2 rc
+	note "$name"
+	( cd "$dir" && make -j"$jobs" check ) > "$dir.check.log" 2>&1
+	rc=$?
+	cat "$dir"/tests/unit/*.log > "$dir.unit.tap" 2>/dev/null
+	grep -E '^(not ok|#)' "$dir.unit.tap" | head -60
+	count "$name" "$rc" "$dir.unit.tap"
+}
+
+rm -rf "$out"
+mkdir -p "$out"
+: > "$out/failures.txt"
+
+if [ -z "${CW_NO_INSTALL:-}" ]; then
+	note "installing packages"
+	if ! "$top/contrib/install-deps.sh" --test; then
+		echo "0 passed, 1 failed"
+		exit 1
+	fi
+fi
+
+# VPATH builds need a source tree that is not configured in place.
+if [ -f "$top/config.status" ]; then
+	note "the source tree was configured in place: make distclean"
+	make -s distclean > /dev/null 2>&1 || true
+fi
+note "autogen"
+./autogen.sh > "$out/autogen.log" 2>&1 || { cat "$out/autogen.log"; echo "0 passed, 1 failed"; exit 1; }
+
+if build "build (-Werror)" "$out/main" --enable-werror; then
+	unit "unit tests" "$out/main"
+	step "component tests" "$out/component.tap" \
+		env CAUSEWAY_BIN="$out/main/causeway" python3 tests/component/test_core.py
+fi
+
+if build "build (ASan+UBSan)" "$out/asan" --enable-werror --enable-sanitizers; then
+	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+	unit "unit tests (sanitizers)" "$out/asan"
+	step "component tests (sanitizers)" "$out/component-asan.tap" \
+		env CAUSEWAY_BIN="$out/asan/causeway" python3 tests/component/test_core.py
+	unset ASAN_OPTIONS UBSAN_OPTIONS
+fi
+
+fuzz() {
+	local secs=${CW_FUZZ_SECONDS:-30} corpus rc
+	corpus=$(mktemp -d)
+	cp tests/fuzz/corpus/* "$corpus"/
+	( cd "$out/fuzz" && make tests/fuzz/fuzz_xmlstream ) || return 1
+	"$out/fuzz/tests/fuzz/fuzz_xmlstream" -max_total_time="$secs" \
+		-max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+		-artifact_prefix="$out/fuzz-" "$corpus" 2>&1 | tail -5
+	rc=${PIPESTATUS[0]}
+	rm -rf "$corpus"
+	if [ "$rc" = 0 ]; then echo "ok 1 - fuzz xmlstream for ${secs}s"; else echo "not ok 1 - fuzz xmlstream (crash saved as $out/fuzz-*)"; fi
+	return "$rc"
+}
+note "fuzz build"
+mkdir -p "$out/fuzz"
+if ( cd "$out/fuzz" && "$top/configure" -q CC=clang --enable-fuzzing ) > "$out/fuzz.log" 2>&1; then
+	step "fuzz" "$out/fuzz.tap" fuzz
+else
+	tail -20 "$out/fuzz.log"
+	echo "not ok 1 - fuzz build" > "$out/fuzz.tap"
+	count "fuzz" 1 "$out/fuzz.tap"
+fi
+
+if [ -x "$out/main/causeway" ]; then
+	step "end-to-end (Prosody, ejabberd)" "$out/e2e.tap" \
+		env CAUSEWAY_BIN="$out/main/causeway" bash tests/e2e/run.sh
+fi
+
+build "build with every backend disabled" "$out/nobackends" --enable-werror \
+	--disable-irc --disable-email --disable-sms
+
+note "distcheck"
+if ( cd "$out/main" && make -j"$jobs" distcheck ) > "$out/distcheck.log" 2>&1; then
+	echo "ok 1 - make distcheck" > "$out/distcheck.tap"
+else
+	tail -30 "$out/distcheck.log"
+	echo "not ok 1 - make distcheck" > "$out/distcheck.tap"
+fi
+count "distcheck" 0 "$out/distcheck.tap"
+
+if [ "$failed" != 0 ]; then
+	note "failures"
+	cat "$out/failures.txt"
+fi
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
