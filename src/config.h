@@ -26,12 +26,18 @@
 enum config_type {
 	CONFIG_STRING,
 	CONFIG_INT,   /* decimal, within [min, max] */
-	CONFIG_SIZE,  /* bytes, optional suffix k/K (1024) or m/M, within [min, max] */
-	CONFIG_BOOL,  /* yes/no, true/false, on/off, 1/0 */
-	CONFIG_ENUM,  /* one of choices */
+	CONFIG_SIZE,  /* bytes, suffix k/K (1024) or m/M, within [min, max] */
+	CONFIG_BOOL,  /* yes/no, true/false, on/off, 1/0, any case */
+	CONFIG_ENUM,  /* one of choices, exact case */
 	CONFIG_LIST,  /* comma-separated, items trimmed, none empty */
 };
 
+/*
+ * An empty value in the file is an error for every type but
+ * CONFIG_STRING.  A default is checked like a value; a bad default is a
+ * programming error and aborts.  A CONFIG_LIST default of "" is the empty
+ * list.  min = max = 0 means no limit (sizes still cannot be negative).
+ */
 struct config_option {
 	const char *key;
 	enum config_type type;
@@ -62,10 +68,20 @@ struct config_section_type {
 };
 
 /*
- * Parse and validate path.  types has ntypes entries.  Returns the
- * number of errors (all appended to errs); *out is set only when there
- * were none.  A section type that is listed but absent from the file is
- * not an error; the caller decides what must exist.
+ * Parse and validate path.  types has ntypes entries; it and its option
+ * tables are borrowed and must outlive the config.  Returns the number of
+ * errors of this call (all appended to errs, which must not be NULL, and
+ * sorted by line); *out is set only when there were none.  A section type
+ * that is listed but absent from the file is not an error; the caller
+ * decides what must exist.
+ *
+ * extra_options() runs after the section's own keys are parsed and may
+ * read them (not its extra keys, which are not declared yet).  When it
+ * read a rejected or missing value, the section's remaining keys are not
+ * reported as unknown.  validate() runs only for a section without
+ * errors.  A section whose header is wrong ([component] without an
+ * argument, a duplicate) still has its keys checked but is never
+ * returned by config_section_at() / config_section_find().
  */
 int config_load(const char *path, const struct config_section_type *types,
     size_t ntypes, struct config **out, struct config_errors *errs);
@@ -91,8 +107,12 @@ int config_has(const struct config_section *sec, const char *key);
 /*
  * Typed values; a key that is absent takes its option's default.  Asking
  * for a key no option table of the section declares is a programming
- * error and aborts.  config_str() returns NULL when there is neither a
- * value nor a default; the others return 0.
+ * error and aborts (so does config_key_line() and config_has() for such
+ * a key, and a typed getter on an option of another type).
+ * config_str() works for every type and returns the text as written (or
+ * the default); config_int() serves CONFIG_INT and CONFIG_SIZE.
+ * config_str() returns NULL when there is neither a value nor a default;
+ * the others return 0.
  */
 const char *config_str(const struct config_section *sec, const char *key);
 long long config_int(const struct config_section *sec, const char *key);
@@ -108,7 +128,8 @@ void config_errors_free(struct config_errors *errs);
 void config_error(struct config_errors *errs, const char *file, int line,
     const char *fmt, ...) CW_PRINTF(4, 5);
 size_t config_errors_count(const struct config_errors *errs);
-/* "FILE:LINE: message", borrowed. */
+/* "FILE:LINE: message" ("FILE: message" for line 0), borrowed; NULL
+ * past the end. */
 const char *config_errors_at(const struct config_errors *errs, size_t i);
 
 #endif
