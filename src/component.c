@@ -39,6 +39,7 @@
 #define BACKOFF_MAX 60
 #define HANDSHAKE_TIMEOUT 30
 #define CLOSE_TIMEOUT 3
+#define LINGER_TIMEOUT 2
 /* Bytes read from the socket per feed() call. */
 #define READ_CHUNK 16384
 
@@ -64,7 +65,9 @@ static void stream_stanza_cb(void *arg, struct stanza *st);
 static void stream_close_cb(void *arg);
 static void retry_cb(evutil_socket_t fd, short what, void *arg);
 static void keepalive_cb(evutil_socket_t fd, short what, void *arg);
-static void handshake_timeout_cb(evutil_socket_t fd, short what, void *arg);
+static void deadline_cb(evutil_socket_t fd, short what, void *arg);
+static void read_cb(struct bufferevent *bev, void *arg);
+static void write_cb(struct bufferevent *bev, void *arg);
 
 static const struct xmlstream_callbacks stream_callbacks = {
 	.open = stream_open_cb,
@@ -133,9 +136,9 @@ component_new(const struct config_section *sec)
 	c->retry_timer = evtimer_new(cw->base, retry_cb, c);
 	c->keepalive_timer = event_new(cw->base, -1, EV_PERSIST, keepalive_cb,
 	    c);
-	c->handshake_timer = evtimer_new(cw->base, handshake_timeout_cb, c);
+	c->deadline_timer = evtimer_new(cw->base, deadline_cb, c);
 	if (c->retry_timer == NULL || c->keepalive_timer == NULL ||
-	    c->handshake_timer == NULL)
+	    c->deadline_timer == NULL)
 		log_fatal("%s: cannot create timers", c->domain);
 	if (b->init != NULL && b->init(c) != 0) {
 		log_error("%s: the %s backend failed to start", c->domain,
@@ -156,10 +159,11 @@ close_socket(struct component *c)
 		c->bev = NULL;
 	}
 	event_del(c->keepalive_timer);
-	event_del(c->handshake_timer);
+	event_del(c->deadline_timer);
 	free(c->stream_id);
 	c->stream_id = NULL;
 	c->close_after_feed = 0;
+	c->lingering = 0;
 }
 
 static void
@@ -188,7 +192,7 @@ component_free(struct component *c)
 	queue_clear(c);
 	event_free(c->retry_timer);
 	event_free(c->keepalive_timer);
-	event_free(c->handshake_timer);
+	event_free(c->deadline_timer);
 	xmlstream_free(c->xs);
 	free(c->domain);
 	free(c->server);
@@ -197,15 +201,16 @@ component_free(struct component *c)
 	free(c);
 }
 
-/* A random factor in [0.8, 1.2], so that several causeway instances (or
- * components) that lost the same server do not reconnect in lockstep. */
+/* A random factor in [1, 1.25], so that several causeway instances (or
+ * components) that lost the same server do not reconnect in lockstep;
+ * upward only, so no retry comes sooner than the backoff promises. */
 static double
 jitter(void)
 {
 	unsigned short r = 0;
 	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
 		r = (unsigned short)(time(NULL) & 0xffff);
-	return 0.8 + 0.4 * ((double)r / 65535.0);
+	return 1.0 + 0.25 * ((double)r / 65535.0);
 }
 
 /*
@@ -244,7 +249,21 @@ write_raw(struct component *c, const char *data, size_t len)
 	c->last_write = time(NULL);
 }
 
-/* Ends the stream with a stream error we detected, then reconnects. */
+/* Once our last bytes have left, half-close the socket. */
+static void
+linger_shutdown(struct component *c)
+{
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+}
+
+/*
+ * Ends the stream with a stream error we detected, then reconnects.
+ * Closing a socket that still has unread input makes the kernel answer
+ * with a reset, which can destroy the stream error before the server
+ * reads it; so we half-close after the error has left and discard what
+ * the server still sends, until it closes or LINGER_TIMEOUT passes.
+ */
 static void
 stream_error(struct component *c, const char *condition, const char *text)
 {
@@ -253,12 +272,15 @@ stream_error(struct component *c, const char *condition, const char *text)
 	    "'/></stream:error></stream:stream>", condition);
 	write_raw(c, xml, strlen(xml));
 	free(xml);
-	/* The error and the close are queued on the socket; libevent cannot
-	 * flush them after we free it, so give the kernel what we have. */
-	if (c->bev != NULL)
-		(void)evbuffer_write(bufferevent_get_output(c->bev),
-		    bufferevent_getfd(c->bev));
-	drop_connection(c, condition);
+	c->lingering = 1;
+	snprintf(c->linger_reason, sizeof(c->linger_reason), "%s", condition);
+	evbuffer_drain(bufferevent_get_input(c->bev),
+	    evbuffer_get_length(bufferevent_get_input(c->bev)));
+	event_del(c->keepalive_timer);
+	event_del(c->deadline_timer);
+	struct timeval tv = { .tv_sec = LINGER_TIMEOUT };
+	event_add(c->deadline_timer, &tv);
+	linger_shutdown(c);
 }
 
 static void
@@ -330,10 +352,15 @@ probe_user(void *arg, const char *jid)
 static void
 became_ready(struct component *c)
 {
-	event_del(c->handshake_timer);
+	event_del(c->deadline_timer);
 	set_state(c, COMPONENT_READY);
 	c->stats.connects++;
 	c->backoff = BACKOFF_MIN;
+	/* A new stream: the server tells us our privileges again, if any. */
+	memset(&c->privilege, 0, sizeof(c->privilege));
+	strcpy(c->privilege.roster, "none");
+	strcpy(c->privilege.message, "none");
+	strcpy(c->privilege.presence, "none");
 	log_info("%s: handshake accepted by %s:%d, online", c->domain,
 	    c->server, c->port);
 	flush_queue(c);
@@ -480,6 +507,10 @@ read_cb(struct bufferevent *bev, void *arg)
 	char chunk[READ_CHUNK];
 	int n;
 
+	if (c->lingering) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
 	while ((n = evbuffer_remove(in, chunk, sizeof(chunk))) > 0) {
 		if (log_get_level() >= LOG_LEVEL_DEBUG)
 			log_debug("%s: recv %.*s", c->domain, n, chunk);
@@ -492,10 +523,11 @@ read_cb(struct bufferevent *bev, void *arg)
 		if (r == 0 && !c->close_after_feed)
 			continue;
 		const char *cond = xmlstream_error_condition(c->xs);
-		if (cond != NULL)
+		if (cond != NULL) {
 			stream_error(c, cond, xmlstream_error_text(c->xs));
-		else
-			drop_connection(c, "stream ended");
+			return;
+		}
+		drop_connection(c, "stream ended");
 		return;
 	}
 }
@@ -504,7 +536,11 @@ static void
 write_cb(struct bufferevent *bev, void *arg)
 {
 	struct component *c = arg;
-	/* Only armed in CLOSING: our </stream:stream> has left. */
+	if (c->lingering) {
+		linger_shutdown(c);
+		return;
+	}
+	/* Otherwise only armed in CLOSING: our </stream:stream> has left. */
 	if (c->state == COMPONENT_CLOSING &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		drop_connection(c, "closed");
@@ -527,10 +563,14 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 		write_raw(c, hdr, strlen(hdr));
 		free(hdr);
 		struct timeval tv = { .tv_sec = HANDSHAKE_TIMEOUT };
-		event_add(c->handshake_timer, &tv);
+		event_add(c->deadline_timer, &tv);
 		return;
 	}
 	char why[256];
+	if (c->lingering) {
+		drop_connection(c, c->linger_reason);
+		return;
+	}
 	if (what & BEV_EVENT_EOF) {
 		snprintf(why, sizeof(why), "the server closed the connection");
 	} else {
@@ -557,7 +597,7 @@ component_connect(struct component *c)
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (c->bev == NULL)
 		log_fatal("%s: cannot create a socket buffer", c->domain);
-	bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	set_state(c, COMPONENT_CONNECTING);
 	/* evdns may call back before this returns; event_cb copes since the
@@ -585,21 +625,21 @@ keepalive_cb(evutil_socket_t fd, short what, void *arg)
 		write_raw(c, " ", 1);
 }
 
+/* The one deadline a connection has at a time: the handshake's, the
+ * clean close's, or the linger after our stream error. */
 static void
-handshake_timeout_cb(evutil_socket_t fd, short what, void *arg)
+deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct component *c = arg;
-	log_error("%s: no handshake answer from %s:%d within %d s", c->domain,
-	    c->server, c->port, HANDSHAKE_TIMEOUT);
-	drop_connection(c, "handshake timeout");
-}
-
-static void
-close_timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct component *c = arg;
-	if (c->state == COMPONENT_CLOSING)
+	if (c->lingering) {
+		drop_connection(c, c->linger_reason);
+	} else if (c->state == COMPONENT_CLOSING) {
 		drop_connection(c, "close timeout");
+	} else {
+		log_error("%s: no handshake answer from %s:%d within %d s",
+		    c->domain, c->server, c->port, HANDSHAKE_TIMEOUT);
+		drop_connection(c, "handshake timeout");
+	}
 }
 
 void
@@ -615,15 +655,13 @@ component_shutdown(struct component *c)
 	    c->state == COMPONENT_OPENING)
 		write_raw(c, "</stream:stream>", 16);
 	set_state(c, COMPONENT_CLOSING);
-	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
 		drop_connection(c, "closed");
 		return;
 	}
-	/* Reuse the handshake timer as the close deadline. */
-	event_assign(c->handshake_timer, cw->base, -1, 0, close_timeout_cb, c);
+	event_del(c->deadline_timer);
 	struct timeval tv = { .tv_sec = CLOSE_TIMEOUT };
-	event_add(c->handshake_timer, &tv);
+	event_add(c->deadline_timer, &tv);
 }
 
 void

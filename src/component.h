@@ -11,8 +11,8 @@
  *   WAITING --timer--> CONNECTING ...
  *   READY --shutdown--> CLOSING (</stream:stream> written) --> CLOSED
  *
- * The backoff starts at 1 s and doubles to 60 s, with +-20% jitter, and
- * goes back to 1 s after a successful handshake; a wrong secret follows
+ * The backoff starts at 1 s and doubles to 60 s, with up to +25% jitter,
+ * and goes back to 1 s after a successful handshake; a wrong secret follows
  * the same schedule, so nothing ever retries in a tight loop.
  *
  * Stanzas sent while the stream is not READY wait, serialized, in a
@@ -56,6 +56,20 @@ struct component_stats {
 	time_t ready_since;      /* 0 while not READY */
 };
 
+/*
+ * What the server granted us through XEP-0356 (privileged entity), from
+ * the <privilege/> message it sends after the handshake.  ns is the
+ * namespace it used (urn:xmpp:privilege:2 on Prosody, :1 on ejabberd);
+ * the rest are the access values ("none", "get", "set", "both",
+ * "outgoing", "roster"...), "none" until the server says otherwise.
+ */
+struct component_privilege {
+	char ns[32];
+	char roster[8];
+	char message[12];
+	char presence[12];
+};
+
 struct queued_stanza;
 TAILQ_HEAD(queued_list, queued_stanza);
 
@@ -80,9 +94,11 @@ struct component {
 	struct xmlstream *xs;
 	char *stream_id;
 	int close_after_feed;         /* set by parser callbacks */
+	int lingering;                /* our stream error is on its way */
+	char linger_reason[64];
 	struct event *retry_timer;
 	struct event *keepalive_timer;
-	struct event *handshake_timer;
+	struct event *deadline_timer;  /* handshake, close or linger */
 	unsigned backoff;             /* seconds before the next attempt */
 	time_t last_write;
 
@@ -90,6 +106,7 @@ struct component {
 	size_t queued;
 	size_t queued_bytes;
 
+	struct component_privilege privilege;
 	struct component_stats stats;
 };
 

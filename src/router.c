@@ -1,5 +1,6 @@
 #include "autoconf.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "backend.h"
@@ -51,6 +52,50 @@ router_reply_error(struct component *c, const struct stanza *st,
 		jid_clear(&to);
 	}
 	component_send(c, err);
+}
+
+/*
+ * XEP-0356: right after the handshake the server (a bare domain) may tell
+ * us what we are allowed to do on its users' behalf.  It is a message
+ * from the server itself, so it is consumed, never answered.
+ */
+static int
+take_privilege(struct component *c, const struct stanza *msg,
+    const struct jid *from)
+{
+	static const char *const namespaces[] = {
+		"urn:xmpp:privilege:2", "urn:xmpp:privilege:1",
+	};
+	const struct stanza *priv = NULL;
+	const char *ns = NULL;
+	if (from->local != NULL || from->resource != NULL)
+		return 0;
+	for (size_t i = 0; i < 2 && priv == NULL; i++) {
+		priv = stanza_child(msg, "privilege", namespaces[i]);
+		ns = namespaces[i];
+	}
+	if (priv == NULL)
+		return 0;
+	struct component_privilege *p = &c->privilege;
+	snprintf(p->ns, sizeof(p->ns), "%s", ns);
+	for (const struct stanza *perm = stanza_first_child(priv);
+	    perm != NULL; perm = stanza_next_sibling(perm)) {
+		const char *access = stanza_attr(perm, "access");
+		const char *type = stanza_attr(perm, "type");
+		if (strcmp(stanza_name(perm), "perm") != 0 || access == NULL ||
+		    type == NULL)
+			continue;
+		if (strcmp(access, "roster") == 0)
+			snprintf(p->roster, sizeof(p->roster), "%s", type);
+		else if (strcmp(access, "message") == 0)
+			snprintf(p->message, sizeof(p->message), "%s", type);
+		else if (strcmp(access, "presence") == 0)
+			snprintf(p->presence, sizeof(p->presence), "%s", type);
+	}
+	log_info("%s: %s grants privileges (%s): roster=%s message=%s "
+	    "presence=%s", c->domain, from->domain, ns, p->roster, p->message,
+	    p->presence);
+	return 1;
 }
 
 static void
@@ -161,6 +206,8 @@ router_dispatch(struct component *c, struct stanza *st)
 	if (strcmp(name, "iq") == 0) {
 		dispatch_iq(c, st, &to);
 	} else if (strcmp(name, "message") == 0) {
+		if (take_privilege(c, st, &from))
+			goto out;
 		/* Until the transport core routes messages to sessions, the
 		 * backend cannot take them: say so instead of dropping. */
 		router_reply_error(c, st, "feature-not-implemented",

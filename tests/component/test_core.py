@@ -183,12 +183,34 @@ def test_hostile(srv, cw, conn):
                    b"<iq from='a@b' to='irc.localhost' type='get' id='x'>"
                    b"<ping xmlns='urn:xmpp:ping'/>\xc3\x28</iq>",
                    "not-well-formed", "invalid UTF-8")
+    # Inside the stream a DOCTYPE is not even well-formed XML ...
     conn = hostile(srv, cw, conn,
                    b"<!DOCTYPE lolz [<!ENTITY lol 'lol'><!ENTITY lol2 "
                    b"'&lol;&lol;&lol;&lol;'>]><iq>&lol2;</iq>",
-                   "restricted-xml", "DOCTYPE with entity expansion")
+                   "not-well-formed", "DOCTYPE inside the stream")
+    conn = hostile(srv, cw, conn,
+                   b"<message from='a@localhost/r' to='irc.localhost'>"
+                   b"<body>&lol;</body></message>",
+                   "not-well-formed", "an undefined entity reference")
     conn = hostile(srv, cw, conn, b"<!-- a comment -->", "restricted-xml",
                    "a comment")
+    conn = hostile(srv, cw, conn, b"<?evil processing instruction?>",
+                   "restricted-xml", "a processing instruction")
+    # ... and before the stream root, where XML allows one, XMPP does not.
+    conn.close()
+    conn = srv.accept(timeout=15, handshake=False)
+    while conn is not None and conn.root is None and conn.fill(0.2) and not conn.closed:
+        pass
+    conn.send("<?xml version='1.0'?><!DOCTYPE stream:stream [<!ENTITY a "
+              "'aaaaaaaaaaaaaaaaaaaaaaaaaaa'><!ENTITY b '&a;&a;&a;&a;&a;&a;&a;'>]>"
+              "<stream:stream xmlns:stream='http://etherx.jabber.org/streams' "
+              "xmlns='jabber:component:accept' id='dt' from='irc.localhost'>&b;")
+    cond = conn.stream_error(10) if conn else None
+    tap.check(cond == "restricted-xml" and cw.alive(),
+              "a DOCTYPE with entity expansion in the server's header: "
+              "restricted-xml", "got %r" % cond)
+    conn.close()
+    conn = srv.accept(timeout=15)
     big = (b"<message from='a@localhost/r' to='irc.localhost'><body>" +
            b"A" * (10 * 1024 * 1024) + b"</body></message>")
     conn = hostile(srv, cw, conn, big, "policy-violation", "a 10 MB stanza",
@@ -357,10 +379,13 @@ def test_operator_interface(tmp):
                 "secret = x\n"                    # 10
                 "[component mail.example.org]\n"  # 11
                 "backend = email\n"               # 12
-                "allow = not a domain!\n")        # 13
+                "allow = not a domain!\n"         # 13
+                "secret = m\n"                    # 14
+                "[component sms.example.org]\n"   # 15
+                "backend = sms\n")                # 16
     rc, out, err = run_causeway(["-c", bad, "--check-config"])
     lines = [l for l in out.splitlines() if l.startswith(bad + ":")]
-    want = {2: "log_level", 6: "colour", 8: "duplicate", 4: "secret", 11: "secret"}
+    want = {2: "log_level", 6: "colour", 8: "duplicate", 4: "secret", 15: "secret"}
     found = {ln: any(l.startswith("%s:%d:" % (bad, ln)) and key in l for l in lines)
              for ln, key in want.items()}
     tap.check(rc == 1 and all(found.values()),

@@ -24,6 +24,7 @@
 #include "causeway.h"
 #include "component.h"
 #include "config.h"
+#include "log.h"
 #include "stanza.h"
 #include "tap.h"
 
@@ -89,9 +90,10 @@ server_read(struct bufferevent *bev, void *arg)
 		char *end = hdr ? strchr(hdr, '>') : NULL;
 		if (end != NULL) {
 			evbuffer_drain(in, (size_t)(end - data) + 1);
-			bufferevent_write(bev, "<stream:stream xmlns='jabber:"
-			    "component:accept' xmlns:stream='http://etherx."
-			    "jabber.org/streams' id='abc123'>", 95);
+			static const char reply[] = "<stream:stream xmlns='"
+			    "jabber:component:accept' xmlns:stream='http://"
+			    "etherx.jabber.org/streams' id='abc123'>";
+			bufferevent_write(bev, reply, sizeof(reply) - 1);
 			s->stage = 1;
 		}
 	} else if (s->stage == 1) {
@@ -250,6 +252,8 @@ main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	alarm(30);
+	if (getenv("TEST_DEBUG"))
+		log_init(LOG_LEVEL_DEBUG, 0);
 	RUN(test_queue_while_disconnected);
 	return TAP_DONE();
 }

@@ -1,0 +1,789 @@
+"""cwtest: helpers for causeway's end-to-end tests.
+
+Run the tests with Debian's interpreter, /usr/bin/python3: it is the one
+that has python3-slixmpp.  Only the standard library and slixmpp are used.
+
+What this module does:
+  * picks free TCP ports on 127.0.0.1 at run time and makes temp dirs;
+  * writes server configs from the templates next to this file
+    (prosody.cfg.lua.in, ejabberd.yml.in, ejabberdctl.cfg.in) and starts,
+    stops, restarts and registers users on a private Prosody or ejabberd;
+  * writes a causeway config, starts the causeway binary (CAUSEWAY_BIN,
+    default ../../causeway relative to this file) and watches its log;
+  * logs in with a slixmpp client and sends iqs;
+  * prints TAP ("ok N - ...", "not ok N - ...", "# ..."), dumping the tail
+    of the relevant logs on a failure.
+
+Every process started here is stopped on exit, also after a failure, an
+exception or SIGTERM/SIGINT/SIGHUP: by PID, never by name.  Temp dirs are
+removed on exit unless CWTEST_KEEP=1 is set (or a test failed and
+CWTEST_KEEP_ON_FAIL=1 is set); their paths are printed as TAP comments.
+"""
+
+import asyncio
+import atexit
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LOOPBACK = "127.0.0.1"
+
+# --------------------------------------------------------------------------
+# TAP output
+
+
+class Tap:
+    """TAP producer.  Failures print diagnostics and the tail of the logs
+    registered with watch()."""
+
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+        self.logs = []          # (label, path) dumped on failure
+        self.t0 = time.monotonic()
+
+    def diag(self, *lines):
+        for text in lines:
+            for line in str(text).splitlines() or [""]:
+                print("# " + line, flush=True)
+
+    def watch(self, label, path):
+        if (label, path) not in self.logs:
+            self.logs.append((label, path))
+
+    def unwatch(self, path):
+        self.logs = [(l, p) for (l, p) in self.logs if p != path]
+
+    def dump_logs(self, lines=25):
+        for label, path in self.logs:
+            self.diag("---- last %d lines of %s (%s) ----" % (lines, label, path))
+            self.diag(*tail(path, lines))
+
+    def ok(self, cond, desc, diag=None, todo=None):
+        """One test.  With todo (a reason), a failure is reported as
+        "not ok ... # TODO reason" and does not fail the run (TAP TODO: a
+        known defect); remove the todo once it passes."""
+        self.n += 1
+        desc = desc.replace("#", "\\#")
+        if todo:
+            print("%s %d - %s # TODO %s" % ("ok" if cond else "not ok", self.n,
+                                           desc, todo), flush=True)
+            if cond:
+                self.diag("TODO test passed: the todo can be removed")
+            elif diag:
+                self.diag(diag)
+            return bool(cond)
+        if cond:
+            print("ok %d - %s" % (self.n, desc), flush=True)
+        else:
+            self.failed += 1
+            print("not ok %d - %s" % (self.n, desc), flush=True)
+            if diag:
+                self.diag(diag)
+            self.dump_logs()
+        return bool(cond)
+
+    def skip(self, desc, reason):
+        self.n += 1
+        print("ok %d - %s # SKIP %s" % (self.n, desc, reason), flush=True)
+
+    def bail(self, desc, exc=None):
+        """Record an unexpected exception as a failure."""
+        import traceback
+        self.ok(False, desc, diag="".join(traceback.format_exception(exc)) if exc else None)
+
+    def finish(self):
+        print("1..%d" % self.n, flush=True)
+        self.diag("%d of %d failed; %.1f s" % (self.failed, self.n,
+                                               time.monotonic() - self.t0))
+        return 1 if self.failed or self.n == 0 else 0
+
+
+def tail(path, n=25):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            data = f.read().decode("utf-8", "replace")
+    except OSError as e:
+        return ["(cannot read: %s)" % e]
+    return data.splitlines()[-n:] or ["(empty)"]
+
+
+# --------------------------------------------------------------------------
+# Processes, ports, temp dirs, cleanup
+
+_cleanups = []              # callables, run last-in first-out on exit
+_tempdirs = []
+_any_failure = [False]
+
+
+def on_exit(fn):
+    _cleanups.append(fn)
+    return fn
+
+
+def _run_cleanups():
+    while _cleanups:
+        fn = _cleanups.pop()
+        try:
+            fn()
+        except Exception as e:          # keep cleaning up
+            print("# cleanup error: %r" % (e,), flush=True)
+    keep = os.environ.get("CWTEST_KEEP") == "1" or (
+        _any_failure[0] and os.environ.get("CWTEST_KEEP_ON_FAIL") == "1")
+    for d in _tempdirs:
+        if keep:
+            print("# kept %s" % d, flush=True)
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+atexit.register(_run_cleanups)
+
+
+def _on_signal(signum, _frame):
+    # Turn the signal into an exception so that finally blocks and atexit
+    # handlers run and every child gets stopped.
+    raise SystemExit(128 + signum)
+
+
+for _sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(_sig, _on_signal)
+
+
+def mark_failed():
+    _any_failure[0] = True
+
+
+def make_tempdir(prefix="cwtest-"):
+    d = tempfile.mkdtemp(prefix=prefix)
+    _tempdirs.append(d)
+    return d
+
+
+def free_ports(n):
+    """n distinct free TCP ports on 127.0.0.1 (bound together, then freed)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((LOOPBACK, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def port_open(port, host=LOOPBACK):
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(pred, timeout, interval=0.1):
+    """Poll pred() until it returns something true or timeout; return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(interval)
+
+
+def pid_alive(pid):
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still "exists"; check /proc for state Z.
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def stop_pid(pid, timeout=10, sig=signal.SIGTERM, popen=None):
+    """Send sig to pid, wait for it to go, SIGKILL after timeout.  Returns
+    True if it went away after sig (without SIGKILL)."""
+    if popen is not None and popen.poll() is not None:
+        return True
+    if not pid_alive(pid):
+        if popen is not None:
+            popen.poll()
+        return True
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return True
+
+    def gone():
+        if popen is not None:
+            return popen.poll() is not None
+        return not pid_alive(pid)
+    if wait_until(gone, timeout, 0.05):
+        return True
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    wait_until(gone, 5, 0.05)
+    return False
+
+
+def fill_template(name, dest, **values):
+    """Copy tests/e2e/NAME to DEST, replacing @KEY@ by values[KEY]."""
+    with open(os.path.join(HERE, name)) as f:
+        text = f.read()
+    for k, v in values.items():
+        text = text.replace("@%s@" % k, str(v))
+    left = re.findall(r"@[A-Z_]+@", text)
+    if left:
+        raise ValueError("%s: unfilled placeholders %s" % (name, sorted(set(left))))
+    with open(dest, "w") as f:
+        f.write(text)
+    return dest
+
+
+def file_has(path, regex, start=0):
+    """Search regex in the file from byte offset start; return the match."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            data = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    return re.search(regex, data, re.M)
+
+
+def file_size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def have(cmd):
+    return shutil.which(cmd) is not None
+
+
+# --------------------------------------------------------------------------
+# XMPP servers
+
+
+class Server:
+    """Common part of Prosody and ejabberd: a temp dir, ports, start/stop."""
+
+    name = "server"
+    host = "localhost"
+
+    def __init__(self, domain="irc.localhost", secret=None, tap=None):
+        self.domain = domain
+        self.secret = secret or secrets.token_hex(12)
+        self.dir = make_tempdir("cwtest-%s-" % self.name)
+        self.tap = tap
+        self.c2s_port, self.component_port = free_ports(2)
+        self.popen = None
+        self.pid = None
+        self.starts = 0
+        on_exit(self.stop)
+
+    @property
+    def log(self):
+        raise NotImplementedError
+
+    def log_offset(self):
+        return file_size(self.log)
+
+    def wait_log(self, regex, timeout, start=0):
+        return wait_until(lambda: file_has(self.log, regex, start), timeout)
+
+    def running(self):
+        return pid_alive(self.pid)
+
+    def _wait_ports(self, timeout):
+        def ready():
+            if self.popen.poll() is not None:
+                return "died"
+            return port_open(self.component_port) and port_open(self.c2s_port)
+        r = wait_until(ready, timeout)
+        if r != True:       # noqa: E712  ("died" or False)
+            raise RuntimeError("%s did not open ports %d/%d within %ds (%s); see %s"
+                               % (self.name, self.c2s_port, self.component_port,
+                                  timeout, r or "timeout", self.dir))
+
+    def stop(self, timeout=15):
+        """SIGTERM the server by PID and wait until it is gone.  Returns
+        True for a clean stop."""
+        if self.pid is None:
+            return True
+        clean = stop_pid(self.pid, timeout, popen=self.popen if self.popen
+                         and self.popen.pid == self.pid else None)
+        self._after_stop()
+        self.pid = None
+        return clean
+
+    def _after_stop(self):
+        if self.popen is not None:
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                stop_pid(self.popen.pid, 5, popen=self.popen)
+
+    def wait_ports_closed(self, timeout=10):
+        return wait_until(lambda: not port_open(self.component_port)
+                          and not port_open(self.c2s_port), timeout)
+
+
+def _error_messages_to(path, rx, host, start):
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            data = f.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    hits = []
+    for line in data.splitlines():
+        m = rx.search(line)
+        if m and re.search(r"""type=['"]error['"]""", m.group(1)) and \
+                re.search(r"""to=['"]%s['"]""" % re.escape(host), m.group(1)):
+            hits.append(line.strip())
+    return hits
+
+
+class Prosody(Server):
+    name = "prosody"
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.cfg = fill_template(
+            "prosody.cfg.lua.in", os.path.join(self.dir, "prosody.cfg.lua"),
+            DIR=self.dir, C2S_PORT=self.c2s_port,
+            COMPONENT_PORT=self.component_port, DOMAIN=self.domain,
+            SECRET=self.secret)
+        self.stdout_log = os.path.join(self.dir, "stdout.log")
+        if self.tap:
+            self.tap.watch("prosody log", self.log)
+            self.tap.watch("prosody stdout", self.stdout_log)
+
+    @property
+    def log(self):
+        return os.path.join(self.dir, "prosody.log")
+
+    def start(self, timeout=30):
+        out = open(self.stdout_log, "ab")
+        self.popen = subprocess.Popen(
+            ["prosody", "-F", "--config", self.cfg], cwd=self.dir,
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+        self.pid = self.popen.pid
+        self.starts += 1
+        self._wait_ports(timeout)
+
+    def register(self, user, password):
+        r = subprocess.run(
+            ["prosodyctl", "--config", self.cfg, "register", user, self.host,
+             password], cwd=self.dir, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("prosodyctl register %s failed: %s"
+                               % (user, r.stdout.decode(errors="replace")))
+
+    def clean_close(self, start=0):
+        """The log line (after byte offset start) showing that a component
+        closed its stream with </stream:stream>: Prosody logs it at debug
+        level from the component session ("jcp..."), before "component
+        disconnected: irc.localhost (...)"."""
+        m = file_has(self.log, r"^.*jcp\w*\s+debug\s+Received </stream:stream>.*$",
+                     start)
+        return m.group(0) if m else None
+
+    def error_messages_to_server(self, start=0):
+        """Lines where the component sent <message type='error'> to the
+        server's own JID (e.g. bouncing the XEP-0356 advertisement)."""
+        rx = re.compile(r"Received\[component\]: (<message [^>]*>)")
+        return _error_messages_to(self.log, rx, self.host, start)
+
+
+class Ejabberd(Server):
+    name = "ejabberd"
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.dist_port = free_ports(1)[0]
+        while self.dist_port in (self.c2s_port, self.component_port):
+            self.dist_port = free_ports(1)[0]
+        # Unique node name: the beam.smp is found by it (pgrep -f).
+        self.node = "cwtest%d%s@localhost" % (os.getpid(), secrets.token_hex(4))
+        cookie = secrets.token_hex(16)
+        fill_template("ejabberd.yml.in", os.path.join(self.dir, "ejabberd.yml"),
+                      DIR=self.dir, C2S_PORT=self.c2s_port,
+                      COMPONENT_PORT=self.component_port, DOMAIN=self.domain,
+                      SECRET=self.secret)
+        fill_template("ejabberdctl.cfg.in",
+                      os.path.join(self.dir, "ejabberdctl.cfg"), DIR=self.dir,
+                      NODE=self.node, DIST_PORT=self.dist_port, COOKIE=cookie)
+        with open(os.path.join(self.dir, "inetrc"), "w") as f:
+            f.write('{lookup,[file,native]}.\n{host,{127,0,0,1},["localhost"]}.\n')
+        self.stdout_log = os.path.join(self.dir, "fg.out")
+        if self.tap:
+            self.tap.watch("ejabberd log", self.log)
+            self.tap.watch("ejabberd stdout", self.stdout_log)
+
+    @property
+    def log(self):
+        return os.path.join(self.dir, "logs", "ejabberd.log")
+
+    def _ctl(self, *args, timeout=60):
+        return subprocess.run(
+            ["ejabberdctl", "--config-dir", self.dir] + list(args),
+            cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, timeout=timeout)
+
+    def _find_beam(self):
+        r = subprocess.run(
+            ["pgrep", "-f", r"beam\.smp .*-sname %s( |$)" % re.escape(self.node)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        pids = [int(p) for p in r.stdout.split()]
+        return pids[0] if len(pids) == 1 else None
+
+    def start(self, timeout=60):
+        out = open(self.stdout_log, "ab")
+        self.popen = subprocess.Popen(
+            ["ejabberdctl", "--config-dir", self.dir, "foreground"],
+            cwd=self.dir, stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT)
+        out.close()
+        self.starts += 1
+        # $! is the ejabberdctl shell script; the VM is found by node name.
+        self.pid = wait_until(self._find_beam, 20)
+        if not self.pid:
+            stop_pid(self.popen.pid, 5, popen=self.popen)
+            raise RuntimeError("ejabberd: no beam.smp for node %s" % self.node)
+        self._wait_ports(timeout)
+
+    def register(self, user, password):
+        r = self._ctl("register", user, self.host, password)
+        if r.returncode != 0:
+            raise RuntimeError("ejabberdctl register %s failed: %s"
+                               % (user, r.stdout.decode(errors="replace")))
+
+    def _after_stop(self):
+        # The VM is gone; its ejabberdctl script exits with it.
+        super()._after_stop()
+
+    def clean_close(self, start=0):
+        """The log line (after byte offset start) where a component
+        connection received </stream:stream>.  With loglevel debug,
+        ejabberd logs every stream element with the connection's pid:
+        "(tcp|<0.423.0>) Received XML on stream = <<...>>"."""
+        try:
+            with open(self.log, "rb") as f:
+                data = f.read().decode("utf-8", "replace")
+        except OSError:
+            return None
+        rx = re.compile(r'\((?:tcp|tls)\|(<[\d.]+>)\) Received XML on stream = '
+                        r'<<"(.*)">>\s*$')
+        components = set()
+        pos = 0
+        for line in data.splitlines(True):
+            m = rx.search(line)
+            if m and "jabber:component:accept" in m.group(2):
+                components.add(m.group(1))
+            elif m and pos >= start and m.group(2) == "</stream:stream>" \
+                    and m.group(1) in components:
+                return line.strip()
+            pos += len(line.encode("utf-8", "replace"))
+        return None
+
+    def error_messages_to_server(self, start=0):
+        """Lines where a connection sent <message type='error'> to the
+        server's own JID (e.g. the component bouncing the XEP-0356
+        advertisement)."""
+        rx = re.compile(r'Received XML on stream = <<"(<message [^>]*>)')
+        return _error_messages_to(self.log, rx, self.host, start)
+
+
+# --------------------------------------------------------------------------
+# causeway
+
+
+def causeway_bin():
+    """$CAUSEWAY_BIN (relative to the current directory), else the build
+    tree's ./causeway two levels above this file."""
+    env = os.environ.get("CAUSEWAY_BIN")
+    if env:
+        return os.path.abspath(env)
+    return os.path.normpath(os.path.join(HERE, "..", "..", "causeway"))
+
+
+class Causeway:
+    """One causeway process: its config, its stderr (timestamped on arrival
+    by a reader thread and copied to DIR/causeway.log)."""
+
+    # What causeway may log when it closes its stream on shutdown.
+    # causeway 0.1 logs "SIGTERM: closing every stream", then per component
+    # "irc.localhost: ready -> closing" and "closing -> closed" (debug).
+    clean_close_re = re.compile(
+        r"(?i)closing -> closed|stream closed|closed cleanly|"
+        r"send </stream:stream>")
+
+    def __init__(self, server, secret=None, name="causeway", tap=None,
+                 log_level="debug", domain=None):
+        self.server = server
+        self.domain = domain or server.domain
+        self.secret = secret if secret is not None else server.secret
+        self.dir = make_tempdir("cwtest-%s-" % name)
+        self.name = name
+        self.cfg = os.path.join(self.dir, "causeway.conf")
+        self.logfile = os.path.join(self.dir, "causeway.log")
+        with open(self.cfg, "w") as f:
+            f.write("[causeway]\n"
+                    "database = %s/causeway.db\n"
+                    "key_file = %s/secret.key\n"
+                    "log_level = %s\n"
+                    "\n"
+                    "[component %s]\n"
+                    "backend = irc\n"
+                    "server = %s\n"
+                    "port = %d\n"
+                    "secret = %s\n"
+                    % (self.dir, self.dir, log_level, self.domain, LOOPBACK,
+                       server.component_port, self.secret))
+        self.popen = None
+        self.lines = []         # (monotonic time, line)
+        self.cond = threading.Condition()
+        self.tap = tap
+        self.returncode = None
+        self.t_start = None
+        if tap:
+            tap.watch("%s log" % name, self.logfile)
+        on_exit(self.stop)
+
+    @property
+    def pid(self):
+        return self.popen.pid if self.popen else None
+
+    def start(self):
+        binary = causeway_bin()
+        if not os.access(binary, os.X_OK):
+            raise RuntimeError("causeway binary not found or not executable: %s "
+                               "(set CAUSEWAY_BIN)" % binary)
+        self.popen = subprocess.Popen(
+            [binary, "-c", self.cfg], cwd=self.dir, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.t_start = time.monotonic()
+        threading.Thread(target=self._reader, daemon=True).start()
+
+    def _reader(self):
+        with open(self.logfile, "ab") as out:
+            for raw in iter(self.popen.stdout.readline, b""):
+                out.write(raw)
+                out.flush()
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                with self.cond:
+                    self.lines.append((time.monotonic(), line))
+                    self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def matching(self, regex):
+        with self.cond:
+            return [(t, l) for (t, l) in self.lines if re.search(regex, l)]
+
+    def count(self, regex):
+        return len(self.matching(regex))
+
+    def wait_for(self, regex, count=1, timeout=10):
+        """Wait until at least count lines match regex; return the
+        count-th match (time, line) or None on timeout."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                hits = [(t, l) for (t, l) in self.lines if re.search(regex, l)]
+                if len(hits) >= count:
+                    return hits[count - 1]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.cond.wait(min(left, 0.5))
+
+    def alive(self):
+        return self.popen is not None and self.popen.poll() is None
+
+    def terminate(self, timeout=5):
+        """SIGTERM and wait up to timeout.  Returns (exit status or None if
+        still running, seconds taken).  Does not SIGKILL (see stop())."""
+        if not self.alive():
+            return self.popen.returncode if self.popen else None, 0.0
+        t0 = time.monotonic()
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            rc = self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            rc = None
+        return rc, time.monotonic() - t0
+
+    def stop(self):
+        if self.popen is not None and self.popen.poll() is None:
+            stop_pid(self.popen.pid, 5, popen=self.popen)
+        if self.popen is not None:
+            self.returncode = self.popen.returncode
+
+
+# --------------------------------------------------------------------------
+# XMPP client (slixmpp 1.8)
+
+_loop = None
+
+
+def event_loop():
+    global _loop
+    if _loop is None:
+        _loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(_loop)
+    return _loop
+
+
+def _import_slixmpp():
+    # Quieten slixmpp ("Using slower stringprep ..." and connection noise);
+    # CWTEST_XMPP_LOG=DEBUG shows every stanza on stderr.
+    level = os.environ.get("CWTEST_XMPP_LOG", "CRITICAL").upper()
+    logging.basicConfig(level=getattr(logging, level, logging.CRITICAL),
+                        stream=sys.stderr)
+    logging.getLogger("slixmpp").setLevel(getattr(logging, level, logging.CRITICAL))
+    import slixmpp                       # noqa: F401  (python3-slixmpp)
+    return slixmpp
+
+
+class IqResult:
+    """Outcome of Client.iq(): type is "result", "error" or "timeout";
+    xml is the <iq/> ElementTree element (None on timeout)."""
+
+    def __init__(self, typ, xml=None):
+        self.type = typ
+        self.xml = xml
+
+    def find(self, path):
+        return None if self.xml is None else self.xml.find(path)
+
+    def findall(self, path):
+        return [] if self.xml is None else self.xml.findall(path)
+
+    @property
+    def error_condition(self):
+        if self.xml is None:
+            return None
+        for e in self.xml.findall("{jabber:client}error/*"):
+            if e.tag.startswith("{urn:ietf:params:xml:ns:xmpp-stanzas}") and \
+                    not e.tag.endswith("}text"):
+                return e.tag.split("}", 1)[1]
+        return None
+
+    def __str__(self):
+        if self.xml is None:
+            return "<timeout>"
+        from xml.etree import ElementTree as ET
+        return ET.tostring(self.xml, encoding="unicode")
+
+
+class Client:
+    """A slixmpp client logged in on 127.0.0.1 without TLS.  All calls are
+    synchronous: they run the asyncio loop until the answer or a timeout."""
+
+    def __init__(self, port, jid, password):
+        self.slixmpp = _import_slixmpp()
+        self.port, self.jid, self.password = port, jid, password
+        self.xmpp = None
+        on_exit(self.close)
+
+    def login(self, timeout=20):
+        """Connect and wait for session_start.  Returns True on success;
+        on failure self.error says why."""
+        self.close()
+        loop = event_loop()
+        xmpp = self.slixmpp.ClientXMPP(self.jid, self.password)
+        xmpp["feature_mechanisms"].unencrypted_plain = True
+        # No presence, roster or anything else is needed for iqs.
+        done = loop.create_future()
+        self.error = None
+
+        def finish(ok, why=None):
+            if not done.done():
+                self.error = why
+                done.set_result(ok)
+        xmpp.add_event_handler("session_start", lambda _: finish(True))
+        xmpp.add_event_handler("failed_auth", lambda _: finish(False, "auth failed"))
+        xmpp.add_event_handler("connection_failed",
+                               lambda e: finish(False, "connection failed: %s" % (e,)))
+        self.xmpp = xmpp
+        xmpp.connect(address=(LOOPBACK, self.port), force_starttls=False,
+                     disable_starttls=True)
+        try:
+            ok = loop.run_until_complete(asyncio.wait_for(done, timeout))
+        except asyncio.TimeoutError:
+            ok, self.error = False, "no session within %ds" % timeout
+        if not ok:
+            self.close()
+        return ok
+
+    def iq(self, to, payload, itype="get", timeout=10):
+        """Send <iq type=itype to=to> with payload (XML string) and wait for
+        the answer.  Returns an IqResult."""
+        from xml.etree import ElementTree as ET
+        from slixmpp.exceptions import IqError, IqTimeout
+        loop = event_loop()
+        iq = self.xmpp.Iq(stype=itype, sto=to)
+        if payload:
+            iq.append(ET.fromstring(payload))
+
+        async def send():
+            try:
+                r = await iq.send(timeout=timeout)
+                return IqResult(r["type"], r.xml)
+            except IqError as e:
+                return IqResult("error", e.iq.xml)
+            except IqTimeout:
+                return IqResult("timeout")
+        return loop.run_until_complete(send())
+
+    def connected(self):
+        return self.xmpp is not None and self.xmpp.transport is not None
+
+    def pump(self, seconds):
+        """Let the client process its socket for a while."""
+        event_loop().run_until_complete(asyncio.sleep(seconds))
+
+    def close(self, timeout=3):
+        xmpp, self.xmpp = self.xmpp, None
+        if xmpp is None:
+            return
+        loop = event_loop()
+        xmpp.cancel_connection_attempt()
+        try:
+            if xmpp.transport is not None:
+                loop.run_until_complete(asyncio.wait_for(
+                    asyncio.ensure_future(xmpp.disconnect(wait=1)), timeout))
+        except Exception:
+            pass
+        xmpp.abort()
+        loop.run_until_complete(asyncio.sleep(0))
