@@ -68,6 +68,9 @@ log_level_name(enum log_level level)
 	return level_names[level];
 }
 
+static void vlog(enum log_level, const char *, va_list)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 vlog(enum log_level level, const char *fmt, va_list ap)
 {

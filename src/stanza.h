@@ -9,13 +9,18 @@
  * node; functions that return memory for the caller say "caller frees".
  *
  * Namespaces: each element stores the URI it was created with, or NULL to
- * mean "the namespace of my parent" (resolved by stanza_ns()).  The
- * serializer writes an xmlns attribute only where an element's namespace
- * differs from its context, so trees round-trip without redundant
- * declarations.  Attribute names are plain strings; "xml:lang" is stored
- * under that name.  Other namespaced attributes are stored as
- * "URI|local" (with '|' as separator) and serialized with generated
- * prefixes.
+ * mean "the namespace of my parent" (resolved by stanza_ns()); "" means
+ * "no namespace" (xmlns='') and stops the inheritance.  An element with no
+ * namespace anywhere up its ancestry is written in the namespace of the
+ * place it is serialized to.  The serializer writes an xmlns attribute
+ * only where an element's namespace differs from its context, so trees
+ * round-trip without redundant declarations.  Attribute names are plain
+ * strings; "xml:lang" (any attribute in the xml namespace) is stored as
+ * "xml:local".  Other namespaced attributes are stored as "URI|local"
+ * (with '|' as separator) and serialized with generated prefixes
+ * (xmlns:ns0=...).  Namespace declarations are not attributes: stored
+ * "xmlns" / "xmlns:*" attributes, and names with any other unbound
+ * prefix, are not written.
  */
 #ifndef CAUSEWAY_STANZA_H
 #define CAUSEWAY_STANZA_H
@@ -33,12 +38,14 @@ struct stanza;
 
 /* ns may be NULL: the element inherits its parent's namespace. */
 struct stanza *stanza_new(const char *name, const char *ns);
+/* NULL is fine.  A node still attached is detached first (and logged). */
 void stanza_free(struct stanza *st);
 /* Deep copy; the copy has no parent and keeps the resolved namespace. */
 struct stanza *stanza_copy(const struct stanza *st);
 
 const char *stanza_name(const struct stanza *st);
-/* The resolved namespace: own, else the nearest ancestor's; NULL if none. */
+/* The resolved namespace: own, else the nearest ancestor's; NULL if none
+ * (also for an element explicitly in no namespace). */
 const char *stanza_ns(const struct stanza *st);
 struct stanza *stanza_parent(const struct stanza *st);
 
@@ -60,7 +67,8 @@ void stanza_add_text(struct stanza *st, const char *text, size_t len);
 /* Adds <name>text</name> in the parent's namespace; returns the child. */
 struct stanza *stanza_new_text_child(struct stanza *parent, const char *name,
     const char *text);
-/* Detaches child from its parent (caller then owns it). */
+/* Detaches child from its parent (caller then owns it).  A child that
+ * inherited its namespace keeps it. */
 void stanza_remove_child(struct stanza *parent, struct stanza *child);
 
 /* Element children only, in document order. */
@@ -80,8 +88,13 @@ char *stanza_child_text(const struct stanza *st, const char *name);
  * Serialization.  context_ns is the default namespace in force where the
  * element is written (for a top-level stanza on a component stream,
  * NS_COMPONENT): an xmlns attribute is written only when they differ.
- * Text and attribute values are escaped (& < > " '), and characters that
- * XML 1.0 cannot carry (controls other than TAB, LF, CR) are dropped.
+ * Text and attribute values are escaped (& < > " '; in attributes also
+ * TAB, LF and CR, and CR in text, as character references so they
+ * survive a parser's normalization), and characters that XML 1.0 cannot
+ * carry (controls other than TAB, LF, CR; U+FFFE, U+FFFF) are dropped.
+ * Bytes that are not UTF-8 are written as U+FFFD, so text in a legacy
+ * charset can never break the stream.  Element and attribute names are
+ * written as given: they must be XML names.
  */
 void stanza_serialize(const struct stanza *st, const char *context_ns,
     struct evbuffer *out);
@@ -93,8 +106,10 @@ char *stanza_to_string(const struct stanza *st);
  * swapped, the same id and the given type (NULL: no type).
  * stanza_error_reply() does the same with type='error' and an <error/>
  * carrying the RFC 6120 condition (its error type, cancel/modify/auth/wait,
- * is taken from the condition) and an optional human-readable text.
- * Both return a new tree; the caller owns it.
+ * is taken from the condition) and an optional human-readable text; an
+ * unknown condition is sent as undefined-condition (and logged).  Never
+ * answer a type='error' stanza with an error (RFC 6120 8.3.1): that check
+ * is the caller's.  Both return a new tree; the caller owns it.
  */
 struct stanza *stanza_reply(const struct stanza *req, const char *type);
 struct stanza *stanza_error_reply(const struct stanza *req,

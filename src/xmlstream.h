@@ -3,17 +3,28 @@
  *
  * It wraps expat in namespace mode and enforces what RFC 6120 allows on
  * an XMPP stream: no DOCTYPE, no entity declarations, no comments, no
- * processing instructions (restricted-xml); well-formed UTF-8
- * (not-well-formed); a maximum stanza size and depth (policy-violation).
- * The size limit counts every byte fed since the end of the previous
- * complete stanza, so a giant start tag or an unterminated text node is
- * caught as early as a giant complete stanza.
+ * processing instructions (restricted-xml); well-formed UTF-8 and XML
+ * namespaces (not-well-formed; the stream is UTF-8 whatever its XML
+ * declaration says, and a UTF-16/32 byte order mark is
+ * unsupported-encoding); a maximum stanza size and depth and at most 128
+ * attributes per element (policy-violation).  The size limit counts every
+ * byte fed since the end of the previous complete stanza (or the stream
+ * header, or whitespace between stanzas, so keepalives never add up), so
+ * a giant start tag or an unterminated text node is caught as early as a
+ * giant complete stanza, and no more than about the limit is ever held.
+ * The root must be {http://etherx.jabber.org/streams}stream: another
+ * namespace is invalid-namespace, another name in that namespace
+ * bad-format; text other than whitespace between stanzas is bad-format.
  *
  * Model: stream header -> open(); each complete depth-1 element ->
  * stanza() (the callback takes ownership of the tree); </stream:stream>
  * -> close().  After an error the parser stays failed until
  * xmlstream_reset(); callbacks may call xmlstream_stop() but must never
- * free the parser from inside a callback.
+ * free or reset the parser from inside a callback.
+ *
+ * Depth: a stanza is depth 1, its children depth 2, and so on.  A stanza
+ * handed to the callback has no parent and stores its namespace (usually
+ * NS_COMPONENT) explicitly; its children store one only where it differs.
  */
 #ifndef CAUSEWAY_XMLSTREAM_H
 #define CAUSEWAY_XMLSTREAM_H
@@ -36,6 +47,8 @@ struct xmlstream_callbacks {
 #define XMLSTREAM_DEFAULT_MAX_STANZA (256 * 1024)
 #define XMLSTREAM_DEFAULT_MAX_DEPTH 128
 
+/* Any callback may be NULL (a NULL stanza callback frees the stanza);
+ * 0 for max_stanza_bytes or max_depth means the default. */
 struct xmlstream *xmlstream_new(const struct xmlstream_callbacks *cb,
     void *arg, size_t max_stanza_bytes, unsigned max_depth);
 void xmlstream_free(struct xmlstream *xs);
