@@ -329,7 +329,7 @@ parse_digits(const char *s, long long *out)
 static char *
 parse_int(struct slot *s, const char *t)
 {
-	long long v, min, max;
+	long long v = 0, min, max;
 	int neg = t[0] == '-';
 	int r = parse_digits(t + (neg || t[0] == '+'), &v);
 
@@ -348,7 +348,7 @@ parse_int(struct slot *s, const char *t)
 static char *
 parse_size(struct slot *s, const char *t)
 {
-	long long v, min, max;
+	long long v = 0, min, max;
 	size_t len = strlen(t);
 	long long mult = 1;
 	char *digits = xstrdup(t);
