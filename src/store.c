@@ -63,6 +63,36 @@ static const char *const migrations[] = {
 	    "	created INTEGER NOT NULL,\n"
 	    "	PRIMARY KEY (component, jid)\n"
 	    ");"),
+	/* Registration values, contacts and stanzas waiting for the server.
+	 * Deleting a user deletes the rest (foreign_keys is on). */
+	MIGRATION(2,
+	    "CREATE TABLE user_fields (\n"
+	    "	component TEXT NOT NULL,\n"
+	    "	jid TEXT NOT NULL,\n"
+	    "	var TEXT NOT NULL,\n"
+	    "	value BLOB NOT NULL,\n"
+	    "	sealed INTEGER NOT NULL DEFAULT 0,\n"
+	    "	PRIMARY KEY (component, jid, var),\n"
+	    "	FOREIGN KEY (component, jid) REFERENCES users (component, jid)\n"
+	    "	    ON DELETE CASCADE\n"
+	    ");\n"
+	    "CREATE TABLE contacts (\n"
+	    "	component TEXT NOT NULL,\n"
+	    "	jid TEXT NOT NULL,\n"
+	    "	legacy TEXT NOT NULL,\n"
+	    "	name TEXT,\n"
+	    "	subscription TEXT NOT NULL DEFAULT 'none',\n"
+	    "	PRIMARY KEY (component, jid, legacy),\n"
+	    "	FOREIGN KEY (component, jid) REFERENCES users (component, jid)\n"
+	    "	    ON DELETE CASCADE\n"
+	    ");\n"
+	    "CREATE TABLE pending (\n"
+	    "	id INTEGER PRIMARY KEY,\n"
+	    "	component TEXT NOT NULL,\n"
+	    "	xml TEXT NOT NULL,\n"
+	    "	created INTEGER NOT NULL\n"
+	    ");\n"
+	    "CREATE INDEX pending_component ON pending (component, id);"),
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -73,6 +103,14 @@ enum stmt_id {
 	STMT_USER_ADD,
 	STMT_USER_REMOVE,
 	STMT_USER_EXISTS,
+	STMT_FIELD_SET,
+	STMT_FIELD_FOREACH,
+	STMT_CONTACT_SET,
+	STMT_CONTACT_REMOVE,
+	STMT_CONTACT_FOREACH,
+	STMT_PENDING_ADD,
+	STMT_PENDING_LIST,
+	STMT_PENDING_DELETE,
 	STMT_COUNT
 };
 
@@ -88,6 +126,30 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	    "DELETE FROM users WHERE component = ?1 AND jid = ?2",
 	[STMT_USER_EXISTS] =
 	    "SELECT 1 FROM users WHERE component = ?1 AND jid = ?2",
+	[STMT_FIELD_SET] =
+	    "INSERT OR REPLACE INTO user_fields (component, jid, var, value, "
+	    "sealed) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[STMT_FIELD_FOREACH] =
+	    "SELECT var, value, sealed FROM user_fields "
+	    "WHERE component = ?1 AND jid = ?2 ORDER BY var",
+	[STMT_CONTACT_SET] =
+	    "INSERT INTO contacts (component, jid, legacy, name, subscription) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (component, jid, legacy) "
+	    "DO UPDATE SET name = coalesce(excluded.name, name), "
+	    "subscription = excluded.subscription",
+	[STMT_CONTACT_REMOVE] =
+	    "DELETE FROM contacts WHERE component = ?1 AND jid = ?2 "
+	    "AND legacy = ?3",
+	[STMT_CONTACT_FOREACH] =
+	    "SELECT legacy, name, subscription FROM contacts "
+	    "WHERE component = ?1 AND jid = ?2 ORDER BY legacy",
+	[STMT_PENDING_ADD] =
+	    "INSERT INTO pending (component, xml, created) VALUES (?1, ?2, ?3)",
+	[STMT_PENDING_LIST] =
+	    "SELECT id, xml FROM pending WHERE component = ?1 ORDER BY id "
+	    "LIMIT 1000",
+	[STMT_PENDING_DELETE] =
+	    "DELETE FROM pending WHERE id = ?1",
 };
 
 struct store {
@@ -706,4 +768,208 @@ store_user_exists(struct store *st, const char *component, const char *jid)
 	}
 	done_with(s);
 	return ret;
+}
+
+/* Runs a bound write statement; -1 on error (logged), else the number of
+ * rows it changed. */
+static int
+run_write(struct store *st, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s);
+	int ret = -1;
+	if (rc == SQLITE_DONE)
+		ret = sqlite3_changes(st->db);
+	else
+		log_error("store %s: %s: %s", st->path, what,
+		    sqlite3_errmsg(st->db));
+	done_with(s);
+	return ret;
+}
+
+/* Text column, "" for NULL. */
+static const char *
+column_text(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+	return t ? (const char *)t : "";
+}
+
+int
+store_field_set(struct store *st, const char *component, const char *jid,
+    const char *var, const void *value, size_t len, int sealed)
+{
+	if (bad_args(st, "store_field_set", component, jid, 1) || var == NULL)
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_FIELD_SET];
+	if (bind_user(st, s, component, jid) == -1)
+		return -1;
+	sqlite3_bind_text(s, 3, var, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 4, len ? value : "", (int)len, SQLITE_STATIC);
+	sqlite3_bind_int(s, 5, sealed ? 1 : 0);
+	return run_write(st, s, "storing a registration value") < 0 ? -1 : 0;
+}
+
+int
+store_field_foreach(struct store *st, const char *component,
+    const char *jid, store_field_cb cb, void *arg)
+{
+	if (bad_args(st, "store_field_foreach", component, jid, 1))
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_FIELD_FOREACH];
+	if (bind_user(st, s, component, jid) == -1)
+		return -1;
+	/* A user has a handful of fields and cb only reads them: no copy. */
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (cb(arg, column_text(s, 0), sqlite3_column_blob(s, 1),
+		    (size_t)sqlite3_column_bytes(s, 1),
+		    sqlite3_column_int(s, 2)) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	int ret = rc == SQLITE_DONE ? 0 : -1;
+	if (ret < 0)
+		log_error("store %s: reading %s's registration: %s", st->path,
+		    jid, sqlite3_errmsg(st->db));
+	done_with(s);
+	return ret;
+}
+
+int
+store_contact_set(struct store *st, const char *component, const char *jid,
+    const char *legacy, const char *name, const char *subscription)
+{
+	if (bad_args(st, "store_contact_set", component, jid, 1) ||
+	    legacy == NULL || subscription == NULL)
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_CONTACT_SET];
+	if (bind_user(st, s, component, jid) == -1)
+		return -1;
+	sqlite3_bind_text(s, 3, legacy, -1, SQLITE_STATIC);
+	if (name != NULL)
+		sqlite3_bind_text(s, 4, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, subscription, -1, SQLITE_STATIC);
+	return run_write(st, s, "storing a contact") < 0 ? -1 : 0;
+}
+
+int
+store_contact_remove(struct store *st, const char *component,
+    const char *jid, const char *legacy)
+{
+	if (bad_args(st, "store_contact_remove", component, jid, 1) ||
+	    legacy == NULL)
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_CONTACT_REMOVE];
+	if (bind_user(st, s, component, jid) == -1)
+		return -1;
+	sqlite3_bind_text(s, 3, legacy, -1, SQLITE_STATIC);
+	int n = run_write(st, s, "removing a contact");
+	return n < 0 ? -1 : n > 0;
+}
+
+int
+store_contact_foreach(struct store *st, const char *component,
+    const char *jid, store_contact_cb cb, void *arg)
+{
+	if (bad_args(st, "store_contact_foreach", component, jid, 1))
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_CONTACT_FOREACH];
+	if (bind_user(st, s, component, jid) == -1)
+		return -1;
+	/* Copied out first: callbacks send stanzas and may touch contacts. */
+	struct row { char *legacy, *name, *sub; } *rows = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			rows = xreallocarray(rows, cap, sizeof(*rows));
+		}
+		rows[n].legacy = xstrdup(column_text(s, 0));
+		rows[n].name = sqlite3_column_type(s, 1) == SQLITE_NULL ? NULL :
+		    xstrdup(column_text(s, 1));
+		rows[n].sub = xstrdup(column_text(s, 2));
+		n++;
+	}
+	int ret = rc == SQLITE_DONE ? 0 : -1;
+	if (ret < 0)
+		log_error("store %s: listing %s's contacts: %s", st->path, jid,
+		    sqlite3_errmsg(st->db));
+	done_with(s);
+	for (size_t i = 0; i < n; i++) {
+		if (ret == 0 && cb(arg, rows[i].legacy, rows[i].name,
+		    rows[i].sub) != 0)
+			ret = 1;
+		free(rows[i].legacy);
+		free(rows[i].name);
+		free(rows[i].sub);
+	}
+	free(rows);
+	return ret < 0 ? -1 : 0;
+}
+
+int
+store_pending_add(struct store *st, const char *component, const char *xml)
+{
+	if (bad_args(st, "store_pending_add", component, xml, 1))
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_PENDING_ADD];
+	if (bind_user(st, s, component, xml) == -1)
+		return -1;
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)time(NULL));
+	return run_write(st, s, "keeping a stanza for later") < 0 ? -1 : 0;
+}
+
+int
+store_pending_take(struct store *st, const char *component,
+    int (*cb)(void *arg, const char *xml), void *arg)
+{
+	if (bad_args(st, "store_pending_take", component, NULL, 0))
+		return -1;
+	int total = 0;
+	for (;;) {
+		sqlite3_stmt *s = st->stmt[STMT_PENDING_LIST];
+		if (bind_user(st, s, component, NULL) == -1)
+			return -1;
+		struct row { sqlite3_int64 id; char *xml; } *rows = NULL;
+		size_t n = 0, cap = 0;
+		int rc;
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 64;
+				rows = xreallocarray(rows, cap, sizeof(*rows));
+			}
+			rows[n].id = sqlite3_column_int64(s, 0);
+			rows[n].xml = xstrdup(column_text(s, 1));
+			n++;
+		}
+		done_with(s);
+		if (rc != SQLITE_DONE) {
+			log_error("store %s: reading kept stanzas: %s",
+			    st->path, sqlite3_errmsg(st->db));
+			n = 0;
+		}
+		/* One transaction per batch: a crash re-sends at most the
+		 * batch, and never loses a stanza. */
+		exec_sql(st, "BEGIN", "starting a batch");
+		int stop = 0;
+		size_t i;
+		for (i = 0; i < n && !stop; i++) {
+			if (cb(arg, rows[i].xml) != 0) {
+				stop = 1;
+				break;
+			}
+			sqlite3_stmt *d = st->stmt[STMT_PENDING_DELETE];
+			sqlite3_bind_int64(d, 1, rows[i].id);
+			run_write(st, d, "forgetting a delivered stanza");
+			total++;
+		}
+		exec_sql(st, "COMMIT", "ending a batch");
+		for (i = 0; i < n; i++)
+			free(rows[i].xml);
+		free(rows);
+		if (stop || n < 1000)
+			return total;
+	}
 }

@@ -12,6 +12,8 @@
 #ifndef CAUSEWAY_STORE_H
 #define CAUSEWAY_STORE_H
 
+#include <stddef.h>
+
 struct store;
 
 /*
@@ -48,5 +50,42 @@ int store_user_remove(struct store *st, const char *component,
 /* -1 error, 0 not registered, 1 registered. */
 int store_user_exists(struct store *st, const char *component,
     const char *jid);
+
+/*
+ * Registration values of a user (XEP-0077 fields).  sealed marks a value
+ * encrypted with secret_seal().  Removing the user removes them.
+ */
+typedef int (*store_field_cb)(void *arg, const char *var, const void *value,
+    size_t len, int sealed);
+/* Insert or replace; -1 error, 0 done. */
+int store_field_set(struct store *st, const char *component, const char *jid,
+    const char *var, const void *value, size_t len, int sealed);
+/* cb returns non-zero to stop; -1 on a database error, else 0. */
+int store_field_foreach(struct store *st, const char *component,
+    const char *jid, store_field_cb cb, void *arg);
+
+/* A user's legacy contacts, with the XMPP subscription state
+ * ("none", "to", "from", "both"); name may be NULL (kept as it was). */
+typedef int (*store_contact_cb)(void *arg, const char *legacy,
+    const char *name, const char *subscription);
+int store_contact_set(struct store *st, const char *component,
+    const char *jid, const char *legacy, const char *name,
+    const char *subscription);
+/* -1 error, 0 not found, 1 removed. */
+int store_contact_remove(struct store *st, const char *component,
+    const char *jid, const char *legacy);
+int store_contact_foreach(struct store *st, const char *component,
+    const char *jid, store_contact_cb cb, void *arg);
+
+/*
+ * Stanzas from legacy networks that could not be handed to the XMPP
+ * server yet (serialized).  store_pending_take() calls cb for each in
+ * order and forgets those for which it returns 0; it stops at the first
+ * non-zero.  Returns how many were taken, or -1.
+ */
+int store_pending_add(struct store *st, const char *component,
+    const char *xml);
+int store_pending_take(struct store *st, const char *component,
+    int (*cb)(void *arg, const char *xml), void *arg);
 
 #endif

@@ -288,9 +288,11 @@ test_reopen(void)
 	char *created2 = query_other(path,
 	    "SELECT created FROM users WHERE jid = 'a@example.org'");
 	CHECK_STR(created2, created1);
+	/* Reopening creates no table twice: users, user_fields, contacts,
+	 * pending. */
 	char *n = query_other(path, "SELECT count(*) FROM sqlite_master "
 	    "WHERE type = 'table'");
-	CHECK_STR(n, "1");
+	CHECK_STR(n, "4");
 	free(n);
 	free(created1);
 	free(created2);
@@ -558,6 +560,89 @@ test_relative_special_name(void)
 	remove_dir(dir);
 }
 
+static int
+count_field(void *arg, const char *var, const void *value, size_t len,
+    int sealed)
+{
+	int *n = arg;
+	if (strcmp(var, "password") == 0 && sealed && len == 3 &&
+	    memcmp(value, "\x01\x00\x02", 3) == 0)
+		*n += 100;
+	(*n)++;
+	return 0;
+}
+
+static int
+collect_contact(void *arg, const char *legacy, const char *name,
+    const char *sub)
+{
+	char *buf = arg;
+	size_t l = strlen(buf);
+	snprintf(buf + l, 256 - l, "%s=%s/%s;", legacy, name ? name : "-", sub);
+	return 0;
+}
+
+static int
+take_two(void *arg, const char *xml)
+{
+	int *n = arg;
+	if (*n >= 2)
+		return 1;
+	(*n)++;
+	return 0;
+}
+
+static void
+test_fields_contacts_pending(void)
+{
+	char *dir = make_dir();
+	char *path = join(dir, "causeway.db");
+	struct store *st = store_open(path);
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	CHECK(store_user_add(st, "c", "u@x") == 1);
+	CHECK(store_field_set(st, "c", "u@x", "username", "bob", 3, 0) == 0);
+	CHECK(store_field_set(st, "c", "u@x", "password", "\x01\x00\x02", 3,
+	    1) == 0);
+	CHECK(store_field_set(st, "c", "u@x", "username", "rob", 3, 0) == 0);
+	int n = 0;
+	CHECK(store_field_foreach(st, "c", "u@x", count_field, &n) == 0);
+	CHECK(n == 102);
+
+	char buf[256] = "";
+	CHECK(store_contact_set(st, "c", "u@x", "echo", "Echo", "none") == 0);
+	CHECK(store_contact_set(st, "c", "u@x", "echo", NULL, "both") == 0);
+	CHECK(store_contact_set(st, "c", "u@x", "zed", NULL, "to") == 0);
+	CHECK(store_contact_foreach(st, "c", "u@x", collect_contact, buf) == 0);
+	CHECK_STR(buf, "echo=Echo/both;zed=-/to;");
+	CHECK(store_contact_remove(st, "c", "u@x", "zed") == 1);
+	CHECK(store_contact_remove(st, "c", "u@x", "zed") == 0);
+
+	/* Removing the user removes fields and contacts with it. */
+	CHECK(store_user_remove(st, "c", "u@x") == 1);
+	n = 0;
+	CHECK(store_field_foreach(st, "c", "u@x", count_field, &n) == 0);
+	CHECK(n == 0);
+	buf[0] = '\0';
+	CHECK(store_contact_foreach(st, "c", "u@x", collect_contact, buf) == 0);
+	CHECK_STR(buf, "");
+
+	CHECK(store_pending_add(st, "c", "<message>1</message>") == 0);
+	CHECK(store_pending_add(st, "c", "<message>2</message>") == 0);
+	CHECK(store_pending_add(st, "c", "<message>3</message>") == 0);
+	CHECK(store_pending_add(st, "d", "<message>x</message>") == 0);
+	n = 0;
+	CHECK(store_pending_take(st, "c", take_two, &n) == 2);
+	n = 0;
+	CHECK(store_pending_take(st, "c", take_two, &n) == 1);
+	n = 0;
+	CHECK(store_pending_take(st, "c", take_two, &n) == 0);
+	store_close(st);
+	free(path);
+	remove_dir(dir);
+}
+
 int
 main(void)
 {
@@ -578,5 +663,6 @@ main(void)
 	RUN(test_missing_dir_refused);
 	RUN(test_wide_mode_opens);
 	RUN(test_relative_special_name);
+	RUN(test_fields_contacts_pending);
 	return TAP_DONE();
 }
