@@ -14,11 +14,17 @@ struct access_list;
 struct jid;
 
 /* Entries as validated by the configuration; NULL never (bad entries
- * are skipped with a warning). */
+ * are skipped with a warning, and so is "*@domain", which is a valid
+ * JID but is meant as "domain"; "*.user@domain" is skipped too).  Any
+ * entry form is accepted: keeping admins to bare JIDs is the
+ * configuration's check. */
 struct access_list *access_list_new(const char *const *entries, size_t n);
 void access_list_free(struct access_list *l);
-/* 1 when the JID (any resource) matches an entry, else 0. */
+/* 1 when the JID (any resource) matches an entry, else 0.  who is a
+ * parsed (case-folded) JID; a cleared one (no domain) matches nothing,
+ * not even "*". */
 int access_list_match(const struct access_list *l, const struct jid *who);
+/* Entries kept, i.e. without the skipped ones. */
 size_t access_list_count(const struct access_list *l);
 
 #endif

@@ -10,6 +10,7 @@
 extern const struct backend irc_backend;
 extern const struct backend email_backend;
 extern const struct backend sms_backend;
+extern const struct backend echo_backend;
 
 static const struct backend *const registry[] = {
 #ifdef ENABLE_IRC
@@ -21,6 +22,9 @@ static const struct backend *const registry[] = {
 #ifdef ENABLE_SMS
 	&sms_backend,
 #endif
+	/* The test network: always there, for tests and for trying
+	 * causeway out without a legacy account. */
+	&echo_backend,
 	NULL,
 };
 

@@ -15,9 +15,20 @@
 
 #include "config.h"
 
-#define BACKEND_ABI 1
+#define BACKEND_ABI 2
 
 struct component;
+struct form;
+struct form_field_spec;
+struct register_request;
+struct session;
+
+/* Why an operation toward the legacy network failed: an RFC 6120 stanza
+ * error condition and a sentence for the user. */
+struct backend_error {
+	const char *condition;
+	char text[256];
+};
 
 struct backend {
 	int abi;                      /* BACKEND_ABI */
@@ -35,6 +46,58 @@ struct backend {
 	int (*init)(struct component *c);
 	void (*reload)(struct component *c);
 	void (*shutdown)(struct component *c);
+
+	/*
+	 * Registration (XEP-0077).  The fields of the form; values of
+	 * fields marked secret are stored encrypted.  All are handed back
+	 * to the session through session_field().
+	 */
+	const struct form_field_spec *register_fields;
+	size_t nregister_fields;
+	const char *register_instructions;
+	/*
+	 * Checks the submitted values against the legacy network (a real
+	 * login).  Must end, now or later, with exactly one
+	 * register_request_done(req, NULL, NULL) to accept or
+	 * register_request_done(req, condition, text) to refuse
+	 * ("not-authorized", "conflict", "not-acceptable"...).  NULL: every
+	 * valid form is accepted.
+	 */
+	void (*check_registration)(struct component *c, const char *jid,
+	    const struct form *values, struct register_request *req);
+
+	/*
+	 * Legacy addresses travel as the XEP-0106-escaped local part of a
+	 * contact JID.  1 when legacy (unescaped) names a possible contact
+	 * on this network.  NULL: any non-empty address.
+	 */
+	int (*valid_address)(struct component *c, const char *legacy);
+	/*
+	 * XEP-0100 jabber:iq:gateway: turns what a user typed ("alice",
+	 * "+1 555 123") into a legacy address (caller frees), or NULL when
+	 * it cannot be one.  NULL: the text is taken as it is.
+	 */
+	char *(*normalize_address)(struct component *c, const char *text);
+
+	/*
+	 * A user's legacy session.  login() starts connecting and reports
+	 * with session_login_result(); logout() ends it (no callback).
+	 */
+	void (*login)(struct session *s);
+	void (*logout)(struct session *s, const char *reason);
+
+	/* From XMPP to the legacy network.  0: accepted; -1: refused, with
+	 * err filled.  A failure found later is reported with
+	 * session_message_failed(). */
+	int (*send_message)(struct session *s, const char *legacy,
+	    const char *id, const char *body, struct backend_error *err);
+	/* The user's own presence changed ("" = available, "away", "xa",
+	 * "dnd", "chat"). */
+	void (*set_presence)(struct session *s, const char *show,
+	    const char *status);
+	/* The user added or removed a contact in the roster. */
+	void (*add_contact)(struct session *s, const char *legacy);
+	void (*remove_contact)(struct session *s, const char *legacy);
 };
 
 /* The backend compiled in under this name, or NULL. */

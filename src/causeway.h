@@ -13,6 +13,7 @@ struct component;
 struct config;
 struct event_base;
 struct evdns_base;
+struct secret_key;
 struct store;
 struct worker_pool;
 
@@ -22,6 +23,7 @@ struct causeway {
 	struct event_base *base;
 	struct evdns_base *dns;
 	struct store *store;
+	struct secret_key *key;      /* seals stored legacy passwords */
 	struct worker_pool *workers;
 	struct config *config;
 	const char *config_path;

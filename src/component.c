@@ -24,12 +24,14 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "access.h"
 #include "backend.h"
 #include "causeway.h"
 #include "component.h"
 #include "config.h"
 #include "log.h"
 #include "router.h"
+#include "session.h"
 #include "stanza.h"
 #include "store.h"
 #include "xmalloc.h"
@@ -111,6 +113,28 @@ copy_settings(struct component *c, const struct config_section *sec)
 	c->max_stanza = (size_t)config_int(sec, "max_stanza_size");
 	c->queue_max = (size_t)config_int(sec, "queue_max");
 	c->keepalive = (unsigned)config_int(sec, "keepalive");
+	c->linger = (unsigned)config_int(sec, "linger");
+	size_t n;
+	const char *const *items;
+	access_list_free(c->allow);
+	access_list_free(c->admins);
+	items = config_list(sec, "allow", &n);
+	c->allow = access_list_new(items, n);
+	items = config_list(sec, "admins", &n);
+	c->admins = access_list_new(items, n);
+}
+
+int
+component_allows(const struct component *c, const struct jid *who)
+{
+	return access_list_match(c->allow, who) ||
+	    access_list_match(c->admins, who);
+}
+
+int
+component_is_admin(const struct component *c, const struct jid *who)
+{
+	return access_list_match(c->admins, who);
 }
 
 struct component *
@@ -183,9 +207,12 @@ component_free(struct component *c)
 {
 	if (c == NULL)
 		return;
+	session_free_all(c);
 	if (c->backend->shutdown != NULL)
 		c->backend->shutdown(c);
 	close_socket(c);
+	access_list_free(c->allow);
+	access_list_free(c->admins);
 	if (c->queued > 0)
 		log_warn("%s: %zu stanzas still queued at exit are dropped",
 		    c->domain, c->queued);
@@ -302,6 +329,16 @@ flush_queue(struct component *c)
 }
 
 int
+component_send_raw(struct component *c, const char *xml, size_t len)
+{
+	if (c->state != COMPONENT_READY || c->bev == NULL)
+		return -1;
+	write_raw(c, xml, len);
+	c->stats.stanzas_out++;
+	return 0;
+}
+
+int
 component_send(struct component *c, struct stanza *st)
 {
 	if (stanza_attr(st, "from") == NULL)
@@ -364,8 +401,10 @@ became_ready(struct component *c)
 	log_info("%s: handshake accepted by %s:%d, online", c->domain,
 	    c->server, c->port);
 	flush_queue(c);
-	if (cw->store != NULL)
+	if (cw->store != NULL) {
+		session_component_ready(c);
 		store_user_foreach(cw->store, c->domain, probe_user, c);
+	}
 	if (c->keepalive > 0) {
 		struct timeval tv = { .tv_sec = c->keepalive, .tv_usec = 0 };
 		event_add(c->keepalive_timer, &tv);

@@ -34,6 +34,9 @@ struct bufferevent;
 struct config_section;
 struct event;
 struct evbuffer;
+struct access_list;
+struct jid;
+struct session_table;
 struct stanza;
 struct xmlstream;
 
@@ -88,6 +91,9 @@ struct component {
 	size_t max_stanza;
 	size_t queue_max;
 	unsigned keepalive;           /* seconds, 0 = off */
+	unsigned linger;              /* seconds a session outlives its user */
+	struct access_list *allow;
+	struct access_list *admins;
 
 	enum component_state state;
 	struct bufferevent *bev;
@@ -106,6 +112,7 @@ struct component {
 	size_t queued;
 	size_t queued_bytes;
 
+	struct session_table *sessions;  /* session.c's */
 	struct component_privilege privilege;
 	struct component_stats stats;
 };
@@ -130,6 +137,12 @@ void component_shutdown(struct component *c);
  * its own copy if it cannot be lost).
  */
 int component_send(struct component *c, struct stanza *st);
+
+/* Sends serialized XML while READY (0), else -1 and nothing is sent. */
+int component_send_raw(struct component *c, const char *xml, size_t len);
+/* 1 when the bare JID of who may use the component / administer it. */
+int component_allows(const struct component *c, const struct jid *who);
+int component_is_admin(const struct component *c, const struct jid *who);
 
 const char *component_state_name(enum component_state s);
 

@@ -50,7 +50,8 @@ struct form;
 /* An empty set of values (for prefilling a form). */
 struct form *form_new(void);
 void form_free(struct form *f);
-/* Adds a value to var (copied); list-multi and text-multi take several. */
+/* Adds a value to var (copied); list-multi and text-multi take several.
+ * value NULL only makes var present, with no value. */
 void form_add(struct form *f, const char *var, const char *value);
 
 /*
@@ -58,7 +59,13 @@ void form_add(struct form *f, const char *var, const char *value);
  * hidden FORM_TYPE field (when form_type is not NULL) and one <field/>
  * per spec, each with its type, label, <required/>, <desc/>, options and
  * a value: from values when it has one for the var (never for secret
- * specs), else the spec's default.  Caller owns the result.
+ * specs, nor for text-private ones, which are password boxes), else the
+ * spec's default.  Caller owns the result.
+ *
+ * type NULL means "form".  A single-valued field shows only the first
+ * of its values.  Instructions and text-multi values holding newlines
+ * become one element per line (XEP-0004 asks for that).  Specs have no
+ * option labels, so each <option/> is labelled with its value.
  */
 struct stanza *form_build(const char *type, const char *title,
     const char *instructions, const char *form_type,
@@ -70,10 +77,21 @@ struct stanza *form_build(const char *type, const char *title,
  * Returns 0 and *out, or -1 and *error (caller frees) naming what is
  * wrong: not a data form, too many fields or values, a value over
  * FORM_MAX_VALUE_LEN, a field without var, a duplicate var.
+ *
+ * Details: the type attribute is required and must be one of the four
+ * XEP-0004 kinds, so form_kind() of a parsed form is never NULL.  A
+ * cancel's fields are not read (nothing can fail it).  Every <field/>
+ * counts toward FORM_MAX_FIELDS; fields with type='fixed' (clients echo
+ * them, often without var) are then skipped.  A var is limited to
+ * FORM_MAX_VALUE_LEN bytes like a value.  FORM_TYPE is kept apart: it is
+ * read by form_type() (at most one value), not by form_value() or
+ * form_var_at().  A field with no <value/> is present with no values.
+ * *out is NULL after an error, *error NULL after success; the error may
+ * quote a var but never a value.
  */
 int form_parse(const struct stanza *x, struct form **out, char **error);
 
-/* "submit", "cancel", "form", "result" as sent. */
+/* "submit", "cancel", "form", "result" as sent; NULL for form_new(). */
 const char *form_kind(const struct form *f);
 /* The hidden FORM_TYPE value, or NULL. */
 const char *form_type(const struct form *f);
@@ -94,6 +112,15 @@ const char *form_var_at(const struct form *f, size_t i);
  * options, several values for a single-valued field, an invalid JID in
  * jid-single; *var (may be NULL) gets the offending var (borrowed from
  * the specs or the form).
+ *
+ * Details: a form without FORM_TYPE passes (older clients drop hidden
+ * fields from what they submit); a wrong one sets *var to "FORM_TYPE".
+ * The text names a field by its label, else its var, and never quotes a
+ * value (it may be a password).  An empty value in an optional field is
+ * "left blank" and skips the type checks; a required field is empty when
+ * it has no non-empty value.  A list spec with options NULL accepts no
+ * non-empty value.  Fixed specs are not checked.  var and text may be
+ * NULL; on success *var and *text are NULL.
  */
 int form_validate(const struct form *f, const char *form_type,
     const struct form_field_spec *specs, size_t nspecs, const char **var,

@@ -30,6 +30,7 @@
 #include "config.h"
 #include "jid.h"
 #include "log.h"
+#include "secret.h"
 #include "store.h"
 #include "worker.h"
 #include "xmalloc.h"
@@ -80,6 +81,9 @@ static struct config_option component_options[] = {
 	  .help = "stanzas kept while the server is unreachable" },
 	{ .key = "keepalive", .type = CONFIG_INT, .def = "60", .min = 0,
 	  .max = 3600, .help = "seconds between whitespace keepalives" },
+	{ .key = "linger", .type = CONFIG_INT, .def = "10", .min = 0,
+	  .max = 86400, .help = "seconds a legacy session outlives the "
+	  "user's last resource" },
 	{ .key = NULL },
 };
 
@@ -96,13 +100,18 @@ static int
 valid_access_entry(const char *e, int allow_wildcards)
 {
 	struct jid j;
+	int wildcard = 0;
 	if (allow_wildcards && strcmp(e, "*") == 0)
 		return 1;
-	if (allow_wildcards && strncmp(e, "*.", 2) == 0)
+	if (allow_wildcards && strncmp(e, "*.", 2) == 0) {
 		e += 2;
+		wildcard = 1;
+	}
 	if (jid_parse(e, &j) != 0)
 		return 0;
-	int ok = j.resource == NULL;
+	/* "*.x" names domains; an admin is a person (local@domain). */
+	int ok = j.resource == NULL && (!wildcard || j.local == NULL) &&
+	    (allow_wildcards || j.local != NULL);
 	jid_clear(&j);
 	return ok;
 }
@@ -426,6 +435,13 @@ main(int argc, char **argv)
 		    general_str("database"));
 		return 1;
 	}
+	cw->key = secret_key_load(general_str("key_file"));
+	if (cw->key == NULL) {
+		log_error("cannot use the key file %s; not starting",
+		    general_str("key_file"));
+		store_close(cw->store);
+		return 1;
+	}
 	const struct config_section *g = config_section_find(cw->config,
 	    "causeway", NULL);
 	cw->workers = worker_pool_new(cw->base,
@@ -456,6 +472,7 @@ main(int argc, char **argv)
 	}
 	worker_pool_free(cw->workers);
 	store_close(cw->store);
+	secret_key_free(cw->key);
 	for (int i = 0; i < 3; i++)
 		event_free(sigs[i]);
 	evdns_base_free(cw->dns, 0);

@@ -7,6 +7,8 @@
 #include "component.h"
 #include "jid.h"
 #include "log.h"
+#include "register.h"
+#include "session.h"
 #include "router.h"
 #include "service.h"
 #include "stanza.h"
@@ -22,6 +24,11 @@ static const struct iq_route service_routes[] = {
 	  .handler = service_version },
 	{ .ns = NS_PING, .kinds = IQ_GET, .feature = NS_PING,
 	  .handler = service_ping },
+	{ .ns = NS_REGISTER, .kinds = IQ_GET | IQ_SET,
+	  .feature = NS_REGISTER, .restricted = 1,
+	  .handler = register_handle },
+	{ .ns = NS_GATEWAY, .kinds = IQ_GET | IQ_SET, .feature = NS_GATEWAY,
+	  .handler = register_gateway },
 	{ .ns = NULL },
 };
 
@@ -115,7 +122,8 @@ only_child(const struct stanza *st)
 }
 
 static void
-dispatch_iq(struct component *c, struct stanza *iq, const struct jid *to)
+dispatch_iq(struct component *c, struct stanza *iq, const struct jid *from,
+    const struct jid *to)
 {
 	const char *type = stanza_attr(iq, "type");
 	enum iq_kind kind;
@@ -157,6 +165,12 @@ dispatch_iq(struct component *c, struct stanza *iq, const struct jid *to)
 				continue;
 			if (!(r->kinds & kind))
 				break;
+			if (r->restricted && !component_allows(c, from)) {
+				router_reply_error(c, iq, "forbidden", "this "
+				    "gateway is not open to your server or "
+				    "account");
+				return;
+			}
 			send_answer(c, r->handler(c, iq, payload));
 			return;
 		}
@@ -204,16 +218,26 @@ router_dispatch(struct component *c, struct stanza *st)
 		goto out;
 	}
 	if (strcmp(name, "iq") == 0) {
-		dispatch_iq(c, st, &to);
+		dispatch_iq(c, st, &from, &to);
 	} else if (strcmp(name, "message") == 0) {
 		if (take_privilege(c, st, &from))
 			goto out;
-		/* Until the transport core routes messages to sessions, the
-		 * backend cannot take them: say so instead of dropping. */
-		router_reply_error(c, st, "feature-not-implemented",
-		    "this gateway does not carry messages yet");
+		if (!component_allows(c, &from))
+			router_reply_error(c, st, "forbidden", "this gateway "
+			    "is not open to your server or account");
+		else
+			session_handle_message(c, st, &from, &to);
+	} else if (component_allows(c, &from)) {
+		session_handle_presence(c, st, &from, &to);
 	} else {
-		log_debug("%s: presence from %s ignored", c->domain, from_s);
+		/* A user outside the allow list causes no legacy traffic;
+		 * a subscription request learns why. */
+		const char *type = stanza_attr(st, "type");
+		if (type != NULL && strcmp(type, "subscribe") == 0)
+			router_reply_error(c, st, "forbidden", "this gateway "
+			    "is not open to your server or account");
+		log_debug("%s: presence from %s (not allowed) ignored",
+		    c->domain, from_s);
 	}
 out:
 	jid_clear(&to);

@@ -31,6 +31,7 @@ struct iq_route {
 	const char *ns;         /* payload namespace */
 	unsigned kinds;         /* IQ_GET | IQ_SET */
 	const char *feature;    /* advertised in disco#info, or NULL */
+	int restricted;         /* only for users the allow list admits */
 	iq_handler handler;
 };
 

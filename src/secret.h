@@ -21,18 +21,28 @@
 
 struct secret_key;
 
-/* NULL (with the reason logged) when the file is unusable. */
+/*
+ * NULL (with the reason logged) when the file is unusable.  A missing
+ * file is created; a missing directory is not (refused with the mkdir to
+ * run).  A refused file is never modified.  A file owned by another user
+ * is loaded with a warning.
+ */
 struct secret_key *secret_key_load(const char *path);
 /* Wipes the key from memory and frees it. */
 void secret_key_free(struct secret_key *k);
 
-/* Returns a new buffer of *outlen bytes (caller frees). */
+/*
+ * Returns a new buffer of *outlen bytes (caller frees): len + 29.  NULL
+ * (logged) only if OpenSSL or its random generator fails, never for
+ * lack of memory (that exits).  ad is a C string; NULL counts as "".
+ */
 unsigned char *secret_seal(const struct secret_key *k, const char *ad,
     const unsigned char *plain, size_t len, size_t *outlen);
 /*
  * Returns the plain text NUL-terminated (caller frees, and should wipe
  * it with secret_wipe), *outlen without the NUL; NULL when the value was
- * tampered with, sealed under another key or another ad.
+ * tampered with, sealed under another key or another ad, too short or
+ * of an unknown version (nothing is logged: the caller knows the user).
  */
 char *secret_open(const struct secret_key *k, const char *ad,
     const unsigned char *sealed, size_t len, size_t *outlen);

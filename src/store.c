@@ -107,6 +107,7 @@ enum stmt_id {
 	STMT_FIELD_FOREACH,
 	STMT_CONTACT_SET,
 	STMT_CONTACT_REMOVE,
+	STMT_CONTACT_GET,
 	STMT_CONTACT_FOREACH,
 	STMT_PENDING_ADD,
 	STMT_PENDING_LIST,
@@ -140,6 +141,9 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_CONTACT_REMOVE] =
 	    "DELETE FROM contacts WHERE component = ?1 AND jid = ?2 "
 	    "AND legacy = ?3",
+	[STMT_CONTACT_GET] =
+	    "SELECT subscription FROM contacts WHERE component = ?1 "
+	    "AND jid = ?2 AND legacy = ?3",
 	[STMT_CONTACT_FOREACH] =
 	    "SELECT legacy, name, subscription FROM contacts "
 	    "WHERE component = ?1 AND jid = ?2 ORDER BY legacy",
@@ -866,6 +870,31 @@ store_contact_remove(struct store *st, const char *component,
 	sqlite3_bind_text(s, 3, legacy, -1, SQLITE_STATIC);
 	int n = run_write(st, s, "removing a contact");
 	return n < 0 ? -1 : n > 0;
+}
+
+int
+store_contact_get(struct store *st, const char *component, const char *jid,
+    const char *legacy, char **subscription)
+{
+	if (bad_args(st, "store_contact_get", component, jid, 1) ||
+	    legacy == NULL)
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_CONTACT_GET];
+	if (bind_user(st, s, component, jid) == -1)
+		return -1;
+	sqlite3_bind_text(s, 3, legacy, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s), ret = 0;
+	if (rc == SQLITE_ROW) {
+		ret = 1;
+		if (subscription != NULL)
+			*subscription = xstrdup(column_text(s, 0));
+	} else if (rc != SQLITE_DONE) {
+		log_error("store %s: looking up a contact of %s: %s", st->path,
+		    jid, sqlite3_errmsg(st->db));
+		ret = -1;
+	}
+	done_with(s);
+	return ret;
 }
 
 int

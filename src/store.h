@@ -71,6 +71,10 @@ typedef int (*store_contact_cb)(void *arg, const char *legacy,
 int store_contact_set(struct store *st, const char *component,
     const char *jid, const char *legacy, const char *name,
     const char *subscription);
+/* -1 error, 0 not found, 1 found (*subscription, if not NULL, gets a
+ * copy the caller frees). */
+int store_contact_get(struct store *st, const char *component,
+    const char *jid, const char *legacy, char **subscription);
 /* -1 error, 0 not found, 1 removed. */
 int store_contact_remove(struct store *st, const char *component,
     const char *jid, const char *legacy);

@@ -51,6 +51,10 @@ static const struct config_option options[] = {
 	  .max = 100 },
 	{ .key = "keepalive", .type = CONFIG_INT, .def = "0", .min = 0,
 	  .max = 100 },
+	{ .key = "linger", .type = CONFIG_INT, .def = "0", .min = 0,
+	  .max = 100 },
+	{ .key = "allow", .type = CONFIG_LIST, .def = "*" },
+	{ .key = "admins", .type = CONFIG_LIST, .def = "" },
 	{ .key = NULL },
 };
 static const struct config_section_type types[] = {

@@ -1,0 +1,309 @@
+/*
+ * XEP-0077 registration on a component's JID.
+ *
+ *   get    -> the backend's data form (and the legacy fields old clients
+ *             read), with <registered/> and the current values, never
+ *             secrets, when the user is registered already
+ *   set    -> parse, validate every field, let the backend check the
+ *             credentials, and only then store (secrets sealed) and
+ *             answer; the gateway then asks for the user's presence
+ *   remove -> end the session, delete everything, clean the roster
+ */
+#include "autoconf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "causeway.h"
+#include "component.h"
+#include "form.h"
+#include "jid.h"
+#include "log.h"
+#include "register.h"
+#include "secret.h"
+#include "session.h"
+#include "stanza.h"
+#include "store.h"
+#include "xmalloc.h"
+
+struct register_request {
+	struct component *c;
+	struct stanza *iq;
+	char *jid;
+	struct form *values;
+};
+
+/* The fixed element names of XEP-0077 that old clients understand. */
+static const char *const legacy_names[] = {
+	"username", "nick", "password", "name", "first", "last", "email",
+	"address", "city", "state", "zip", "phone", "url", "date", "misc",
+	"text", "key", NULL,
+};
+
+static int
+is_legacy_name(const char *var)
+{
+	for (size_t i = 0; legacy_names[i] != NULL; i++)
+		if (strcmp(legacy_names[i], var) == 0)
+			return 1;
+	return 0;
+}
+
+static char *
+bare_from(const struct stanza *iq)
+{
+	struct jid j;
+	if (jid_parse(stanza_attr(iq, "from"), &j) != 0)
+		return NULL;
+	char *bare = jid_bare_string(&j);
+	jid_clear(&j);
+	return bare;
+}
+
+static int
+collect_plain(void *arg, const char *var, const void *value, size_t len,
+    int sealed)
+{
+	if (sealed)
+		return 0;
+	char *v = xstrndup(value, len);
+	form_add(arg, var, v);
+	free(v);
+	return 0;
+}
+
+static struct stanza *
+registration_form(struct component *c, const struct stanza *iq,
+    const char *jid)
+{
+	const struct backend *b = c->backend;
+	int registered = store_user_exists(cw->store, c->domain, jid) == 1;
+	struct form *current = NULL;
+	if (registered) {
+		current = form_new();
+		store_field_foreach(cw->store, c->domain, jid, collect_plain,
+		    current);
+	}
+	char *instructions = xasprintf("%s%s",
+	    b->register_instructions ? b->register_instructions :
+	    "Fill in your account on the legacy network.",
+	    registered ? " You are registered; send the form again to "
+	    "change your registration." : "");
+	struct stanza *res = stanza_reply(iq, "result");
+	struct stanza *q = stanza_new_child(res, "query", NS_REGISTER);
+	if (registered)
+		stanza_new_child(q, "registered", NULL);
+	stanza_new_text_child(q, "instructions", instructions);
+	for (size_t i = 0; i < b->nregister_fields; i++) {
+		const struct form_field_spec *f = &b->register_fields[i];
+		if (!is_legacy_name(f->var))
+			continue;
+		const char *v = current && !f->secret ?
+		    form_value(current, f->var) : NULL;
+		stanza_new_text_child(q, f->var, v ? v : "");
+	}
+	char *title = xasprintf("Register with the %s gateway",
+	    b->description);
+	stanza_add_child(q, form_build("form", title, instructions,
+	    NS_REGISTER, b->register_fields, b->nregister_fields, current));
+	free(title);
+	free(instructions);
+	form_free(current);
+	return res;
+}
+
+/* Old clients send <username/>, <password/>... instead of a form. */
+static struct form *
+legacy_values(struct component *c, const struct stanza *q, char **error)
+{
+	const struct backend *b = c->backend;
+	struct form *f = form_new();
+	for (struct stanza *ch = stanza_first_child(q); ch != NULL;
+	    ch = stanza_next_sibling(ch)) {
+		const char *name = stanza_name(ch);
+		size_t i;
+		for (i = 0; i < b->nregister_fields; i++)
+			if (strcmp(b->register_fields[i].var, name) == 0)
+				break;
+		if (i == b->nregister_fields) {
+			*error = xasprintf("unknown field <%s/>", name);
+			form_free(f);
+			return NULL;
+		}
+		char *v = stanza_text(ch);
+		if (strlen(v) > FORM_MAX_VALUE_LEN) {
+			*error = xasprintf("%s: the value is too long", name);
+			free(v);
+			form_free(f);
+			return NULL;
+		}
+		form_add(f, name, v);
+		free(v);
+	}
+	return f;
+}
+
+void
+register_request_done(struct register_request *req, const char *condition,
+    const char *text)
+{
+	struct component *c = req->c;
+	const struct backend *b = c->backend;
+	struct stanza *answer = NULL;
+
+	if (condition != NULL) {
+		log_info("%s: registration of %s refused: %s (%s)", c->domain,
+		    req->jid, condition, text ? text : "");
+		answer = stanza_error_reply(req->iq, condition, text);
+	} else if (store_user_add(cw->store, c->domain, req->jid) < 0) {
+		answer = stanza_error_reply(req->iq, "internal-server-error",
+		    "the gateway could not store the registration");
+	} else {
+		char *ad = session_secret_ad(c->domain, req->jid);
+		int failed = 0;
+		for (size_t i = 0; i < b->nregister_fields; i++) {
+			const struct form_field_spec *f = &b->register_fields[i];
+			const char *v = form_value(req->values, f->var);
+			if (v == NULL || f->type == FIELD_FIXED)
+				continue;
+			if (!f->secret) {
+				failed |= store_field_set(cw->store, c->domain,
+				    req->jid, f->var, v, strlen(v), 0) != 0;
+				continue;
+			}
+			size_t len;
+			unsigned char *sealed = secret_seal(cw->key, ad,
+			    (const unsigned char *)v, strlen(v), &len);
+			failed |= sealed == NULL || store_field_set(cw->store,
+			    c->domain, req->jid, f->var, sealed, len, 1) != 0;
+			free(sealed);
+		}
+		free(ad);
+		if (failed) {
+			answer = stanza_error_reply(req->iq,
+			    "internal-server-error",
+			    "the gateway could not store the registration");
+		} else {
+			log_info("%s: %s registered", c->domain, req->jid);
+			answer = stanza_reply(req->iq, "result");
+		}
+	}
+	component_send(c, answer);
+	if (condition == NULL && stanza_attr(answer, "type") == NULL)
+		session_registered(c, req->jid);
+	stanza_free(req->iq);
+	form_free(req->values);
+	free(req->jid);
+	free(req);
+}
+
+static struct stanza *
+unregister(struct component *c, const struct stanza *iq, const char *jid)
+{
+	int r = store_user_exists(cw->store, c->domain, jid);
+	if (r != 1)
+		return stanza_error_reply(iq, r < 0 ? "internal-server-error" :
+		    "registration-required", "you are not registered");
+	struct stanza *res = stanza_reply(iq, "result");
+	component_send(c, res);
+	session_unregistered(c, jid);
+	store_user_remove(cw->store, c->domain, jid);
+	log_info("%s: %s unregistered", c->domain, jid);
+	return NULL;
+}
+
+struct stanza *
+register_handle(struct component *c, const struct stanza *iq,
+    const struct stanza *q)
+{
+	char *jid = bare_from(iq);
+	struct stanza *answer = NULL;
+	if (jid == NULL)
+		return stanza_error_reply(iq, "jid-malformed", NULL);
+	if (strcmp(stanza_attr(iq, "type"), "get") == 0) {
+		answer = registration_form(c, iq, jid);
+		free(jid);
+		return answer;
+	}
+	if (stanza_child(q, "remove", NULL) != NULL) {
+		answer = unregister(c, iq, jid);
+		free(jid);
+		return answer;
+	}
+
+	struct form *values = NULL;
+	char *error = NULL;
+	const char *var = NULL;
+	const struct stanza *x = stanza_child(q, "x", NS_DATA);
+	if (x != NULL) {
+		if (form_parse(x, &values, &error) == 0 &&
+		    strcmp(form_kind(values), "cancel") == 0) {
+			form_free(values);
+			free(jid);
+			return stanza_reply(iq, "result");
+		}
+	} else {
+		values = legacy_values(c, q, &error);
+	}
+	const struct backend *b = c->backend;
+	if (values != NULL && form_validate(values, NS_REGISTER,
+	    b->register_fields, b->nregister_fields, &var, &error) != 0) {
+		form_free(values);
+		values = NULL;
+	}
+	if (values == NULL) {
+		answer = stanza_error_reply(iq, "not-acceptable", error);
+		free(error);
+		free(jid);
+		return answer;
+	}
+
+	struct register_request *req = xcalloc(1, sizeof(*req));
+	req->c = c;
+	req->iq = stanza_copy(iq);
+	req->jid = jid;
+	req->values = values;
+	if (b->check_registration != NULL)
+		b->check_registration(c, jid, values, req);
+	else
+		register_request_done(req, NULL, NULL);
+	return NULL;
+}
+
+/* XEP-0100: what to type, and the JID for what was typed. */
+struct stanza *
+register_gateway(struct component *c, const struct stanza *iq,
+    const struct stanza *q)
+{
+	const struct backend *b = c->backend;
+	struct stanza *res = stanza_reply(iq, "result");
+	struct stanza *out = stanza_new_child(res, "query", NS_GATEWAY);
+	if (strcmp(stanza_attr(iq, "type"), "get") == 0) {
+		char *desc = xasprintf("Enter the %s address of the contact.",
+		    b->description);
+		stanza_new_text_child(out, "desc", desc);
+		stanza_new_text_child(out, "prompt", "Address");
+		free(desc);
+		return res;
+	}
+	char *prompt = stanza_child_text(q, "prompt");
+	char *legacy = NULL;
+	if (prompt != NULL && *prompt != '\0' && strlen(prompt) <= 1023)
+		legacy = b->normalize_address ? b->normalize_address(c,
+		    prompt) : xstrdup(prompt);
+	char *jid = NULL;
+	if (legacy != NULL && (b->valid_address == NULL ||
+	    b->valid_address(c, legacy)))
+		jid = session_contact_jid(c, legacy);
+	free(prompt);
+	free(legacy);
+	if (jid == NULL) {
+		stanza_free(res);
+		return stanza_error_reply(iq, "not-acceptable",
+		    "that is not an address on this network");
+	}
+	stanza_new_text_child(out, "jid", jid);
+	free(jid);
+	return res;
+}

@@ -1,0 +1,30 @@
+/*
+ * In-band registration (XEP-0077) with data forms (XEP-0004), and the
+ * XEP-0100 gateway address lookup, on a component's own JID.
+ *
+ * A registration is answered only after the backend has checked the
+ * credentials (check_registration, which may take a real login on the
+ * worker pool or the loop): the request waits in a struct
+ * register_request until register_request_done().
+ */
+#ifndef CAUSEWAY_REGISTER_H
+#define CAUSEWAY_REGISTER_H
+
+struct component;
+struct register_request;
+struct stanza;
+
+#define NS_REGISTER "jabber:iq:register"
+#define NS_GATEWAY "jabber:iq:gateway"
+
+struct stanza *register_handle(struct component *c, const struct stanza *iq,
+    const struct stanza *payload);
+struct stanza *register_gateway(struct component *c, const struct stanza *iq,
+    const struct stanza *payload);
+
+/* The backend's verdict: condition NULL accepts; otherwise the error
+ * (with text for the user) goes back to the client.  Frees req. */
+void register_request_done(struct register_request *req,
+    const char *condition, const char *text);
+
+#endif

@@ -1,0 +1,881 @@
+/*
+ * Sessions: session.h draws the lifecycle.  This file holds the table of
+ * sessions of each component (a hash by bare JID), the presence and
+ * message paths from XMPP to the backend, and the functions backends call
+ * to speak to the user.
+ *
+ * From XMPP to the legacy network: session_handle_presence() and
+ * session_handle_message(), called by the router for registered and
+ * allowed users.  From the legacy network to XMPP: session_deliver_*,
+ * session_contact_*.  Every stanza toward the user goes through
+ * deliver(), which keeps it in the store while the XMPP server is
+ * unreachable, so nothing from a legacy network is lost while the
+ * server restarts.
+ */
+#include "autoconf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "backend.h"
+#include "causeway.h"
+#include "component.h"
+#include "form.h"
+#include "jid.h"
+#include "log.h"
+#include "secret.h"
+#include "session.h"
+#include "stanza.h"
+#include "store.h"
+#include "xmalloc.h"
+
+#define NS_NICK "http://jabber.org/protocol/nick"
+
+struct resource {
+	char *name;
+	int priority;
+};
+
+struct contact_presence {
+	char *legacy;
+	char *show;      /* NULL: unavailable */
+	char *status;
+};
+
+struct session {
+	struct session *next;        /* hash chain */
+	struct component *c;
+	char *jid;
+	enum session_state state;
+	struct form *fields;         /* registration values, decrypted */
+	void *data;                  /* the backend's */
+	struct resource *resources;
+	size_t nresources;
+	struct contact_presence *contacts;
+	size_t ncontacts;
+	struct event *linger;
+	char *failure;               /* why the last login failed */
+};
+
+struct session_table {
+	struct session **buckets;
+	size_t nbuckets;
+	size_t count;
+};
+
+static size_t
+hash_jid(const char *s)
+{
+	/* FNV-1a: short keys, no adversarial control over the table size
+	 * beyond registered users, who are vetted by the allow list. */
+	size_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+static struct session_table *
+table(struct component *c)
+{
+	if (c->sessions == NULL) {
+		struct session_table *t = xcalloc(1, sizeof(*t));
+		t->nbuckets = 64;
+		t->buckets = xcalloc(t->nbuckets, sizeof(*t->buckets));
+		c->sessions = t;
+	}
+	return c->sessions;
+}
+
+static struct session *
+find(struct component *c, const char *jid)
+{
+	struct session_table *t = table(c);
+	for (struct session *s = t->buckets[hash_jid(jid) & (t->nbuckets - 1)];
+	    s != NULL; s = s->next)
+		if (strcmp(s->jid, jid) == 0)
+			return s;
+	return NULL;
+}
+
+static void
+grow(struct session_table *t)
+{
+	size_t n = t->nbuckets * 2;
+	struct session **b = xcalloc(n, sizeof(*b));
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		struct session *s, *next;
+		for (s = t->buckets[i]; s != NULL; s = next) {
+			next = s->next;
+			size_t k = hash_jid(s->jid) & (n - 1);
+			s->next = b[k];
+			b[k] = s;
+		}
+	}
+	free(t->buckets);
+	t->buckets = b;
+	t->nbuckets = n;
+}
+
+/* ---- registration values ---- */
+
+char *
+session_secret_ad(const char *component, const char *jid)
+{
+	return xasprintf("causeway|%s|%s", component, jid);
+}
+
+struct load_ctx {
+	struct session *s;
+	char *ad;
+};
+
+static int
+load_field(void *arg, const char *var, const void *value, size_t len,
+    int sealed)
+{
+	struct load_ctx *l = arg;
+	if (!sealed) {
+		char *v = xstrndup(value, len);
+		form_add(l->s->fields, var, v);
+		free(v);
+		return 0;
+	}
+	size_t plen = 0;
+	char *plain = cw->key != NULL ? secret_open(cw->key, l->ad, value,
+	    len, &plen) : NULL;
+	if (plain == NULL) {
+		log_error("%s: %s: the stored %s does not decrypt with the "
+		    "key file (was the key replaced?)", l->s->c->domain,
+		    l->s->jid, var);
+		return 0;
+	}
+	form_add(l->s->fields, var, plain);
+	secret_wipe(plain, plen);
+	free(plain);
+	return 0;
+}
+
+static void
+load_fields(struct session *s)
+{
+	form_free(s->fields);
+	s->fields = form_new();
+	struct load_ctx l = { .s = s,
+	    .ad = session_secret_ad(s->c->domain, s->jid) };
+	store_field_foreach(cw->store, s->c->domain, s->jid, load_field, &l);
+	free(l.ad);
+}
+
+/* ---- the table ---- */
+
+static void linger_cb(evutil_socket_t fd, short what, void *arg);
+
+static struct session *
+session_get(struct component *c, const char *jid)
+{
+	struct session *s = find(c, jid);
+	if (s != NULL)
+		return s;
+	struct session_table *t = table(c);
+	if (t->count >= t->nbuckets)
+		grow(t);
+	s = xcalloc(1, sizeof(*s));
+	s->c = c;
+	s->jid = xstrdup(jid);
+	s->state = SESSION_OFFLINE;
+	s->linger = evtimer_new(cw->base, linger_cb, s);
+	if (s->linger == NULL)
+		log_fatal("%s: cannot create a timer", c->domain);
+	size_t k = hash_jid(jid) & (t->nbuckets - 1);
+	s->next = t->buckets[k];
+	t->buckets[k] = s;
+	t->count++;
+	load_fields(s);
+	return s;
+}
+
+static void
+forget_contacts(struct session *s)
+{
+	for (size_t i = 0; i < s->ncontacts; i++) {
+		free(s->contacts[i].legacy);
+		free(s->contacts[i].show);
+		free(s->contacts[i].status);
+	}
+	free(s->contacts);
+	s->contacts = NULL;
+	s->ncontacts = 0;
+}
+
+static void
+forget_resources(struct session *s)
+{
+	for (size_t i = 0; i < s->nresources; i++)
+		free(s->resources[i].name);
+	free(s->resources);
+	s->resources = NULL;
+	s->nresources = 0;
+}
+
+static void
+session_destroy(struct session *s)
+{
+	struct session_table *t = table(s->c);
+	struct session **pp = &t->buckets[hash_jid(s->jid) &
+	    (t->nbuckets - 1)];
+	while (*pp != s)
+		pp = &(*pp)->next;
+	*pp = s->next;
+	t->count--;
+	event_free(s->linger);
+	forget_contacts(s);
+	forget_resources(s);
+	form_free(s->fields);
+	free(s->failure);
+	free(s->jid);
+	free(s);
+}
+
+/* ---- toward the user ---- */
+
+/*
+ * Every stanza to a user leaves through here: straight to the server
+ * while the stream is up, else into the store, from where
+ * session_component_ready() sends it after the next handshake.
+ */
+static void
+deliver(struct component *c, struct stanza *st)
+{
+	if (stanza_attr(st, "from") == NULL)
+		stanza_set_attr(st, "from", c->domain);
+	if (c->state == COMPONENT_READY) {
+		component_send(c, st);
+		return;
+	}
+	char *xml = stanza_to_string(st);
+	if (store_pending_add(cw->store, c->domain, xml) != 0)
+		log_error("%s: could not keep a <%s/> for %s while the server "
+		    "is away; it is lost", c->domain, stanza_name(st),
+		    stanza_attr(st, "to"));
+	free(xml);
+	stanza_free(st);
+}
+
+static int
+send_kept(void *arg, const char *xml)
+{
+	struct component *c = arg;
+	if (c->state != COMPONENT_READY)
+		return 1;
+	return component_send_raw(c, xml, strlen(xml));
+}
+
+void
+session_component_ready(struct component *c)
+{
+	int n = store_pending_take(cw->store, c->domain, send_kept, c);
+	if (n > 0)
+		log_info("%s: delivered %d stanzas kept while the server was "
+		    "away", c->domain, n);
+}
+
+char *
+session_contact_jid(const struct component *c, const char *legacy)
+{
+	char *local = jid_escape_local(legacy);
+	if (local == NULL)
+		return NULL;
+	char *jid = xasprintf("%s@%s", local, c->domain);
+	free(local);
+	return jid;
+}
+
+static struct stanza *
+presence(const char *from, const char *to, const char *type)
+{
+	struct stanza *p = stanza_new("presence", NS_COMPONENT);
+	if (from != NULL)
+		stanza_set_attr(p, "from", from);
+	stanza_set_attr(p, "to", to);
+	if (type != NULL)
+		stanza_set_attr(p, "type", type);
+	return p;
+}
+
+static void
+add_show_status(struct stanza *p, const char *show, const char *status)
+{
+	if (show != NULL && *show != '\0')
+		stanza_new_text_child(p, "show", show);
+	if (status != NULL && *status != '\0')
+		stanza_new_text_child(p, "status", status);
+}
+
+/* The gateway's own presence, as the user sees it. */
+static void
+send_gateway_presence(struct session *s, const char *to)
+{
+	struct stanza *p;
+	if (s->state == SESSION_ONLINE) {
+		p = presence(s->c->domain, to, NULL);
+	} else {
+		p = presence(s->c->domain, to, "unavailable");
+		if (s->state == SESSION_FAILED && s->failure != NULL)
+			add_show_status(p, NULL, s->failure);
+	}
+	deliver(s->c, p);
+}
+
+static struct contact_presence *
+contact_find(struct session *s, const char *legacy, int create)
+{
+	for (size_t i = 0; i < s->ncontacts; i++)
+		if (strcmp(s->contacts[i].legacy, legacy) == 0)
+			return &s->contacts[i];
+	if (!create)
+		return NULL;
+	s->contacts = xreallocarray(s->contacts, s->ncontacts + 1,
+	    sizeof(*s->contacts));
+	struct contact_presence *cp = &s->contacts[s->ncontacts++];
+	memset(cp, 0, sizeof(*cp));
+	cp->legacy = xstrdup(legacy);
+	return cp;
+}
+
+static void
+send_contact_presence(struct session *s, const struct contact_presence *cp,
+    const char *to)
+{
+	char *from = session_contact_jid(s->c, cp->legacy);
+	if (from == NULL)
+		return;
+	struct stanza *p = presence(from, to, cp->show ? NULL : "unavailable");
+	add_show_status(p, cp->show, cp->status);
+	deliver(s->c, p);
+	free(from);
+}
+
+/* Everything unavailable: the legacy side is gone. */
+static void
+contacts_offline(struct session *s)
+{
+	for (size_t i = 0; i < s->ncontacts; i++) {
+		if (s->contacts[i].show == NULL)
+			continue;
+		free(s->contacts[i].show);
+		s->contacts[i].show = NULL;
+		send_contact_presence(s, &s->contacts[i], s->jid);
+	}
+}
+
+/* ---- the legacy session ---- */
+
+static void
+start_login(struct session *s)
+{
+	const struct backend *b = s->c->backend;
+	if (b->login == NULL) {
+		s->state = SESSION_FAILED;
+		free(s->failure);
+		s->failure = xasprintf("the %s gateway cannot log in yet",
+		    b->description);
+		send_gateway_presence(s, s->jid);
+		return;
+	}
+	log_info("%s: %s: logging in", s->c->domain, s->jid);
+	s->state = SESSION_LOGGING_IN;
+	b->login(s);
+}
+
+static void
+end_login(struct session *s, const char *reason)
+{
+	if (s->state == SESSION_LOGGING_IN || s->state == SESSION_ONLINE) {
+		log_info("%s: %s: logging out (%s)", s->c->domain, s->jid,
+		    reason);
+		if (s->c->backend->logout != NULL)
+			s->c->backend->logout(s, reason);
+	}
+	s->state = SESSION_OFFLINE;
+	contacts_offline(s);
+	send_gateway_presence(s, s->jid);
+}
+
+static void
+linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	if (s->nresources == 0)
+		end_login(s, "the user went offline");
+}
+
+void
+session_login_result(struct session *s, int ok, const char *text)
+{
+	if (s->state != SESSION_LOGGING_IN)
+		return;
+	free(s->failure);
+	s->failure = NULL;
+	if (ok) {
+		s->state = SESSION_ONLINE;
+		log_info("%s: %s: online", s->c->domain, s->jid);
+	} else {
+		s->state = SESSION_FAILED;
+		s->failure = xstrdup(text ? text : "login failed");
+		log_info("%s: %s: login failed: %s", s->c->domain, s->jid,
+		    s->failure);
+	}
+	send_gateway_presence(s, s->jid);
+}
+
+void
+session_disconnected(struct session *s, const char *text)
+{
+	if (s->state != SESSION_ONLINE && s->state != SESSION_LOGGING_IN)
+		return;
+	free(s->failure);
+	s->failure = xstrdup(text ? text : "disconnected");
+	s->state = SESSION_FAILED;
+	log_info("%s: %s: legacy connection lost: %s", s->c->domain, s->jid,
+	    s->failure);
+	contacts_offline(s);
+	send_gateway_presence(s, s->jid);
+}
+
+/* ---- accessors for backends ---- */
+
+struct component *
+session_component(const struct session *s)
+{
+	return s->c;
+}
+
+const char *
+session_jid(const struct session *s)
+{
+	return s->jid;
+}
+
+enum session_state
+session_state(const struct session *s)
+{
+	return s->state;
+}
+
+const char *
+session_field(const struct session *s, const char *var)
+{
+	return form_value(s->fields, var);
+}
+
+void *
+session_data(const struct session *s)
+{
+	return s->data;
+}
+
+void
+session_set_data(struct session *s, void *data)
+{
+	s->data = data;
+}
+
+/* ---- from the legacy network ---- */
+
+void
+session_deliver_message(struct session *s, const char *legacy,
+    const char *body)
+{
+	char *from = session_contact_jid(s->c, legacy);
+	if (from == NULL) {
+		log_warn("%s: %s: a message from a legacy address that is no "
+		    "JID was dropped", s->c->domain, s->jid);
+		return;
+	}
+	struct stanza *m = stanza_new("message", NS_COMPONENT);
+	stanza_set_attr(m, "from", from);
+	stanza_set_attr(m, "to", s->jid);
+	stanza_set_attr(m, "type", "chat");
+	stanza_new_text_child(m, "body", body);
+	deliver(s->c, m);
+	free(from);
+}
+
+void
+session_contact_presence(struct session *s, const char *legacy,
+    const char *show, const char *status)
+{
+	struct contact_presence *cp = contact_find(s, legacy, 1);
+	free(cp->show);
+	free(cp->status);
+	cp->show = show ? xstrdup(show) : NULL;
+	cp->status = status ? xstrdup(status) : NULL;
+	send_contact_presence(s, cp, s->jid);
+}
+
+void
+session_contact_known(struct session *s, const char *legacy,
+    const char *name)
+{
+	char *from = session_contact_jid(s->c, legacy);
+	if (from == NULL)
+		return;
+	/* Ask once: a contact already in the store was asked before. */
+	if (store_contact_get(cw->store, s->c->domain, s->jid, legacy,
+	    NULL) == 0) {
+		store_contact_set(cw->store, s->c->domain, s->jid, legacy, name,
+		    "none");
+		struct stanza *p = presence(from, s->jid, "subscribe");
+		if (name != NULL) {
+			struct stanza *n = stanza_new_child(p, "nick", NS_NICK);
+			stanza_add_text(n, name, strlen(name));
+		}
+		deliver(s->c, p);
+	}
+	free(from);
+}
+
+void
+session_message_failed(struct session *s, const char *legacy,
+    const char *id, const char *condition, const char *text)
+{
+	char *from = session_contact_jid(s->c, legacy);
+	if (from == NULL)
+		return;
+	struct stanza *m = stanza_new("message", NS_COMPONENT);
+	stanza_set_attr(m, "from", from);
+	stanza_set_attr(m, "to", s->jid);
+	if (id != NULL)
+		stanza_set_attr(m, "id", id);
+	struct stanza *err = stanza_error_reply(m, condition, text);
+	stanza_free(m);
+	/* stanza_error_reply swapped the addresses: swap them back. */
+	stanza_set_attr(err, "from", from);
+	stanza_set_attr(err, "to", s->jid);
+	deliver(s->c, err);
+	free(from);
+}
+
+/* ---- from XMPP ---- */
+
+static void
+error_reply(struct component *c, const struct stanza *st,
+    const char *condition, const char *text)
+{
+	const char *type = stanza_attr(st, "type");
+	if (type != NULL && strcmp(type, "error") == 0)
+		return;
+	component_send(c, stanza_error_reply(st, condition, text));
+}
+
+static struct resource *
+resource_find(struct session *s, const char *name)
+{
+	for (size_t i = 0; i < s->nresources; i++)
+		if (strcmp(s->resources[i].name, name) == 0)
+			return &s->resources[i];
+	return NULL;
+}
+
+static void
+resource_remove(struct session *s, const char *name)
+{
+	for (size_t i = 0; i < s->nresources; i++) {
+		if (strcmp(s->resources[i].name, name) != 0)
+			continue;
+		free(s->resources[i].name);
+		s->resources[i] = s->resources[--s->nresources];
+		return;
+	}
+}
+
+/* The user's most available resource speaks for the legacy presence. */
+static void
+user_available(struct session *s, const struct stanza *st,
+    const struct jid *from)
+{
+	const char *res = from->resource ? from->resource : "";
+	char *prio = stanza_child_text(st, "priority");
+	int priority = prio ? atoi(prio) : 0;
+	free(prio);
+	struct resource *r = resource_find(s, res);
+	int is_new = r == NULL;
+	if (is_new) {
+		if (s->nresources >= 64) {
+			log_warn("%s: %s: more than 64 resources; ignoring %s",
+			    s->c->domain, s->jid, res);
+			return;
+		}
+		s->resources = xreallocarray(s->resources, s->nresources + 1,
+		    sizeof(*s->resources));
+		r = &s->resources[s->nresources++];
+		r->name = xstrdup(res);
+	}
+	r->priority = priority;
+	event_del(s->linger);
+
+	char *full = jid_to_string(from);
+	if (s->state == SESSION_OFFLINE || s->state == SESSION_FAILED) {
+		start_login(s);
+	} else if (is_new) {
+		/* A new resource of an online user: tell it what the others
+		 * already know. */
+		send_gateway_presence(s, full);
+		for (size_t i = 0; i < s->ncontacts; i++)
+			if (s->contacts[i].show != NULL)
+				send_contact_presence(s, &s->contacts[i], full);
+	}
+	free(full);
+	if (s->state == SESSION_ONLINE &&
+	    s->c->backend->set_presence != NULL) {
+		char *show = stanza_child_text(st, "show");
+		char *status = stanza_child_text(st, "status");
+		s->c->backend->set_presence(s, show ? show : "", status);
+		free(show);
+		free(status);
+	}
+}
+
+static void
+user_unavailable(struct session *s, const struct jid *from)
+{
+	resource_remove(s, from->resource ? from->resource : "");
+	if (s->nresources > 0 || (s->state != SESSION_ONLINE &&
+	    s->state != SESSION_LOGGING_IN))
+		return;
+	struct timeval tv = { .tv_sec = (time_t)s->c->linger };
+	if (s->c->linger == 0)
+		end_login(s, "the user went offline");
+	else
+		evtimer_add(s->linger, &tv);
+}
+
+static void
+subscription(struct component *c, struct session *s, const char *type,
+    const struct jid *from, const struct jid *to, const char *to_s)
+{
+	char *bare = jid_bare_string(from);
+	char *legacy = to->local ? jid_unescape_local(to->local) : NULL;
+	const struct backend *b = c->backend;
+
+	if (strcmp(type, "subscribe") == 0) {
+		/* Approve, and (for contacts) ask back, so the roster item
+		 * becomes both-ways as a native contact's would. */
+		deliver(c, presence(to_s, bare, "subscribed"));
+		if (legacy != NULL) {
+			int had = store_contact_get(cw->store, c->domain, bare,
+			    legacy, NULL);
+			store_contact_set(cw->store, c->domain, bare, legacy,
+			    NULL, "both");
+			if (had == 0 && b->add_contact != NULL && s != NULL &&
+			    s->state == SESSION_ONLINE)
+				b->add_contact(s, legacy);
+			struct contact_presence *cp = s ? contact_find(s,
+			    legacy, 0) : NULL;
+			if (cp != NULL)
+				send_contact_presence(s, cp, bare);
+		} else if (s != NULL) {
+			send_gateway_presence(s, bare);
+		}
+	} else if (strcmp(type, "unsubscribe") == 0) {
+		deliver(c, presence(to_s, bare, "unsubscribed"));
+		if (legacy != NULL &&
+		    store_contact_remove(cw->store, c->domain, bare,
+		    legacy) == 1 && b->remove_contact != NULL && s != NULL &&
+		    s->state == SESSION_ONLINE)
+			b->remove_contact(s, legacy);
+	} else if (strcmp(type, "probe") == 0) {
+		if (s == NULL) {
+			deliver(c, presence(to_s, bare, "unavailable"));
+		} else if (legacy == NULL) {
+			send_gateway_presence(s, bare);
+		} else {
+			struct contact_presence *cp = contact_find(s, legacy, 0);
+			if (cp != NULL)
+				send_contact_presence(s, cp, bare);
+			else
+				deliver(c, presence(to_s, bare, "unavailable"));
+		}
+	}
+	/* subscribed / unsubscribed: the user answered our request; the
+	 * server keeps the roster, nothing for us to do. */
+	free(legacy);
+	free(bare);
+}
+
+void
+session_handle_presence(struct component *c, const struct stanza *st,
+    const struct jid *from, const struct jid *to)
+{
+	const char *type = stanza_attr(st, "type");
+	const char *to_s = stanza_attr(st, "to");
+	char *bare = jid_bare_string(from);
+	int registered = store_user_exists(cw->store, c->domain, bare);
+	struct session *s = registered == 1 ? session_get(c, bare) : NULL;
+	free(bare);
+
+	if (type == NULL) {
+		/* Presence from a user who never registered causes no legacy
+		 * traffic at all. */
+		if (s != NULL)
+			user_available(s, st, from);
+	} else if (strcmp(type, "unavailable") == 0) {
+		if (s != NULL)
+			user_unavailable(s, from);
+	} else if (strcmp(type, "error") != 0) {
+		subscription(c, s, type, from, to, to_s);
+	}
+}
+
+void
+session_handle_message(struct component *c, const struct stanza *st,
+    const struct jid *from, const struct jid *to)
+{
+	const char *type = stanza_attr(st, "type");
+	if (type != NULL && strcmp(type, "error") == 0)
+		return;
+	if (type != NULL && strcmp(type, "groupchat") == 0) {
+		error_reply(c, st, "not-acceptable",
+		    "groupchat messages belong in a room");
+		return;
+	}
+	if (to->local == NULL) {
+		error_reply(c, st, "service-unavailable", "this is a gateway: "
+		    "send messages to contact addresses at this domain");
+		return;
+	}
+	char *body = stanza_child_text(st, "body");
+	if (body == NULL) {
+		/* Chat states and receipts without a body: nothing to carry. */
+		return;
+	}
+	char *bare = jid_bare_string(from);
+	char *legacy = jid_unescape_local(to->local);
+	const struct backend *b = c->backend;
+	struct session *s = NULL;
+	int registered = store_user_exists(cw->store, c->domain, bare);
+
+	if (registered != 1) {
+		error_reply(c, st, "registration-required",
+		    "register with the gateway first");
+	} else if (legacy == NULL || *legacy == '\0' ||
+	    (b->valid_address != NULL && !b->valid_address(c, legacy))) {
+		error_reply(c, st, "jid-malformed", "that address is not a "
+		    "valid contact on this network");
+	} else if (b->send_message == NULL) {
+		error_reply(c, st, "feature-not-implemented",
+		    "this gateway cannot send messages yet");
+	} else if ((s = session_get(c, bare))->state != SESSION_ONLINE) {
+		char *why = xasprintf("you are not connected to the %s network%s%s",
+		    b->description, s->failure ? ": " : " (go online first)",
+		    s->failure ? s->failure : "");
+		error_reply(c, st, "recipient-unavailable", why);
+		free(why);
+	} else {
+		struct backend_error err = { .condition = NULL };
+		if (b->send_message(s, legacy, stanza_attr(st, "id"), body,
+		    &err) != 0)
+			error_reply(c, st, err.condition ? err.condition :
+			    "undefined-condition", err.text[0] ? err.text :
+			    NULL);
+	}
+	free(legacy);
+	free(bare);
+	free(body);
+}
+
+/* ---- registration changes ---- */
+
+void
+session_registered(struct component *c, const char *bare_jid)
+{
+	struct session *s = find(c, bare_jid);
+	if (s != NULL) {
+		/* New values: a running legacy session logs in again. */
+		load_fields(s);
+		if (s->state == SESSION_ONLINE || s->state == SESSION_LOGGING_IN) {
+			end_login(s, "the registration changed");
+			if (s->nresources > 0)
+				start_login(s);
+		}
+	}
+	/* XEP-0100: the gateway asks for the user's presence, so the
+	 * server tells it when the user comes and goes. */
+	deliver(c, presence(c->domain, bare_jid, "subscribe"));
+}
+
+struct clean_ctx {
+	struct component *c;
+	const char *jid;
+};
+
+static int
+unsubscribe_contact(void *arg, const char *legacy, const char *name,
+    const char *sub)
+{
+	struct clean_ctx *k = arg;
+	char *from = session_contact_jid(k->c, legacy);
+	if (from != NULL) {
+		deliver(k->c, presence(from, k->jid, "unsubscribe"));
+		deliver(k->c, presence(from, k->jid, "unsubscribed"));
+		free(from);
+	}
+	return 0;
+}
+
+void
+session_unregistered(struct component *c, const char *bare_jid)
+{
+	struct session *s = find(c, bare_jid);
+	if (s != NULL) {
+		if (s->state == SESSION_ONLINE || s->state == SESSION_LOGGING_IN)
+			end_login(s, "the user unregistered");
+		session_destroy(s);
+	}
+	/* Clean the roster: every contact and the gateway itself. */
+	struct clean_ctx k = { .c = c, .jid = bare_jid };
+	store_contact_foreach(cw->store, c->domain, bare_jid,
+	    unsubscribe_contact, &k);
+	deliver(c, presence(c->domain, bare_jid, "unsubscribe"));
+	deliver(c, presence(c->domain, bare_jid, "unsubscribed"));
+}
+
+void
+session_free_all(struct component *c)
+{
+	struct session_table *t = c->sessions;
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		while (t->buckets[i] != NULL) {
+			struct session *s = t->buckets[i];
+			if ((s->state == SESSION_ONLINE ||
+			    s->state == SESSION_LOGGING_IN) &&
+			    c->backend->logout != NULL)
+				c->backend->logout(s, "causeway is stopping");
+			session_destroy(s);
+		}
+	}
+	free(t->buckets);
+	free(t);
+	c->sessions = NULL;
+}
+
+size_t
+session_count(const struct component *c, size_t *online)
+{
+	const struct session_table *t = c->sessions;
+	size_t n = 0, on = 0;
+	if (t != NULL) {
+		for (size_t i = 0; i < t->nbuckets; i++)
+			for (struct session *s = t->buckets[i]; s; s = s->next) {
+				n++;
+				on += s->state == SESSION_ONLINE;
+			}
+	}
+	if (online != NULL)
+		*online = on;
+	return n;
+}

@@ -1,0 +1,96 @@
+/*
+ * Sessions: a registered user's presence on XMPP and their legacy
+ * connection, and everything that flows between the two.
+ *
+ * Lifecycle of a session (one per component and bare JID):
+ *
+ *   OFFLINE --first available resource--> LOGGING_IN --login ok--> ONLINE
+ *   LOGGING_IN --login failed--> FAILED (until the next available)
+ *   ONLINE --last resource unavailable--> linger timer --> OFFLINE
+ *   ONLINE --legacy connection lost--> FAILED (told to the user)
+ *
+ * Only registered users have sessions.  The session keeps the user's
+ * resources (with priorities) so the first one in starts the legacy
+ * login and the last one out ends it after the component's linger.
+ *
+ * The backend calls the session_* functions below to speak to the user;
+ * it never builds a stanza itself.
+ */
+#ifndef CAUSEWAY_SESSION_H
+#define CAUSEWAY_SESSION_H
+
+#include <stddef.h>
+
+struct component;
+struct stanza;
+struct jid;
+
+enum session_state {
+	SESSION_OFFLINE,
+	SESSION_LOGGING_IN,
+	SESSION_ONLINE,
+	SESSION_FAILED,
+};
+
+struct session;
+
+/* ---- from the core (router, registration) ---- */
+
+/* Called for each message/presence to the component's domain or to a
+ * contact JID of it, from a user who passed the access check (takes
+ * nothing; st is borrowed). */
+void session_handle_presence(struct component *c, const struct stanza *st,
+    const struct jid *from, const struct jid *to);
+void session_handle_message(struct component *c, const struct stanza *st,
+    const struct jid *from, const struct jid *to);
+/* The user registered (again): values stored, so a session may start. */
+void session_registered(struct component *c, const char *bare_jid);
+/* The user unregistered: log out, forget the session, clean the roster
+ * (unsubscribe and unsubscribed from each contact and the gateway). */
+void session_unregistered(struct component *c, const char *bare_jid);
+/* The component reconnected: hand over stanzas kept in the store. */
+void session_component_ready(struct component *c);
+/* Ends every session of the component (shutdown). */
+void session_free_all(struct component *c);
+/* Counts for statistics. */
+size_t session_count(const struct component *c, size_t *online);
+
+/* ---- for backends ---- */
+
+struct component *session_component(const struct session *s);
+const char *session_jid(const struct session *s);   /* bare JID */
+enum session_state session_state(const struct session *s);
+/* A registration value (decrypted); NULL when the user has none. */
+const char *session_field(const struct session *s, const char *var);
+void *session_data(const struct session *s);
+void session_set_data(struct session *s, void *data);
+
+/* The login started by backend->login() ended.  ok = 0: text says why
+ * (shown to the user). */
+void session_login_result(struct session *s, int ok, const char *text);
+/* The legacy connection is gone on its own (not through logout()). */
+void session_disconnected(struct session *s, const char *text);
+/* A message from a legacy contact to the user.  type: "chat" or NULL. */
+void session_deliver_message(struct session *s, const char *legacy,
+    const char *body);
+/* A legacy contact's presence: show NULL = unavailable, "" = available,
+ * or "away", "xa", "dnd", "chat"; status may be NULL. */
+void session_contact_presence(struct session *s, const char *legacy,
+    const char *show, const char *status);
+/* The legacy network lists this contact: make sure the user's roster
+ * has it (subscription request). */
+void session_contact_known(struct session *s, const char *legacy,
+    const char *name);
+/* A message accepted by send_message() could not be delivered. */
+void session_message_failed(struct session *s, const char *legacy,
+    const char *id, const char *condition, const char *text);
+
+/* The associated data that binds a sealed registration value to its
+ * component and user (caller frees). */
+char *session_secret_ad(const char *component, const char *jid);
+
+/* The contact JID for a legacy address (caller frees), NULL if it
+ * cannot be escaped. */
+char *session_contact_jid(const struct component *c, const char *legacy);
+
+#endif
