@@ -25,6 +25,7 @@
 #include <openssl/rand.h>
 
 #include "access.h"
+#include "adhoc.h"
 #include "backend.h"
 #include "causeway.h"
 #include "component.h"
@@ -208,6 +209,7 @@ component_free(struct component *c)
 	if (c == NULL)
 		return;
 	session_free_all(c);
+	adhoc_free_all(c);
 	if (c->backend->shutdown != NULL)
 		c->backend->shutdown(c);
 	close_socket(c);

@@ -35,6 +35,7 @@ struct config_section;
 struct event;
 struct evbuffer;
 struct access_list;
+struct adhoc_state;
 struct jid;
 struct session_table;
 struct stanza;
@@ -113,6 +114,7 @@ struct component {
 	size_t queued_bytes;
 
 	struct session_table *sessions;  /* session.c's */
+	struct adhoc_state *adhoc;       /* adhoc.c's */
 	struct component_privilege privilege;
 	struct component_stats stats;
 };

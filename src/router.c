@@ -6,6 +6,7 @@
 #include "backend.h"
 #include "component.h"
 #include "jid.h"
+#include "adhoc.h"
 #include "log.h"
 #include "register.h"
 #include "session.h"
@@ -29,6 +30,8 @@ static const struct iq_route service_routes[] = {
 	  .handler = register_handle },
 	{ .ns = NS_GATEWAY, .kinds = IQ_GET | IQ_SET, .feature = NS_GATEWAY,
 	  .handler = register_gateway },
+	{ .ns = NS_COMMANDS, .kinds = IQ_SET, .feature = NS_COMMANDS,
+	  .restricted = 1, .handler = adhoc_handle },
 	{ .ns = NULL },
 };
 

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "adhoc.h"
 #include "backend.h"
 #include "component.h"
 #include "router.h"
@@ -44,6 +45,9 @@ struct stanza *
 service_disco_items(struct component *c, const struct stanza *iq,
     const struct stanza *payload)
 {
+	const char *node = stanza_attr(payload, "node");
+	if (node != NULL && strcmp(node, NS_COMMANDS) == 0)
+		return adhoc_disco_items(c, iq);
 	struct stanza *err = unknown_node(iq, payload);
 	if (err != NULL)
 		return err;

@@ -879,3 +879,21 @@ session_count(const struct component *c, size_t *online)
 		*online = on;
 	return n;
 }
+
+int
+session_kick(struct component *c, const char *bare_jid, const char *reason)
+{
+	struct session *s = find(c, bare_jid);
+	if (s == NULL || (s->state != SESSION_ONLINE &&
+	    s->state != SESSION_LOGGING_IN))
+		return -1;
+	end_login(s, reason);
+	return 0;
+}
+
+enum session_state
+session_state_of(struct component *c, const char *bare_jid)
+{
+	struct session *s = find(c, bare_jid);
+	return s ? s->state : SESSION_OFFLINE;
+}

@@ -52,6 +52,13 @@ void session_unregistered(struct component *c, const char *bare_jid);
 void session_component_ready(struct component *c);
 /* Ends every session of the component (shutdown). */
 void session_free_all(struct component *c);
+/* An admin ended the user's legacy session (it starts again when the
+ * user next comes online); 0, or -1 when the user has no session. */
+int session_kick(struct component *c, const char *bare_jid,
+    const char *reason);
+/* The user's state; SESSION_OFFLINE when there is no session. */
+enum session_state session_state_of(struct component *c,
+    const char *bare_jid);
 /* Counts for statistics. */
 size_t session_count(const struct component *c, size_t *online);
 
