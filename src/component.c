@@ -12,6 +12,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -50,6 +51,16 @@ struct queued_stanza {
 	TAILQ_ENTRY(queued_stanza) entry;
 	size_t len;
 	char data[];
+};
+
+struct pending_iq {
+	TAILQ_ENTRY(pending_iq) entry;
+	struct component *c;
+	char id[24];
+	char *to;
+	component_iq_cb cb;
+	void *arg;
+	struct event *timer;
 };
 
 static const char *const state_names[] = {
@@ -155,6 +166,7 @@ component_new(const struct config_section *sec)
 	c->state = COMPONENT_IDLE;
 	c->backoff = BACKOFF_MIN;
 	TAILQ_INIT(&c->queue);
+	TAILQ_INIT(&c->pending);
 	copy_settings(c, sec);
 	c->xs = xmlstream_new(&stream_callbacks, c, c->max_stanza,
 	    XMLSTREAM_DEFAULT_MAX_DEPTH);
@@ -176,9 +188,12 @@ component_new(const struct config_section *sec)
 	return c;
 }
 
+static void pending_fail_all(struct component *c);
+
 static void
 close_socket(struct component *c)
 {
+	pending_fail_all(c);
 	if (c->bev != NULL) {
 		bufferevent_free(c->bev);
 		c->bev = NULL;
@@ -328,6 +343,81 @@ flush_queue(struct component *c)
 	if (n > 0)
 		log_info("%s: sent %zu stanzas queued while disconnected",
 		    c->domain, n);
+}
+
+static void
+pending_finish(struct pending_iq *p, const struct stanza *answer)
+{
+	struct component *c = p->c;
+	TAILQ_REMOVE(&c->pending, p, entry);
+	event_free(p->timer);
+	component_iq_cb cb = p->cb;
+	void *arg = p->arg;
+	free(p->to);
+	free(p);
+	cb(c, answer, arg);
+}
+
+static void
+pending_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pending_iq *p = arg;
+	log_warn("%s: no answer to iq %s from %s", p->c->domain, p->id,
+	    p->to);
+	pending_finish(p, NULL);
+}
+
+static void
+pending_fail_all(struct component *c)
+{
+	struct pending_iq *p;
+	while ((p = TAILQ_FIRST(&c->pending)) != NULL)
+		pending_finish(p, NULL);
+}
+
+void
+component_send_iq(struct component *c, struct stanza *iq,
+    component_iq_cb cb, void *arg, int timeout)
+{
+	if (c->state != COMPONENT_READY) {
+		stanza_free(iq);
+		cb(c, NULL, arg);
+		return;
+	}
+	struct pending_iq *p = xcalloc(1, sizeof(*p));
+	p->c = c;
+	snprintf(p->id, sizeof(p->id), "cw%u", ++c->next_iq);
+	p->to = xstrdup(stanza_attr(iq, "to") ? stanza_attr(iq, "to") :
+	    c->domain);
+	p->cb = cb;
+	p->arg = arg;
+	p->timer = evtimer_new(cw->base, pending_timeout_cb, p);
+	if (p->timer == NULL)
+		log_fatal("%s: cannot create a timer", c->domain);
+	struct timeval tv = { .tv_sec = timeout };
+	evtimer_add(p->timer, &tv);
+	TAILQ_INSERT_TAIL(&c->pending, p, entry);
+	stanza_set_attr(iq, "id", p->id);
+	component_send(c, iq);
+}
+
+int
+component_iq_answer(struct component *c, const struct stanza *st)
+{
+	const char *id = stanza_attr(st, "id");
+	const char *from = stanza_attr(st, "from");
+	struct pending_iq *p;
+	if (id == NULL || from == NULL)
+		return 0;
+	TAILQ_FOREACH(p, &c->pending, entry) {
+		/* The answer must come from whom we asked: an id alone
+		 * could be guessed by anyone who can send us stanzas. */
+		if (strcmp(p->id, id) == 0 && strcmp(p->to, from) == 0) {
+			pending_finish(p, st);
+			return 1;
+		}
+	}
+	return 0;
 }
 
 int

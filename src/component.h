@@ -74,6 +74,13 @@ struct component_privilege {
 	char presence[12];
 };
 
+/* Called with the answer to an iq we sent (type result or error), or
+ * with NULL when none came in time or the stream went down. */
+typedef void (*component_iq_cb)(struct component *c,
+    const struct stanza *answer, void *arg);
+struct pending_iq;
+TAILQ_HEAD(pending_iq_list, pending_iq);
+
 struct queued_stanza;
 TAILQ_HEAD(queued_list, queued_stanza);
 
@@ -116,6 +123,9 @@ struct component {
 	struct session_table *sessions;  /* session.c's */
 	struct adhoc_state *adhoc;       /* adhoc.c's */
 	struct component_privilege privilege;
+	int roster_push_refused;      /* the server refused a privileged push */
+	struct pending_iq_list pending;
+	unsigned next_iq;
 	struct component_stats stats;
 };
 
@@ -139,6 +149,17 @@ void component_shutdown(struct component *c);
  * its own copy if it cannot be lost).
  */
 int component_send(struct component *c, struct stanza *st);
+
+/*
+ * Sends an iq get/set (takes it; an id is assigned) and calls cb with
+ * the answer, or with NULL after timeout seconds or when the stream
+ * goes down first.  Only while READY; otherwise cb(NULL) at once.
+ */
+void component_send_iq(struct component *c, struct stanza *iq,
+    component_iq_cb cb, void *arg, int timeout);
+/* Hands an iq result/error to its waiting callback; 1 if one was
+ * waiting for it, else 0 (st borrowed). */
+int component_iq_answer(struct component *c, const struct stanza *st);
 
 /* Sends serialized XML while READY (0), else -1 and nothing is sent. */
 int component_send_raw(struct component *c, const char *xml, size_t len);

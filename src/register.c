@@ -189,13 +189,27 @@ register_request_done(struct register_request *req, const char *condition,
 			answer = stanza_reply(req->iq, "result");
 		}
 	}
+	int accepted = strcmp(stanza_attr(answer, "type"), "result") == 0;
 	component_send(c, answer);
-	if (condition == NULL && stanza_attr(answer, "type") == NULL)
+	if (accepted)
 		session_registered(c, req->jid);
 	stanza_free(req->iq);
 	form_free(req->values);
 	free(req->jid);
 	free(req);
+}
+
+int
+register_remove(struct component *c, const char *bare_jid)
+{
+	int r = store_user_exists(cw->store, c->domain, bare_jid);
+	if (r != 1)
+		return r;
+	session_unregistered(c, bare_jid);
+	r = store_user_remove(cw->store, c->domain, bare_jid);
+	if (r == 1)
+		log_info("%s: %s unregistered", c->domain, bare_jid);
+	return r;
 }
 
 static struct stanza *
@@ -205,11 +219,10 @@ unregister(struct component *c, const struct stanza *iq, const char *jid)
 	if (r != 1)
 		return stanza_error_reply(iq, r < 0 ? "internal-server-error" :
 		    "registration-required", "you are not registered");
-	struct stanza *res = stanza_reply(iq, "result");
-	component_send(c, res);
-	session_unregistered(c, jid);
-	store_user_remove(cw->store, c->domain, jid);
-	log_info("%s: %s unregistered", c->domain, jid);
+	/* The answer goes out before the roster cleanup that
+	 * register_remove() sends. */
+	component_send(c, stanza_reply(iq, "result"));
+	register_remove(c, jid);
 	return NULL;
 }
 

@@ -136,7 +136,8 @@ dispatch_iq(struct component *c, struct stanza *iq, const struct jid *from,
 		return;
 	}
 	if (strcmp(type, "result") == 0 || strcmp(type, "error") == 0) {
-		/* Answers to our own requests; nothing is outstanding yet. */
+		if (component_iq_answer(c, iq))
+			return;
 		log_debug("%s: unmatched iq %s id=%s from %s", c->domain, type,
 		    stanza_attr(iq, "id") ? stanza_attr(iq, "id") : "(none)",
 		    stanza_attr(iq, "from"));

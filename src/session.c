@@ -515,26 +515,103 @@ session_contact_presence(struct session *s, const char *legacy,
 	send_contact_presence(s, cp, s->jid);
 }
 
+#define NS_ROSTER "jabber:iq:roster"
+
+/* The server lets us write users' rosters (XEP-0356), and has not
+ * refused it yet. */
+static int
+can_push_roster(const struct component *c)
+{
+	return !c->roster_push_refused && c->state == COMPONENT_READY &&
+	    (strcmp(c->privilege.roster, "set") == 0 ||
+	    strcmp(c->privilege.roster, "both") == 0);
+}
+
+static struct stanza *
+roster_push(const struct component *c, const char *user,
+    const char *contact, const char *name, const char *subscription)
+{
+	struct stanza *iq = stanza_new("iq", NS_COMPONENT);
+	stanza_set_attr(iq, "type", "set");
+	stanza_set_attr(iq, "from", c->domain);
+	stanza_set_attr(iq, "to", user);
+	struct stanza *q = stanza_new_child(iq, "query", NS_ROSTER);
+	struct stanza *item = stanza_new_child(q, "item", NULL);
+	stanza_set_attr(item, "jid", contact);
+	if (name != NULL)
+		stanza_set_attr(item, "name", name);
+	stanza_set_attr(item, "subscription", subscription);
+	return iq;
+}
+
+/* Without roster privileges: ask the user, as a person would. */
+static void
+request_subscription(struct component *c, const char *user,
+    const char *contact, const char *name)
+{
+	struct stanza *p = presence(contact, user, "subscribe");
+	if (name != NULL) {
+		struct stanza *n = stanza_new_child(p, "nick", NS_NICK);
+		stanza_add_text(n, name, strlen(name));
+	}
+	deliver(c, p);
+}
+
+struct push_ctx {
+	char *user, *contact, *legacy, *name;
+};
+
+static void
+roster_pushed(struct component *c, const struct stanza *answer, void *arg)
+{
+	struct push_ctx *p = arg;
+	const char *type = answer ? stanza_attr(answer, "type") : NULL;
+	if (type != NULL && strcmp(type, "result") == 0) {
+		store_contact_set(cw->store, c->domain, p->user, p->legacy,
+		    NULL, "both");
+	} else {
+		/* ejabberd before 23.10 grants roster access and then
+		 * refuses every set: remember, and ask users instead. */
+		if (answer != NULL && !c->roster_push_refused) {
+			log_warn("%s: the server refused a privileged roster "
+			    "push; falling back to subscription requests",
+			    c->domain);
+			c->roster_push_refused = 1;
+		}
+		request_subscription(c, p->user, p->contact, p->name);
+	}
+	free(p->user);
+	free(p->contact);
+	free(p->legacy);
+	free(p->name);
+	free(p);
+}
+
 void
 session_contact_known(struct session *s, const char *legacy,
     const char *name)
 {
-	char *from = session_contact_jid(s->c, legacy);
-	if (from == NULL)
+	char *contact = session_contact_jid(s->c, legacy);
+	if (contact == NULL)
 		return;
-	/* Ask once: a contact already in the store was asked before. */
+	/* Once: a contact already in the store was pushed or asked. */
 	if (store_contact_get(cw->store, s->c->domain, s->jid, legacy,
 	    NULL) == 0) {
 		store_contact_set(cw->store, s->c->domain, s->jid, legacy, name,
 		    "none");
-		struct stanza *p = presence(from, s->jid, "subscribe");
-		if (name != NULL) {
-			struct stanza *n = stanza_new_child(p, "nick", NS_NICK);
-			stanza_add_text(n, name, strlen(name));
+		if (can_push_roster(s->c)) {
+			struct push_ctx *p = xcalloc(1, sizeof(*p));
+			p->user = xstrdup(s->jid);
+			p->contact = xstrdup(contact);
+			p->legacy = xstrdup(legacy);
+			p->name = name ? xstrdup(name) : NULL;
+			component_send_iq(s->c, roster_push(s->c, s->jid,
+			    contact, name, "both"), roster_pushed, p, 30);
+		} else {
+			request_subscription(s->c, s->jid, contact, name);
 		}
-		deliver(s->c, p);
 	}
-	free(from);
+	free(contact);
 }
 
 void
@@ -806,6 +883,24 @@ session_registered(struct component *c, const char *bare_jid)
 	deliver(c, presence(c->domain, bare_jid, "subscribe"));
 }
 
+static void
+push_ignored(struct component *c, const struct stanza *answer, void *arg)
+{
+}
+
+/* Takes an item out of the user's roster: removed outright where we may
+ * write the roster, else ended from our side (XEP-0100: the client then
+ * removes the item). */
+static void
+remove_roster_item(struct component *c, const char *user, const char *item)
+{
+	deliver(c, presence(item, user, "unsubscribe"));
+	deliver(c, presence(item, user, "unsubscribed"));
+	if (can_push_roster(c))
+		component_send_iq(c, roster_push(c, user, item, NULL, "remove"),
+		    push_ignored, NULL, 30);
+}
+
 struct clean_ctx {
 	struct component *c;
 	const char *jid;
@@ -818,8 +913,7 @@ unsubscribe_contact(void *arg, const char *legacy, const char *name,
 	struct clean_ctx *k = arg;
 	char *from = session_contact_jid(k->c, legacy);
 	if (from != NULL) {
-		deliver(k->c, presence(from, k->jid, "unsubscribe"));
-		deliver(k->c, presence(from, k->jid, "unsubscribed"));
+		remove_roster_item(k->c, k->jid, from);
 		free(from);
 	}
 	return 0;
@@ -838,8 +932,7 @@ session_unregistered(struct component *c, const char *bare_jid)
 	struct clean_ctx k = { .c = c, .jid = bare_jid };
 	store_contact_foreach(cw->store, c->domain, bare_jid,
 	    unsubscribe_contact, &k);
-	deliver(c, presence(c->domain, bare_jid, "unsubscribe"));
-	deliver(c, presence(c->domain, bare_jid, "unsubscribed"));
+	remove_roster_item(c, bare_jid, c->domain);
 }
 
 void

@@ -103,7 +103,7 @@ note "autogen"
 if build "build (-Werror)" "$out/main" --enable-werror; then
 	unit "unit tests" "$out/main"
 	step "component tests" "$out/component.tap" \
-		env CAUSEWAY_BIN="$out/main/causeway" python3 tests/component/test_core.py
+		env CAUSEWAY_BIN="$out/main/causeway" bash tests/component/run.sh
 fi
 
 if build "build (ASan+UBSan)" "$out/asan" --enable-werror --enable-sanitizers; then
@@ -111,7 +111,7 @@ if build "build (ASan+UBSan)" "$out/asan" --enable-werror --enable-sanitizers; t
 	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 	unit "unit tests (sanitizers)" "$out/asan"
 	step "component tests (sanitizers)" "$out/component-asan.tap" \
-		env CAUSEWAY_BIN="$out/asan/causeway" python3 tests/component/test_core.py
+		env CAUSEWAY_BIN="$out/asan/causeway" bash tests/component/run.sh
 	unset ASAN_OPTIONS UBSAN_OPTIONS
 fi
 
