@@ -98,6 +98,29 @@ struct backend {
 	/* The user added or removed a contact in the roster. */
 	void (*add_contact)(struct session *s, const char *legacy);
 	void (*remove_contact)(struct session *s, const char *legacy);
+
+	/*
+	 * Rooms (src/room.h).  is_room: 1 when the legacy address names a
+	 * room; NULL: the network has none.  join_room reports with
+	 * room_joined() / room_join_failed(); the others answer 0 or -1
+	 * with err filled, and report what the network does through the
+	 * room_* functions.
+	 */
+	int (*is_room)(struct component *c, const char *legacy);
+	void (*join_room)(struct session *s, const char *room,
+	    const char *nick, const char *password);
+	void (*leave_room)(struct session *s, const char *room,
+	    const char *reason);
+	int (*send_groupchat)(struct session *s, const char *room,
+	    const char *id, const char *body, struct backend_error *err);
+	int (*send_private)(struct session *s, const char *room,
+	    const char *nick, const char *body, struct backend_error *err);
+	int (*set_subject)(struct session *s, const char *room,
+	    const char *subject, struct backend_error *err);
+	int (*change_nick)(struct session *s, const char *room,
+	    const char *nick, struct backend_error *err);
+	int (*kick)(struct session *s, const char *room, const char *nick,
+	    const char *reason, struct backend_error *err);
 };
 
 /* The backend compiled in under this name, or NULL. */

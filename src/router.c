@@ -1,6 +1,7 @@
 #include "autoconf.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
@@ -9,6 +10,7 @@
 #include "adhoc.h"
 #include "log.h"
 #include "register.h"
+#include "room.h"
 #include "session.h"
 #include "router.h"
 #include "service.h"
@@ -115,6 +117,20 @@ send_answer(struct component *c, struct stanza *answer)
 		component_send(c, answer);
 }
 
+/* The room a JID at the component names (unescaped, caller frees), or
+ * NULL when it names none. */
+static char *
+room_of(struct component *c, const struct jid *to)
+{
+	if (to->local == NULL || c->backend->is_room == NULL)
+		return NULL;
+	char *legacy = jid_unescape_local(to->local);
+	if (legacy != NULL && c->backend->is_room(c, legacy))
+		return legacy;
+	free(legacy);
+	return NULL;
+}
+
 static struct stanza *
 only_child(const struct stanza *st)
 {
@@ -162,6 +178,16 @@ dispatch_iq(struct component *c, struct stanza *iq, const struct jid *from,
 		return;
 	}
 	const char *ns = stanza_ns(payload);
+	char *room = room_of(c, to);
+	if (room != NULL) {
+		if (component_allows(c, from))
+			send_answer(c, room_handle_iq(c, iq, from, to, room));
+		else
+			router_reply_error(c, iq, "forbidden", "this gateway is "
+			    "not open to your server or account");
+		free(room);
+		return;
+	}
 	if (to->local == NULL && to->resource == NULL && ns != NULL) {
 		for (const struct iq_route *r = service_routes; r->ns != NULL;
 		    r++) {
@@ -226,13 +252,22 @@ router_dispatch(struct component *c, struct stanza *st)
 	} else if (strcmp(name, "message") == 0) {
 		if (take_privilege(c, st, &from))
 			goto out;
+		char *room = room_of(c, &to);
 		if (!component_allows(c, &from))
 			router_reply_error(c, st, "forbidden", "this gateway "
 			    "is not open to your server or account");
+		else if (room != NULL)
+			room_handle_message(c, st, &from, &to, room);
 		else
 			session_handle_message(c, st, &from, &to);
+		free(room);
 	} else if (component_allows(c, &from)) {
-		session_handle_presence(c, st, &from, &to);
+		char *room = room_of(c, &to);
+		if (room != NULL)
+			room_handle_presence(c, st, &from, &to, room);
+		else
+			session_handle_presence(c, st, &from, &to);
+		free(room);
 	} else {
 		/* A user outside the allow list causes no legacy traffic;
 		 * a subscription request learns why. */

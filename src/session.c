@@ -25,6 +25,7 @@
 #include "form.h"
 #include "jid.h"
 #include "log.h"
+#include "room.h"
 #include "secret.h"
 #include "session.h"
 #include "stanza.h"
@@ -51,6 +52,7 @@ struct session {
 	enum session_state state;
 	struct form *fields;         /* registration values, decrypted */
 	void *data;                  /* the backend's */
+	void *rooms;                 /* room.c's */
 	struct resource *resources;
 	size_t nresources;
 	struct contact_presence *contacts;
@@ -230,6 +232,7 @@ session_destroy(struct session *s)
 	*pp = s->next;
 	t->count--;
 	event_free(s->linger);
+	room_session_free(s);
 	forget_contacts(s);
 	forget_resources(s);
 	form_free(s->fields);
@@ -399,6 +402,7 @@ end_login(struct session *s, const char *reason)
 			s->c->backend->logout(s, reason);
 	}
 	s->state = SESSION_OFFLINE;
+	room_session_offline(s, reason);
 	contacts_offline(s);
 	send_gateway_presence(s, s->jid);
 }
@@ -407,7 +411,7 @@ static void
 linger_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
-	if (s->nresources == 0)
+	if (s->nresources == 0 && room_session_count(s) == 0)
 		end_login(s, "the user went offline");
 }
 
@@ -428,6 +432,10 @@ session_login_result(struct session *s, int ok, const char *text)
 		    s->failure);
 	}
 	send_gateway_presence(s, s->jid);
+	if (ok)
+		room_session_online(s);
+	else
+		room_session_offline(s, s->failure);
 }
 
 void
@@ -440,6 +448,7 @@ session_disconnected(struct session *s, const char *text)
 	s->state = SESSION_FAILED;
 	log_info("%s: %s: legacy connection lost: %s", s->c->domain, s->jid,
 	    s->failure);
+	room_session_offline(s, s->failure);
 	contacts_offline(s);
 	send_gateway_presence(s, s->jid);
 }
@@ -715,18 +724,24 @@ user_available(struct session *s, const struct stanza *st,
 	}
 }
 
-static void
-user_unavailable(struct session *s, const struct jid *from)
+void
+session_release(struct session *s)
 {
-	resource_remove(s, from->resource ? from->resource : "");
-	if (s->nresources > 0 || (s->state != SESSION_ONLINE &&
-	    s->state != SESSION_LOGGING_IN))
+	if (s->nresources > 0 || room_session_count(s) > 0 ||
+	    (s->state != SESSION_ONLINE && s->state != SESSION_LOGGING_IN))
 		return;
 	struct timeval tv = { .tv_sec = (time_t)s->c->linger };
 	if (s->c->linger == 0)
 		end_login(s, "the user went offline");
 	else
 		evtimer_add(s->linger, &tv);
+}
+
+static void
+user_unavailable(struct session *s, const struct jid *from)
+{
+	resource_remove(s, from->resource ? from->resource : "");
+	session_release(s);
 }
 
 static void
@@ -989,4 +1004,31 @@ session_state_of(struct component *c, const char *bare_jid)
 {
 	struct session *s = find(c, bare_jid);
 	return s ? s->state : SESSION_OFFLINE;
+}
+
+struct session *
+session_find_registered(struct component *c, const char *bare_jid)
+{
+	if (store_user_exists(cw->store, c->domain, bare_jid) != 1)
+		return NULL;
+	return session_get(c, bare_jid);
+}
+
+void
+session_ensure_login(struct session *s)
+{
+	if (s->state == SESSION_OFFLINE || s->state == SESSION_FAILED)
+		start_login(s);
+}
+
+void *
+session_rooms(const struct session *s)
+{
+	return s->rooms;
+}
+
+void
+session_set_rooms(struct session *s, void *rooms)
+{
+	s->rooms = rooms;
 }

@@ -62,6 +62,20 @@ enum session_state session_state_of(struct component *c,
 /* Counts for statistics. */
 size_t session_count(const struct component *c, size_t *online);
 
+/* ---- for the room layer ---- */
+/* The registered user's session (created on demand), NULL when the user
+ * is not registered. */
+struct session *session_find_registered(struct component *c,
+    const char *bare_jid);
+/* Starts the legacy login when the session is offline or failed. */
+void session_ensure_login(struct session *s);
+/* The room layer left its last room: end the session after the linger
+ * if no resource is online either. */
+void session_release(struct session *s);
+/* Keeps a room layer pointer per session. */
+void *session_rooms(const struct session *s);
+void session_set_rooms(struct session *s, void *rooms);
+
 /* ---- for backends ---- */
 
 struct component *session_component(const struct session *s);

@@ -1,0 +1,83 @@
+/*
+ * Rooms: XEP-0045 multi-user chat, the part a gateway room needs, for
+ * backends with group chats (IRC channels).  A room is a JID at the
+ * component whose unescaped local part the backend calls a room
+ * (backend->is_room); occupants are ROOM@component/NICK.
+ *
+ * From XMPP: presence to ROOM/NICK joins (or changes nick when already
+ * joined), unavailable leaves, groupchat messages go to the room,
+ * private messages to ROOM/NICK go to that occupant, iq to the room or
+ * an occupant (disco#info, XEP-0410 self-ping) are answered here.
+ * Several resources of one user share one nick in a room: each resource
+ * that joined gets the room's traffic; the backend sees one membership.
+ *
+ * From the backend: the room_* functions below, which the room layer
+ * turns into XEP-0045 stanzas (occupant list before self-presence with
+ * status 110 (+100, +210 when the network changed the nick), the subject
+ * after the occupant list, messages reflected with the same id and a
+ * XEP-0359 stanza-id, 303 nick changes, 307 kicks, 301 bans, 332 when
+ * the network drops the room).
+ *
+ * A join while the user's legacy session is not online starts the login
+ * and waits for it (room_session_online / room_session_offline are
+ * called by session.c).
+ */
+#ifndef CAUSEWAY_ROOM_H
+#define CAUSEWAY_ROOM_H
+
+struct component;
+struct jid;
+struct session;
+struct stanza;
+
+enum room_role { ROLE_NONE, ROLE_VISITOR, ROLE_PARTICIPANT, ROLE_MODERATOR };
+enum room_affiliation {
+	AFFIL_NONE, AFFIL_MEMBER, AFFIL_ADMIN, AFFIL_OWNER, AFFIL_OUTCAST
+};
+
+/* ---- from the router (to.local is a room per backend->is_room) ---- */
+void room_handle_presence(struct component *c, const struct stanza *st,
+    const struct jid *from, const struct jid *to, const char *room);
+void room_handle_message(struct component *c, const struct stanza *st,
+    const struct jid *from, const struct jid *to, const char *room);
+/* Returns the answer to an iq get/set to the room or an occupant. */
+struct stanza *room_handle_iq(struct component *c, const struct stanza *iq,
+    const struct jid *from, const struct jid *to, const char *room);
+
+/* ---- from session.c ---- */
+void room_session_online(struct session *s);
+void room_session_offline(struct session *s, const char *reason);
+/* How many rooms the user is in (or joining); 0 lets the session end. */
+unsigned room_session_count(const struct session *s);
+/* Frees the session's rooms (no stanzas). */
+void room_session_free(struct session *s);
+
+/* ---- for backends ---- */
+/* The join asked with backend->join_room() succeeded under nick (which
+ * may differ from the one asked: then status 210). Call after the
+ * occupant list (room_occupant) and before room_subject. */
+void room_joined(struct session *s, const char *room, const char *nick);
+void room_join_failed(struct session *s, const char *room,
+    const char *condition, const char *text);
+/* Someone is (or came) in the room, or their role/affiliation changed. */
+void room_occupant(struct session *s, const char *room, const char *nick,
+    enum room_role role, enum room_affiliation affiliation);
+/* Someone left: reason may be NULL; kicked/banned give 307/301 with
+ * actor-less reason. */
+enum room_leave { LEAVE_PART, LEAVE_KICK, LEAVE_BAN, LEAVE_QUIT };
+void room_occupant_left(struct session *s, const char *room,
+    const char *nick, enum room_leave how, const char *reason);
+void room_nick_changed(struct session *s, const char *room,
+    const char *old_nick, const char *new_nick);
+void room_message(struct session *s, const char *room, const char *nick,
+    const char *body);
+/* The user's own message was accepted by the network (reflect it with
+ * the client's id); id may be NULL. */
+void room_message_sent(struct session *s, const char *room, const char *id,
+    const char *body);
+void room_subject(struct session *s, const char *room, const char *nick,
+    const char *subject);
+/* The network dropped the user from the room (332). */
+void room_closed(struct session *s, const char *room, const char *reason);
+
+#endif
