@@ -1,9 +1,10 @@
 #!/bin/bash
 # causeway demo: a throw-away Prosody on 127.0.0.1 with causeway attached
-# as the component irc.localhost, and a user to log in with.
+# as the component echo.localhost (the echo test network: its contacts
+# answer what you send them), and a user to log in with.
 #
 #   contrib/demo.sh            start, print how to log in, run until Ctrl-C
-#   contrib/demo.sh --check    start, query disco#info on irc.localhost with
+#   contrib/demo.sh --check    start, query disco#info on echo.localhost with
 #                              a slixmpp client, print it, stop; exit 0/1 (CI)
 #
 # Environment:
@@ -23,7 +24,7 @@ case "${1:-}" in
 esac
 
 PYTHON=/usr/bin/python3
-DOMAIN=irc.localhost
+DOMAIN=echo.localhost
 CAUSEWAY_BIN=${CAUSEWAY_BIN:-./causeway}
 
 die() { echo "demo: $*" >&2; exit 1; }
@@ -141,7 +142,7 @@ key_file = $D/secret.key
 log_level = info
 
 [component $DOMAIN]
-backend = irc
+backend = echo
 server = 127.0.0.1
 port = $COMPONENT_PORT
 secret = $SECRET
@@ -193,7 +194,12 @@ cat <<EOF
       security  no TLS (plain password, loopback only)
   Then open service discovery (Gajim: Accounts > Discover Services) on
       $DOMAIN
-  to see the IRC gateway, or ping it / ask its software version.
+  and register with the Echo gateway (any username and password; the
+  password "wrong" shows a refused login).  Accept the gateway's
+  subscription request, and the contact echo@$DOMAIN appears in your
+  roster: write to it and it answers.  Any address works as a contact
+  (add bob@$DOMAIN); "/away busy", "/offline" and "/online" change the
+  contact's presence.  Ad-hoc commands on $DOMAIN: settings, unregister.
 
   Logs: $D/causeway.log  (tail -f it)  and  $D/prosody.log
   causeway PID $CAUSEWAY_PID, prosody PID $PROSODY_PID

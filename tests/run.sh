@@ -143,6 +143,17 @@ if [ -x "$out/main/causeway" ]; then
 		env CAUSEWAY_BIN="$out/main/causeway" bash tests/e2e/run.sh
 fi
 
+demo() {
+	if CAUSEWAY_BIN="$out/main/causeway" bash contrib/demo.sh --check; then
+		echo "ok 1 - the README's demo (contrib/demo.sh --check) answers"
+	else
+		echo "not ok 1 - the README's demo (contrib/demo.sh --check)"
+	fi
+}
+if [ -x "$out/main/causeway" ]; then
+	step "demo" "$out/demo.tap" demo
+fi
+
 build "build with every backend disabled" "$out/nobackends" --enable-werror \
 	--disable-irc --disable-email --disable-sms
 
