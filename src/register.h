@@ -22,6 +22,15 @@ struct stanza *register_handle(struct component *c, const struct stanza *iq,
 struct stanza *register_gateway(struct component *c, const struct stanza *iq,
     const struct stanza *payload);
 
+/*
+ * Unregisters a user (the <remove/> of XEP-0077, and the "unregister"
+ * ad-hoc command): ends the session, cleans the user's roster and
+ * deletes everything stored for them.  The caller answers the request
+ * first, so the answer arrives before the roster cleanup.  -1 on a store
+ * error (logged), 0 when the user was not registered, 1 when removed.
+ */
+int register_remove(struct component *c, const char *bare_jid);
+
 /* The backend's verdict: condition NULL accepts; otherwise the error
  * (with text for the user) goes back to the client.  Frees req. */
 void register_request_done(struct register_request *req,

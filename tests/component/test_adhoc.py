@@ -200,9 +200,14 @@ def test_stats(conn):
     def num(var):
         v = value(x, var)
         return int(v) if v is not None and v.isdigit() else None
-    tap.check(status(res) == "completed" and command(res).get("sessionid") is None
+    sid = command(res).get("sessionid") if command(res) is not None else None
+    tap.check(status(res) == "completed" and sid
               and x is not None and x.get("type") == "result",
-              "stats: completed at once with a result form")
+              "stats: completed at once with a result form and a sessionid")
+    res = run(conn, ADMIN, "stats", action="complete", sessionid=sid,
+              fields={})
+    tap.check(cmd_error(res) == "bad-sessionid",
+              "the sessionid of a command done at once cannot be continued")
     tap.check(num("users") == 2,
               "stats: the registered users count matches (2)", f)
     tap.check(num("sessions") is not None and num("online") is not None
@@ -412,6 +417,24 @@ def test_announce(conn):
               "announce: type normal when asked")
 
 
+def test_limits(conn):
+    # At most 16 pending runs per bare JID: the 17th drops the oldest.
+    sids = []
+    for _ in range(17):
+        res = run(conn, ADMIN, "announce")
+        c = command(res)
+        sids.append(c.get("sessionid") if c is not None else None)
+    res = run(conn, ADMIN, "announce", action="cancel", sessionid=sids[0])
+    res2 = run(conn, ADMIN, "announce", action="cancel", sessionid=sids[1])
+    tap.check(all(sids) and len(set(sids)) == 17
+              and cmd_error(res) == "bad-sessionid"
+              and status(res2) == "canceled",
+              "16 pending runs per user: the 17th drops the oldest, the "
+              "others stay")
+    for sid in sids[2:]:
+        run(conn, ADMIN, "announce", action="cancel", sessionid=sid)
+
+
 def test_unregister(conn):
     res = run(conn, BOB, "unregister")
     sid = command(res).get("sessionid") if command(res) is not None else None
@@ -498,6 +521,7 @@ def main():
         test_user_details(conn)
         test_disconnect(conn, cw)
         test_announce(conn)
+        test_limits(conn)
         test_unregister(conn)
         test_admin_and_user(conn)
         tap.check(cw.alive(), "causeway is still running")
