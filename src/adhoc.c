@@ -201,19 +201,6 @@ ask_again(struct adhoc_ctx *x, struct stanza *form, char *error)
 	return ADHOC_EXECUTING;
 }
 
-static int
-collect_plain(void *arg, const char *var, const void *value, size_t len,
-    int sealed)
-{
-	/* Sealed values are secrets: never shown, not even to admins. */
-	if (sealed)
-		return 0;
-	char *v = xstrndup(value, len);
-	form_add(arg, var, v);
-	free(v);
-	return 0;
-}
-
 /*
  * The backend's registration fields a user may see and change after
  * registering: not secret (those need the credential check of a new
@@ -265,8 +252,7 @@ cmd_settings(struct adhoc_ctx *x, const struct form *in)
 	}
 	if (in == NULL) {
 		struct form *current = form_new();
-		store_field_foreach(cw->store, c->domain, x->user,
-		    collect_plain, current);
+		register_add_values(c, x->user, current);
 		x->form = settings_form(x, specs, n, current);
 		form_free(current);
 		st = ADHOC_EXECUTING;
@@ -474,7 +460,7 @@ cmd_user_details(struct adhoc_ctx *x, const struct form *in)
 
 	struct form *values = form_new();
 	form_add(values, "jid", jid);
-	store_field_foreach(cw->store, c->domain, jid, collect_plain, values);
+	register_add_values(c, jid, values);
 	size_t ncontacts = 0;
 	store_contact_foreach(cw->store, c->domain, jid, count_contact,
 	    &ncontacts);

@@ -65,12 +65,19 @@ static int
 collect_plain(void *arg, const char *var, const void *value, size_t len,
     int sealed)
 {
+	/* Sealed values are secrets: never shown, not even to admins. */
 	if (sealed)
 		return 0;
 	char *v = xstrndup(value, len);
 	form_add(arg, var, v);
 	free(v);
 	return 0;
+}
+
+void
+register_add_values(struct component *c, const char *jid, struct form *to)
+{
+	store_field_foreach(cw->store, c->domain, jid, collect_plain, to);
 }
 
 static struct stanza *
@@ -82,8 +89,7 @@ registration_form(struct component *c, const struct stanza *iq,
 	struct form *current = NULL;
 	if (registered) {
 		current = form_new();
-		store_field_foreach(cw->store, c->domain, jid, collect_plain,
-		    current);
+		register_add_values(c, jid, current);
 	}
 	char *instructions = xasprintf("%s%s",
 	    b->register_instructions ? b->register_instructions :

@@ -11,6 +11,7 @@
 #define CAUSEWAY_REGISTER_H
 
 struct component;
+struct form;
 struct register_request;
 struct stanza;
 
@@ -35,5 +36,10 @@ int register_remove(struct component *c, const char *bare_jid);
  * (with text for the user) goes back to the client.  Frees req. */
 void register_request_done(struct register_request *req,
     const char *condition, const char *text);
+
+/* Adds the user's stored registration values to a form, leaving out
+ * the secret ones. */
+void register_add_values(struct component *c, const char *jid,
+    struct form *to);
 
 #endif
