@@ -1109,3 +1109,26 @@ adhoc_disco_items(struct component *c, const struct stanza *iq)
 	}
 	return res;
 }
+
+struct stanza *
+adhoc_disco_info(struct component *c, const struct stanza *iq,
+    const char *node)
+{
+	const struct adhoc_command *cmd = command_find(node);
+	if (cmd == NULL)
+		return NULL;
+	/* XEP-0050: a command node is an automation/command-node that
+	 * speaks commands and data forms. */
+	struct stanza *res = stanza_reply(iq, "result");
+	struct stanza *q = stanza_new_child(res, "query", NS_DISCO_INFO);
+	stanza_set_attr(q, "node", node);
+	struct stanza *id = stanza_new_child(q, "identity", NULL);
+	stanza_set_attr(id, "category", "automation");
+	stanza_set_attr(id, "type", "command-node");
+	stanza_set_attr(id, "name", cmd->name);
+	stanza_set_attr(stanza_new_child(q, "feature", NULL), "var",
+	    NS_COMMANDS);
+	stanza_set_attr(stanza_new_child(q, "feature", NULL), "var",
+	    "jabber:x:data");
+	return res;
+}

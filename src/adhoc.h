@@ -26,6 +26,9 @@ struct stanza *adhoc_handle(struct component *c, const struct stanza *iq,
 /* disco#items on node NS_COMMANDS: the commands the asker may run. */
 struct stanza *adhoc_disco_items(struct component *c,
     const struct stanza *iq);
+/* disco#info on a command's node, or NULL when node names no command. */
+struct stanza *adhoc_disco_info(struct component *c,
+    const struct stanza *iq, const char *node);
 /* Drops every pending multi-step command of the component. */
 void adhoc_free_all(struct component *c);
 

@@ -22,6 +22,10 @@ struct stanza *
 service_disco_info(struct component *c, const struct stanza *iq,
     const struct stanza *payload)
 {
+	const char *node = stanza_attr(payload, "node");
+	struct stanza *cmd = node ? adhoc_disco_info(c, iq, node) : NULL;
+	if (cmd != NULL)
+		return cmd;
 	struct stanza *err = unknown_node(iq, payload);
 	if (err != NULL)
 		return err;

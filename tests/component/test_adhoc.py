@@ -509,6 +509,13 @@ def main():
         res = register(conn, ALICE, {"username": "alice", "password": "pw",
                                      "greeting": "hi: "})
         res2 = register(conn, BOB, {"username": "bob", "password": "pw"})
+        info = conn.iq("<query xmlns='http://jabber.org/protocol/disco#info' "
+                       "node='stats'/>", frm=ALICE, id_="node-info")
+        ident = info.find(".//{http://jabber.org/protocol/disco#info}identity") \
+            if info is not None else None
+        tap.check(ident is not None and ident.get("category") == "automation"
+                  and ident.get("type") == "command-node",
+                  "disco#info on a command node: automation/command-node")
         tap.check(res is not None and res.get("type") == "result"
                   and res2 is not None and res2.get("type") == "result",
                   "alice and bob register")
