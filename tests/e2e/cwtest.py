@@ -548,7 +548,9 @@ class Causeway:
         r"send </stream:stream>")
 
     def __init__(self, server, secret=None, name="causeway", tap=None,
-                 log_level="debug", domain=None):
+                 log_level="debug", domain=None, backend="irc", options=None):
+        """backend: the component's backend (irc, echo, ...); options: a
+        dict of further keys for the component section (e.g. linger)."""
         self.server = server
         self.domain = domain or server.domain
         self.secret = secret if secret is not None else server.secret
@@ -563,12 +565,14 @@ class Causeway:
                     "log_level = %s\n"
                     "\n"
                     "[component %s]\n"
-                    "backend = irc\n"
+                    "backend = %s\n"
                     "server = %s\n"
                     "port = %d\n"
                     "secret = %s\n"
-                    % (self.dir, self.dir, log_level, self.domain, LOOPBACK,
-                       server.component_port, self.secret))
+                    % (self.dir, self.dir, log_level, self.domain, backend,
+                       LOOPBACK, server.component_port, self.secret))
+            for k, v in (options or {}).items():
+                f.write("%s = %s\n" % (k, v))
         self.popen = None
         self.lines = []         # (monotonic time, line)
         self.cond = threading.Condition()
