@@ -1,31 +1,1444 @@
-/* Placeholder until the room layer lands: no backend has rooms yet. */
+/*
+ * Rooms: room.h says what the layer does.  This file keeps, per session,
+ * the rooms the user is in or joining: for each, the user's resources in
+ * it (members) and the occupants the network reported, and turns both
+ * directions into XEP-0045 stanzas.
+ *
+ * Lifecycle of one room of one session:
+ *
+ *   join, session not online --> PENDING --room_session_online--> JOINING
+ *   join, session online --------------------------------------> JOINING
+ *   JOINING --room_joined--> JOINED
+ *   PENDING/JOINING --room_join_failed, login failed--> gone (errors)
+ *   JOINED --last member left, own kick/ban/part, room_closed,
+ *            session offline--> gone
+ *
+ * Decisions worth knowing:
+ *
+ * - The subject ends a join (clients take the subject message as "join
+ *   complete", XEP-0045 7.2.15), so every member gets exactly one subject
+ *   in its join sequence.  room_subject() may come before room_joined()
+ *   (kept) or right after it in the same event-loop turn; if none has
+ *   come by the end of that turn, an empty <subject/> is sent, and a
+ *   later room_subject() is a subject change.
+ * - The user's resources share one nick.  A second resource joining
+ *   with another nick gets the room's nick (status 210) and causes no
+ *   legacy traffic; the backend sees one membership, left when the last
+ *   resource leaves.
+ * - Leaving the last room may end the legacy session (linger 0), and a
+ *   backend's logout must never run inside its own callback (it would
+ *   free the state that is calling us), so session_release() runs from
+ *   a zero-delay timer.
+ * - Rooms are live state: stanzas are sent only while the component is
+ *   READY, never kept in the store (a room replayed after a reconnect
+ *   would be stale; clients rejoin, XEP-0410).
+ * - The room is non-anonymous (status 100), but the network does not
+ *   tell us other occupants' addresses: only the user's own item carries
+ *   a jid (the receiving resource's).
+ * - Occupants are in an array (for the join sequence, in arrival order)
+ *   indexed by a hash of the nick, so a NAMES reply of 10,000 nicks is
+ *   linear.
+ */
 #include "autoconf.h"
 
-#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
 
+#include <event2/event.h>
+#include <openssl/rand.h>
+
+#include "backend.h"
+#include "causeway.h"
+#include "component.h"
+#include "jid.h"
+#include "log.h"
 #include "room.h"
+#include "service.h"
+#include "session.h"
 #include "stanza.h"
+#include "xmalloc.h"
+
+#define NS_MUC "http://jabber.org/protocol/muc"
+#define NS_MUC_USER "http://jabber.org/protocol/muc#user"
+#define NS_MUC_ADMIN "http://jabber.org/protocol/muc#admin"
+#define NS_SID "urn:xmpp:sid:0"
+#define NS_SELF_PING_OPT "http://jabber.org/protocol/muc#self-ping-optimization"
+
+#define ROOM_MAX_PER_SESSION 128
+#define ROOM_MAX_OCCUPANTS 10000
+#define ROOM_MAX_MEMBERS 64        /* a session keeps at most 64 resources */
+#define ROOM_NICK_MAX 64
+
+enum room_state { ROOM_PENDING, ROOM_JOINING, ROOM_JOINED };
+
+/* One of the user's resources in the room (or joining it). */
+struct member {
+	char *jid;            /* full JID */
+	char *asked;          /* the nick it asked for (210 when it differs) */
+	char *id;             /* its join presence's id, echoed back */
+	int want_subject;     /* in the room, its subject not sent yet */
+};
+
+struct occupant {
+	char *nick;
+	enum room_role role;
+	enum room_affiliation affil;
+	size_t idx;                 /* position in occupants.v */
+	struct occupant *hnext;     /* hash chain */
+};
+
+struct occupants {
+	struct occupant **v;        /* arrival order; a removal moves the last
+	                             * one into the gap */
+	size_t n, cap;
+	struct occupant **buckets;
+	size_t nbuckets;            /* a power of two */
+};
+
+struct room {
+	struct room *next;
+	struct session *s;
+	char *name;                 /* legacy name, as the router gave it */
+	char *jid;                  /* ROOM@component */
+	enum room_state state;
+	char *nick;                 /* asked until JOINED, then the network's */
+	char *password;             /* until the join is sent */
+	int with_password;
+	struct member *members;
+	size_t nmembers;
+	struct occupants occ;
+	char *subject;
+	char *subject_nick;         /* NULL: from the room itself */
+	int subject_known;
+	struct event *subject_timer;
+	int full_logged;            /* the occupant limit was logged */
+};
+
+struct room_set {
+	struct session *s;
+	struct room *rooms;
+	unsigned count;
+	struct event *release;      /* deferred session_release() */
+};
+
+static const char *const role_names[] = {
+	[ROLE_NONE] = "none", [ROLE_VISITOR] = "visitor",
+	[ROLE_PARTICIPANT] = "participant", [ROLE_MODERATOR] = "moderator",
+};
+
+static const char *const affil_names[] = {
+	[AFFIL_NONE] = "none", [AFFIL_MEMBER] = "member",
+	[AFFIL_ADMIN] = "admin", [AFFIL_OWNER] = "owner",
+	[AFFIL_OUTCAST] = "outcast",
+};
+
+static const char *
+role_name(enum room_role r)
+{
+	return (unsigned)r < sizeof(role_names) / sizeof(role_names[0]) ?
+	    role_names[r] : "none";
+}
+
+static const char *
+affil_name(enum room_affiliation a)
+{
+	return (unsigned)a < sizeof(affil_names) / sizeof(affil_names[0]) ?
+	    affil_names[a] : "none";
+}
+
+/* ---- occupants: an array indexed by a hash of the nick ---- */
+
+static size_t
+hash_nick(const char *s)
+{
+	/* FNV-1a.  Nicks come from the legacy network: a hostile server
+	 * could aim for one chain, but it is bounded by the occupant limit
+	 * and costs that server's own users only. */
+	size_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+static struct occupant *
+occ_find(const struct occupants *o, const char *nick)
+{
+	if (o->nbuckets == 0)
+		return NULL;
+	for (struct occupant *p = o->buckets[hash_nick(nick) &
+	    (o->nbuckets - 1)]; p != NULL; p = p->hnext)
+		if (strcmp(p->nick, nick) == 0)
+			return p;
+	return NULL;
+}
+
+static void
+occ_rehash(struct occupants *o, size_t nbuckets)
+{
+	free(o->buckets);
+	o->buckets = xcalloc(nbuckets, sizeof(*o->buckets));
+	o->nbuckets = nbuckets;
+	for (size_t i = 0; i < o->n; i++) {
+		struct occupant *p = o->v[i];
+		size_t k = hash_nick(p->nick) & (nbuckets - 1);
+		p->hnext = o->buckets[k];
+		o->buckets[k] = p;
+	}
+}
+
+/* A new occupant (the nick must not be there), or NULL at the limit. */
+static struct occupant *
+occ_add(struct occupants *o, const char *nick, enum room_role role,
+    enum room_affiliation affil)
+{
+	if (o->n >= ROOM_MAX_OCCUPANTS)
+		return NULL;
+	if (o->n == o->cap) {
+		o->cap = o->cap ? o->cap * 2 : 16;
+		o->v = xreallocarray(o->v, o->cap, sizeof(*o->v));
+	}
+	if (o->n >= o->nbuckets)
+		occ_rehash(o, o->nbuckets ? o->nbuckets * 2 : 16);
+	struct occupant *p = xcalloc(1, sizeof(*p));
+	p->nick = xstrdup(nick);
+	p->role = role;
+	p->affil = affil;
+	p->idx = o->n;
+	o->v[o->n++] = p;
+	size_t k = hash_nick(nick) & (o->nbuckets - 1);
+	p->hnext = o->buckets[k];
+	o->buckets[k] = p;
+	return p;
+}
+
+static void
+occ_remove(struct occupants *o, struct occupant *p)
+{
+	struct occupant **pp = &o->buckets[hash_nick(p->nick) &
+	    (o->nbuckets - 1)];
+	while (*pp != p)
+		pp = &(*pp)->hnext;
+	*pp = p->hnext;
+	o->v[p->idx] = o->v[--o->n];
+	o->v[p->idx]->idx = p->idx;
+	free(p->nick);
+	free(p);
+}
+
+static void
+occ_clear(struct occupants *o)
+{
+	for (size_t i = 0; i < o->n; i++) {
+		free(o->v[i]->nick);
+		free(o->v[i]);
+	}
+	free(o->v);
+	free(o->buckets);
+	memset(o, 0, sizeof(*o));
+}
+
+/* ---- the session's rooms ---- */
+
+static struct room_set *
+set_of(struct session *s)
+{
+	return session_rooms(s);
+}
+
+static void release_cb(evutil_socket_t fd, short what, void *arg);
+
+static struct room_set *
+set_get(struct session *s)
+{
+	struct room_set *set = session_rooms(s);
+	if (set == NULL) {
+		set = xcalloc(1, sizeof(*set));
+		set->s = s;
+		set->release = evtimer_new(cw->base, release_cb, set);
+		if (set->release == NULL)
+			log_fatal("%s: cannot create a timer",
+			    session_component(s)->domain);
+		session_set_rooms(s, set);
+	}
+	return set;
+}
+
+/* Room names compare as the network's do, ignoring ASCII case: the
+ * router's name comes from a case-folded JID, a backend may report the
+ * network's spelling. */
+static struct room *
+room_find(struct session *s, const char *name)
+{
+	struct room_set *set = set_of(s);
+	if (set == NULL || name == NULL)
+		return NULL;
+	for (struct room *r = set->rooms; r != NULL; r = r->next)
+		if (strcasecmp(r->name, name) == 0)
+			return r;
+	return NULL;
+}
+
+static void
+room_free(struct room *r)
+{
+	for (size_t i = 0; i < r->nmembers; i++) {
+		free(r->members[i].jid);
+		free(r->members[i].asked);
+		free(r->members[i].id);
+	}
+	free(r->members);
+	occ_clear(&r->occ);
+	if (r->subject_timer != NULL)
+		event_free(r->subject_timer);
+	free(r->name);
+	free(r->jid);
+	free(r->nick);
+	free(r->password);
+	free(r->subject);
+	free(r->subject_nick);
+	free(r);
+}
+
+/* Unlinks and frees r.  The caller then calls release_later(). */
+static void
+room_forget(struct session *s, struct room *r)
+{
+	struct room_set *set = set_of(s);
+	struct room **pp = &set->rooms;
+	while (*pp != r)
+		pp = &(*pp)->next;
+	*pp = r->next;
+	set->count--;
+	room_free(r);
+}
+
+static void
+release_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct room_set *set = arg;
+	session_release(set->s);
+}
+
+/* The user may have left their last room: let the session decide, from
+ * the event loop (see the top of the file). */
+static void
+release_later(struct session *s)
+{
+	struct room_set *set = set_of(s);
+	if (set == NULL || set->count > 0)
+		return;
+	struct timeval tv = { 0, 0 };
+	evtimer_add(set->release, &tv);
+}
+
+static struct member *
+member_find(struct room *r, const char *jid)
+{
+	for (size_t i = 0; i < r->nmembers; i++)
+		if (strcmp(r->members[i].jid, jid) == 0)
+			return &r->members[i];
+	return NULL;
+}
+
+static struct member *
+member_add(struct room *r, const char *jid, const char *asked,
+    const char *id)
+{
+	r->members = xreallocarray(r->members, r->nmembers + 1,
+	    sizeof(*r->members));
+	struct member *m = &r->members[r->nmembers++];
+	m->jid = xstrdup(jid);
+	m->asked = xstrdup(asked);
+	m->id = id ? xstrdup(id) : NULL;
+	m->want_subject = 0;
+	return m;
+}
+
+static void
+member_remove(struct room *r, struct member *m)
+{
+	free(m->jid);
+	free(m->asked);
+	free(m->id);
+	*m = r->members[--r->nmembers];
+}
+
+/* ---- stanzas toward the user ---- */
+
+/* Rooms are live state: nothing is kept for a server that is away. */
+static void
+send_user(struct session *s, struct stanza *st)
+{
+	struct component *c = session_component(s);
+	if (c->state != COMPONENT_READY) {
+		log_info("%s: %s: not connected to the server; a room <%s/> "
+		    "is dropped", c->domain, session_jid(s), stanza_name(st));
+		stanza_free(st);
+		return;
+	}
+	component_send(c, st);
+}
+
+/* Sends a copy of st to every member, then frees st. */
+static void
+send_members(struct session *s, struct room *r, struct stanza *st)
+{
+	for (size_t i = 0; i < r->nmembers; i++) {
+		struct stanza *copy = stanza_copy(st);
+		stanza_set_attr(copy, "to", r->members[i].jid);
+		send_user(s, copy);
+	}
+	stanza_free(st);
+}
+
+static char *
+occupant_jid(const struct room *r, const char *nick)
+{
+	return nick ? xasprintf("%s/%s", r->jid, nick) : xstrdup(r->jid);
+}
+
+/* What an occupant presence says; codes end at 0. */
+struct pres {
+	int unavailable;
+	enum room_role role;
+	enum room_affiliation affil;
+	const char *jid;         /* the item's jid; NULL: not known */
+	const char *new_nick;    /* the item's nick (303) */
+	const char *reason;      /* the item's <reason/> (307, 301) */
+	const char *status;      /* <status/> text */
+	const char *id;
+	int codes[5];
+};
+
+static struct stanza *
+occupant_presence(const struct room *r, const char *nick, const char *to,
+    const struct pres *p)
+{
+	struct stanza *st = stanza_new("presence", NS_COMPONENT);
+	char *from = occupant_jid(r, nick);
+	stanza_set_attr(st, "from", from);
+	free(from);
+	if (to != NULL)
+		stanza_set_attr(st, "to", to);
+	if (p->id != NULL)
+		stanza_set_attr(st, "id", p->id);
+	if (p->unavailable)
+		stanza_set_attr(st, "type", "unavailable");
+	if (p->status != NULL && *p->status != '\0')
+		stanza_new_text_child(st, "status", p->status);
+	struct stanza *x = stanza_new_child(st, "x", NS_MUC_USER);
+	struct stanza *item = stanza_new_child(x, "item", NULL);
+	stanza_set_attr(item, "affiliation", affil_name(p->affil));
+	stanza_set_attr(item, "role", role_name(p->role));
+	if (p->jid != NULL)
+		stanza_set_attr(item, "jid", p->jid);
+	if (p->new_nick != NULL)
+		stanza_set_attr(item, "nick", p->new_nick);
+	if (p->reason != NULL && *p->reason != '\0')
+		stanza_new_text_child(item, "reason", p->reason);
+	for (size_t i = 0; i < 5 && p->codes[i] != 0; i++) {
+		char code[8];
+		snprintf(code, sizeof(code), "%d", p->codes[i]);
+		stanza_set_attr(stanza_new_child(x, "status", NULL), "code",
+		    code);
+	}
+	return st;
+}
+
+/* A presence error from ROOM/NICK, carrying <x xmlns=muc/> as XEP-0045
+ * shows it. */
+static struct stanza *
+presence_error(struct session *s, const char *from, const char *to,
+    const char *id, const char *condition, const char *text)
+{
+	const char *type = stanza_error_type(condition);
+	if (type == NULL) {
+		log_warn("%s: %s: unknown error condition '%s' from the "
+		    "backend, sending undefined-condition",
+		    session_component(s)->domain, session_jid(s),
+		    condition ? condition : "(null)");
+		condition = "undefined-condition";
+		type = "cancel";
+	}
+	struct stanza *st = stanza_new("presence", NS_COMPONENT);
+	stanza_set_attr(st, "from", from);
+	stanza_set_attr(st, "to", to);
+	if (id != NULL)
+		stanza_set_attr(st, "id", id);
+	stanza_set_attr(st, "type", "error");
+	stanza_new_child(st, "x", NS_MUC);
+	struct stanza *e = stanza_new_child(st, "error", NULL);
+	stanza_set_attr(e, "type", type);
+	stanza_new_child(e, condition, NS_STANZAS);
+	if (text != NULL && *text != '\0') {
+		struct stanza *t = stanza_new_child(e, "text", NS_STANZAS);
+		stanza_add_text(t, text, strlen(text));
+	}
+	return st;
+}
+
+/* Answers a stanza from the user with an error, never an error. */
+static void
+reply_error(struct component *c, const struct stanza *st,
+    const char *condition, const char *text)
+{
+	const char *type = stanza_attr(st, "type");
+	if (type != NULL && strcmp(type, "error") == 0)
+		return;
+	struct stanza *err = stanza_error_reply(st, condition, text);
+	if (strcmp(stanza_name(st), "presence") == 0)
+		stanza_new_child(err, "x", NS_MUC);
+	if (c->state == COMPONENT_READY)
+		component_send(c, err);
+	else
+		stanza_free(err);
+}
+
+/* A XEP-0359 stanza-id: unique per message across restarts (a random
+ * prefix drawn once) and within one run (a counter). */
+static void
+new_stanza_id(char *out, size_t len)
+{
+	static char prefix[17];
+	static uint64_t counter;
+	if (prefix[0] == '\0') {
+		unsigned char raw[8];
+		if (RAND_bytes(raw, sizeof(raw)) != 1) {
+			/* Only uniqueness matters here, not secrecy. */
+			uint64_t t = (uint64_t)time(NULL);
+			memcpy(raw, &t, sizeof(raw));
+		}
+		for (size_t i = 0; i < sizeof(raw); i++)
+			snprintf(prefix + 2 * i, 3, "%02x", raw[i]);
+	}
+	snprintf(out, len, "%s-%llx", prefix, (unsigned long long)++counter);
+}
+
+static struct stanza *
+groupchat(const struct room *r, const char *nick, const char *id,
+    const char *body)
+{
+	char sid[48];
+	struct stanza *m = stanza_new("message", NS_COMPONENT);
+	char *from = occupant_jid(r, nick);
+	stanza_set_attr(m, "from", from);
+	free(from);
+	stanza_set_attr(m, "type", "groupchat");
+	if (id != NULL)
+		stanza_set_attr(m, "id", id);
+	stanza_new_text_child(m, "body", body);
+	new_stanza_id(sid, sizeof(sid));
+	struct stanza *x = stanza_new_child(m, "stanza-id", NS_SID);
+	stanza_set_attr(x, "id", sid);
+	stanza_set_attr(x, "by", r->jid);
+	return m;
+}
+
+static void
+send_subject(struct session *s, struct room *r, struct member *m)
+{
+	struct stanza *msg = stanza_new("message", NS_COMPONENT);
+	char *from = occupant_jid(r, r->subject_nick);
+	stanza_set_attr(msg, "from", from);
+	free(from);
+	stanza_set_attr(msg, "to", m->jid);
+	stanza_set_attr(msg, "type", "groupchat");
+	struct stanza *subj = stanza_new_child(msg, "subject", NULL);
+	if (r->subject != NULL && *r->subject != '\0')
+		stanza_add_text(subj, r->subject, strlen(r->subject));
+	m->want_subject = 0;
+	send_user(s, msg);
+}
+
+static struct occupant *
+self_occupant(struct room *r)
+{
+	struct occupant *o = occ_find(&r->occ, r->nick);
+	if (o == NULL) {
+		o = occ_add(&r->occ, r->nick, ROLE_PARTICIPANT, AFFIL_NONE);
+		/* At the limit, the user still is in the room: make room. */
+		if (o == NULL) {
+			occ_remove(&r->occ, r->occ.v[r->occ.n - 1]);
+			o = occ_add(&r->occ, r->nick, ROLE_PARTICIPANT,
+			    AFFIL_NONE);
+		}
+	}
+	return o;
+}
+
+/* The user's own presence in the room to one member. */
+static void
+send_self(struct session *s, struct room *r, struct member *m,
+    const struct pres *base)
+{
+	struct pres p = *base;
+	struct occupant *self = self_occupant(r);
+	if (p.role == ROLE_NONE && !p.unavailable)
+		p.role = self->role;
+	if (p.affil == AFFIL_NONE)
+		p.affil = self->affil;
+	p.jid = m->jid;
+	send_user(s, occupant_presence(r, r->nick, m->jid, &p));
+}
+
+/* The join sequence for one member: every other occupant, then its
+ * self-presence, then the subject (now or at the end of this turn). */
+static void
+send_join(struct session *s, struct room *r, struct member *m)
+{
+	struct occupant *self = self_occupant(r);
+	for (size_t i = 0; i < r->occ.n; i++) {
+		struct occupant *o = r->occ.v[i];
+		if (o == self)
+			continue;
+		struct pres p = { .role = o->role, .affil = o->affil };
+		send_user(s, occupant_presence(r, o->nick, m->jid, &p));
+	}
+	struct pres p = { .role = self->role, .affil = self->affil,
+	    .id = m->id, .codes = { 110, 100 } };
+	if (strcmp(m->asked, r->nick) != 0)
+		p.codes[2] = 210;
+	send_self(s, r, m, &p);
+	if (r->subject_known)
+		send_subject(s, r, m);
+	else
+		m->want_subject = 1;
+}
+
+static void
+subject_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct room *r = arg;
+	/* No subject came with the join: an empty one completes it. */
+	r->subject_known = 1;
+	for (size_t i = 0; i < r->nmembers; i++)
+		if (r->members[i].want_subject)
+			send_subject(r->s, r, &r->members[i]);
+}
+
+/* ---- from XMPP ---- */
+
+static struct room *
+room_new(struct session *s, const char *name, const char *nick)
+{
+	struct room_set *set = set_get(s);
+	struct room *r = xcalloc(1, sizeof(*r));
+	r->s = s;
+	r->name = xstrdup(name);
+	r->jid = session_contact_jid(session_component(s), name);
+	r->nick = xstrdup(nick);
+	r->subject_timer = evtimer_new(cw->base, subject_cb, r);
+	if (r->jid == NULL || r->subject_timer == NULL)
+		log_fatal("%s: %s: cannot set up the room %s",
+		    session_component(s)->domain, session_jid(s), name);
+	r->next = set->rooms;
+	set->rooms = r;
+	set->count++;
+	return r;
+}
+
+/* Sends the join to the network.  The backend may answer from inside
+ * the call (and free the room), so it gets copies and r is not used
+ * after. */
+static void
+send_join_request(struct session *s, struct room *r)
+{
+	char *name = xstrdup(r->name);
+	char *nick = xstrdup(r->nick);
+	char *password = r->password;
+	r->password = NULL;
+	r->state = ROOM_JOINING;
+	log_info("%s: %s: joining %s as %s", session_component(s)->domain,
+	    session_jid(s), name, nick);
+	session_component(s)->backend->join_room(s, name, nick, password);
+	free(name);
+	free(nick);
+	free(password);
+}
+
+/* Errors to every member of a room that never became JOINED, then the
+ * room is forgotten. */
+static void
+fail_join(struct session *s, struct room *r, const char *condition,
+    const char *text)
+{
+	log_info("%s: %s: joining %s failed: %s%s%s",
+	    session_component(s)->domain, session_jid(s), r->name, condition,
+	    text ? ": " : "", text ? text : "");
+	for (size_t i = 0; i < r->nmembers; i++) {
+		char *from = occupant_jid(r, r->members[i].asked);
+		send_user(s, presence_error(s, from, r->members[i].jid,
+		    r->members[i].id, condition, text));
+		free(from);
+	}
+	room_forget(s, r);
+}
+
+/* 0 when nick can be a nick; else the error condition. */
+static const char *
+nick_problem(const char *nick, const char **why)
+{
+	if (nick == NULL || *nick == '\0') {
+		*why = "a nickname is required (join ROOM@GATEWAY/NICK)";
+		return "jid-malformed";
+	}
+	if (strlen(nick) > ROOM_NICK_MAX) {
+		*why = "that nickname is too long";
+		return "not-acceptable";
+	}
+	/* No chat network takes blanks or control characters in a nick;
+	 * anything finer is the backend's to refuse. */
+	for (const unsigned char *p = (const unsigned char *)nick; *p; p++) {
+		if (*p <= ' ' || *p == 0x7f) {
+			*why = "a nickname cannot hold blanks or control "
+			    "characters";
+			return "not-acceptable";
+		}
+	}
+	return NULL;
+}
+
+static void
+join(struct component *c, const struct stanza *st, struct session *s,
+    const char *full, const char *name, const char *nick)
+{
+	const struct backend *b = c->backend;
+	const char *id = stanza_attr(st, "id");
+	struct room *r = room_find(s, name);
+
+	if (r != NULL) {
+		/* Another resource of the user is in (or entering) the room:
+		 * it shares the membership, with the room's nick. */
+		if (r->nmembers >= ROOM_MAX_MEMBERS) {
+			reply_error(c, st, "resource-constraint",
+			    "too many of your resources are in this room");
+			return;
+		}
+		struct member *m = member_add(r, full, nick, id);
+		log_info("%s: %s: %s enters %s too", c->domain,
+		    session_jid(s), full, name);
+		if (r->state == ROOM_JOINED)
+			send_join(s, r, m);
+		return;
+	}
+	if (b->join_room == NULL) {
+		reply_error(c, st, "feature-not-implemented",
+		    "this gateway cannot join rooms yet");
+		return;
+	}
+	struct room_set *set = set_of(s);
+	if (set != NULL && set->count >= ROOM_MAX_PER_SESSION) {
+		reply_error(c, st, "resource-constraint",
+		    "you are in too many rooms on this gateway");
+		return;
+	}
+	r = room_new(s, name, nick);
+	member_add(r, full, nick, id);
+	const struct stanza *x = stanza_child(st, "x", NS_MUC);
+	char *password = x ? stanza_child_text(x, "password") : NULL;
+	if (password != NULL) {
+		r->password = password;
+		r->with_password = 1;
+	}
+	if (session_state(s) == SESSION_ONLINE) {
+		send_join_request(s, r);
+		return;
+	}
+	r->state = ROOM_PENDING;
+	log_info("%s: %s: %s waits for the legacy login", c->domain,
+	    session_jid(s), name);
+	session_ensure_login(s);
+	/* The login may have failed at once without calling us back. */
+	r = room_find(s, name);
+	if (r != NULL && r->state == ROOM_PENDING &&
+	    session_state(s) != SESSION_LOGGING_IN &&
+	    session_state(s) != SESSION_ONLINE) {
+		fail_join(s, r, "service-unavailable", "the legacy session "
+		    "could not log in");
+		release_later(s);
+	}
+}
+
+static void
+leave(struct component *c, const struct stanza *st, struct session *s,
+    const char *full, const char *name, int reflect)
+{
+	struct room *r = room_find(s, name);
+	struct member *m = r ? member_find(r, full) : NULL;
+	if (m == NULL) {
+		log_debug("%s: %s: %s leaves %s, where it is not",
+		    c->domain, session_jid(s), full, name);
+		return;
+	}
+	if (reflect) {
+		struct pres p = { .unavailable = 1,
+		    .id = stanza_attr(st, "id"), .codes = { 110 } };
+		if (r->state == ROOM_JOINED) {
+			send_self(s, r, m, &p);
+		} else {
+			p.jid = m->jid;
+			send_user(s, occupant_presence(r, m->asked, m->jid,
+			    &p));
+		}
+	}
+	member_remove(r, m);
+	if (r->nmembers > 0)
+		return;
+	log_info("%s: %s: leaving %s", c->domain, session_jid(s), name);
+	enum room_state was = r->state;
+	char *legacy = xstrdup(r->name);
+	room_forget(s, r);
+	if (was != ROOM_PENDING && c->backend->leave_room != NULL) {
+		char *status = stanza_child_text(st, "status");
+		c->backend->leave_room(s, legacy, status);
+		free(status);
+	}
+	free(legacy);
+	release_later(s);
+}
+
+static void
+change_nick(struct component *c, const struct stanza *st,
+    struct session *s, struct room *r, const char *nick)
+{
+	const struct backend *b = c->backend;
+	struct occupant *o = occ_find(&r->occ, nick);
+	if (o != NULL) {
+		reply_error(c, st, "conflict", "that nickname is in use in "
+		    "this room");
+		return;
+	}
+	if (b->change_nick == NULL) {
+		reply_error(c, st, "feature-not-implemented",
+		    "this gateway cannot change nicknames");
+		return;
+	}
+	struct backend_error err = { .condition = NULL };
+	char *legacy = xstrdup(r->name);
+	log_info("%s: %s: changing nick in %s to %s", c->domain,
+	    session_jid(s), legacy, nick);
+	if (b->change_nick(s, legacy, nick, &err) != 0)
+		reply_error(c, st, err.condition ? err.condition :
+		    "not-acceptable", err.text[0] ? err.text : NULL);
+	free(legacy);
+}
 
 void
 room_handle_presence(struct component *c, const struct stanza *st,
     const struct jid *from, const struct jid *to, const char *room)
 {
+	const char *type = stanza_attr(st, "type");
+	int unavailable = type != NULL && strcmp(type, "unavailable") == 0;
+	/* A presence error from the user's client means that resource is
+	 * gone: it leaves, silently (an error never gets an answer). */
+	int bounced = type != NULL && strcmp(type, "error") == 0;
+
+	if (type != NULL && !unavailable && !bounced) {
+		log_debug("%s: presence type %s to the room %s ignored",
+		    c->domain, type, room);
+		return;
+	}
+	char *bare = jid_bare_string(from);
+	char *full = jid_to_string(from);
+	struct session *s = session_find_registered(c, bare);
+
+	if (unavailable || bounced) {
+		if (s != NULL && to->resource != NULL)
+			leave(c, st, s, full, room, !bounced);
+		goto out;
+	}
+	if (s == NULL) {
+		reply_error(c, st, "registration-required",
+		    "register with the gateway before joining its rooms");
+		goto out;
+	}
+	const char *why = NULL;
+	const char *problem = nick_problem(to->resource, &why);
+	if (problem != NULL) {
+		reply_error(c, st, problem, why);
+		goto out;
+	}
+	struct room *r = room_find(s, room);
+	struct member *m = r ? member_find(r, full) : NULL;
+	if (m == NULL) {
+		join(c, st, s, full, room, to->resource);
+	} else if (r->state != ROOM_JOINED) {
+		/* Still joining: the answer is on its way. */
+	} else if (strcmp(to->resource, r->nick) != 0) {
+		change_nick(c, st, s, r, to->resource);
+	} else if (stanza_child(st, "x", NS_MUC) != NULL) {
+		/* A client that believes it is out joins again (XEP-0410):
+		 * it gets the whole join sequence. */
+		free(m->id);
+		m->id = stanza_attr(st, "id") ? xstrdup(stanza_attr(st,
+		    "id")) : NULL;
+		free(m->asked);
+		m->asked = xstrdup(to->resource);
+		send_join(s, r, m);
+	} else {
+		/* A presence update: reflected, the network has no use for
+		 * it. */
+		struct pres p = { .codes = { 110 } };
+		send_self(s, r, m, &p);
+	}
+out:
+	free(bare);
+	free(full);
+}
+
+/* The room and member the sender is in, or NULL. */
+static struct room *
+joined_room(struct component *c, const struct jid *from, const char *room,
+    struct session **sp, struct member **mp)
+{
+	char *bare = jid_bare_string(from);
+	struct session *s = session_find_registered(c, bare);
+	free(bare);
+	*sp = s;
+	*mp = NULL;
+	if (s == NULL)
+		return NULL;
+	struct room *r = room_find(s, room);
+	if (r == NULL || r->state != ROOM_JOINED)
+		return NULL;
+	char *full = jid_to_string(from);
+	*mp = member_find(r, full);
+	free(full);
+	return *mp ? r : NULL;
 }
 
 void
 room_handle_message(struct component *c, const struct stanza *st,
     const struct jid *from, const struct jid *to, const char *room)
 {
+	const struct backend *b = c->backend;
+	const char *type = stanza_attr(st, "type");
+	if (type != NULL && strcmp(type, "error") == 0)
+		return;
+	int is_groupchat = type != NULL && strcmp(type, "groupchat") == 0;
+	struct session *s;
+	struct member *m;
+	struct room *r = joined_room(c, from, room, &s, &m);
+	char *body = stanza_child_text(st, "body");
+	struct backend_error err = { .condition = NULL };
+
+	if (to->resource == NULL && is_groupchat) {
+		const struct stanza *subject = stanza_child(st, "subject",
+		    NULL);
+		if (r == NULL) {
+			reply_error(c, st, "not-acceptable", "you are not in "
+			    "this room: join it first");
+		} else if (subject != NULL && body == NULL) {
+			char *text = stanza_text(subject);
+			if (b->set_subject == NULL)
+				reply_error(c, st, "feature-not-implemented",
+				    "this gateway cannot change subjects");
+			else if (b->set_subject(s, room, text, &err) != 0)
+				reply_error(c, st, err.condition ?
+				    err.condition : "forbidden",
+				    err.text[0] ? err.text : NULL);
+			free(text);
+		} else if (body == NULL) {
+			/* Chat states and the like: nothing to carry. */
+		} else if (b->send_groupchat == NULL) {
+			reply_error(c, st, "feature-not-implemented",
+			    "this gateway cannot send to rooms yet");
+		} else if (b->send_groupchat(s, room, stanza_attr(st, "id"),
+		    body, &err) != 0) {
+			reply_error(c, st, err.condition ? err.condition :
+			    "undefined-condition", err.text[0] ? err.text :
+			    NULL);
+		}
+	} else if (to->resource == NULL) {
+		if (stanza_child(st, "x", NS_MUC_USER) != NULL)
+			reply_error(c, st, "feature-not-implemented",
+			    "this gateway cannot invite to rooms");
+		else if (body != NULL)
+			reply_error(c, st, "bad-request", "messages to a room "
+			    "are of type groupchat");
+	} else if (is_groupchat) {
+		reply_error(c, st, "bad-request", "a private message is not "
+		    "of type groupchat");
+	} else if (body == NULL) {
+		/* Chat states toward an occupant: nothing to carry. */
+	} else if (r == NULL) {
+		reply_error(c, st, "not-acceptable", "you are not in this "
+		    "room: join it first");
+	} else if (occ_find(&r->occ, to->resource) == NULL) {
+		reply_error(c, st, "item-not-found", "nobody in the room has "
+		    "that nickname");
+	} else if (b->send_private == NULL) {
+		reply_error(c, st, "feature-not-implemented",
+		    "this gateway cannot send private messages in rooms");
+	} else if (b->send_private(s, room, to->resource, body, &err) != 0) {
+		reply_error(c, st, err.condition ? err.condition :
+		    "undefined-condition", err.text[0] ? err.text : NULL);
+	}
+	free(body);
+}
+
+static struct stanza *
+disco_info(struct component *c, const struct stanza *iq, struct session *s,
+    const char *room)
+{
+	struct room *r = s ? room_find(s, room) : NULL;
+	struct stanza *res = stanza_reply(iq, "result");
+	struct stanza *qy = stanza_new_child(res, "query", NS_DISCO_INFO);
+	struct stanza *id = stanza_new_child(qy, "identity", NULL);
+	stanza_set_attr(id, "category", "conference");
+	stanza_set_attr(id, "type", c->backend->gateway_type);
+	stanza_set_attr(id, "name", room);
+	/* What a legacy channel is, as far as the gateway knows: anyone may
+	 * enter, everyone's nick is public and the room ends with its last
+	 * occupant.  Only a key the user gave tells us it is protected. */
+	const char *features[] = {
+		NS_DISCO_INFO, NS_MUC, "muc_nonanonymous", "muc_temporary",
+		"muc_open", "muc_unmoderated",
+		r != NULL && r->with_password ? "muc_passwordprotected" :
+		    "muc_unsecured",
+		NS_SID, NS_SELF_PING_OPT,
+	};
+	for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++)
+		stanza_set_attr(stanza_new_child(qy, "feature", NULL), "var",
+		    features[i]);
+	return res;
+}
+
+/* XEP-0045 10.3.1: a kick is <item nick='N' role='none'/>; other admin
+ * uses are not for a gateway. */
+static struct stanza *
+admin(struct component *c, const struct stanza *iq,
+    const struct stanza *query, const struct jid *from, const char *room)
+{
+	struct session *s;
+	struct member *m;
+	struct room *r = joined_room(c, from, room, &s, &m);
+	const struct stanza *item = stanza_child(query, "item", NULL);
+	const char *type = stanza_attr(iq, "type");
+	if (strcmp(type, "set") != 0 || item == NULL ||
+	    stanza_next_sibling(item) != NULL ||
+	    stanza_attr(item, "nick") == NULL ||
+	    stanza_attr(item, "role") == NULL ||
+	    strcmp(stanza_attr(item, "role"), "none") != 0)
+		return stanza_error_reply(iq, "feature-not-implemented",
+		    "this gateway can only kick (role none by nick)");
+	if (r == NULL)
+		return stanza_error_reply(iq, "forbidden", "you are not in "
+		    "this room");
+	const char *nick = stanza_attr(item, "nick");
+	if (occ_find(&r->occ, nick) == NULL)
+		return stanza_error_reply(iq, "item-not-found", "nobody in "
+		    "the room has that nickname");
+	if (c->backend->kick == NULL)
+		return stanza_error_reply(iq, "feature-not-implemented",
+		    "this gateway cannot kick");
+	char *reason = stanza_child_text(item, "reason");
+	struct backend_error err = { .condition = NULL };
+	log_info("%s: %s: kicking %s from %s", c->domain, session_jid(s),
+	    nick, room);
+	int rc = c->backend->kick(s, room, nick, reason, &err);
+	free(reason);
+	if (rc != 0)
+		return stanza_error_reply(iq, err.condition ? err.condition :
+		    "not-allowed", err.text[0] ? err.text : NULL);
+	return stanza_reply(iq, "result");
 }
 
 struct stanza *
 room_handle_iq(struct component *c, const struct stanza *iq,
     const struct jid *from, const struct jid *to, const char *room)
 {
+	const struct stanza *payload = stanza_first_child(iq);
+	const char *ns = payload ? stanza_ns(payload) : NULL;
+	int get = strcmp(stanza_attr(iq, "type"), "get") == 0;
+	if (ns == NULL)
+		return stanza_error_reply(iq, "service-unavailable", NULL);
+
+	if (to->resource == NULL) {
+		if (get && strcmp(ns, NS_DISCO_INFO) == 0 &&
+		    strcmp(stanza_name(payload), "query") == 0) {
+			if (stanza_attr(payload, "node") != NULL)
+				return stanza_error_reply(iq,
+				    "item-not-found", NULL);
+			char *bare = jid_bare_string(from);
+			struct session *s = session_find_registered(c, bare);
+			free(bare);
+			return disco_info(c, iq, s, room);
+		}
+		if (strcmp(ns, NS_MUC_ADMIN) == 0 &&
+		    strcmp(stanza_name(payload), "query") == 0)
+			return admin(c, iq, payload, from, room);
+		return stanza_error_reply(iq, "service-unavailable", NULL);
+	}
+
+	struct session *s;
+	struct member *m;
+	struct room *r = joined_room(c, from, room, &s, &m);
+	if (get && strcmp(ns, NS_PING) == 0) {
+		/* XEP-0410: the gateway answers for the user's own nick and
+		 * for occupants, who have no XMPP client to ask. */
+		if (r == NULL)
+			return stanza_error_reply(iq, "not-acceptable",
+			    "you are not in this room");
+		if (strcmp(to->resource, r->nick) == 0 ||
+		    occ_find(&r->occ, to->resource) != NULL)
+			return stanza_reply(iq, "result");
+		return stanza_error_reply(iq, "item-not-found",
+		    "nobody in the room has that nickname");
+	}
+	if (strcmp(ns, NS_DISCO_INFO) == 0) {
+		/* XEP-0045 6.7: non-occupants get bad-request; occupants'
+		 * queries cannot pass to a legacy user. */
+		if (r == NULL)
+			return stanza_error_reply(iq, "bad-request",
+			    "you are not in this room");
+		return stanza_error_reply(iq, "service-unavailable", NULL);
+	}
 	return stanza_error_reply(iq, "service-unavailable", NULL);
 }
 
-void room_session_online(struct session *s) { }
-void room_session_offline(struct session *s, const char *reason) { }
-void room_session_free(struct session *s) { }
-unsigned room_session_count(const struct session *s) { return 0; }
+/* ---- from session.c ---- */
+
+void
+room_session_online(struct session *s)
+{
+	struct room_set *set = set_of(s);
+	if (set == NULL)
+		return;
+	/* One at a time from the start: a backend may answer (and change
+	 * the list) from inside join_room(). */
+	for (;;) {
+		struct room *r;
+		for (r = set->rooms; r != NULL; r = r->next)
+			if (r->state == ROOM_PENDING)
+				break;
+		if (r == NULL)
+			break;
+		if (session_component(s)->backend->join_room == NULL) {
+			fail_join(s, r, "feature-not-implemented",
+			    "this gateway cannot join rooms yet");
+			continue;
+		}
+		send_join_request(s, r);
+	}
+}
+
+void
+room_session_offline(struct session *s, const char *reason)
+{
+	struct room_set *set = set_of(s);
+	if (set == NULL)
+		return;
+	while (set->rooms != NULL) {
+		struct room *r = set->rooms;
+		if (r->state != ROOM_JOINED) {
+			fail_join(s, r, "service-unavailable", reason);
+			continue;
+		}
+		struct pres p = { .unavailable = 1, .status = reason,
+		    .codes = { 110, 332 } };
+		for (size_t i = 0; i < r->nmembers; i++)
+			send_self(s, r, &r->members[i], &p);
+		log_info("%s: %s: out of %s: %s", session_component(s)->domain,
+		    session_jid(s), r->name, reason ? reason : "offline");
+		room_forget(s, r);
+	}
+	/* The session is ending already: no release. */
+}
+
+unsigned
+room_session_count(const struct session *s)
+{
+	const struct room_set *set = session_rooms(s);
+	return set ? set->count : 0;
+}
+
+void
+room_session_free(struct session *s)
+{
+	struct room_set *set = set_of(s);
+	if (set == NULL)
+		return;
+	while (set->rooms != NULL) {
+		struct room *r = set->rooms;
+		set->rooms = r->next;
+		room_free(r);
+	}
+	event_free(set->release);
+	free(set);
+	session_set_rooms(s, NULL);
+}
+
+/* ---- from the backend ---- */
+
+/* The room the backend speaks of, in one of the states given (a bit
+ * mask of 1 << state); NULL (logged) otherwise. */
+static struct room *
+backend_room(struct session *s, const char *room, unsigned states,
+    const char *what)
+{
+	struct room *r = room_find(s, room);
+	if (r == NULL || !(states & (1u << r->state))) {
+		log_debug("%s: %s: %s for %s, which the user is %s; ignored",
+		    session_component(s)->domain, session_jid(s), what,
+		    room ? room : "(null)", r ? "still joining" : "not in");
+		return NULL;
+	}
+	return r;
+}
+
+#define JOINING_OR_JOINED ((1u << ROOM_JOINING) | (1u << ROOM_JOINED))
+
+void
+room_joined(struct session *s, const char *room, const char *nick)
+{
+	struct room *r = backend_room(s, room, 1u << ROOM_JOINING,
+	    "room_joined");
+	if (r == NULL || nick == NULL || *nick == '\0')
+		return;
+	free(r->nick);
+	r->nick = xstrdup(nick);
+	r->state = ROOM_JOINED;
+	log_info("%s: %s: joined %s as %s (%zu occupants)",
+	    session_component(s)->domain, session_jid(s), r->name, nick,
+	    r->occ.n);
+	for (size_t i = 0; i < r->nmembers; i++)
+		send_join(s, r, &r->members[i]);
+	if (!r->subject_known) {
+		struct timeval tv = { 0, 0 };
+		evtimer_add(r->subject_timer, &tv);
+	}
+}
+
+void
+room_join_failed(struct session *s, const char *room, const char *condition,
+    const char *text)
+{
+	struct room *r = backend_room(s, room, 1u << ROOM_JOINING,
+	    "room_join_failed");
+	if (r == NULL)
+		return;
+	fail_join(s, r, condition ? condition : "undefined-condition", text);
+	release_later(s);
+}
+
+void
+room_occupant(struct session *s, const char *room, const char *nick,
+    enum room_role role, enum room_affiliation affiliation)
+{
+	struct room *r = backend_room(s, room, JOINING_OR_JOINED,
+	    "room_occupant");
+	if (r == NULL || nick == NULL || *nick == '\0')
+		return;
+	struct occupant *o = occ_find(&r->occ, nick);
+	if (o == NULL) {
+		o = occ_add(&r->occ, nick, role, affiliation);
+		if (o == NULL) {
+			if (!r->full_logged)
+				log_warn("%s: %s: %s has over %d occupants; "
+				    "the others are not shown",
+				    session_component(s)->domain,
+				    session_jid(s), r->name,
+				    ROOM_MAX_OCCUPANTS);
+			r->full_logged = 1;
+			return;
+		}
+	} else {
+		o->role = role;
+		o->affil = affiliation;
+	}
+	if (r->state != ROOM_JOINED)
+		return;
+	if (strcmp(nick, r->nick) == 0) {
+		struct pres p = { .role = role, .affil = affiliation,
+		    .codes = { 110 } };
+		for (size_t i = 0; i < r->nmembers; i++)
+			send_self(s, r, &r->members[i], &p);
+		return;
+	}
+	struct pres p = { .role = role, .affil = affiliation };
+	send_members(s, r, occupant_presence(r, nick, NULL, &p));
+}
+
+void
+room_occupant_left(struct session *s, const char *room, const char *nick,
+    enum room_leave how, const char *reason)
+{
+	struct room *r = backend_room(s, room, JOINING_OR_JOINED,
+	    "room_occupant_left");
+	if (r == NULL || nick == NULL)
+		return;
+	struct occupant *o = occ_find(&r->occ, nick);
+	enum room_affiliation affil = o ? o->affil : AFFIL_NONE;
+	struct pres p = { .unavailable = 1, .affil = affil };
+	int code = 0;
+	if (how == LEAVE_KICK) {
+		code = 307;
+		p.reason = reason;
+	} else if (how == LEAVE_BAN) {
+		code = 301;
+		p.affil = AFFIL_OUTCAST;
+		p.reason = reason;
+	} else {
+		p.status = reason;
+	}
+
+	if (r->state == ROOM_JOINED && strcmp(nick, r->nick) == 0) {
+		/* The network put the user out: every resource hears it and
+		 * the room is gone (no leave_room: we are not in it). */
+		p.codes[0] = 110;
+		p.codes[1] = code;
+		for (size_t i = 0; i < r->nmembers; i++)
+			send_self(s, r, &r->members[i], &p);
+		log_info("%s: %s: %s from %s%s%s", session_component(s)->domain,
+		    session_jid(s), code == 307 ? "kicked" : code == 301 ?
+		    "banned" : "parted", r->name, reason ? ": " : "",
+		    reason ? reason : "");
+		room_forget(s, r);
+		release_later(s);
+		return;
+	}
+	if (o == NULL)
+		return;
+	occ_remove(&r->occ, o);
+	if (r->state != ROOM_JOINED)
+		return;
+	p.codes[0] = code;
+	send_members(s, r, occupant_presence(r, nick, NULL, &p));
+}
+
+void
+room_nick_changed(struct session *s, const char *room, const char *old_nick,
+    const char *new_nick)
+{
+	struct room *r = backend_room(s, room, JOINING_OR_JOINED,
+	    "room_nick_changed");
+	if (r == NULL || old_nick == NULL || new_nick == NULL ||
+	    *new_nick == '\0' || strcmp(old_nick, new_nick) == 0)
+		return;
+	int self = strcmp(old_nick, r->nick) == 0;
+	struct occupant *o = occ_find(&r->occ, old_nick);
+	enum room_role role = o ? o->role : ROLE_PARTICIPANT;
+	enum room_affiliation affil = o ? o->affil : AFFIL_NONE;
+	if (o == NULL && !self)
+		return;
+	if (o != NULL)
+		occ_remove(&r->occ, o);
+	struct occupant *clash = occ_find(&r->occ, new_nick);
+	if (clash != NULL)
+		occ_remove(&r->occ, clash);
+	occ_add(&r->occ, new_nick, role, affil);
+	if (self) {
+		free(r->nick);
+		r->nick = xstrdup(new_nick);
+	}
+	if (r->state != ROOM_JOINED)
+		return;
+	if (self)
+		log_info("%s: %s: now %s in %s", session_component(s)->domain,
+		    session_jid(s), new_nick, r->name);
+	struct pres gone = { .unavailable = 1, .role = role, .affil = affil,
+	    .new_nick = new_nick, .codes = { 303 } };
+	struct pres back = { .role = role, .affil = affil };
+	if (self) {
+		gone.codes[1] = 110;
+		back.codes[0] = 110;
+	}
+	for (size_t i = 0; i < r->nmembers; i++) {
+		const char *to = r->members[i].jid;
+		struct pres g = gone, b = back;
+		if (self)
+			g.jid = b.jid = to;
+		send_user(s, occupant_presence(r, old_nick, to, &g));
+		send_user(s, occupant_presence(r, new_nick, to, &b));
+	}
+}
+
+void
+room_message(struct session *s, const char *room, const char *nick,
+    const char *body)
+{
+	struct room *r = backend_room(s, room, 1u << ROOM_JOINED,
+	    "room_message");
+	if (r == NULL || body == NULL)
+		return;
+	send_members(s, r, groupchat(r, nick, NULL, body));
+}
+
+void
+room_message_sent(struct session *s, const char *room, const char *id,
+    const char *body)
+{
+	struct room *r = backend_room(s, room, 1u << ROOM_JOINED,
+	    "room_message_sent");
+	if (r == NULL || body == NULL)
+		return;
+	send_members(s, r, groupchat(r, r->nick, id, body));
+}
+
+void
+room_private_message(struct session *s, const char *room, const char *nick,
+    const char *body)
+{
+	struct room *r = backend_room(s, room, 1u << ROOM_JOINED,
+	    "room_private_message");
+	if (r == NULL || nick == NULL || body == NULL)
+		return;
+	struct stanza *m = stanza_new("message", NS_COMPONENT);
+	char *from = occupant_jid(r, nick);
+	stanza_set_attr(m, "from", from);
+	free(from);
+	stanza_set_attr(m, "type", "chat");
+	stanza_new_text_child(m, "body", body);
+	/* XEP-0045 7.5: marks it as from a room occupant, not a contact. */
+	stanza_new_child(m, "x", NS_MUC_USER);
+	send_members(s, r, m);
+}
+
+void
+room_subject(struct session *s, const char *room, const char *nick,
+    const char *subject)
+{
+	struct room *r = backend_room(s, room, JOINING_OR_JOINED,
+	    "room_subject");
+	if (r == NULL)
+		return;
+	free(r->subject);
+	free(r->subject_nick);
+	r->subject = xstrdup(subject ? subject : "");
+	r->subject_nick = nick && *nick ? xstrdup(nick) : NULL;
+	r->subject_known = 1;
+	if (r->state != ROOM_JOINED)
+		return;
+	event_del(r->subject_timer);
+	/* Members waiting for their join's subject get it, and so does
+	 * everyone else: it changed. */
+	for (size_t i = 0; i < r->nmembers; i++)
+		send_subject(s, r, &r->members[i]);
+}
+
+void
+room_closed(struct session *s, const char *room, const char *reason)
+{
+	struct room *r = backend_room(s, room,
+	    (1u << ROOM_PENDING) | JOINING_OR_JOINED, "room_closed");
+	if (r == NULL)
+		return;
+	if (r->state != ROOM_JOINED) {
+		fail_join(s, r, "service-unavailable", reason);
+	} else {
+		struct pres p = { .unavailable = 1, .status = reason,
+		    .codes = { 110, 332 } };
+		for (size_t i = 0; i < r->nmembers; i++)
+			send_self(s, r, &r->members[i], &p);
+		log_info("%s: %s: %s closed%s%s", session_component(s)->domain,
+		    session_jid(s), r->name, reason ? ": " : "",
+		    reason ? reason : "");
+		room_forget(s, r);
+	}
+	release_later(s);
+}

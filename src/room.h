@@ -21,6 +21,12 @@
  * A join while the user's legacy session is not online starts the login
  * and waits for it (room_session_online / room_session_offline are
  * called by session.c).
+ *
+ * Every room_* function for backends may be called for a room the user
+ * has left meanwhile: it is then ignored.  Room names compare ignoring
+ * ASCII case.  Limits: 128 rooms per session, 10,000 occupants per room
+ * (more are not shown, and logged once).  Stanzas go out only while the
+ * component is READY: rooms are live state, never kept in the store.
  */
 #ifndef CAUSEWAY_ROOM_H
 #define CAUSEWAY_ROOM_H
@@ -63,18 +69,30 @@ void room_join_failed(struct session *s, const char *room,
 void room_occupant(struct session *s, const char *room, const char *nick,
     enum room_role role, enum room_affiliation affiliation);
 /* Someone left: reason may be NULL; kicked/banned give 307/301 with
- * actor-less reason. */
+ * the reason in <item/>, a part or quit gives the reason as <status/>.
+ * When nick is the user's own, the user is out of the room (110 too)
+ * and the backend forgets it on its own: no leave_room() follows. */
 enum room_leave { LEAVE_PART, LEAVE_KICK, LEAVE_BAN, LEAVE_QUIT };
 void room_occupant_left(struct session *s, const char *room,
     const char *nick, enum room_leave how, const char *reason);
 void room_nick_changed(struct session *s, const char *room,
     const char *old_nick, const char *new_nick);
+/* A message from an occupant to the room; nick NULL: from the room itself
+ * (a server notice). */
 void room_message(struct session *s, const char *room, const char *nick,
     const char *body);
+/* A message from an occupant to the user alone (type chat from
+ * ROOM/NICK, marked as a room's with <x xmlns=muc#user/>). */
+void room_private_message(struct session *s, const char *room,
+    const char *nick, const char *body);
 /* The user's own message was accepted by the network (reflect it with
  * the client's id); id may be NULL. */
 void room_message_sent(struct session *s, const char *room, const char *id,
     const char *body);
+/* The room's subject (nick NULL: set by nobody in the room).  It ends
+ * each resource's join: call it before room_joined() or right after it
+ * in the same event-loop turn; when none comes in that turn the join
+ * ends with an empty subject, and later calls are subject changes. */
 void room_subject(struct session *s, const char *room, const char *nick,
     const char *subject);
 /* The network dropped the user from the room (332). */

@@ -808,7 +808,15 @@ session_handle_presence(struct component *c, const struct stanza *st,
 	struct session *s = registered == 1 ? session_get(c, bare) : NULL;
 	free(bare);
 
-	if (type == NULL) {
+	if (type == NULL && to->local != NULL &&
+	    stanza_child(st, "x", "http://jabber.org/protocol/muc") != NULL) {
+		/* A join to an address the backend calls no room: say so,
+		 * rather than take it for the user's own presence. */
+		error_reply(c, st, c->backend->is_room ? "jid-malformed" :
+		    "service-unavailable", c->backend->is_room ? "that is not "
+		    "a room address on this network" : "this network has no "
+		    "rooms");
+	} else if (type == NULL) {
 		/* Presence from a user who never registered causes no legacy
 		 * traffic at all. */
 		if (s != NULL)

@@ -17,13 +17,31 @@
  *   "/disconnect"         -> the echo network drops the session
  *   "/later TEXT"         -> X answers TEXT two seconds later
  *
+ * Rooms: a room is '#' and 1-63 more of [a-z0-9#_-] (any case).  Every
+ * room holds "echo" (moderator) and "bot" (participant) and says
+ * "Welcome to ROOM" as its subject.
+ *   join as "taken"       -> joined as "taken_" (status 210)
+ *   join as "echo"/"bot"  -> refused (conflict)
+ *   join "#locked"        -> refused (not-authorized) unless the
+ *                            password is "secret"
+ *   a message to the room -> reflected, then "echo" says "echo: TEXT"
+ *   "/kickme"             -> the user is kicked ("you asked for it")
+ *   "/join NICK", "/part NICK" -> NICK comes in, goes out
+ *   "/crowd N"            -> N more occupants (crowd1..crowdN) come in
+ *   "/close"              -> the network closes the room (332)
+ *   a private message     -> that occupant answers "echo: TEXT"
+ *   nick "echo" or "bot"  -> nick change refused (conflict)
+ *   a kick                -> the occupant leaves (307)
+ *
  * Every answer comes from a zero-delay timer, as a real network's would
  * come later from the event loop, never from inside the call.
  */
 #include "autoconf.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/event.h>
 
@@ -33,6 +51,7 @@
 #include "form.h"
 #include "log.h"
 #include "register.h"
+#include "room.h"
 #include "session.h"
 #include "xmalloc.h"
 
@@ -42,6 +61,18 @@ enum echo_kind {
 	ECHO_REPLY,
 	ECHO_DROP,
 	ECHO_DISCONNECT,
+	ECHO_ROOM_JOIN,
+	ECHO_ROOM_SENT,       /* reflect, then the command or the echo */
+	ECHO_ROOM_SAY,
+	ECHO_ROOM_KICKME,
+	ECHO_ROOM_ENTER,
+	ECHO_ROOM_PART,
+	ECHO_ROOM_CROWD,
+	ECHO_ROOM_CLOSE,
+	ECHO_ROOM_NICK,
+	ECHO_ROOM_PRIVATE,
+	ECHO_ROOM_KICK,
+	ECHO_ROOM_SUBJECT,
 };
 
 /* One deferred answer. */
@@ -50,14 +81,22 @@ struct echo_job {
 	struct event *ev;
 	struct register_request *req;
 	struct session *s;
-	char *legacy, *id, *text;
+	char *legacy, *id, *text;  /* rooms: legacy is the room */
+	char *nick;
 	int ok;
 	struct echo_job *next;     /* the session's pending jobs */
 };
 
-/* Per session: jobs not yet run, cancelled at logout. */
+/* A room the user is in: its name and the user's nick there. */
+struct echo_room {
+	char *name, *nick;
+	struct echo_room *next;
+};
+
+/* Per session: jobs not yet run, cancelled at logout, and rooms. */
 struct echo_session {
 	struct echo_job *jobs;
+	struct echo_room *rooms;
 };
 
 static const struct form_field_spec echo_fields[] = {
@@ -71,6 +110,7 @@ static const struct form_field_spec echo_fields[] = {
 };
 
 static void run_job(evutil_socket_t fd, short what, void *arg);
+static void echo_logout(struct session *s, const char *reason);
 
 static struct echo_job *
 job_new_delayed(enum echo_kind kind, struct session *s, int seconds)
@@ -112,7 +152,168 @@ job_free(struct echo_job *j)
 	free(j->legacy);
 	free(j->id);
 	free(j->text);
+	free(j->nick);
 	free(j);
+}
+
+static struct echo_room *
+room_get(struct session *s, const char *name)
+{
+	struct echo_session *es = session_data(s);
+	for (struct echo_room *r = es ? es->rooms : NULL; r; r = r->next)
+		if (strcasecmp(r->name, name) == 0)
+			return r;
+	return NULL;
+}
+
+static void
+room_drop(struct session *s, const char *name)
+{
+	struct echo_session *es = session_data(s);
+	if (es == NULL)
+		return;
+	for (struct echo_room **pp = &es->rooms; *pp; pp = &(*pp)->next) {
+		if (strcasecmp((*pp)->name, name) != 0)
+			continue;
+		struct echo_room *r = *pp;
+		*pp = r->next;
+		free(r->name);
+		free(r->nick);
+		free(r);
+		return;
+	}
+}
+
+/* A room job for later, as a network's answer would come. */
+static struct echo_job *
+room_job(enum echo_kind kind, struct session *s, const char *room,
+    const char *nick, const char *text)
+{
+	struct echo_job *j = job_new(kind, s);
+	j->legacy = xstrdup(room);
+	j->nick = nick ? xstrdup(nick) : NULL;
+	j->text = text ? xstrdup(text) : NULL;
+	return j;
+}
+
+static void
+run_room_join(struct echo_job *j)
+{
+	struct echo_session *es = session_data(j->s);
+	if (strcasecmp(j->legacy, "#locked") == 0 &&
+	    (j->text == NULL || strcmp(j->text, "secret") != 0)) {
+		room_join_failed(j->s, j->legacy, "not-authorized",
+		    "#locked needs the right password");
+		return;
+	}
+	if (strcmp(j->nick, "echo") == 0 || strcmp(j->nick, "bot") == 0) {
+		room_join_failed(j->s, j->legacy, "conflict",
+		    "that nickname is in use in the room");
+		return;
+	}
+	const char *nick = strcmp(j->nick, "taken") == 0 ? "taken_" : j->nick;
+	struct echo_room *r = xcalloc(1, sizeof(*r));
+	r->name = xstrdup(j->legacy);
+	r->nick = xstrdup(nick);
+	r->next = es->rooms;
+	es->rooms = r;
+	room_occupant(j->s, j->legacy, "echo", ROLE_MODERATOR, AFFIL_NONE);
+	room_occupant(j->s, j->legacy, "bot", ROLE_PARTICIPANT, AFFIL_NONE);
+	room_occupant(j->s, j->legacy, nick, ROLE_PARTICIPANT, AFFIL_NONE);
+	room_joined(j->s, j->legacy, nick);
+	char *subject = xasprintf("Welcome to %s", j->legacy);
+	room_subject(j->s, j->legacy, "echo", subject);
+	free(subject);
+}
+
+/* After the user's message was reflected: a command, or the echo, one
+ * tick later. */
+static void
+run_room_sent(struct echo_job *j)
+{
+	room_message_sent(j->s, j->legacy, j->id, j->text);
+	const char *body = j->text;
+	if (strcmp(body, "/kickme") == 0) {
+		room_job(ECHO_ROOM_KICKME, j->s, j->legacy, NULL, NULL);
+	} else if (strncmp(body, "/join ", 6) == 0) {
+		room_job(ECHO_ROOM_ENTER, j->s, j->legacy, body + 6, NULL);
+	} else if (strncmp(body, "/part ", 6) == 0) {
+		room_job(ECHO_ROOM_PART, j->s, j->legacy, body + 6, NULL);
+	} else if (strncmp(body, "/crowd ", 7) == 0) {
+		room_job(ECHO_ROOM_CROWD, j->s, j->legacy, NULL, body + 7);
+	} else if (strcmp(body, "/close") == 0) {
+		room_job(ECHO_ROOM_CLOSE, j->s, j->legacy, NULL, NULL);
+	} else {
+		char *say = xasprintf("echo: %s", body);
+		room_job(ECHO_ROOM_SAY, j->s, j->legacy, "echo", say);
+		free(say);
+	}
+}
+
+static void
+run_room(struct echo_job *j)
+{
+	struct echo_room *r = room_get(j->s, j->legacy);
+	switch (j->kind) {
+	case ECHO_ROOM_SAY:
+		room_message(j->s, j->legacy, j->nick, j->text);
+		break;
+	case ECHO_ROOM_KICKME:
+		if (r != NULL) {
+			char *nick = xstrdup(r->nick);
+			room_drop(j->s, j->legacy);
+			room_occupant_left(j->s, j->legacy, nick, LEAVE_KICK,
+			    "you asked for it");
+			free(nick);
+		}
+		break;
+	case ECHO_ROOM_ENTER:
+		room_occupant(j->s, j->legacy, j->nick, ROLE_PARTICIPANT,
+		    AFFIL_NONE);
+		break;
+	case ECHO_ROOM_PART:
+		room_occupant_left(j->s, j->legacy, j->nick, LEAVE_PART,
+		    "bye");
+		break;
+	case ECHO_ROOM_CROWD: {
+		long n = strtol(j->text, NULL, 10);
+		for (long i = 1; i <= n && i <= 100000; i++) {
+			char nick[32];
+			snprintf(nick, sizeof(nick), "crowd%ld", i);
+			room_occupant(j->s, j->legacy, nick, ROLE_PARTICIPANT,
+			    AFFIL_NONE);
+		}
+		break;
+	}
+	case ECHO_ROOM_CLOSE:
+		room_drop(j->s, j->legacy);
+		room_closed(j->s, j->legacy, "the echo network closed the "
+		    "room");
+		break;
+	case ECHO_ROOM_NICK:
+		if (r != NULL) {
+			char *old = r->nick;
+			r->nick = xstrdup(j->nick);
+			room_nick_changed(j->s, j->legacy, old, j->nick);
+			free(old);
+		}
+		break;
+	case ECHO_ROOM_PRIVATE:
+		room_private_message(j->s, j->legacy, j->nick, j->text);
+		break;
+	case ECHO_ROOM_KICK:
+		if (r != NULL && strcmp(r->nick, j->nick) == 0)
+			room_drop(j->s, j->legacy);
+		room_occupant_left(j->s, j->legacy, j->nick, LEAVE_KICK,
+		    j->text);
+		break;
+	case ECHO_ROOM_SUBJECT:
+		if (r != NULL)
+			room_subject(j->s, j->legacy, r->nick, j->text);
+		break;
+	default:
+		break;
+	}
 }
 
 static void
@@ -146,8 +347,22 @@ run_job(evutil_socket_t fd, short what, void *arg)
 		session_disconnected(j->s, "the echo network closed the "
 		    "connection");
 		break;
+	case ECHO_ROOM_JOIN:
+		run_room_join(j);
+		break;
+	case ECHO_ROOM_SENT:
+		run_room_sent(j);
+		break;
+	default:
+		run_room(j);
+		break;
 	}
+	/* A failed login gets no logout(): the state goes now. */
+	struct session *s = j->s;
+	int failed_login = j->kind == ECHO_LOGIN && !j->ok;
 	job_free(j);
+	if (failed_login)
+		echo_logout(s, "the login failed");
 }
 
 static void
@@ -220,6 +435,8 @@ echo_logout(struct session *s, const char *reason)
 			    "logout", session_jid(s));
 		job_free(es->jobs);
 	}
+	while (es->rooms != NULL)
+		room_drop(s, es->rooms->name);
 	free(es);
 	session_set_data(s, NULL);
 }
@@ -277,6 +494,113 @@ echo_add_contact(struct session *s, const char *legacy)
 	session_contact_presence(s, legacy, "", NULL);
 }
 
+/* Rooms: '#' then 1-63 of [a-z0-9#_-], any case. */
+static int
+echo_is_room(struct component *c, const char *legacy)
+{
+	size_t n = strlen(legacy);
+	if (n < 2 || n > 64 || legacy[0] != '#')
+		return 0;
+	return strspn(legacy, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789#_-") == n;
+}
+
+static void
+echo_join_room(struct session *s, const char *room, const char *nick,
+    const char *password)
+{
+	room_job(ECHO_ROOM_JOIN, s, room, nick, password);
+}
+
+/* Jobs for a room the user left are dropped with it, so a quick rejoin
+ * never sees the old room's answers. */
+static void
+echo_leave_room(struct session *s, const char *room, const char *reason)
+{
+	struct echo_session *es = session_data(s);
+	room_drop(s, room);
+	if (es == NULL)
+		return;
+	struct echo_job *j = es->jobs, *next;
+	for (; j != NULL; j = next) {
+		next = j->next;
+		if (j->kind >= ECHO_ROOM_JOIN && j->legacy != NULL &&
+		    strcasecmp(j->legacy, room) == 0)
+			job_free(j);
+	}
+}
+
+/* The room the user is in, else -1 with err filled. */
+static int
+in_room(struct session *s, const char *room, struct backend_error *err)
+{
+	if (room_get(s, room) != NULL)
+		return 0;
+	err->condition = "not-acceptable";
+	snprintf(err->text, sizeof(err->text), "you are not in %s on the "
+	    "echo network", room);
+	return -1;
+}
+
+static int
+echo_send_groupchat(struct session *s, const char *room, const char *id,
+    const char *body, struct backend_error *err)
+{
+	if (in_room(s, room, err) != 0)
+		return -1;
+	struct echo_job *j = room_job(ECHO_ROOM_SENT, s, room, NULL, body);
+	j->id = id ? xstrdup(id) : NULL;
+	return 0;
+}
+
+static int
+echo_send_private(struct session *s, const char *room, const char *nick,
+    const char *body, struct backend_error *err)
+{
+	if (in_room(s, room, err) != 0)
+		return -1;
+	char *say = xasprintf("echo: %s", body);
+	room_job(ECHO_ROOM_PRIVATE, s, room, nick, say);
+	free(say);
+	return 0;
+}
+
+static int
+echo_set_subject(struct session *s, const char *room, const char *subject,
+    struct backend_error *err)
+{
+	if (in_room(s, room, err) != 0)
+		return -1;
+	room_job(ECHO_ROOM_SUBJECT, s, room, NULL, subject);
+	return 0;
+}
+
+static int
+echo_change_nick(struct session *s, const char *room, const char *nick,
+    struct backend_error *err)
+{
+	if (in_room(s, room, err) != 0)
+		return -1;
+	if (strcmp(nick, "echo") == 0 || strcmp(nick, "bot") == 0) {
+		err->condition = "conflict";
+		snprintf(err->text, sizeof(err->text), "%s is in use in %s",
+		    nick, room);
+		return -1;
+	}
+	room_job(ECHO_ROOM_NICK, s, room, nick, NULL);
+	return 0;
+}
+
+static int
+echo_kick(struct session *s, const char *room, const char *nick,
+    const char *reason, struct backend_error *err)
+{
+	if (in_room(s, room, err) != 0)
+		return -1;
+	room_job(ECHO_ROOM_KICK, s, room, nick, reason);
+	return 0;
+}
+
 const struct backend echo_backend = {
 	.abi = BACKEND_ABI,
 	.name = "echo",
@@ -293,4 +617,12 @@ const struct backend echo_backend = {
 	.logout = echo_logout,
 	.send_message = echo_send_message,
 	.add_contact = echo_add_contact,
+	.is_room = echo_is_room,
+	.join_room = echo_join_room,
+	.leave_room = echo_leave_room,
+	.send_groupchat = echo_send_groupchat,
+	.send_private = echo_send_private,
+	.set_subject = echo_set_subject,
+	.change_nick = echo_change_nick,
+	.kick = echo_kick,
 };

@@ -1,0 +1,615 @@
+#!/usr/bin/env python3
+"""Component tests of the room layer (XEP-0045) with the echo backend:
+joins (also before the legacy login), the join sequence, messages with
+stanza-ids, nick changes, private messages, kicks, bans and closes from
+the network, XEP-0410 self-ping, disco#info, several resources in one
+room, limits, and the session ending after the last room is left."""
+
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (NS_COMPONENT, Causeway, FakeServer, Tap,  # noqa: E402
+                     error_condition, q)
+
+GW = "echo.localhost"
+REG = "jabber:iq:register"
+MUC = "http://jabber.org/protocol/muc"
+MUC_USER = MUC + "#user"
+MUC_ADMIN = MUC + "#admin"
+SID = "urn:xmpp:sid:0"
+DISCO_INFO = "http://jabber.org/protocol/disco#info"
+PING = "urn:xmpp:ping"
+
+tap = Tap()
+
+
+def register(conn, who, username, id_):
+    form = ("<x xmlns='jabber:x:data' type='submit'>"
+            "<field var='FORM_TYPE' type='hidden'><value>%s</value></field>"
+            "<field var='username'><value>%s</value></field>"
+            "<field var='password'><value>pw</value></field></x>"
+            % (REG, username))
+    return conn.iq("<query xmlns='%s'>%s</query>" % (REG, form),
+                   type_="set", frm=who, id_=id_, timeout=5)
+
+
+def room_jid(room, nick=None):
+    return "%s@%s%s" % (room, GW, "/" + nick if nick else "")
+
+
+def bare(jid):
+    return (jid or "").split("/", 1)[0]
+
+
+def nick_of(st):
+    f = st.get("from") or ""
+    return f.split("/", 1)[1] if "/" in f else None
+
+
+def is_(kind):
+    return lambda s: s.tag == q(NS_COMPONENT, kind)
+
+
+def codes(st):
+    x = st.find(q(MUC_USER, "x")) if st is not None else None
+    if x is None:
+        return set()
+    return {s.get("code") for s in x.findall(q(MUC_USER, "status"))}
+
+
+def item(st):
+    x = st.find(q(MUC_USER, "x")) if st is not None else None
+    return x.find(q(MUC_USER, "item")) if x is not None else None
+
+
+def text(st, name, ns=NS_COMPONENT):
+    el = st.find(q(ns, name)) if st is not None else None
+    return el.text or "" if el is not None else None
+
+
+def drain(conn, timeout=0.3):
+    while conn.next_stanza(timeout) is not None:
+        pass
+
+
+def collect(conn, stop, keep, timeout=5.0):
+    """Stanzas matching keep, in order, up to and including the first one
+    matching stop; (list, stopped)."""
+    out = []
+    deadline = time.time() + timeout
+    while True:
+        st = conn.next_stanza(max(0.01, deadline - time.time()), keep)
+        if st is None:
+            return out, False
+        out.append(st)
+        if stop(st):
+            return out, True
+
+
+def join_presence(conn, who, room, nick, extra="", id_="j", x=True):
+    conn.send("<presence from='%s' to='%s' id='%s'>%s%s</presence>" %
+              (who, room_jid(room, nick), id_,
+               "<x xmlns='%s'>%s</x>" % (MUC, extra) if x else "", ""))
+
+
+def join_sequence(conn, who, room, timeout=5.0):
+    """What a resource gets from the room until its subject message."""
+    return collect(conn,
+                   lambda s: s.tag == q(NS_COMPONENT, "message")
+                   and s.find(q(NS_COMPONENT, "subject")) is not None,
+                   lambda s: bare(s.get("from")) == room_jid(room)
+                   and s.get("to") == who, timeout)
+
+
+def from_room(room, who=None, kind=None):
+    return lambda s: bare(s.get("from")) == room_jid(room) and \
+        (who is None or s.get("to") == who) and \
+        (kind is None or s.tag == q(NS_COMPONENT, kind))
+
+
+def groupchat(conn, who, room, body, id_):
+    conn.send("<message from='%s' to='%s' type='groupchat' id='%s'>"
+              "<body>%s</body></message>" % (who, room_jid(room), id_, body))
+
+
+def stanza_id(st):
+    el = st.find(q(SID, "stanza-id")) if st is not None else None
+    return (el.get("id"), el.get("by")) if el is not None else None
+
+
+A = "alice@localhost/a"
+B = "alice@localhost/b"
+C = "alice@localhost/c"
+
+
+def test_refused_joins(conn, cw):
+    join_presence(conn, "stranger@localhost/x", "#test", "str", id_="jr")
+    st = conn.next_stanza(3, lambda s: s.get("id") == "jr")
+    tap.check(error_condition(st) == ("auth", "registration-required")
+              and st.get("from") == room_jid("#test", "str"),
+              "join from an unregistered user: registration-required", st)
+
+    conn.send("<presence from='%s' to='%s' id='je'><x xmlns='%s'/></presence>"
+              % (A, room_jid("#test"), MUC))
+    st = conn.next_stanza(3, lambda s: s.get("id") == "je")
+    tap.check(error_condition(st) == ("modify", "jid-malformed"),
+              "join without a nick: jid-malformed", st)
+
+    join_presence(conn, A, "#test", "n" * 65, id_="jl")
+    st = conn.next_stanza(3, lambda s: s.get("id") == "jl")
+    tap.check(error_condition(st) == ("modify", "not-acceptable"),
+              "join with a 65-byte nick: not-acceptable", st)
+
+    join_presence(conn, A, "#test", "a b", id_="js")
+    st = conn.next_stanza(3, lambda s: s.get("id") == "js")
+    tap.check(error_condition(st) == ("modify", "not-acceptable"),
+              "join with a blank in the nick: not-acceptable", st)
+    tap.check("alice@localhost: logging in" not in cw.log_text(),
+              "refused joins cause no legacy login")
+
+
+def test_join(conn, cw):
+    join_presence(conn, A, "#test", "alice", id_="j1")
+    seq, done = join_sequence(conn, A, "#test")
+    pres = [s for s in seq if s.tag == q(NS_COMPONENT, "presence")]
+    self_i = [i for i, s in enumerate(pres) if "110" in codes(s)]
+    others = {nick_of(s): item(s) for s in pres if "110" not in codes(s)}
+    tap.check(done and cw.wait_log("alice@localhost: logging in", timeout=1),
+              "a join without any presence to the gateway logs the user "
+              "in and completes", [s.attrib for s in seq])
+    tap.check(len(self_i) == 1 and self_i[0] == len(pres) - 1
+              and others.get("echo") is not None
+              and others["echo"].get("role") == "moderator"
+              and others.get("bot") is not None
+              and others["bot"].get("role") == "participant"
+              and others["bot"].get("jid") is None,
+              "occupants (echo moderator, bot participant) come before "
+              "the self-presence", [(s.get("from"), codes(s)) for s in pres])
+    me = pres[self_i[0]] if self_i else None
+    tap.check(me is not None and {"110", "100"} <= codes(me)
+              and "210" not in codes(me)
+              and me.get("from") == room_jid("#test", "alice")
+              and me.get("id") == "j1"
+              and item(me).get("jid") == A,
+              "self-presence: 110 and 100 (non-anonymous), own jid, the "
+              "join's id", me is not None and (me.attrib, codes(me)))
+    subj = seq[-1] if done else None
+    tap.check(subj is not None and subj.get("type") == "groupchat"
+              and text(subj, "subject") == "Welcome to #test"
+              and text(subj, "body") is None
+              and subj.get("from") == room_jid("#test", "echo"),
+              "then the subject: 'Welcome to #test'",
+              subj is not None and subj.attrib)
+
+
+def test_messages(conn, cw):
+    groupchat(conn, A, "#test", "hello", "m1")
+    refl = conn.next_stanza(3, lambda s: s.get("id") == "m1")
+    tap.check(refl is not None and refl.get("type") == "groupchat"
+              and refl.get("from") == room_jid("#test", "alice")
+              and refl.get("to") == A and text(refl, "body") == "hello"
+              and stanza_id(refl) is not None
+              and stanza_id(refl)[1] == room_jid("#test"),
+              "groupchat: reflected with the same id and a stanza-id by the "
+              "room", refl is not None and refl.attrib)
+    echo = conn.next_stanza(3, lambda s: s.get("from") == room_jid("#test", "echo")
+                            and s.tag == q(NS_COMPONENT, "message"))
+    tap.check(echo is not None and text(echo, "body") == "echo: hello"
+              and echo.get("type") == "groupchat"
+              and stanza_id(echo) is not None
+              and stanza_id(echo)[0] != stanza_id(refl)[0],
+              "then echo answers 'echo: hello' with its own stanza-id",
+              echo is not None and echo.attrib)
+
+    groupchat(conn, "alice@localhost/other", "#test", "sneaky", "m2")
+    st = conn.next_stanza(3, lambda s: s.get("id") == "m2")
+    tap.check(error_condition(st) == ("modify", "not-acceptable"),
+              "groupchat from a resource not in the room: not-acceptable", st)
+    groupchat(conn, "stranger@localhost/x", "#test", "sneaky", "m3")
+    st = conn.next_stanza(3, lambda s: s.get("id") == "m3")
+    tap.check(error_condition(st) == ("modify", "not-acceptable"),
+              "groupchat from an unregistered user: not-acceptable", st)
+
+    conn.send("<message from='%s' to='%s' type='groupchat' id='m4'>"
+              "<body>x</body></message>" % (A, room_jid("#test", "echo")))
+    st = conn.next_stanza(3, lambda s: s.get("id") == "m4")
+    tap.check(error_condition(st) == ("modify", "bad-request"),
+              "groupchat to an occupant: bad-request", st)
+
+    conn.send("<message from='%s' to='%s' type='error' id='m5'>"
+              "<body>x</body></message>" % (A, room_jid("#test")))
+    conn.send("<presence from='%s' to='%s' type='error' id='p5'/>" %
+              ("alice@localhost/nowhere", room_jid("#test", "alice")))
+    st = conn.next_stanza(1, lambda s: s.get("id") in ("m5", "p5"))
+    tap.check(st is None, "errors to the room are never answered", st)
+
+    conn.send("<message from='%s' to='%s' type='groupchat' id='m6'>"
+              "<subject>new topic</subject></message>" % (A, room_jid("#test")))
+    st = conn.next_stanza(3, lambda s: s.tag == q(NS_COMPONENT, "message")
+                          and s.find(q(NS_COMPONENT, "subject")) is not None)
+    tap.check(st is not None and text(st, "subject") == "new topic"
+              and st.get("from") == room_jid("#test", "alice"),
+              "a subject change goes to the network and comes back", st)
+
+
+def test_nick_change(conn, cw):
+    conn.send("<presence from='%s' to='%s' id='n1'/>" % (A, room_jid("#test", "alice2")))
+    got, _ = collect(conn, lambda s: nick_of(s) == "alice2",
+                     from_room("#test", A, "presence"), 3)
+    gone = [s for s in got if nick_of(s) == "alice"]
+    back = [s for s in got if nick_of(s) == "alice2"]
+    tap.check(len(gone) == 1 and gone[0].get("type") == "unavailable"
+              and {"303", "110"} <= codes(gone[0])
+              and item(gone[0]).get("nick") == "alice2"
+              and len(back) == 1 and back[0].get("type") is None
+              and "110" in codes(back[0]) and got.index(gone[0]) < got.index(back[0]),
+              "nick change: unavailable with 303/110 and the new nick, then "
+              "the new nick's presence with 110", [(s.attrib, codes(s)) for s in got])
+
+    conn.send("<presence from='%s' to='%s' id='n2'/>" % (A, room_jid("#test", "echo")))
+    st = conn.next_stanza(3, lambda s: s.get("id") == "n2")
+    tap.check(error_condition(st) == ("cancel", "conflict")
+              and st.get("from") == room_jid("#test", "echo"),
+              "nick change to an occupant's nick (echo): conflict", st)
+
+
+def test_second_resource(conn, cw):
+    joins = cw.log_text().count("joining #test as")
+    join_presence(conn, B, "#test", "bee", id_="jb")
+    seq, done = join_sequence(conn, B, "#test")
+    pres = [s for s in seq if s.tag == q(NS_COMPONENT, "presence")]
+    nicks = [nick_of(s) for s in pres]
+    me = pres[-1] if pres else None
+    tap.check(done and "echo" in nicks and "bot" in nicks
+              and me is not None and {"110", "210"} <= codes(me)
+              and me.get("from") == room_jid("#test", "alice2")
+              and text(seq[-1], "subject") == "new topic",
+              "a second resource gets the occupants, self-presence with "
+              "the room's nick (210) and the subject",
+              [(s.get("from"), codes(s)) for s in seq])
+    tap.check(cw.log_text().count("joining #test as") == joins,
+              "... and causes no second legacy join")
+
+    groupchat(conn, A, "#test", "both", "m7")
+    ra = conn.next_stanza(3, lambda s: s.get("id") == "m7" and s.get("to") == A)
+    rb = conn.next_stanza(3, lambda s: s.get("id") == "m7" and s.get("to") == B)
+    tap.check(ra is not None and rb is not None
+              and stanza_id(ra) == stanza_id(rb),
+              "a message is reflected to both resources, one stanza-id")
+    drain(conn)
+
+
+def test_private(conn, cw):
+    conn.send("<message from='%s' to='%s' type='chat' id='pm1'><body>psst</body>"
+              "</message>" % (A, room_jid("#test", "echo")))
+    st = conn.next_stanza(3, lambda s: s.get("from") == room_jid("#test", "echo")
+                          and s.get("type") == "chat" and s.get("to") == A)
+    tap.check(st is not None and text(st, "body") == "echo: psst"
+              and st.find(q(MUC_USER, "x")) is not None,
+              "private message to an occupant: answered privately, marked "
+              "muc#user", st is not None and st.attrib)
+    conn.send("<message from='%s' to='%s' type='chat' id='pm2'><body>psst</body>"
+              "</message>" % (A, room_jid("#test", "ghost")))
+    st = conn.next_stanza(3, lambda s: s.get("id") == "pm2")
+    tap.check(error_condition(st) == ("cancel", "item-not-found"),
+              "private message to a nick not in the room: item-not-found", st)
+    conn.send("<message from='%s' to='%s' type='chat' id='pm3'><body>psst</body>"
+              "</message>" % (C, room_jid("#test", "echo")))
+    st = conn.next_stanza(3, lambda s: s.get("id") == "pm3")
+    tap.check(error_condition(st) == ("modify", "not-acceptable"),
+              "private message from a resource not in the room: "
+              "not-acceptable", st)
+    drain(conn)
+
+
+def test_occupants(conn, cw):
+    groupchat(conn, A, "#test", "/join carol", "c1")
+    st = conn.next_stanza(3, lambda s: s.get("from") == room_jid("#test", "carol")
+                          and s.get("to") == A)
+    tap.check(st is not None and st.get("type") is None
+              and item(st).get("role") == "participant",
+              "an occupant coming in: their presence", st is not None and st.attrib)
+    groupchat(conn, A, "#test", "/part carol", "c2")
+    st = conn.next_stanza(3, lambda s: s.get("from") == room_jid("#test", "carol")
+                          and s.get("to") == A)
+    tap.check(st is not None and st.get("type") == "unavailable"
+              and text(st, "status") == "bye" and item(st).get("role") == "none"
+              and not codes(st),
+              "an occupant parting: unavailable with the reason as status",
+              st is not None and (st.attrib, codes(st)))
+
+    res = conn.iq("<query xmlns='%s'><item nick='bot' role='none'>"
+                  "<reason>spam</reason></item></query>" % MUC_ADMIN,
+                  type_="set", to=room_jid("#test"), frm=A, id_="k1")
+    st = conn.next_stanza(3, lambda s: s.get("from") == room_jid("#test", "bot")
+                          and s.get("to") == A)
+    tap.check(res is not None and res.get("type") == "result"
+              and st is not None and st.get("type") == "unavailable"
+              and "307" in codes(st) and item(st).find(q(MUC_USER, "reason")) is not None
+              and item(st).find(q(MUC_USER, "reason")).text == "spam",
+              "kick from XMPP: result, then the occupant leaves with 307 "
+              "and the reason", st is not None and (st.attrib, codes(st)))
+    res = conn.iq("<query xmlns='%s'><item nick='bot' role='none'/></query>"
+                  % MUC_ADMIN, type_="set", to=room_jid("#test"), frm=A, id_="k2")
+    tap.check(error_condition(res) == ("cancel", "item-not-found"),
+              "kicking a nick not in the room: item-not-found", res)
+    res = conn.iq("<query xmlns='%s'><item nick='echo' role='none'/></query>"
+                  % MUC_ADMIN, type_="set", to=room_jid("#test"), frm=C, id_="k3")
+    tap.check(error_condition(res) == ("auth", "forbidden"),
+              "kick from a resource not in the room: forbidden", res)
+
+    # bot is gone: the core lets the nick through, the network refuses.
+    conn.send("<presence from='%s' to='%s' id='n3'/>" % (A, room_jid("#test", "bot")))
+    st = conn.next_stanza(3, lambda s: s.get("id") == "n3")
+    tap.check(error_condition(st) == ("cancel", "conflict"),
+              "nick change the network refuses: its conflict", st)
+    drain(conn)
+
+
+def test_iq(conn, cw):
+    res = conn.iq("<ping xmlns='%s'/>" % PING, to=room_jid("#test", "alice2"),
+                  frm=A, id_="sp1")
+    tap.check(res is not None and res.get("type") == "result",
+              "self-ping from a joined resource: result", res)
+    res = conn.iq("<ping xmlns='%s'/>" % PING, to=room_jid("#test", "alice2"),
+                  frm=C, id_="sp2")
+    tap.check(error_condition(res) == ("modify", "not-acceptable"),
+              "self-ping from a resource not in the room: not-acceptable", res)
+    res = conn.iq("<ping xmlns='%s'/>" % PING, to=room_jid("#test", "echo"),
+                  frm=A, id_="sp3")
+    tap.check(res is not None and res.get("type") == "result",
+              "ping to another occupant: result", res)
+    res = conn.iq("<ping xmlns='%s'/>" % PING, to=room_jid("#test", "ghost"),
+                  frm=A, id_="sp4")
+    tap.check(error_condition(res) == ("cancel", "item-not-found"),
+              "ping to a nick not in the room: item-not-found", res)
+
+    res = conn.iq("<query xmlns='%s'/>" % DISCO_INFO, to=room_jid("#test"),
+                  frm=C, id_="di1")
+    qel = res.find(q(DISCO_INFO, "query")) if res is not None else None
+    ident = qel.find(q(DISCO_INFO, "identity")) if qel is not None else None
+    feats = {f.get("var") for f in qel.findall(q(DISCO_INFO, "feature"))} \
+        if qel is not None else set()
+    tap.check(ident is not None and ident.get("category") == "conference"
+              and ident.get("type") == "echo" and ident.get("name") == "#test"
+              and {MUC, "muc_nonanonymous", "muc_open", "muc_unmoderated",
+                   "muc_temporary", SID} <= feats
+              and "muc_persistent" not in feats,
+              "disco#info on the room: conference/echo named #test, MUC "
+              "features", feats)
+    res = conn.iq("<query xmlns='%s'/>" % DISCO_INFO, to=room_jid("#test", "echo"),
+                  frm=C, id_="di2")
+    tap.check(error_condition(res) == ("modify", "bad-request"),
+              "disco#info to an occupant from a non-occupant: bad-request", res)
+    res = conn.iq("<query xmlns='%s'/>" % DISCO_INFO, to=room_jid("#test", "echo"),
+                  frm=A, id_="di3")
+    tap.check(error_condition(res) == ("cancel", "service-unavailable"),
+              "disco#info to an occupant from an occupant: "
+              "service-unavailable", res)
+    res = conn.iq("<query xmlns='jabber:iq:version'/>", to=room_jid("#test"),
+                  frm=A, id_="di4")
+    tap.check(error_condition(res) == ("cancel", "service-unavailable"),
+              "any other iq to the room: service-unavailable", res)
+
+
+def test_network_side(conn, cw):
+    join_presence(conn, A, "#other", "taken", id_="jt")
+    seq, done = join_sequence(conn, A, "#other")
+    me = [s for s in seq if "110" in codes(s)]
+    tap.check(done and len(me) == 1 and "210" in codes(me[0])
+              and me[0].get("from") == room_jid("#other", "taken_"),
+              "join as 'taken': 210 and the nick taken_",
+              [(s.get("from"), codes(s)) for s in seq])
+
+    join_presence(conn, A, "#locked", "alice", id_="jk1")
+    st = conn.next_stanza(3, lambda s: s.get("id") == "jk1")
+    tap.check(error_condition(st) == ("auth", "not-authorized")
+              and st.get("from") == room_jid("#locked", "alice"),
+              "#locked without the password: not-authorized", st)
+    join_presence(conn, A, "#locked", "alice", id_="jk2",
+                  extra="<password>wrong</password>")
+    st = conn.next_stanza(3, lambda s: s.get("id") == "jk2")
+    tap.check(error_condition(st) == ("auth", "not-authorized"),
+              "#locked with a wrong password: not-authorized", st)
+    join_presence(conn, A, "#locked", "alice", id_="jk3",
+                  extra="<password>secret</password>")
+    seq, done = join_sequence(conn, A, "#locked")
+    tap.check(done and any("110" in codes(s) for s in seq),
+              "#locked with the password: joined")
+    res = conn.iq("<query xmlns='%s'/>" % DISCO_INFO, to=room_jid("#locked"),
+                  frm=A, id_="di5")
+    tap.check(res is not None and res.find(".//{%s}feature[@var='muc_passwordprotected']"
+                                           % DISCO_INFO) is not None,
+              "disco#info of a room joined with a password: "
+              "muc_passwordprotected")
+
+    groupchat(conn, A, "#other", "/kickme", "km")
+    st = conn.next_stanza(3, lambda s: s.get("from") == room_jid("#other", "taken_")
+                          and s.tag == q(NS_COMPONENT, "presence"))
+    reason = item(st).find(q(MUC_USER, "reason")) if st is not None else None
+    tap.check(st is not None and st.get("type") == "unavailable"
+              and {"110", "307"} <= codes(st) and reason is not None
+              and reason.text == "you asked for it",
+              "kicked by the network: self unavailable with 110 and 307 and "
+              "the reason", st is not None and (st.attrib, codes(st)))
+    groupchat(conn, A, "#other", "still here?", "km2")
+    st = conn.next_stanza(3, lambda s: s.get("id") == "km2")
+    tap.check(error_condition(st) == ("modify", "not-acceptable"),
+              "after the kick the user is out of the room", st)
+
+    groupchat(conn, A, "#locked", "/close", "cl")
+    st = conn.next_stanza(3, lambda s: s.get("from") == room_jid("#locked", "alice")
+                          and s.tag == q(NS_COMPONENT, "presence"))
+    tap.check(st is not None and st.get("type") == "unavailable"
+              and {"110", "332"} <= codes(st),
+              "the network closes the room: 332 with 110",
+              st is not None and (st.attrib, codes(st)))
+    drain(conn)
+
+
+def test_crowd(conn, cw):
+    n = 9997   # with echo and alice2: 9999 occupants, the user makes 10,000
+    groupchat(conn, A, "#test", "/crowd %d" % n, "cr")
+    t0 = time.time()
+    want = {"crowd%d" % i for i in range(1, n + 1)}
+    seen = {A: set(), B: set()}
+    deadline = t0 + 30
+    # Everything is taken in arrival order (a predicate that skips
+    # stanzas would rescan the skipped ones on every call).
+    while (seen[A] != want or seen[B] != want) and time.time() < deadline:
+        st = conn.next_stanza(max(0.01, deadline - time.time()))
+        if st is None:
+            break
+        if st.tag == q(NS_COMPONENT, "presence") and \
+                bare(st.get("from")) == room_jid("#test") and st.get("to") in seen:
+            seen[st.get("to")].add(nick_of(st))
+    tap.check(seen[A] == want and seen[B] == want,
+              "/crowd %d: every new occupant's presence reaches both "
+              "resources (%.1f s)" % (n, time.time() - t0),
+              "%d and %d of %d" % (len(seen[A] & want), len(seen[B] & want), n))
+    drain(conn, 1.0)
+
+    t0 = time.time()
+    join_presence(conn, C, "#test", "alice2", id_="jc")
+    seq, done = join_sequence(conn, C, "#test", timeout=30)
+    took = time.time() - t0
+    nicks = {nick_of(s) for s in seq if s.tag == q(NS_COMPONENT, "presence")
+             and "110" not in codes(s)}
+    tap.check(done and want <= nicks and "echo" in nicks and took < 10,
+              "a resource joining a room of 10,000 occupants gets them all, "
+              "then self-presence and subject, in %.1f s" % took,
+              "%d nicks, done=%s" % (len(nicks), done))
+
+    groupchat(conn, A, "#test", "/crowd %d" % (n + 2), "cr2")
+    tap.check(cw.wait_log("the others are not shown", timeout=10),
+              "past 10,000 occupants the rest are dropped and logged")
+    drain(conn, 1.0)
+
+
+def test_leave(conn, cw):
+    for i, who in enumerate((A, B, C)):
+        conn.send("<presence from='%s' to='%s' type='unavailable' id='l%d'/>"
+                  % (who, room_jid("#test", "alice2"), i))
+        st = conn.next_stanza(5, lambda s: s.get("to") == who
+                              and s.get("from") == room_jid("#test", "alice2")
+                              and s.get("type") == "unavailable")
+        tap.check(st is not None and "110" in codes(st),
+                  "leaving (%s): self unavailable with 110" % who.split("/")[1],
+                  st is not None and (st.attrib, codes(st)))
+        if i == 1:
+            tap.check("leaving #test" not in cw.log_text(),
+                      "the room stays while a resource is in it")
+    tap.check(cw.wait_log("leaving #test") and
+              cw.wait_log("alice@localhost: logging out"),
+              "the last resource out leaves the room, and with no resource "
+              "and no room left the session logs out")
+    drain(conn)
+
+
+def test_offline(conn, cw):
+    join_presence(conn, A, "#dc", "alice", id_="jd")
+    seq, done = join_sequence(conn, A, "#dc")
+    tap.check(done, "a join after logout logs in again")
+    conn.send("<message from='%s' to='echo@%s' type='chat'><body>/disconnect"
+              "</body></message>" % (A, GW))
+    st = conn.next_stanza(5, lambda s: s.get("from") == room_jid("#dc", "alice")
+                          and s.tag == q(NS_COMPONENT, "presence"))
+    tap.check(st is not None and st.get("type") == "unavailable"
+              and {"110", "332"} <= codes(st),
+              "the legacy connection lost: 332 in every joined room",
+              st is not None and (st.attrib, codes(st)))
+    drain(conn)
+
+    res = register(conn, "bob@localhost/x", "faillogin", "rb")
+    drain(conn)
+    join_presence(conn, "bob@localhost/x", "#test", "bob", id_="jf")
+    st = conn.next_stanza(5, lambda s: s.get("id") == "jf")
+    tap.check(res is not None and res.get("type") == "result"
+              and error_condition(st) is not None
+              and st.get("from") == room_jid("#test", "bob"),
+              "a join waiting for a login that fails: a presence error with "
+              "the reason", st)
+    drain(conn)
+
+
+def test_bad_rooms(conn, cw):
+    # The router sends only what the backend calls a room to the room
+    # layer: "#a b" is a contact address.
+    W = "alice@localhost/w"
+    conn.send("<presence from='%s' to='#a\\20b@%s/alice' id='bad1'><x xmlns='%s'/>"
+              "</presence>" % (W, GW, MUC))
+    got = []
+    deadline = time.time() + 1.5
+    while time.time() < deadline:
+        st = conn.next_stanza(0.2)
+        if st is not None:
+            got.append(st)
+    tap.check(not any("110" in codes(s) for s in got) and cw.alive(),
+              "a join to an address that is no room joins nothing")
+    tap.check(any(s.get("id") == "bad1" and error_condition(s) is not None
+                  for s in got),
+              "... and is answered with an error")
+    conn.send("<presence from='%s' to='echo.localhost' type='unavailable'/>" % W)
+
+    big = "#" + "x" * 10240
+    conn.send("<presence from='%s' to='%s@%s/alice' id='bad2'><x xmlns='%s'/>"
+              "</presence>" % (A, big, GW, MUC))
+    conn.send("<message from='%s' to='%s@%s' type='groupchat' id='bad3'>"
+              "<body>x</body></message>" % (A, big, GW))
+    st = conn.next_stanza(3, lambda s: s.get("id") in ("bad2", "bad3"))
+    tap.check(st is not None and st.get("id") == "bad3"
+              and error_condition(st) == ("modify", "jid-malformed")
+              and cw.alive(),
+              "a 10 KB room name: the presence is dropped, a message gets "
+              "jid-malformed", st)
+    drain(conn)
+
+
+def main():
+    srv = FakeServer(domain=GW)
+    cw = Causeway(srv.port, domain=GW, backend="echo",
+                  extra="linger = 0\n").start()
+    conn = srv.accept()
+    try:
+        res = register(conn, A, "alice", "r1")
+        tap.check(res is not None and res.get("type") == "result",
+                  "alice registers", res)
+        drain(conn)
+        test_refused_joins(conn, cw)
+        test_join(conn, cw)
+        test_messages(conn, cw)
+        test_nick_change(conn, cw)
+        test_second_resource(conn, cw)
+        test_private(conn, cw)
+        test_occupants(conn, cw)
+        test_iq(conn, cw)
+        test_network_side(conn, cw)
+        test_crowd(conn, cw)
+        test_leave(conn, cw)
+        test_offline(conn, cw)
+        test_bad_rooms(conn, cw)
+        # Stop with a room open, so its state is freed at shutdown (and
+        # a sanitizer build reports any leak).
+        join_presence(conn, A, "#last", "alice", id_="jz")
+        seq, done = join_sequence(conn, A, "#last")
+        cw.signal(signal.SIGTERM)
+        tap.check(done and cw.wait_exit(15) == 0,
+                  "SIGTERM with a room open: a clean exit")
+        log = cw.log_text()
+        tap.check("ERROR: AddressSanitizer" not in log
+                  and "ERROR: LeakSanitizer" not in log
+                  and "runtime error" not in log,
+                  "no sanitizer report in causeway's log",
+                  cw.log)
+    finally:
+        cw.close()
+        srv.close()
+    print("# causeway log: %s" % cw.log)
+    return tap.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
