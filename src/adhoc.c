@@ -279,7 +279,7 @@ cmd_settings(struct adhoc_ctx *x, const struct form *in)
 	}
 	log_info("%s: %s changed their settings", c->domain, x->user);
 	/* A live session reloads its values and logs in again. */
-	session_registered(c, x->user);
+	session_registered(c, x->user, 0);
 	set_note(x, "info", xstrdup("Your settings are saved."));
 out:
 	free(specs);

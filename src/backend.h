@@ -82,10 +82,10 @@ struct backend {
 	/*
 	 * A user's legacy session.  login() starts connecting and reports
 	 * with session_login_result(); logout() ends it (no callback).
-	 * logout() is called only for a session that is online or logging
-	 * in: after a failed login (session_login_result(s, 0, ...)) or
-	 * session_disconnected() the backend frees its session state
-	 * itself.
+	 * logout() is called for a session that is online or logging in,
+	 * and also when a session ends (unregistered, component removed)
+	 * while the backend still holds session_data() for it, whatever its
+	 * state: that is where the backend frees it.
 	 */
 	void (*login)(struct session *s);
 	void (*logout)(struct session *s, const char *reason);

@@ -32,6 +32,7 @@
 #include "component.h"
 #include "config.h"
 #include "log.h"
+#include "register.h"
 #include "router.h"
 #include "session.h"
 #include "stanza.h"
@@ -193,11 +194,13 @@ static void pending_fail_all(struct component *c);
 static void
 close_socket(struct component *c)
 {
-	pending_fail_all(c);
 	if (c->bev != NULL) {
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 	}
+	/* After the socket is gone, so whatever the callbacks send waits
+	 * for the next stream instead of going into a freed buffer. */
+	pending_fail_all(c);
 	event_del(c->keepalive_timer);
 	event_del(c->deadline_timer);
 	free(c->stream_id);
@@ -225,6 +228,7 @@ component_free(struct component *c)
 		return;
 	session_free_all(c);
 	adhoc_free_all(c);
+	register_component_gone(c);
 	if (c->backend->shutdown != NULL)
 		c->backend->shutdown(c);
 	close_socket(c);

@@ -28,11 +28,46 @@
 #include "xmalloc.h"
 
 struct register_request {
-	struct component *c;
+	struct register_request *next;   /* all outstanding requests */
+	struct component *c;             /* NULL: the component is gone */
 	struct stanza *iq;
 	char *jid;
 	struct form *values;
 };
+
+/* Requests waiting for their backend's verdict.  Few at a time: one per
+ * user, and the backend answers within a login's time. */
+static struct register_request *outstanding;
+
+void
+register_component_gone(struct component *c)
+{
+	for (struct register_request *r = outstanding; r != NULL; r = r->next)
+		if (r->c == c)
+			r->c = NULL;
+}
+
+static int
+request_pending(struct component *c, const char *jid)
+{
+	for (struct register_request *r = outstanding; r != NULL; r = r->next)
+		if (r->c == c && strcmp(r->jid, jid) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+request_free(struct register_request *req)
+{
+	struct register_request **pp = &outstanding;
+	while (*pp != req)
+		pp = &(*pp)->next;
+	*pp = req->next;
+	stanza_free(req->iq);
+	form_free(req->values);
+	free(req->jid);
+	free(req);
+}
 
 /* The fixed element names of XEP-0077 that old clients understand. */
 static const char *const legacy_names[] = {
@@ -155,14 +190,21 @@ register_request_done(struct register_request *req, const char *condition,
     const char *text)
 {
 	struct component *c = req->c;
+	if (c == NULL) {
+		/* Removed by a reload while the backend was checking. */
+		request_free(req);
+		return;
+	}
 	const struct backend *b = c->backend;
 	struct stanza *answer = NULL;
+	int added = 0;
 
 	if (condition != NULL) {
 		log_info("%s: registration of %s refused: %s (%s)", c->domain,
 		    req->jid, condition, text ? text : "");
 		answer = stanza_error_reply(req->iq, condition, text);
-	} else if (store_user_add(cw->store, c->domain, req->jid) < 0) {
+	} else if ((added = store_user_add(cw->store, c->domain,
+	    req->jid)) < 0) {
 		answer = stanza_error_reply(req->iq, "internal-server-error",
 		    "the gateway could not store the registration");
 	} else {
@@ -187,6 +229,10 @@ register_request_done(struct register_request *req, const char *condition,
 		}
 		free(ad);
 		if (failed) {
+			/* No half-registered user without credentials. */
+			if (added == 1)
+				store_user_remove(cw->store, c->domain,
+				    req->jid);
 			answer = stanza_error_reply(req->iq,
 			    "internal-server-error",
 			    "the gateway could not store the registration");
@@ -198,11 +244,8 @@ register_request_done(struct register_request *req, const char *condition,
 	int accepted = strcmp(stanza_attr(answer, "type"), "result") == 0;
 	component_send(c, answer);
 	if (accepted)
-		session_registered(c, req->jid);
-	stanza_free(req->iq);
-	form_free(req->values);
-	free(req->jid);
-	free(req);
+		session_registered(c, req->jid, added == 1);
+	request_free(req);
 }
 
 int
@@ -278,7 +321,15 @@ register_handle(struct component *c, const struct stanza *iq,
 		return answer;
 	}
 
+	if (request_pending(c, jid)) {
+		form_free(values);
+		free(jid);
+		return stanza_error_reply(iq, "resource-constraint", "your "
+		    "previous registration is still being checked");
+	}
 	struct register_request *req = xcalloc(1, sizeof(*req));
+	req->next = outstanding;
+	outstanding = req;
 	req->c = c;
 	req->iq = stanza_copy(iq);
 	req->jid = jid;

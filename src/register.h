@@ -37,6 +37,10 @@ int register_remove(struct component *c, const char *bare_jid);
 void register_request_done(struct register_request *req,
     const char *condition, const char *text);
 
+/* The component is being freed: its outstanding requests end silently
+ * when their backend answers. */
+void register_component_gone(struct component *c);
+
 /* Adds the user's stored registration values to a form, leaving out
  * the secret ones. */
 void register_add_values(struct component *c, const char *jid,

@@ -88,6 +88,15 @@ take_privilege(struct component *c, const struct stanza *msg,
 	}
 	if (priv == NULL)
 		return 0;
+	/* Only our own server may grant them: the domain the component's
+	 * domain is a subdomain of (irc.example.org under example.org). */
+	size_t dl = strlen(c->domain), fl = strlen(from->domain);
+	if (fl >= dl || c->domain[dl - fl - 1] != '.' ||
+	    strcmp(c->domain + dl - fl, from->domain) != 0) {
+		log_warn("%s: ignoring a privilege grant from %s, which is not "
+		    "this component's server", c->domain, from->domain);
+		return 1;
+	}
 	struct component_privilege *p = &c->privilege;
 	snprintf(p->ns, sizeof(p->ns), "%s", ns);
 	for (const struct stanza *perm = stanza_first_child(priv);

@@ -231,6 +231,10 @@ session_destroy(struct session *s)
 		pp = &(*pp)->next;
 	*pp = s->next;
 	t->count--;
+	/* Whatever state the session is in (a failed login, a dropped
+	 * connection), the backend frees what it still holds for it. */
+	if (s->data != NULL && s->c->backend->logout != NULL)
+		s->c->backend->logout(s, "the session ended");
 	event_free(s->linger);
 	room_session_free(s);
 	forget_contacts(s);
@@ -744,15 +748,28 @@ user_unavailable(struct session *s, const struct jid *from)
 	session_release(s);
 }
 
+static void error_reply(struct component *c, const struct stanza *st,
+    const char *condition, const char *text);
+
 static void
-subscription(struct component *c, struct session *s, const char *type,
-    const struct jid *from, const struct jid *to, const char *to_s)
+subscription(struct component *c, struct session *s, const struct stanza *st,
+    const char *type, const struct jid *from, const struct jid *to,
+    const char *to_s)
 {
 	char *bare = jid_bare_string(from);
 	char *legacy = to->local ? jid_unescape_local(to->local) : NULL;
 	const struct backend *b = c->backend;
 
-	if (strcmp(type, "subscribe") == 0) {
+	if (strcmp(type, "subscribe") == 0 && (s == NULL ||
+	    (to->local != NULL && (legacy == NULL || *legacy == '\0' ||
+	    (b->valid_address != NULL && !b->valid_address(c, legacy)))))) {
+		/* Nothing is stored or sent to the network for a user who is
+		 * not registered or an address that is no contact. */
+		error_reply(c, st, s == NULL ? "registration-required" :
+		    "jid-malformed", s == NULL ? "register with the gateway "
+		    "first" : "that address is not a valid contact on this "
+		    "network");
+	} else if (strcmp(type, "subscribe") == 0) {
 		/* Approve, and (for contacts) ask back, so the roster item
 		 * becomes both-ways as a native contact's would. */
 		deliver(c, presence(to_s, bare, "subscribed"));
@@ -825,7 +842,7 @@ session_handle_presence(struct component *c, const struct stanza *st,
 		if (s != NULL)
 			user_unavailable(s, from);
 	} else if (strcmp(type, "error") != 0) {
-		subscription(c, s, type, from, to, to_s);
+		subscription(c, s, st, type, from, to, to_s);
 	}
 }
 
@@ -889,21 +906,24 @@ session_handle_message(struct component *c, const struct stanza *st,
 /* ---- registration changes ---- */
 
 void
-session_registered(struct component *c, const char *bare_jid)
+session_registered(struct component *c, const char *bare_jid, int first)
 {
 	struct session *s = find(c, bare_jid);
 	if (s != NULL) {
-		/* New values: a running legacy session logs in again. */
+		/* New values: a running (or failed) legacy session logs in
+		 * again with them. */
 		load_fields(s);
-		if (s->state == SESSION_ONLINE || s->state == SESSION_LOGGING_IN) {
-			end_login(s, "the registration changed");
+		if (s->state != SESSION_OFFLINE) {
+			if (s->state != SESSION_FAILED)
+				end_login(s, "the registration changed");
 			if (s->nresources > 0)
 				start_login(s);
 		}
 	}
 	/* XEP-0100: the gateway asks for the user's presence, so the
 	 * server tells it when the user comes and goes. */
-	deliver(c, presence(c->domain, bare_jid, "subscribe"));
+	if (first)
+		deliver(c, presence(c->domain, bare_jid, "subscribe"));
 }
 
 static void

@@ -43,8 +43,10 @@ void session_handle_presence(struct component *c, const struct stanza *st,
     const struct jid *from, const struct jid *to);
 void session_handle_message(struct component *c, const struct stanza *st,
     const struct jid *from, const struct jid *to);
-/* The user registered (again): values stored, so a session may start. */
-void session_registered(struct component *c, const char *bare_jid);
+/* The user registered (first = 1) or changed the registration: values
+ * stored, so a session may start (or start again with them). */
+void session_registered(struct component *c, const char *bare_jid,
+    int first);
 /* The user unregistered: log out, forget the session, clean the roster
  * (unsubscribe and unsubscribed from each contact and the gateway). */
 void session_unregistered(struct component *c, const char *bare_jid);

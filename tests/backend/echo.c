@@ -277,7 +277,7 @@ run_room(struct echo_job *j)
 		break;
 	case ECHO_ROOM_CROWD: {
 		long n = strtol(j->text, NULL, 10);
-		for (long i = 1; i <= n && i <= 100000; i++) {
+		for (long i = 1; i <= n && i <= 10000; i++) {
 			char nick[32];
 			snprintf(nick, sizeof(nick), "crowd%ld", i);
 			room_occupant(j->s, j->legacy, nick, ROLE_PARTICIPANT,
