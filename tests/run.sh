@@ -115,18 +115,32 @@ if build "build (ASan+UBSan)" "$out/asan" --enable-werror --enable-sanitizers; t
 	unset ASAN_OPTIONS UBSAN_OPTIONS
 fi
 
-fuzz() {
-	local secs=${CW_FUZZ_SECONDS:-30} corpus rc
+# fuzz_one NAME CORPUS: one libFuzzer harness for a fixed time on a copy
+# of its seed corpus (new inputs stay out of the tree).
+fuzz_one() {
+	local name=$1 seeds=$2 secs=${CW_FUZZ_SECONDS:-30} corpus rc
 	corpus=$(mktemp -d)
-	cp tests/fuzz/corpus/* "$corpus"/
-	( cd "$out/fuzz" && make tests/fuzz/fuzz_xmlstream ) || return 1
-	"$out/fuzz/tests/fuzz/fuzz_xmlstream" -max_total_time="$secs" \
+	cp "$seeds"/* "$corpus"/
+	( cd "$out/fuzz" && make "tests/fuzz/fuzz_$name" ) > "$out/fuzz-$name.build.log" 2>&1 || {
+		tail -20 "$out/fuzz-$name.build.log"
+		echo "not ok - fuzz $name: build failed"
+		return 1
+	}
+	"$out/fuzz/tests/fuzz/fuzz_$name" -max_total_time="$secs" \
 		-max_len=65536 -timeout=10 -rss_limit_mb=2048 \
-		-artifact_prefix="$out/fuzz-" "$corpus" 2>&1 | tail -5
+		-artifact_prefix="$out/fuzz-$name-" "$corpus" 2>&1 | tail -3
 	rc=${PIPESTATUS[0]}
 	rm -rf "$corpus"
-	if [ "$rc" = 0 ]; then echo "ok 1 - fuzz xmlstream for ${secs}s"; else echo "not ok 1 - fuzz xmlstream (crash saved as $out/fuzz-*)"; fi
+	if [ "$rc" = 0 ]; then echo "ok - fuzz $name for ${secs}s"; else echo "not ok - fuzz $name (crash saved as $out/fuzz-$name-*)"; fi
 	return "$rc"
+}
+fuzz() {
+	local rc=0
+	fuzz_one xmlstream tests/fuzz/corpus || rc=1
+	if [ -d tests/fuzz/corpus_irc ]; then
+		fuzz_one irc_proto tests/fuzz/corpus_irc || rc=1
+	fi
+	return $rc
 }
 note "fuzz build"
 mkdir -p "$out/fuzz"

@@ -548,9 +548,12 @@ class Causeway:
         r"send </stream:stream>")
 
     def __init__(self, server, secret=None, name="causeway", tap=None,
-                 log_level="debug", domain=None, backend="irc", options=None):
+                 log_level="debug", domain=None, backend="irc", options=None,
+                 sections=None):
         """backend: the component's backend (irc, echo, ...); options: a
-        dict of further keys for the component section (e.g. linger)."""
+        dict of further keys for the component section (e.g. linger);
+        sections: further sections after it, a list of (header, dict),
+        e.g. [("irc-server 127.0.0.1", {"port": 6667, "tls": "no"})]."""
         self.server = server
         self.domain = domain or server.domain
         self.secret = secret if secret is not None else server.secret
@@ -573,6 +576,10 @@ class Causeway:
                        LOOPBACK, server.component_port, self.secret))
             for k, v in (options or {}).items():
                 f.write("%s = %s\n" % (k, v))
+            for header, values in sections or []:
+                f.write("\n[%s]\n" % header)
+                for k, v in values.items():
+                    f.write("%s = %s\n" % (k, v))
         self.popen = None
         self.lines = []         # (monotonic time, line)
         self.cond = threading.Condition()
@@ -652,6 +659,348 @@ class Causeway:
             stop_pid(self.popen.pid, 5, popen=self.popen)
         if self.popen is not None:
             self.returncode = self.popen.returncode
+
+
+# --------------------------------------------------------------------------
+# IRC: a private InspIRCd 3 and a raw IRC client
+
+
+class InspIRCd:
+    """A throw-away InspIRCd 3 from inspircd.conf.in in a temp dir, with a
+    self-signed certificate (CN ircd.test): plain on 127.0.0.1:port, TLS on
+    tls_port at 127.0.0.1, 127.0.0.2 and 127.0.0.3.
+
+    Started from its temp dir under prlimit --core=0:0: with ssl_gnutls
+    loaded it segfaults on SIGTERM (status 139, which stop() accepts), and
+    it raises its own core limit otherwise."""
+
+    name = "inspircd"
+
+    def __init__(self, tap=None, services=False):
+        """services: also listen for Atheme (inspircd-services.conf.in,
+        link port self.link_port, password self.link_pass) and offer SASL
+        once it is linked (see Atheme)."""
+        self.dir = make_tempdir("cwtest-inspircd-")
+        self.tap = tap
+        self.port, self.tls_port, self.link_port = free_ports(3)
+        self.link_pass = secrets.token_hex(8)
+        self.oper_pass = secrets.token_hex(8)
+        self.popen = None
+        self.pid = None
+        self.returncodes = []
+        with open(os.path.join(self.dir, "motd.txt"), "w") as f:
+            f.write("causeway e2e\n")
+        r = subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+             "-days", "2", "-subj", "/CN=ircd.test",
+             "-keyout", os.path.join(self.dir, "key.pem"),
+             "-out", os.path.join(self.dir, "cert.pem")],
+            cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("openssl req failed: %s"
+                               % r.stdout.decode(errors="replace"))
+        self.cfg = fill_template(
+            "inspircd.conf.in", os.path.join(self.dir, "inspircd.conf"),
+            DIR=self.dir, PORT=self.port, TLS_PORT=self.tls_port,
+            OPER_PASS=self.oper_pass)
+        if services:
+            self.cfg = fill_template(
+                "inspircd-services.conf.in",
+                os.path.join(self.dir, "inspircd-services.conf"),
+                DIR=self.dir, LINK_PORT=self.link_port,
+                LINK_PASS=self.link_pass)
+        self.stdout_log = os.path.join(self.dir, "ircd.out")
+        if tap:
+            tap.watch("inspircd log", self.log)
+            tap.watch("inspircd stdout", self.stdout_log)
+        on_exit(self.stop)
+
+    @property
+    def log(self):
+        return os.path.join(self.dir, "ircd.log")
+
+    @property
+    def fingerprint(self):
+        """SHA-256 of the certificate (DER), lowercase hex."""
+        import hashlib
+        import ssl
+        with open(os.path.join(self.dir, "cert.pem")) as f:
+            der = ssl.PEM_cert_to_DER_cert(f.read())
+        return hashlib.sha256(der).hexdigest()
+
+    def start(self, timeout=20):
+        out = open(self.stdout_log, "ab")
+        # prlimit execs inspircd: popen.pid is the daemon's PID.
+        self.popen = subprocess.Popen(
+            ["prlimit", "--core=0:0", "inspircd", "--config=" + self.cfg,
+             "--nofork", "--runasroot", "--nopid"], cwd=self.dir,
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+        self.pid = self.popen.pid
+
+        def ready():
+            if self.popen.poll() is not None:
+                return "died"
+            return all(port_open(p, h) for p, h in (
+                (self.port, LOOPBACK), (self.tls_port, LOOPBACK),
+                (self.tls_port, "127.0.0.2"), (self.tls_port, "127.0.0.3")))
+        r = wait_until(ready, timeout, 0.05)
+        if r != True:       # noqa: E712
+            raise RuntimeError("inspircd did not open ports %d/%d within %ds "
+                               "(%s); see %s" % (self.port, self.tls_port,
+                                                 timeout, r or "timeout",
+                                                 self.dir))
+
+    def running(self):
+        return self.popen is not None and self.popen.poll() is None
+
+    def stop(self, timeout=10):
+        """SIGTERM by PID and wait.  Returns the exit status (-11 from
+        Popen, 139 in a shell: the segfault on the way out with ssl_gnutls
+        is normal) or None."""
+        if self.popen is None:
+            return None
+        stop_pid(self.popen.pid, timeout, popen=self.popen)
+        rc = self.popen.returncode
+        self.returncodes.append(rc)
+        self.popen = self.pid = None
+        return rc
+
+
+class Atheme:
+    """Atheme 7.2 services (atheme.conf.in) linked to an InspIRCd started
+    with services=True: NickServ accounts and SASL PLAIN."""
+
+    def __init__(self, ircd, tap=None):
+        self.ircd = ircd
+        self.dir = make_tempdir("cwtest-atheme-")
+        self.cfg = fill_template("atheme.conf.in",
+                                 os.path.join(self.dir, "atheme.conf"),
+                                 DIR=self.dir, LINK_PORT=ircd.link_port,
+                                 LINK_PASS=ircd.link_pass)
+        self.log = os.path.join(self.dir, "atheme.log")
+        self.stdout_log = os.path.join(self.dir, "atheme.out")
+        self.popen = None
+        if tap:
+            tap.watch("atheme log", self.log)
+        on_exit(self.stop)
+
+    def start(self, timeout=20):
+        """Start (in the foreground, -n) and wait until it has linked."""
+        start = file_size(self.log)
+        out = open(self.stdout_log, "ab")
+        self.popen = subprocess.Popen(
+            ["atheme-services", "-n", "-c", self.cfg, "-D", self.dir,
+             "-l", self.log, "-p", os.path.join(self.dir, "atheme.pid")],
+            cwd=self.dir, stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT)
+        out.close()
+        return self.wait_synched(timeout, start)
+
+    def wait_synched(self, timeout=20, start=0):
+        r = wait_until(lambda: self.popen.poll() is not None or
+                       file_has(self.log, r"finished synching", start), timeout)
+        if self.popen.poll() is not None or not r:
+            raise RuntimeError("atheme did not link within %ds (%s); see %s"
+                               % (timeout, "exited %s" % self.popen.poll()
+                                  if self.popen.poll() is not None else
+                                  "timeout", self.dir))
+        return True
+
+    def register(self, nick, password, timeout=10):
+        """A NickServ account nick/password, registered from a raw client
+        that then quits.  Returns NickServ's answer (a NOTICE line)."""
+        c = IrcClient(self.ircd.port, nick)
+        try:
+            if not c.register(timeout):
+                raise RuntimeError("cannot register %s on IRC:\n%s"
+                                   % (nick, c.dump()))
+            m = c.mark()
+            c.send("PRIVMSG NickServ :REGISTER %s %s@example.test"
+                   % (password, nick))
+            line = c.wait_for(r"^:NickServ\S* NOTICE .*(registered|REGISTER)",
+                              timeout, m)
+            if not line or "registered" not in line:
+                raise RuntimeError("NickServ REGISTER %s failed:\n%s"
+                                   % (nick, c.dump(m)))
+            return line
+        finally:
+            c.close()
+
+    def stop(self, timeout=10):
+        if self.popen is None:
+            return None
+        stop_pid(self.popen.pid, timeout, popen=self.popen)
+        rc, self.popen = self.popen.returncode, None
+        return rc
+
+
+class IrcClient:
+    """A raw IRC client on a plain (or TLS, any certificate) socket to
+    127.0.0.1.  A reader thread keeps every line received, in order, with
+    its arrival time, and answers PING.  find()/wait_for() take a
+    predicate on the line (str, without CRLF) or a regex."""
+
+    def __init__(self, port, nick, host=LOOPBACK, tls=False, timeout=10):
+        self.nick = nick
+        sock = socket.create_connection((host, port), timeout=timeout)
+        if tls:
+            import ssl
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            sock = ctx.wrap_socket(sock)
+        sock.settimeout(None)
+        self.sock = sock
+        self.lines = []             # (monotonic time, line)
+        self.raw_lengths = []       # bytes of each line, CRLF included
+        self.cond = threading.Condition()
+        self.eof = False
+        self.wlock = threading.Lock()
+        threading.Thread(target=self._reader, daemon=True).start()
+        on_exit(self.close)
+
+    def _reader(self):
+        buf = b""
+        sock = self.sock
+        try:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                buf += data
+                while b"\n" in buf:
+                    raw, buf = buf.split(b"\n", 1)
+                    n = len(raw) + 1
+                    line = raw.rstrip(b"\r").decode("utf-8", "replace")
+                    if line.startswith("PING "):
+                        self.send("PONG " + line[5:])
+                    with self.cond:
+                        self.lines.append((time.monotonic(), line))
+                        self.raw_lengths.append(n)
+                        self.cond.notify_all()
+        except OSError:
+            pass
+        with self.cond:
+            self.eof = True
+            self.cond.notify_all()
+
+    def send(self, line):
+        with self.wlock:
+            if self.sock is None:
+                raise OSError("IRC client %s is closed" % self.nick)
+            self.sock.sendall(line.encode("utf-8") + b"\r\n")
+
+    def send_bytes(self, raw):
+        """Send raw bytes as they are (add the CRLF yourself)."""
+        with self.wlock:
+            if self.sock is None:
+                raise OSError("IRC client %s is closed" % self.nick)
+            self.sock.sendall(raw)
+
+    def mark(self):
+        with self.cond:
+            return len(self.lines)
+
+    @staticmethod
+    def _pred(pred):
+        if isinstance(pred, str):
+            rx = re.compile(pred)
+            return lambda line: rx.search(line) is not None
+        return pred
+
+    def find(self, pred, since=0):
+        """The first line from index since matching pred, or None."""
+        pred = self._pred(pred)
+        with self.cond:
+            for _, line in self.lines[since:]:
+                if pred(line):
+                    return line
+        return None
+
+    def find_all(self, pred, since=0):
+        pred = self._pred(pred)
+        with self.cond:
+            return [(i, l) for i, (_, l) in enumerate(self.lines)
+                    if i >= since and pred(l)]
+
+    def wait_for(self, pred, timeout=10, since=0):
+        """Block (without running anything else) until a line matches."""
+        pred = self._pred(pred)
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for _, line in self.lines[since:]:
+                    if pred(line):
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0 or self.eof:
+                    return None
+                self.cond.wait(min(left, 0.5))
+
+    def register(self, timeout=10):
+        """NICK and USER; the end of the MOTD (376, or 422) ends it."""
+        self.send("NICK " + self.nick)
+        self.send("USER %s 0 * :cwtest %s" % (self.nick, self.nick))
+        return self.wait_for(lambda l: irc_numeric(l) in ("376", "422"),
+                             timeout)
+
+    def join(self, chan, timeout=10):
+        m = self.mark()
+        self.send("JOIN " + chan)
+        return self.wait_for(lambda l: irc_numeric(l) == "366", timeout, m)
+
+    def dump(self, since=0, n=15):
+        with self.cond:
+            return "\n".join(l for _, l in self.lines[since:][-n:]) or \
+                "(nothing received)"
+
+    def close(self):
+        sock, self.sock = getattr(self, "sock", None), None
+        if sock is None:
+            return
+        try:
+            with self.wlock:
+                sock.sendall(b"QUIT :done\r\n")
+        except OSError:
+            pass
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        sock.close()
+
+
+def irc_numeric(line):
+    """The command of an IRC line (":prefix CMD ..." or "CMD ...")."""
+    parts = line.split()
+    if parts and parts[0].startswith("@"):          # message tags
+        parts = parts[1:]
+    if parts and parts[0].startswith(":"):
+        parts = parts[1:]
+    return parts[0] if parts else ""
+
+
+def irc_parse(line):
+    """(nick or None, command, [params]) of an IRC line; message tags
+    (@...) are dropped."""
+    if line.startswith("@"):
+        line = line.split(" ", 1)[1] if " " in line else ""
+    nick = None
+    if line.startswith(":"):
+        prefix, _, line = line[1:].partition(" ")
+        nick = prefix.split("!", 1)[0]
+    trailing = None
+    if " :" in line:
+        line, trailing = line.split(" :", 1)
+    elif line.startswith(":"):
+        line, trailing = "", line[1:]
+    params = line.split()
+    cmd = params.pop(0) if params else ""
+    if trailing is not None:
+        params.append(trailing)
+    return nick, cmd, params
 
 
 # --------------------------------------------------------------------------

@@ -1,0 +1,980 @@
+#!/usr/bin/python3
+"""End-to-end: the IRC backend against a real InspIRCd 3, through a real
+XMPP server, with a raw IRC client (the "bot") as the other side.
+
+causeway is attached as irc.localhost (backend = irc, linger = 0) with
+three IRC server policies, all on one private InspIRCd:
+  [irc-server 127.0.0.1]  plain port (tls = no)
+  [irc-server 127.0.0.3]  TLS port, self-signed certificate, no pin
+  [irc-server 127.0.0.2]  TLS port, fingerprint = its SHA-256
+
+With atheme-services installed, InspIRCd is linked to Atheme (SASL).
+
+What is checked, for Prosody and ejabberd (each skipped when not
+installed): XEP-0077 registration with an empty form; joining
+#test%127.0.0.1@irc.localhost (self-presence 110, the IRC JOIN, the bot as
+a moderator occupant, its topic as the subject); groupchat both ways;
+topic change; private messages both ways through bot%127.0.0.1@...; CTCP
+ACTION both ways, NOTICE, CP1252 fallback, formatting codes; nick changes
+both ways (303); a kick (307) and a rejoin; CR/LF in a body, a subject and
+a join password cannot inject a command; a 1500-byte body is split into
+ordered lines of at most 512 bytes; voice and op become affiliations and
+roles; alice as op sets the topic and kicks the bot; leaving (PART or
+QUIT); registration's nick, realname and SASL credentials (Atheme account,
+WHOIS 330); TLS refused without a pin and accepted with one; the IRC
+server dying (332 with its reason) and a rejoin after its restart.
+
+  /usr/bin/python3 tests/e2e/test_irc.py            # both XMPP servers
+  /usr/bin/python3 tests/e2e/test_irc.py prosody    # one of them
+Environment: CAUSEWAY_BIN (default ../../causeway from this file),
+CWTEST_KEEP=1 keeps the temp dirs, CWTEST_XMPP_LOG=DEBUG traces the client.
+Needs inspircd and openssl; output is TAP.
+"""
+
+import asyncio
+import os
+import re
+import sys
+import time
+from xml.etree import ElementTree as ET
+
+sys.dont_write_bytecode = True                  # no __pycache__ in the tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cwtest                                   # noqa: E402
+from cwtest import (Atheme, Causeway, Client, Ejabberd, InspIRCd,  # noqa: E402
+                    IrcClient, Prosody, Tap, irc_parse)
+
+DOMAIN = "irc.localhost"
+HANDSHAKE = r"irc\.localhost: handshake accepted"
+SRV = "127.0.0.1"                 # plain
+SRV_PIN = "127.0.0.2"             # TLS, pinned
+SRV_NOPIN = "127.0.0.3"           # TLS, not pinned
+
+C = "{jabber:client}"
+NS_MUC = "http://jabber.org/protocol/muc"
+NS_MUC_USER = "http://jabber.org/protocol/muc#user"
+NS_REGISTER = "jabber:iq:register"
+NS_DATA = "jabber:x:data"
+NS_ROSTER = "jabber:iq:roster"
+NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+WAIT = 8                          # seconds for anything that should happen
+
+
+def room_jid(chan, server=SRV):
+    return "%s%%%s@%s" % (chan, server, DOMAIN)
+
+
+def nick_jid(nick, server=SRV):
+    return "%s%%%s@%s" % (nick, server, DOMAIN)
+
+
+def xml_str(el):
+    return "<none>" if el is None else ET.tostring(el, encoding="unicode")
+
+
+def bare(jid):
+    return (jid or "").split("/", 1)[0].lower()
+
+
+def resource(jid):
+    return (jid or "").split("/", 1)[1] if "/" in (jid or "") else None
+
+
+def error_condition(el):
+    for e in el.findall(C + "error/*"):
+        if e.tag.startswith("{%s}" % NS_STANZAS) and not e.tag.endswith("}text"):
+            return e.tag.split("}", 1)[1]
+    return None
+
+
+def muc_codes(el):
+    return {s.get("code") for s in
+            el.findall("{%s}x/{%s}status" % (NS_MUC_USER, NS_MUC_USER))}
+
+
+def muc_item(el):
+    return el.find("{%s}x/{%s}item" % (NS_MUC_USER, NS_MUC_USER))
+
+
+class User(Client):
+    """An IM client: roster, initial presence, and a record of every
+    presence and message received, in order."""
+
+    def __init__(self, port, jid, password):
+        super().__init__(port, jid, password)
+        self.got = []           # (kind, element)
+
+    def login(self, timeout=20):
+        self.close()
+        loop = cwtest.event_loop()
+        from slixmpp.xmlstream.handler import Callback
+        from slixmpp.xmlstream.matcher import MatchXPath
+        xmpp = self.slixmpp.ClientXMPP(self.jid, self.password)
+        xmpp["feature_mechanisms"].unencrypted_plain = True
+        xmpp.auto_authorize = None
+        xmpp.auto_subscribe = False
+        done = loop.create_future()
+        self.error = None
+
+        def finish(ok, why=None):
+            if not done.done():
+                self.error = why
+                done.set_result(ok)
+
+        def record(kind):
+            def fn(st):
+                self.got.append((kind, ET.fromstring(ET.tostring(st.xml))))
+            return fn
+        for kind in ("presence", "message"):
+            xmpp.register_handler(Callback("cwtest " + kind,
+                                           MatchXPath(C + kind), record(kind)))
+        xmpp.add_event_handler("session_start", lambda _: finish(True))
+        xmpp.add_event_handler("failed_auth", lambda _: finish(False, "auth failed"))
+        xmpp.add_event_handler("connection_failed",
+                               lambda e: finish(False, "connection failed: %s" % (e,)))
+        self.xmpp = xmpp
+        xmpp.connect(address=(cwtest.LOOPBACK, self.port), force_starttls=False,
+                     disable_starttls=True)
+        try:
+            ok = loop.run_until_complete(asyncio.wait_for(done, timeout))
+        except asyncio.TimeoutError:
+            ok, self.error = False, "no session within %ds" % timeout
+        if not ok:
+            self.close()
+            return False
+        self.iq(None, "<query xmlns='%s'/>" % NS_ROSTER)
+        xmpp.send_presence()
+        return True
+
+    def mark(self):
+        return len(self.got)
+
+    def find(self, pred, since=0):
+        for kind, el in self.got[since:]:
+            if pred(kind, el):
+                return el
+        return None
+
+    def pump_until(self, cond, timeout):
+        async def poll():
+            deadline = time.monotonic() + timeout
+            while True:
+                v = cond()
+                if v or time.monotonic() >= deadline:
+                    return v
+                await asyncio.sleep(0.02)
+        return cwtest.event_loop().run_until_complete(poll())
+
+    def wait(self, pred, timeout=WAIT, since=0):
+        self.pump_until(lambda: self.find(pred, since) is not None, timeout)
+        return self.find(pred, since)
+
+    def wait_irc(self, bot, pred, timeout=WAIT, since=0):
+        """Wait for a line at the IRC bot while this client's stream runs."""
+        return self.pump_until(lambda: bot.find(pred, since), timeout)
+
+    def dump(self, since=0, n=12):
+        return "\n".join("%s: %s" % (k, xml_str(e))
+                         for k, e in self.got[since:][-n:]) or "(nothing received)"
+
+    # -- sending --
+
+    def join(self, room, nick):
+        p = self.xmpp.make_presence(pto="%s/%s" % (room, nick))
+        p.append(ET.fromstring("<x xmlns='%s'/>" % NS_MUC))
+        p.send()
+
+    def leave(self, room, nick):
+        self.xmpp.send_presence(pto="%s/%s" % (room, nick), ptype="unavailable")
+
+    def nick(self, room, nick):
+        self.xmpp.send_presence(pto="%s/%s" % (room, nick))
+
+    def groupchat(self, room, body):
+        self.xmpp.send_message(mto=room, mbody=body, mtype="groupchat")
+
+    def chat(self, to, body):
+        self.xmpp.send_message(mto=to, mbody=body, mtype="chat")
+
+
+# Matchers on (kind, element).
+
+def self_presence(room, ptype=None, code="110"):
+    def pred(kind, el):
+        return kind == "presence" and bare(el.get("from")) == room.lower() \
+            and el.get("type") == ptype and code in muc_codes(el)
+    return pred
+
+
+def presence_error(room):
+    def pred(kind, el):
+        return kind == "presence" and bare(el.get("from")) == room.lower() \
+            and el.get("type") == "error"
+    return pred
+
+
+def occupant(room, nick, ptype=None):
+    def pred(kind, el):
+        return kind == "presence" and bare(el.get("from")) == room.lower() \
+            and resource(el.get("from")) == nick and el.get("type") == ptype
+    return pred
+
+
+def subject(room, text):
+    def pred(kind, el):
+        s = el.find(C + "subject")
+        return kind == "message" and bare(el.get("from")) == room.lower() \
+            and el.get("type") == "groupchat" and s is not None \
+            and (s.text or "") == text
+    return pred
+
+
+def groupchat(room, nick, body):
+    def pred(kind, el):
+        b = el.find(C + "body")
+        return kind == "message" and bare(el.get("from")) == room.lower() \
+            and resource(el.get("from")) == nick \
+            and el.get("type") == "groupchat" and b is not None and b.text == body
+    return pred
+
+
+def chat_from(jid, body):
+    def pred(kind, el):
+        b = el.find(C + "body")
+        return kind == "message" and bare(el.get("from")) == jid.lower() \
+            and el.get("type") != "error" and b is not None and b.text == body
+    return pred
+
+
+def error_from(jid):
+    def pred(kind, el):
+        return bare(el.get("from")) == jid.lower() and el.get("type") == "error"
+    return pred
+
+
+# Matchers on IRC lines.
+
+def irc(cmd, nick=None, target=None, text=None, text_has=None):
+    def pred(line):
+        n, c, params = irc_parse(line)
+        if c != cmd or (nick is not None and (n or "").lower() != nick.lower()):
+            return False
+        if target is not None and (not params or params[0].lower() != target.lower()):
+            return False
+        if text is not None and (len(params) < 2 or params[-1] != text):
+            return False
+        if text_has is not None and (len(params) < 2 or text_has not in params[-1]):
+            return False
+        return True
+    return pred
+
+
+def irc_from_alice(cmd, **kw):
+    """cmd from alice's connection, whatever nick the network gave it."""
+    inner = irc(cmd, **kw)
+
+    def pred(line):
+        n = irc_parse(line)[0] or ""
+        return n.lower().startswith("alice") and inner(line)
+    return pred
+
+
+# --------------------------------------------------------------------------
+
+
+class Ctx:
+    def __init__(self, tap, label, server, ircd, cw, alice):
+        self.tap, self.label, self.server = tap, label, server
+        self.ircd, self.cw, self.alice = ircd, cw, alice
+        self.bot = None
+
+    def ok(self, cond, desc, diag=None, todo=None):
+        return self.tap.ok(cond, "%s: %s" % (self.label, desc), diag=diag,
+                           todo=todo)
+
+    def cw_lines(self, regex=r"irc", n=8):
+        return "\n".join(l for _, l in self.cw.matching(regex)[-n:])
+
+
+def start_bot(ctx, nick="bot", chans=("#test",)):
+    bot = IrcClient(ctx.ircd.port, nick)
+    if not bot.register():
+        raise RuntimeError("the IRC bot %s could not register:\n%s"
+                           % (nick, bot.dump()))
+    for ch in chans:
+        if not bot.join(ch):
+            raise RuntimeError("the IRC bot could not join %s:\n%s"
+                               % (ch, bot.dump()))
+    return bot
+
+
+def check_register(ctx):
+    a = ctx.alice
+    form = ("<query xmlns='%s'><x xmlns='%s' type='submit'><field var="
+            "'FORM_TYPE'><value>%s</value></field></x></query>"
+            % (NS_REGISTER, NS_DATA, NS_REGISTER))
+    r = a.iq(DOMAIN, form, "set")
+    return ctx.ok(r.type == "result", "alice registers on %s with an empty "
+                  "form: result" % DOMAIN,
+                  diag="got %s (%s): %s" % (r.type, r.error_condition, r))
+
+
+def check_join(ctx):
+    """alice joins #test; returns True when she is in."""
+    a, bot = ctx.alice, ctx.bot
+    room = room_jid("#test")
+    m0, b0 = a.mark(), bot.mark()
+    t0 = time.monotonic()
+    a.join(room, "alice")
+    me = a.wait(self_presence(room), 15, m0)
+    t = time.monotonic() - t0
+    err = a.find(presence_error(room), m0)
+    if not ctx.ok(me is not None, "alice joins %s/alice: self-presence with "
+                  "status 110 (%.1f s)" % (room, t),
+                  diag="error presence: %s\nreceived:\n%s\ncauseway:\n%s"
+                  % (xml_str(err), a.dump(m0), ctx.cw_lines())):
+        return False
+    ctx.ok(resource(me.get("from")) == "alice", "the self-presence is from "
+           "room/alice", diag=xml_str(me))
+    j = a.wait_irc(bot, irc("JOIN", nick="alice", target="#test"), WAIT, b0)
+    ctx.ok(j, "the IRC bot sees alice JOIN #test", diag="bot got:\n" + bot.dump(b0))
+
+    occ = a.find(occupant(room, "bot"), m0)
+    item = muc_item(occ) if occ is not None else None
+    ctx.ok(item is not None and item.get("role") == "moderator"
+           and item.get("affiliation") == "admin",
+           "the bot (@, channel operator) is an occupant with role moderator, "
+           "affiliation admin", diag="bot's presence: %s\nreceived:\n%s"
+           % (xml_str(occ), a.dump(m0)))
+    # The occupant list comes before the self-presence (XEP-0045 7.2.3).
+    ok_order = occ is not None and a.got.index(
+        next(x for x in a.got[m0:] if x[1] is occ)) < a.got.index(
+        next(x for x in a.got[m0:] if x[1] is me))
+    ctx.ok(ok_order, "the bot's presence comes before alice's self-presence")
+    s = a.wait(subject(room, "first topic"), WAIT, m0)
+    ctx.ok(s is not None, "the topic the bot set is the room subject",
+           diag="received:\n" + a.dump(m0))
+    return True
+
+
+def check_groupchat(ctx):
+    a, bot = ctx.alice, ctx.bot
+    room = room_jid("#test")
+    m0, b0 = a.mark(), bot.mark()
+    t0 = time.monotonic()
+    a.groupchat(room, "hello")
+    got = a.wait_irc(bot, irc("PRIVMSG", nick="alice", target="#test",
+                              text="hello"), WAIT, b0)
+    ctx.ok(got, "alice's groupchat \"hello\" reaches the bot as PRIVMSG #test "
+           ":hello (%.0f ms)" % (1000 * (time.monotonic() - t0)),
+           diag="bot got:\n%s\nalice got:\n%s" % (bot.dump(b0), a.dump(m0)))
+    refl = a.wait(groupchat(room, "alice", "hello"), WAIT, m0)
+    ctx.ok(refl is not None, "alice gets her message reflected from room/alice",
+           diag="received:\n" + a.dump(m0))
+    a.pump(0.3)
+    dup = [e for k, e in a.got[m0:] if groupchat(room, "alice", "hello")(k, e)]
+    ctx.ok(len(dup) == 1, "exactly one reflection (echo-message is not shown "
+           "twice)", diag="%d copies:\n%s" % (len(dup), a.dump(m0)))
+
+    m0 = a.mark()
+    t0 = time.monotonic()
+    bot.send("PRIVMSG #test :hi")
+    got = a.wait(groupchat(room, "bot", "hi"), WAIT, m0)
+    ctx.ok(got is not None, "the bot's PRIVMSG #test :hi reaches alice as "
+           "groupchat from %s/bot (%.0f ms)" % (room, 1000 * (time.monotonic() - t0)),
+           diag="received:\n" + a.dump(m0))
+
+    m0 = a.mark()
+    bot.send("TOPIC #test :second topic")
+    s = a.wait(subject(room, "second topic"), WAIT, m0)
+    ctx.ok(s is not None and resource(s.get("from")) == "bot",
+           "the bot changes the topic: alice gets the subject from room/bot",
+           diag="subject: %s\nreceived:\n%s" % (xml_str(s), a.dump(m0)))
+
+
+def check_private(ctx):
+    a, bot = ctx.alice, ctx.bot
+    m0, b0 = a.mark(), bot.mark()
+    bot.send("PRIVMSG alice :psst")
+    got = a.wait(chat_from(nick_jid("bot"), "psst"), WAIT, m0)
+    ctx.ok(got is not None and got.get("type") == "chat",
+           "the bot's private PRIVMSG reaches alice as chat from %s"
+           % nick_jid("bot"), diag="received:\n" + a.dump(m0))
+    a.chat(nick_jid("bot"), "psst back")
+    got = a.wait_irc(bot, irc("PRIVMSG", nick="alice", target="bot",
+                              text="psst back"), WAIT, b0)
+    ctx.ok(got, "alice answers %s: the bot gets PRIVMSG bot :psst back"
+           % nick_jid("bot"),
+           diag="bot got:\n%s\nalice got:\n%s" % (bot.dump(b0), a.dump(m0)))
+
+
+def check_text(ctx):
+    """CTCP ACTION both ways, NOTICE, and text that is not UTF-8."""
+    a, bot = ctx.alice, ctx.bot
+    room = room_jid("#test")
+    m0 = a.mark()
+    bot.send("PRIVMSG #test :\x01ACTION waves\x01")
+    got = a.wait(groupchat(room, "bot", "/me waves"), WAIT, m0)
+    ctx.ok(got is not None, "the bot's CTCP ACTION reaches alice as \"/me "
+           "waves\"", diag="received:\n" + a.dump(m0))
+    m0, b0 = a.mark(), bot.mark()
+    a.groupchat(room, "/me waves back")
+    got = a.wait_irc(bot, irc("PRIVMSG", nick="alice", target="#test",
+                              text="\x01ACTION waves back\x01"), WAIT, b0)
+    ctx.ok(got, "alice's \"/me waves back\" reaches the bot as CTCP ACTION",
+           diag="bot got:\n%r" % bot.dump(b0))
+    m0 = a.mark()
+    bot.send("NOTICE #test :a notice")
+    got = a.wait(groupchat(room, "bot", "a notice"), WAIT, m0)
+    ctx.ok(got is not None, "the bot's NOTICE #test reaches alice as groupchat",
+           diag="received:\n" + a.dump(m0))
+    m0 = a.mark()
+    bot.send_bytes(b"PRIVMSG #test :caf\xe9 \x80uro\r\n")    # CP1252
+    got = a.wait(groupchat(room, "bot", "caf\u00e9 \u20acuro"), WAIT, m0)
+    ctx.ok(got is not None, "CP1252 bytes from IRC (not UTF-8) reach alice as "
+           "\"caf\u00e9 \u20acuro\"",
+           diag="received:\n" + a.dump(m0))
+    m0 = a.mark()
+    bot.send("PRIVMSG #test :\x02bold\x02 \x0304red\x03 plain")
+    got = a.wait(lambda k, el: k == "message" and bare(el.get("from")) == room.lower()
+                 and resource(el.get("from")) == "bot"
+                 and el.find(C + "body") is not None
+                 and "plain" in (el.find(C + "body").text or ""), WAIT, m0)
+    body = got.find(C + "body").text if got is not None else None
+    ctx.ok(body is not None and not re.search(r"[\x00-\x08\x0b-\x1f]", body)
+           and "bold" in body and "red" in body,
+           "IRC formatting codes do not reach alice as control characters "
+           "(got %r)" % body, diag="received:\n" + a.dump(m0))
+
+
+def check_nicks(ctx):
+    """The bot renames itself, then alice does (and back)."""
+    a, bot = ctx.alice, ctx.bot
+    room = room_jid("#test")
+    m0 = a.mark()
+    bot.send("NICK botty")
+    gone = a.wait(lambda k, el: occupant(room, "bot", "unavailable")(k, el)
+                  and "303" in muc_codes(el), WAIT, m0)
+    item = muc_item(gone) if gone is not None else None
+    back = a.wait(occupant(room, "botty"), WAIT, m0)
+    ctx.ok(item is not None and item.get("nick") == "botty" and back is not None,
+           "the bot's NICK botty: alice sees bot leave with 303 nick=botty and "
+           "botty arrive", diag="received:\n" + a.dump(m0))
+    m1, b1 = a.mark(), bot.mark()
+    bot.send("NICK bot")
+    a.pump_until(lambda: bot.find(irc("NICK", nick="botty"), b1), 3)
+    a.wait(occupant(room, "bot"), WAIT, m1)
+
+    m0, b0 = a.mark(), bot.mark()
+    a.nick(room, "alice2")
+    got = a.wait_irc(bot, irc("NICK", nick="alice"), WAIT, b0)
+    n, _, params = irc_parse(got) if got else (None, None, [])
+    me = a.wait(lambda k, el: self_presence(room, "unavailable", "303")(k, el)
+                and "110" in muc_codes(el), WAIT, m0)
+    item = muc_item(me) if me is not None else None
+    ctx.ok(got and params and params[-1] == "alice2",
+           "alice asks for nick alice2: the bot sees NICK alice2",
+           diag="bot got:\n%s\ncauseway:\n%s" % (bot.dump(b0), ctx.cw_lines()))
+    ctx.ok(item is not None and item.get("nick") == "alice2"
+           and a.wait(self_presence(room), WAIT, m0) is not None,
+           "alice gets 303 (nick alice2) and 110 for her nick change",
+           diag="received:\n" + a.dump(m0))
+    # Back to alice, so the rest reads simply.
+    m1, b1 = a.mark(), bot.mark()
+    a.nick(room, "alice")
+    a.wait_irc(bot, irc("NICK", nick="alice2"), WAIT, b1)
+    a.wait(lambda k, el: self_presence(room)(k, el)
+           and resource(el.get("from")) == "alice", WAIT, m1)
+
+
+def check_kick(ctx):
+    a, bot = ctx.alice, ctx.bot
+    room = room_jid("#test")
+    m0 = a.mark()
+    bot.send("KICK #test alice :out you go")
+    k = a.wait(lambda kind, el: self_presence(room, "unavailable", "307")(kind, el),
+               WAIT, m0)
+    ctx.ok(k is not None and "110" in muc_codes(k),
+           "the bot kicks alice: alice gets unavailable self-presence with 307 "
+           "and 110", diag="received:\n" + a.dump(m0))
+    if k is not None:
+        r = k.find("{%s}x/{%s}item/{%s}reason" % (NS_MUC_USER, NS_MUC_USER,
+                                                  NS_MUC_USER))
+        ctx.ok(r is not None and r.text == "out you go",
+               "the kick's reason is the IRC reason", diag=xml_str(k))
+    # linger = 0: the session may end with the last room; let it settle.
+    a.pump(0.5)
+    m0, b0 = a.mark(), bot.mark()
+    t0 = time.monotonic()
+    a.join(room, "alice")
+    me = a.wait(self_presence(room), 15, m0)
+    j = a.wait_irc(bot, irc_from_alice("JOIN", target="#test"), WAIT, b0)
+    ctx.ok(me is not None and j, "alice rejoins #test after the kick "
+           "(%.1f s)" % (time.monotonic() - t0),
+           diag="received:\n%s\nbot got:\n%s\ncauseway:\n%s"
+           % (a.dump(m0), bot.dump(b0), ctx.cw_lines()))
+    if j:
+        nick = irc_parse(j)[0]
+        if nick != "alice":
+            ctx.tap.diag("%s: after the rejoin alice is %s on IRC" % (ctx.label, nick))
+        ctx.alice_nick = nick
+    return me is not None and j
+
+
+def check_injection(ctx):
+    a, bot = ctx.alice, ctx.bot
+    room = room_jid("#test")
+    nick = getattr(ctx, "alice_nick", "alice")
+    m0, b0 = a.mark(), bot.mark()
+    # A real CR LF in the body (character references survive the XML
+    # server; a literal CR would be normalised to LF by any parser).
+    a.xmpp.send_raw("<message to='%s' type='groupchat' id='inj1'><body>hi&#13;"
+                    "&#10;QUIT :x</body></message>" % room)
+    got = a.wait_irc(bot, irc("PRIVMSG", nick=nick, target="#test",
+                              text_has="QUIT :x"), WAIT, b0)
+    a.pump(1.0)
+    quits = bot.find_all(irc("QUIT", nick=nick), b0) + \
+        bot.find_all(irc("PART", nick=nick), b0)
+    ctx.ok(got and not quits, "a body \"hi\\r\\nQUIT :x\" reaches the bot as "
+           "text (PRIVMSG #test :...QUIT :x), and alice does not quit",
+           diag="bot got:\n%s\ncauseway:\n%s" % (bot.dump(b0), ctx.cw_lines()))
+    texts = [irc_parse(l)[2][-1] for _, l in
+             bot.find_all(irc("PRIVMSG", nick=nick, target="#test"), b0)]
+    ctx.tap.diag("%s: the bot got PRIVMSG #test texts %r" % (ctx.label, texts))
+    hi = bot.find(irc("PRIVMSG", nick=nick, target="#test", text_has="hi"), b0)
+    ctx.ok(hi, "the \"hi\" part arrives too", diag="bot got:\n" + bot.dump(b0))
+    # Alice's connection is still in the channel.
+    b1 = bot.mark()
+    bot.send("NAMES #test")
+    names = a.wait_irc(bot, lambda l: cwtest.irc_numeric(l) == "353", WAIT, b1)
+    in_names = names and re.search(r"(^|[ :@+~&%])" + re.escape(nick) + r"( |!|$)",
+                                   irc_parse(names)[2][-1])
+    ctx.ok(in_names and not bot.eof, "alice is still in #test, and the bot "
+           "still connected", diag="NAMES: %s" % names)
+
+
+def check_long(ctx):
+    a, bot = ctx.alice, ctx.bot
+    room = room_jid("#test")
+    nick = getattr(ctx, "alice_nick", "alice")
+    words = ["w%04d" % i for i in range(250)]          # 250 * 6 - 1 = 1499
+    body = " ".join(words) + "."
+    assert len(body.encode()) == 1500
+    b0 = bot.mark()
+    a.groupchat(room, body)
+    want = "".join(body.split())
+
+    def collected():
+        hits = bot.find_all(irc("PRIVMSG", nick=nick, target="#test"), b0)
+        text = "".join("".join(irc_parse(l)[2][-1].split()) for _, l in hits)
+        return hits, text
+    a.pump_until(lambda: len(collected()[1]) >= len(want), 15)
+    hits, text = collected()
+    lengths = [bot.raw_lengths[i] for i, _ in hits]
+    ctx.ok(len(hits) >= 3 and text == want,
+           "a 1500-byte body reaches the bot as %d PRIVMSG lines, in order, "
+           "nothing lost" % len(hits),
+           diag="lines %d, bytes %r; text %s" % (
+               len(hits), lengths, "matches" if text == want else
+               "differs: got %r...%r" % (text[:60], text[-60:])))
+    ctx.ok(hits and max(lengths) <= 512, "none of those lines is over 512 "
+           "bytes as the bot receives them (longest %d)" % max(lengths or [0]))
+
+
+def check_modes(ctx):
+    """Voice and op for alice (MODE), then alice as an operator: topic and
+    a kick from XMPP; the bot comes back."""
+    a, bot = ctx.alice, ctx.bot
+    room = room_jid("#test")
+    nick = getattr(ctx, "alice_nick", "alice")
+
+    def my_item(role, affil):
+        def pred(kind, el):
+            item = muc_item(el)
+            return self_presence(room)(kind, el) and item is not None and \
+                item.get("role") == role and item.get("affiliation") == affil
+        return pred
+    m0 = a.mark()
+    bot.send("MODE #test +v %s" % nick)
+    v = a.wait(my_item("participant", "member"), WAIT, m0)
+    ctx.ok(v is not None, "MODE +v alice: alice's self-presence (110) says "
+           "participant, member", diag="received:\n" + a.dump(m0))
+    m0 = a.mark()
+    bot.send("MODE #test +o %s" % nick)
+    o = a.wait(my_item("moderator", "admin"), WAIT, m0)
+    if not ctx.ok(o is not None, "MODE +o alice: alice's self-presence (110) "
+                  "says moderator, admin", diag="received:\n" + a.dump(m0)):
+        return
+
+    m0, b0 = a.mark(), bot.mark()
+    a.xmpp.send_raw("<message to='%s' type='groupchat'><subject>set from "
+                    "XMPP</subject></message>" % room)
+    t = a.wait_irc(bot, irc("TOPIC", nick=nick, target="#test",
+                            text="set from XMPP"), WAIT, b0)
+    s = a.wait(subject(room, "set from XMPP"), WAIT, m0)
+    ctx.ok(t and s is not None, "alice (op) sets the subject: the bot sees "
+           "TOPIC #test :set from XMPP, alice gets the subject",
+           diag="bot got:\n%s\nalice got:\n%s" % (bot.dump(b0), a.dump(m0)))
+
+    m0, b0 = a.mark(), bot.mark()
+    r = a.iq(room, "<query xmlns='http://jabber.org/protocol/muc#admin'><item "
+             "nick='bot' role='none'><reason>your turn</reason></item></query>",
+             "set")
+    k = a.wait_irc(bot, irc("KICK", nick=nick, target="#test"), WAIT, b0)
+    _, _, params = irc_parse(k) if k else (None, None, [])
+    ctx.ok(r.type == "result" and params[1:] == ["bot", "your turn"],
+           "alice kicks the bot (muc#admin role none): result, and the bot "
+           "sees KICK #test bot :your turn",
+           diag="iq %s: %s\nbot got:\n%s" % (r.type, r, bot.dump(b0)))
+    gone = a.wait(lambda kind, el: occupant(room, "bot", "unavailable")(kind, el)
+                  and "307" in muc_codes(el), WAIT, m0)
+    ctx.ok(gone is not None, "alice sees the bot leave with 307",
+           diag="received:\n" + a.dump(m0))
+    m0 = a.mark()
+    bot.join("#test")
+    back = a.wait(occupant(room, "bot"), WAIT, m0)
+    item = muc_item(back) if back is not None else None
+    ctx.ok(item is not None and item.get("role") == "participant"
+           and item.get("affiliation") == "none",
+           "the bot rejoins: alice sees it as participant, affiliation none",
+           diag="received:\n" + a.dump(m0))
+    return True
+
+
+def check_injection_more(ctx):
+    """CR LF in a subject (alice is an operator now) and in a join
+    password: whatever the gateway does with them, alice's connection
+    sends no QUIT."""
+    a, bot = ctx.alice, ctx.bot
+    room = room_jid("#test")
+    nick = getattr(ctx, "alice_nick", "alice")
+    m0, b0 = a.mark(), bot.mark()
+    a.xmpp.send_raw("<message to='%s' type='groupchat'><subject>t1&#13;&#10;"
+                    "QUIT :x</subject></message>" % room)
+    inj = room_jid("#inj")
+    a.xmpp.send_raw("<presence to='%s/alice'><x xmlns='%s'><password>k&#13;"
+                    "&#10;QUIT :y</password></x></presence>" % (inj, NS_MUC))
+    a.wait(lambda k, el: presence_error(inj)(k, el) or self_presence(inj)(k, el),
+           WAIT, m0)
+    a.pump(1.0)
+    b1 = bot.mark()
+    bot.send("ISON %s" % nick)
+    ison = a.wait_irc(bot, lambda l: cwtest.irc_numeric(l) == "303", WAIT, b1)
+    quits = [l for _, l in bot.find_all(irc("QUIT", nick=nick), b0)]
+    topics = [irc_parse(l)[2][-1] for _, l in
+              bot.find_all(irc("TOPIC", nick=nick, target="#test"), b0)]
+    joined = a.find(self_presence(inj), m0)
+    jerr = a.find(presence_error(inj), m0)
+    serr = a.find(lambda k, el: k == "message" and el.get("type") == "error"
+                  and bare(el.get("from")) == room.lower(), m0)
+    ctx.tap.diag("%s: subject with CR LF: TOPIC texts at the bot %r, error "
+                 "%s; join with a CR LF password: %s" % (
+                     ctx.label, topics, error_condition(serr) if serr is not None
+                     else "none", "joined" if joined is not None else
+                     "error %s" % error_condition(jerr) if jerr is not None
+                     else "no answer"))
+    ctx.ok(serr is not None or (len(topics) == 1 and "QUIT :x" in topics[0]),
+           "a subject with CR LF is refused with an error (%s) or sent as one "
+           "TOPIC line" % (error_condition(serr) if serr is not None else "-"),
+           diag="TOPICs %r\nreceived:\n%s" % (topics, a.dump(m0)))
+    ctx.ok(joined is not None or jerr is not None,
+           "a join with CR LF in the password is answered (error or "
+           "self-presence) within %d s" % WAIT,
+           diag="no presence from %s; causeway:\n%s" % (
+               inj, ctx.cw_lines(r"#inj|framing")))
+    ctx.ok(not quits and ison and nick.lower() in ison.lower().split(":")[-1].split(),
+           "CR LF in a subject and in a join password inject no QUIT: alice "
+           "is still on IRC", diag="QUITs: %r\nISON: %s\nbot got:\n%s"
+           % (quits, ison, bot.dump(b0)))
+    if joined is not None:
+        a.leave(inj, "alice")
+        a.pump(0.3)
+
+
+def check_leave(ctx):
+    a, bot = ctx.alice, ctx.bot
+    room = room_jid("#test")
+    nick = getattr(ctx, "alice_nick", "alice")
+    m0, b0 = a.mark(), bot.mark()
+    a.leave(room, "alice")
+    got = a.wait_irc(bot, lambda l: irc("PART", nick=nick, target="#test")(l)
+                     or irc("QUIT", nick=nick)(l), WAIT, b0)
+    ctx.ok(got, "alice leaves: the bot sees %s" % (
+        irc_parse(got)[1] if got else "PART or QUIT"),
+        diag="bot got:\n" + bot.dump(b0))
+    me = a.wait(self_presence(room, "unavailable"), WAIT, m0)
+    ctx.ok(me is not None, "alice gets her unavailable self-presence (110)",
+           diag="received:\n" + a.dump(m0))
+    # linger = 0: with no room left the IRC connection goes (QUIT).
+    a.pump(0.5)
+
+
+def check_tls(ctx):
+    a = ctx.alice
+    room = room_jid("#tls", SRV_NOPIN)
+    m0 = a.mark()
+    t0 = time.monotonic()
+    a.join(room, "alice")
+    err = a.wait(lambda k, el: presence_error(room)(k, el)
+                 or self_presence(room)(k, el), 15, m0)
+    ctx.ok(err is not None and err.get("type") == "error",
+           "TLS to a self-signed server without a pin (%s): the join fails "
+           "with a presence error (%s, %.1f s)"
+           % (SRV_NOPIN, error_condition(err) if err is not None else "none",
+              time.monotonic() - t0),
+           diag="got: %s\nreceived:\n%s\ncauseway:\n%s"
+           % (xml_str(err), a.dump(m0), ctx.cw_lines(r"irc|TLS|tls|certif")))
+    if err is not None and err.get("type") != "error":
+        a.leave(room, "alice")
+
+    room = room_jid("#tls", SRV_PIN)
+    m0, b0 = a.mark(), ctx.bot.mark()
+    t0 = time.monotonic()
+    a.join(room, "alice")
+    me = a.wait(lambda k, el: presence_error(room)(k, el)
+                or self_presence(room)(k, el), 15, m0)
+    j = a.wait_irc(ctx.bot, irc_from_alice("JOIN", target="#tls"), 3, b0)
+    ctx.ok(me is not None and me.get("type") != "error" and j,
+           "TLS with fingerprint = the certificate's SHA-256 (%s): the join "
+           "works and the bot sees alice JOIN #tls (%.1f s)"
+           % (SRV_PIN, time.monotonic() - t0),
+           diag="got: %s\nreceived:\n%s\nbot got:\n%s\ncauseway:\n%s"
+           % (xml_str(me), a.dump(m0), ctx.bot.dump(b0),
+              ctx.cw_lines(r"irc|TLS|tls|certif")))
+    return me is not None and me.get("type") != "error"
+
+
+def check_restart(ctx, in_tls_room):
+    """alice is in #test (plain) and maybe #tls (pinned); the IRC server
+    dies: both rooms close with 332.  After a restart she can rejoin."""
+    a = ctx.alice
+    room = room_jid("#test")
+    m0 = a.mark()
+    a.join(room, "alice")
+    if a.wait(self_presence(room), 15, m0) is None:
+        ctx.ok(False, "alice joins #test again before the restart",
+               diag="received:\n" + a.dump(m0))
+        return
+    m0 = a.mark()
+    t0 = time.monotonic()
+    rc = ctx.ircd.stop()
+    ctx.tap.diag("%s: inspircd stopped, exit status %s (139 is normal with "
+                 "ssl_gnutls)" % (ctx.label, rc))
+    closed = a.wait(lambda k, el: self_presence(room, "unavailable", "332")(k, el),
+                    WAIT, m0)
+    ctx.ok(closed is not None and "110" in muc_codes(closed),
+           "the IRC server is killed: alice gets unavailable self-presence "
+           "with 332 and 110 for #test (%.1f s)" % (time.monotonic() - t0),
+           diag="received:\n%s\ncauseway:\n%s" % (a.dump(m0), ctx.cw_lines()))
+    if closed is not None:
+        st = closed.find(C + "status")
+        why = st.text if st is not None else None
+        ctx.ok(why is not None and "Server shutting down" in why and
+               not re.search("[\x00-\x1f\x7f-\x9f\ufffd]", why),
+               "the 332 presence's status says why, readably, with the IRC "
+               "server's reason (got %r)" % why, diag=xml_str(closed))
+    if in_tls_room:
+        tls_room = room_jid("#tls", SRV_PIN)
+        c2 = a.wait(lambda k, el: self_presence(tls_room, "unavailable", "332")(k, el),
+                    3, m0)
+        ctx.ok(c2 is not None, "... and 332 for #tls%%%s too" % SRV_PIN,
+               diag="received:\n" + a.dump(m0))
+    ctx.ircd.start()
+    m0 = a.mark()
+    t0 = time.monotonic()
+    a.join(room, "alice")
+    me = a.wait(lambda k, el: presence_error(room)(k, el)
+                or self_presence(room)(k, el), 15, m0)
+    ctx.ok(me is not None and me.get("type") != "error",
+           "after the IRC server restarts alice rejoins #test (%.1f s)"
+           % (time.monotonic() - t0),
+           diag="got: %s\nreceived:\n%s\ncauseway:\n%s"
+           % (xml_str(me), a.dump(m0), ctx.cw_lines()))
+    a.leave(room, "alice")
+    a.pump(0.3)
+
+
+def check_sasl(ctx, atheme, carol_password):
+    """carol registers with nick, realname and SASL credentials of a
+    NickServ account: her IRC connection uses them."""
+    bot = ctx.bot
+    sasl_pw = "sasl-" + os.urandom(4).hex()
+    atheme.register("carolacct", sasl_pw)
+    carol = User(ctx.server.c2s_port, "carol@localhost", carol_password)
+    try:
+        if not ctx.ok(carol.login(), "carol logs in",
+                      diag=getattr(carol, "error", None)):
+            return
+        fields = (("FORM_TYPE", NS_REGISTER), ("nick", "carolirc"),
+                  ("realname", "Carol C"), ("sasl_user", "carolacct"),
+                  ("sasl_password", sasl_pw))
+        form = ("<query xmlns='%s'><x xmlns='%s' type='submit'>%s</x></query>"
+                % (NS_REGISTER, NS_DATA, "".join(
+                    "<field var='%s'><value>%s</value></field>" % f
+                    for f in fields)))
+        r = carol.iq(DOMAIN, form, "set")
+        if not ctx.ok(r.type == "result", "carol registers with nick carolirc, "
+                      "a realname and SASL credentials: result",
+                      diag="got %s (%s): %s" % (r.type, r.error_condition, r)):
+            return
+        room = room_jid("#test")
+        m0, b0 = carol.mark(), bot.mark()
+        t0 = time.monotonic()
+        carol.join(room, "carolirc")
+        me = carol.wait(lambda k, el: presence_error(room)(k, el)
+                        or self_presence(room)(k, el), 15, m0)
+        j = carol.wait_irc(bot, irc("JOIN", target="#test"), WAIT, b0)
+        ctx.ok(me is not None and me.get("type") != "error" and j and
+               irc_parse(j)[0] == "carolirc",
+               "carol joins #test: the bot sees JOIN from carolirc, the "
+               "registration's nick (%.1f s)" % (time.monotonic() - t0),
+               diag="got: %s\nbot got:\n%s\ncauseway:\n%s"
+               % (xml_str(me), bot.dump(b0), ctx.cw_lines()))
+        b1 = bot.mark()
+        bot.send("WHOIS carolirc")
+        end = carol.wait_irc(bot, lambda l: cwtest.irc_numeric(l) in ("318", "401"),
+                             WAIT, b1)
+        acct = bot.find(lambda l: cwtest.irc_numeric(l) == "330", b1)
+        user = bot.find(lambda l: cwtest.irc_numeric(l) == "311", b1)
+        ctx.ok(acct and irc_parse(acct)[2][2:3] == ["carolacct"],
+               "SASL PLAIN against Atheme: WHOIS carolirc says logged in as "
+               "carolacct (330)", diag="WHOIS:\n%s\ncauseway:\n%s"
+               % (bot.dump(b1), ctx.cw_lines()))
+        ctx.ok(user and irc_parse(user)[2][-1] == "Carol C",
+               "WHOIS shows the registration's realname \"Carol C\"",
+               diag="311: %s (WHOIS ended: %s)" % (user, end))
+        m0, b0 = carol.mark(), bot.mark()
+        carol.leave(room, "carolirc")
+        carol.wait_irc(bot, lambda l: irc("PART", nick="carolirc")(l)
+                       or irc("QUIT", nick="carolirc")(l), WAIT, b0)
+    finally:
+        carol.close()
+
+
+def run_server(tap, cls):
+    label = cls.name
+    t_server = time.monotonic()
+    server = cls(domain=DOMAIN, tap=tap)
+    ircd = atheme = cw = alice = bot = None
+    try:
+        t0 = time.monotonic()
+        services = cwtest.have("atheme-services")
+        ircd = InspIRCd(tap=tap, services=services)
+        ircd.start()
+        if services:
+            atheme = Atheme(ircd, tap=tap)
+            atheme.start()
+        server.start()
+        password = "pw-" + os.urandom(4).hex()
+        carol_password = "pw-" + os.urandom(4).hex()
+        server.register("alice", password)
+        server.register("carol", carol_password)
+        tap.ok(True, "%s: InspIRCd%s and %s up, alice and carol registered "
+               "(%.1f s)" % (label, " with Atheme" if atheme else "", label,
+                             time.monotonic() - t0))
+
+        common = {"throttle_burst": 10, "throttle_rate": 100}
+        cw = Causeway(server, tap=tap, name="causeway-%s" % label,
+                      backend="irc", options={"linger": 0},
+                      sections=[
+                          ("irc-server %s" % SRV,
+                           dict(port=ircd.port, tls="no", **common)),
+                          ("irc-server %s" % SRV_NOPIN,
+                           dict(port=ircd.tls_port, tls="yes", **common)),
+                          ("irc-server %s" % SRV_PIN,
+                           dict(port=ircd.tls_port, tls="yes",
+                                fingerprint=ircd.fingerprint, **common)),
+                      ])
+        cw.start()
+        h = cw.wait_for(HANDSHAKE, 1, 20)
+        if not tap.ok(h, "%s: causeway attached as %s (backend irc)" % (label, DOMAIN),
+                      diag="causeway %s" % ("running" if cw.alive() else
+                                            "exited %r" % cw.popen.poll())):
+            return
+
+        alice = User(server.c2s_port, "alice@localhost", password)
+        if not tap.ok(alice.login(), "%s: alice logs in" % label,
+                      diag=getattr(alice, "error", None)):
+            return
+        ctx = Ctx(tap, label, server, ircd, cw, alice)
+        bot = ctx.bot = start_bot(ctx, "bot", ("#test", "#tls"))
+        bot.send("TOPIC #test :first topic")
+        if not bot.wait_for(irc("TOPIC", nick="bot", target="#test"), 5):
+            raise RuntimeError("the bot could not set the topic:\n" + bot.dump())
+
+        if not check_register(ctx):
+            return
+        if not check_join(ctx):
+            tap.diag("%s: alice cannot join: the other IRC checks are left "
+                     "out" % label)
+            return
+        check_groupchat(ctx)
+        check_private(ctx)
+        check_text(ctx)
+        check_nicks(ctx)
+        if check_kick(ctx):
+            check_injection(ctx)
+            check_long(ctx)
+            if check_modes(ctx):
+                check_injection_more(ctx)
+        check_leave(ctx)
+        if atheme is not None:
+            check_sasl(ctx, atheme, carol_password)
+        else:
+            tap.skip("%s: SASL" % label, "atheme-services not installed")
+        in_tls = check_tls(ctx)
+        check_restart(ctx, in_tls)
+        tap.ok(cw.alive() and cw.count(HANDSHAKE) == 1,
+               "%s: causeway stayed up and attached throughout" % label,
+               diag="%d handshakes; causeway %s" % (
+                   cw.count(HANDSHAKE), "running" if cw.alive()
+                   else "exited %r" % cw.popen.poll()))
+    except Exception as e:
+        cwtest.mark_failed()
+        tap.bail("%s: unexpected exception: %s" % (label, e), e)
+    finally:
+        if bot is not None:
+            bot.close()
+        if alice is not None:
+            alice.close()
+        if cw is not None:
+            cw.stop()
+        if atheme is not None:
+            atheme.stop()
+        if ircd is not None:
+            ircd.stop()
+        server.stop()
+        for path in [p for _, p in tap.logs]:
+            tap.unwatch(path)
+        tap.diag("%s: %.1f s" % (label, time.monotonic() - t_server))
+
+
+def main():
+    tap = Tap()
+    tap.diag("causeway binary: %s" % cwtest.causeway_bin())
+    wanted = sys.argv[1:] or ["prosody", "ejabberd"]
+    try:
+        if not cwtest.have("inspircd") or not cwtest.have("openssl"):
+            tap.skip("IRC tests", "inspircd or openssl not installed")
+            return tap.finish()
+        for cls, tool in ((Prosody, "prosody"), (Ejabberd, "ejabberdctl")):
+            if cls.name not in wanted:
+                continue
+            if not cwtest.have(tool):
+                tap.skip("%s: IRC tests" % cls.name, "%s not installed" % tool)
+                continue
+            run_server(tap, cls)
+    except SystemExit as e:         # a signal (see cwtest._on_signal)
+        tap.ok(False, "interrupted (exit status %s)" % e.code)
+        tap.finish()
+        cwtest.mark_failed()
+        raise
+    rc = tap.finish()
+    if rc:
+        cwtest.mark_failed()
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
