@@ -67,6 +67,15 @@ struct backend {
 	    const struct form *values, struct register_request *req);
 
 	/*
+	 * Registration scopes: 1 when legacy (the unescaped local part of a
+	 * JID at the component) names something users register with on its
+	 * own, with the same fields (an IRC server: nick, SASL account per
+	 * network).  Values registered there are read with
+	 * session_field_scoped(); NULL: no scopes.
+	 */
+	int (*register_scope)(struct component *c, const char *legacy);
+
+	/*
 	 * Legacy addresses travel as the XEP-0106-escaped local part of a
 	 * contact JID.  1 when legacy (unescaped) names a possible contact
 	 * on this network.  NULL: any non-empty address.

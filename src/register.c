@@ -32,6 +32,7 @@ struct register_request {
 	struct component *c;             /* NULL: the component is gone */
 	struct stanza *iq;
 	char *jid;
+	char *scope;                     /* NULL: the component itself */
 	struct form *values;
 };
 
@@ -66,6 +67,7 @@ request_free(struct register_request *req)
 	stanza_free(req->iq);
 	form_free(req->values);
 	free(req->jid);
+	free(req->scope);
 	free(req);
 }
 
@@ -96,35 +98,84 @@ bare_from(const struct stanza *iq)
 	return bare;
 }
 
+struct collect {
+	struct form *to;
+	const char *scope;       /* NULL: component-wide values only */
+	size_t scope_len;
+	int found;
+};
+
+/*
+ * Scoped values are stored as "SCOPE/var" (a scope is a host name and
+ * vars are words, so '/' separates them unambiguously).
+ */
 static int
 collect_plain(void *arg, const char *var, const void *value, size_t len,
     int sealed)
 {
+	struct collect *k = arg;
+	if (k->scope == NULL) {
+		if (strchr(var, '/') != NULL)
+			return 0;
+	} else {
+		if (strncmp(var, k->scope, k->scope_len) != 0 ||
+		    var[k->scope_len] != '/')
+			return 0;
+		var += k->scope_len + 1;
+	}
+	k->found = 1;
 	/* Sealed values are secrets: never shown, not even to admins. */
 	if (sealed)
 		return 0;
 	char *v = xstrndup(value, len);
-	form_add(arg, var, v);
+	form_add(k->to, var, v);
 	free(v);
 	return 0;
+}
+
+/* 1 when the user has any value in that scope; adds the visible ones. */
+static int
+add_values(struct component *c, const char *jid, const char *scope,
+    struct form *to)
+{
+	struct collect k = { .to = to, .scope = scope,
+	    .scope_len = scope ? strlen(scope) : 0 };
+	store_field_foreach(cw->store, c->domain, jid, collect_plain, &k);
+	return k.found;
 }
 
 void
 register_add_values(struct component *c, const char *jid, struct form *to)
 {
-	store_field_foreach(cw->store, c->domain, jid, collect_plain, to);
+	add_values(c, jid, NULL, to);
+}
+
+/* The scope an iq is addressed to (unescaped local part), or NULL for
+ * the component's own JID; caller frees. */
+static char *
+scope_of(const struct stanza *iq)
+{
+	struct jid j;
+	char *scope = NULL;
+	if (jid_parse(stanza_attr(iq, "to"), &j) != 0)
+		return NULL;
+	if (j.local != NULL)
+		scope = jid_unescape_local(j.local);
+	jid_clear(&j);
+	return scope;
 }
 
 static struct stanza *
 registration_form(struct component *c, const struct stanza *iq,
-    const char *jid)
+    const char *jid, const char *scope)
 {
 	const struct backend *b = c->backend;
 	int registered = store_user_exists(cw->store, c->domain, jid) == 1;
 	struct form *current = NULL;
 	if (registered) {
 		current = form_new();
-		register_add_values(c, jid, current);
+		if (add_values(c, jid, scope, current) == 0 && scope != NULL)
+			registered = 0;
 	}
 	char *instructions = xasprintf("%s%s",
 	    b->register_instructions ? b->register_instructions :
@@ -144,7 +195,8 @@ registration_form(struct component *c, const struct stanza *iq,
 		    form_value(current, f->var) : NULL;
 		stanza_new_text_child(q, f->var, v ? v : "");
 	}
-	char *title = xasprintf("Register with the %s gateway",
+	char *title = scope ? xasprintf("Your %s account on %s",
+	    b->description, scope) : xasprintf("Register with the %s gateway",
 	    b->description);
 	stanza_add_child(q, form_build("form", title, instructions,
 	    NS_REGISTER, b->register_fields, b->nregister_fields, current));
@@ -215,17 +267,21 @@ register_request_done(struct register_request *req, const char *condition,
 			const char *v = form_value(req->values, f->var);
 			if (v == NULL || f->type == FIELD_FIXED)
 				continue;
+			char *var = req->scope ? xasprintf("%s/%s", req->scope,
+			    f->var) : xstrdup(f->var);
 			if (!f->secret) {
 				failed |= store_field_set(cw->store, c->domain,
-				    req->jid, f->var, v, strlen(v), 0) != 0;
+				    req->jid, var, v, strlen(v), 0) != 0;
+				free(var);
 				continue;
 			}
 			size_t len;
 			unsigned char *sealed = secret_seal(cw->key, ad,
 			    (const unsigned char *)v, strlen(v), &len);
 			failed |= sealed == NULL || store_field_set(cw->store,
-			    c->domain, req->jid, f->var, sealed, len, 1) != 0;
+			    c->domain, req->jid, var, sealed, len, 1) != 0;
 			free(sealed);
+			free(var);
 		}
 		free(ad);
 		if (failed) {
@@ -262,9 +318,22 @@ register_remove(struct component *c, const char *bare_jid)
 }
 
 static struct stanza *
-unregister(struct component *c, const struct stanza *iq, const char *jid)
+unregister(struct component *c, const struct stanza *iq, const char *jid,
+    const char *scope)
 {
 	int r = store_user_exists(cw->store, c->domain, jid);
+	if (r == 1 && scope != NULL) {
+		/* Forget that scope's values only; the user stays. */
+		char *prefix = xasprintf("%s/", scope);
+		r = store_field_remove_prefix(cw->store, c->domain, jid,
+		    prefix);
+		free(prefix);
+		if (r > 0) {
+			component_send(c, stanza_reply(iq, "result"));
+			session_registered(c, jid, 0);
+			return NULL;
+		}
+	}
 	if (r != 1)
 		return stanza_error_reply(iq, r < 0 ? "internal-server-error" :
 		    "registration-required", "you are not registered");
@@ -283,13 +352,16 @@ register_handle(struct component *c, const struct stanza *iq,
 	struct stanza *answer = NULL;
 	if (jid == NULL)
 		return stanza_error_reply(iq, "jid-malformed", NULL);
+	char *scope = scope_of(iq);
 	if (strcmp(stanza_attr(iq, "type"), "get") == 0) {
-		answer = registration_form(c, iq, jid);
+		answer = registration_form(c, iq, jid, scope);
+		free(scope);
 		free(jid);
 		return answer;
 	}
 	if (stanza_child(q, "remove", NULL) != NULL) {
-		answer = unregister(c, iq, jid);
+		answer = unregister(c, iq, jid, scope);
+		free(scope);
 		free(jid);
 		return answer;
 	}
@@ -302,6 +374,7 @@ register_handle(struct component *c, const struct stanza *iq,
 		if (form_parse(x, &values, &error) == 0 &&
 		    strcmp(form_kind(values), "cancel") == 0) {
 			form_free(values);
+			free(scope);
 			free(jid);
 			return stanza_reply(iq, "result");
 		}
@@ -317,12 +390,14 @@ register_handle(struct component *c, const struct stanza *iq,
 	if (values == NULL) {
 		answer = stanza_error_reply(iq, "not-acceptable", error);
 		free(error);
+		free(scope);
 		free(jid);
 		return answer;
 	}
 
 	if (request_pending(c, jid)) {
 		form_free(values);
+		free(scope);
 		free(jid);
 		return stanza_error_reply(iq, "resource-constraint", "your "
 		    "previous registration is still being checked");
@@ -333,6 +408,7 @@ register_handle(struct component *c, const struct stanza *iq,
 	req->c = c;
 	req->iq = stanza_copy(iq);
 	req->jid = jid;
+	req->scope = scope;
 	req->values = values;
 	if (b->check_registration != NULL)
 		b->check_registration(c, jid, values, req);

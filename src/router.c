@@ -140,6 +140,41 @@ room_of(struct component *c, const struct jid *to)
 	return NULL;
 }
 
+/*
+ * An iq to a registration scope (backend->register_scope: an IRC server
+ * JID): registration and disco#info are answered there.  Returns 1 when
+ * the iq was for a scope (and is answered), else 0.
+ */
+static void send_answer(struct component *c, struct stanza *answer);
+
+static int
+scope_iq(struct component *c, const struct stanza *iq, const struct jid *from,
+    const struct jid *to, enum iq_kind kind, const struct stanza *payload,
+    const char *ns)
+{
+	if (c->backend->register_scope == NULL)
+		return 0;
+	char *legacy = jid_unescape_local(to->local);
+	int scoped = legacy != NULL && c->backend->register_scope(c, legacy);
+	if (!scoped) {
+		free(legacy);
+		return 0;
+	}
+	if (strcmp(ns, NS_REGISTER) == 0) {
+		if (component_allows(c, from))
+			send_answer(c, register_handle(c, iq, payload));
+		else
+			router_reply_error(c, iq, "forbidden", "this gateway is "
+			    "not open to your server or account");
+	} else if (strcmp(ns, NS_DISCO_INFO) == 0 && kind == IQ_GET) {
+		send_answer(c, service_scope_info(c, iq, legacy));
+	} else {
+		router_reply_error(c, iq, "service-unavailable", NULL);
+	}
+	free(legacy);
+	return 1;
+}
+
 static struct stanza *
 only_child(const struct stanza *st)
 {
@@ -197,6 +232,9 @@ dispatch_iq(struct component *c, struct stanza *iq, const struct jid *from,
 		free(room);
 		return;
 	}
+	if (to->local != NULL && to->resource == NULL && ns != NULL &&
+	    scope_iq(c, iq, from, to, kind, payload, ns))
+		return;
 	if (to->local == NULL && to->resource == NULL && ns != NULL) {
 		for (const struct iq_route *r = service_routes; r->ns != NULL;
 		    r++) {

@@ -1,5 +1,6 @@
 #include "autoconf.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "adhoc.h"
@@ -8,6 +9,7 @@
 #include "router.h"
 #include "service.h"
 #include "stanza.h"
+#include "xmalloc.h"
 
 /* A disco request for a node we do not publish. */
 static struct stanza *
@@ -35,6 +37,16 @@ service_disco_info(struct component *c, const struct stanza *iq,
 	stanza_set_attr(id, "category", "gateway");
 	stanza_set_attr(id, "type", c->backend->gateway_type);
 	stanza_set_attr(id, "name", c->name);
+	if (c->backend->is_room != NULL) {
+		/* Clients look for conference services when they offer to
+		 * join a room: a network with rooms is one too. */
+		id = stanza_new_child(q, "identity", NULL);
+		stanza_set_attr(id, "category", "conference");
+		stanza_set_attr(id, "type", c->backend->gateway_type);
+		stanza_set_attr(id, "name", c->name);
+		stanza_set_attr(stanza_new_child(q, "feature", NULL), "var",
+		    "http://jabber.org/protocol/muc");
+	}
 	for (const struct iq_route *r = router_service_routes(); r->ns != NULL;
 	    r++) {
 		if (r->feature == NULL)
@@ -68,6 +80,25 @@ service_version(struct component *c, const struct stanza *iq,
 	struct stanza *q = stanza_new_child(res, "query", NS_VERSION);
 	stanza_new_text_child(q, "name", PACKAGE_NAME);
 	stanza_new_text_child(q, "version", PACKAGE_VERSION);
+	return res;
+}
+
+struct stanza *
+service_scope_info(struct component *c, const struct stanza *iq,
+    const char *scope)
+{
+	struct stanza *res = stanza_reply(iq, "result");
+	struct stanza *q = stanza_new_child(res, "query", NS_DISCO_INFO);
+	struct stanza *id = stanza_new_child(q, "identity", NULL);
+	char *name = xasprintf("%s on %s", c->backend->description, scope);
+	stanza_set_attr(id, "category", "gateway");
+	stanza_set_attr(id, "type", c->backend->gateway_type);
+	stanza_set_attr(id, "name", name);
+	free(name);
+	stanza_set_attr(stanza_new_child(q, "feature", NULL), "var",
+	    NS_DISCO_INFO);
+	stanza_set_attr(stanza_new_child(q, "feature", NULL), "var",
+	    "jabber:iq:register");
 	return res;
 }
 

@@ -20,6 +20,9 @@ struct stanza *service_disco_items(struct component *c,
     const struct stanza *iq, const struct stanza *payload);
 struct stanza *service_version(struct component *c, const struct stanza *iq,
     const struct stanza *payload);
+/* disco#info of a registration scope (an IRC server JID). */
+struct stanza *service_scope_info(struct component *c,
+    const struct stanza *iq, const char *scope);
 struct stanza *service_ping(struct component *c, const struct stanza *iq,
     const struct stanza *payload);
 

@@ -483,6 +483,20 @@ session_field(const struct session *s, const char *var)
 	return form_value(s->fields, var);
 }
 
+const char *
+session_field_scoped(const struct session *s, const char *scope,
+    const char *var)
+{
+	if (scope != NULL) {
+		char *key = xasprintf("%s/%s", scope, var);
+		const char *v = form_value(s->fields, key);
+		free(key);
+		if (v != NULL && *v != '\0')
+			return v;
+	}
+	return form_value(s->fields, var);
+}
+
 void *
 session_data(const struct session *s)
 {

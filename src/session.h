@@ -85,6 +85,10 @@ const char *session_jid(const struct session *s);   /* bare JID */
 enum session_state session_state(const struct session *s);
 /* A registration value (decrypted); NULL when the user has none. */
 const char *session_field(const struct session *s, const char *var);
+/* The value registered for a scope (backend->register_scope), else the
+ * component-wide one, else NULL. */
+const char *session_field_scoped(const struct session *s, const char *scope,
+    const char *var);
 void *session_data(const struct session *s);
 void session_set_data(struct session *s, void *data);
 

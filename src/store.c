@@ -105,6 +105,7 @@ enum stmt_id {
 	STMT_USER_EXISTS,
 	STMT_FIELD_SET,
 	STMT_FIELD_FOREACH,
+	STMT_FIELD_REMOVE_PREFIX,
 	STMT_CONTACT_SET,
 	STMT_CONTACT_REMOVE,
 	STMT_CONTACT_GET,
@@ -133,6 +134,9 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_FIELD_FOREACH] =
 	    "SELECT var, value, sealed FROM user_fields "
 	    "WHERE component = ?1 AND jid = ?2 ORDER BY var",
+	[STMT_FIELD_REMOVE_PREFIX] =
+	    "DELETE FROM user_fields WHERE component = ?1 AND jid = ?2 "
+	    "AND substr(var, 1, length(?3)) = ?3",
 	[STMT_CONTACT_SET] =
 	    "INSERT INTO contacts (component, jid, legacy, name, subscription) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (component, jid, legacy) "
@@ -838,6 +842,20 @@ store_field_foreach(struct store *st, const char *component,
 		    jid, sqlite3_errmsg(st->db));
 	done_with(s);
 	return ret;
+}
+
+int
+store_field_remove_prefix(struct store *st, const char *component,
+    const char *jid, const char *prefix)
+{
+	if (bad_args(st, "store_field_remove_prefix", component, jid, 1) ||
+	    prefix == NULL || *prefix == '\0')
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_FIELD_REMOVE_PREFIX];
+	if (bind_user(st, s, component, jid) == -1)
+		return -1;
+	sqlite3_bind_text(s, 3, prefix, -1, SQLITE_STATIC);
+	return run_write(st, s, "removing registration values");
 }
 
 int

@@ -60,6 +60,9 @@ typedef int (*store_field_cb)(void *arg, const char *var, const void *value,
 /* Insert or replace; -1 error, 0 done. */
 int store_field_set(struct store *st, const char *component, const char *jid,
     const char *var, const void *value, size_t len, int sealed);
+/* Removes the values whose var starts with prefix; -1 or the count. */
+int store_field_remove_prefix(struct store *st, const char *component,
+    const char *jid, const char *prefix);
 /* cb returns non-zero to stop; -1 on a database error, else 0. */
 int store_field_foreach(struct store *st, const char *component,
     const char *jid, store_field_cb cb, void *arg);

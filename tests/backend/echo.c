@@ -16,6 +16,8 @@
  *   "/drop"               -> accepted, then reported as undeliverable
  *   "/disconnect"         -> the echo network drops the session
  *   "/later TEXT"         -> X answers TEXT two seconds later
+ *   registering at X@component (a registration scope) with a greeting
+ *                         -> X answers with that greeting instead
  *
  * Rooms: a room is '#' and 1-63 more of [a-z0-9#_-] (any case).  Every
  * room holds "echo" (moderator) and "bot" (participant) and says
@@ -481,7 +483,9 @@ echo_send_message(struct session *s, const char *legacy, const char *id,
 		return 0;
 	}
 	struct echo_job *j = job_new(ECHO_REPLY, s);
-	const char *greeting = session_field(s, "greeting");
+	/* A greeting registered with this contact (a registration scope)
+	 * wins over the account's. */
+	const char *greeting = session_field_scoped(s, legacy, "greeting");
 	j->legacy = xstrdup(legacy);
 	j->text = xasprintf("%s%s", greeting ? greeting : "echo: ", body);
 	return 0;
@@ -612,6 +616,9 @@ const struct backend echo_backend = {
 	    "echo test network.",
 	.check_registration = echo_check_registration,
 	.valid_address = echo_valid_address,
+	/* Every contact is also a registration scope, so the tests can
+	 * drive per-scope registration (IRC uses it per server). */
+	.register_scope = echo_valid_address,
 	.normalize_address = echo_normalize_address,
 	.login = echo_login,
 	.logout = echo_logout,

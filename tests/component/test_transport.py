@@ -445,6 +445,59 @@ def test_privileged_roster():
         srv.close()
 
 
+def test_scopes():
+    """Registration scopes: values registered at a JID the backend calls
+    a scope (an IRC server; every echo contact) override the account's."""
+    srv = FakeServer(domain=GW)
+    cw = Causeway(srv.port, domain=GW, backend="echo", extra="linger = 0\n").start()
+    conn = srv.accept()
+    register(conn, "sam@localhost/s", {"username": "sam", "password": "pw",
+                                       "greeting": "re: "}, "rs")
+    presences(conn, 0.5)
+    conn.send("<presence from='sam@localhost/s' to='%s'/>" % GW)
+    presences(conn, 1.5)
+    res = conn.iq("<query xmlns='%s'/>" % DISCO_INFO, to="friend@" + GW,
+                  frm="sam@localhost/s", id_="sd")
+    feats = {f.get("var") for f in res.findall(".//{%s}feature" % DISCO_INFO)} \
+        if res is not None else set()
+    tap.check(REG in feats, "disco#info on a registration scope offers registration")
+    res = conn.iq("<query xmlns='%s'>%s</query>" % (REG, form(
+        {"username": "sam", "password": "pw", "greeting": "yo: "})),
+        type_="set", to="friend@" + GW, frm="sam@localhost/s", id_="rsc")
+    tap.check(res is not None and res.get("type") == "result",
+              "registering at a scope is accepted")
+    presences(conn, 1.5)
+    res = conn.iq("<query xmlns='%s'/>" % REG, to="friend@" + GW,
+                  frm="sam@localhost/s", id_="gsc")
+    x = res.find(".//{%s}x" % DATA) if res is not None else None
+    vals = {f.get("var"): (f.find(q(DATA, "value")).text if f.find(q(DATA, "value"))
+                           is not None else None)
+            for f in x.findall(q(DATA, "field"))} if x is not None else {}
+    tap.check(res.find(".//{%s}registered" % REG) is not None
+              and vals.get("greeting") == "yo: ",
+              "register get at the scope shows the scope's values", vals)
+
+    def ask(to, text, id_):
+        conn.send("<message from='sam@localhost/s' to='%s@%s' id='%s'><body>%s"
+                  "</body></message>" % (to, GW, id_, text))
+        st = conn.next_stanza(3, lambda s: s.tag == q(NS_COMPONENT, "message")
+                              and s.get("from") == "%s@%s" % (to, GW))
+        return body_of(st)
+    tap.check(ask("friend", "hi", "s1") == "yo: hi" and ask("echo", "hi", "s2") == "re: hi",
+              "the scope's value applies there, the account's elsewhere")
+    res = conn.iq("<query xmlns='%s'><remove/></query>" % REG, type_="set",
+                  to="friend@" + GW, frm="sam@localhost/s", id_="usc")
+    presences(conn, 1.5)
+    tap.check(res is not None and res.get("type") == "result"
+              and ask("friend", "again", "s3") == "re: again",
+              "unregistering a scope forgets only its values")
+    res = conn.iq("<query xmlns='%s'/>" % REG, frm="sam@localhost/s", id_="g4")
+    tap.check(res is not None and res.find(".//{%s}registered" % REG) is not None,
+              "...and the account stays registered")
+    cw.close()
+    srv.close()
+
+
 def test_key_file(tmp):
     conf = os.path.join(tmp, "k.conf")
     key = os.path.join(tmp, "bad.key")
@@ -500,6 +553,7 @@ def main():
     test_access()
     test_server_away()
     test_privileged_roster()
+    test_scopes()
     test_key_file(tmp)
     return tap.done()
 
