@@ -35,6 +35,13 @@
  * - The room is non-anonymous (status 100), but the network does not
  *   tell us other occupants' addresses: only the user's own item carries
  *   a jid (the receiving resource's).
+ * - A backend that lost its link but will rejoin calls room_link_lost():
+ *   the room stays JOINED with only the user in it, and the occupants of
+ *   the rejoin arrive as ordinary room_occupant() presences; the subject
+ *   told again unchanged (nick NULL) is not sent again.
+ * - A nick change asked of the network is remembered (nick_req) until it
+ *   is answered: renamed (room_nick_changed/room_nick_forced) or refused
+ *   (room_nick_change_failed, the error to the resource that asked).
  * - Occupants are in an array (for the join sequence, in arrival order)
  *   indexed by a hash of the nick, so a NAMES reply of 10,000 nicks is
  *   linear.
@@ -116,6 +123,9 @@ struct room {
 	int subject_known;
 	struct event *subject_timer;
 	int full_logged;            /* the occupant limit was logged */
+	char *nick_req;             /* a nick change asked of the network, */
+	char *nick_req_jid;         /*   by this member, */
+	char *nick_req_id;          /*   with this presence id */
 };
 
 struct room_set {
@@ -300,6 +310,9 @@ room_free(struct room *r)
 	free(r->password);
 	free(r->subject);
 	free(r->subject_nick);
+	free(r->nick_req);
+	free(r->nick_req_jid);
+	free(r->nick_req_id);
 	free(r);
 }
 
@@ -803,7 +816,7 @@ leave(struct component *c, const struct stanza *st, struct session *s,
 
 static void
 change_nick(struct component *c, const struct stanza *st,
-    struct session *s, struct room *r, const char *nick)
+    struct session *s, struct room *r, const char *full, const char *nick)
 {
 	const struct backend *b = c->backend;
 	struct occupant *o = occ_find(&r->occ, nick);
@@ -821,6 +834,15 @@ change_nick(struct component *c, const struct stanza *st,
 	char *legacy = xstrdup(r->name);
 	log_info("%s: %s: changing nick in %s to %s", c->domain,
 	    session_jid(s), legacy, nick);
+	/* The network may refuse later (room_nick_change_failed): keep
+	 * whom to tell before the backend can answer. */
+	free(r->nick_req);
+	free(r->nick_req_jid);
+	free(r->nick_req_id);
+	r->nick_req = xstrdup(nick);
+	r->nick_req_jid = xstrdup(full);
+	r->nick_req_id = stanza_attr(st, "id") ? xstrdup(stanza_attr(st,
+	    "id")) : NULL;
 	if (b->change_nick(s, legacy, nick, &err) != 0)
 		reply_error(c, st, err.condition ? err.condition :
 		    "not-acceptable", err.text[0] ? err.text : NULL);
@@ -869,7 +891,7 @@ room_handle_presence(struct component *c, const struct stanza *st,
 	} else if (r->state != ROOM_JOINED) {
 		/* Still joining: the answer is on its way. */
 	} else if (strcmp(to->resource, r->nick) != 0) {
-		change_nick(c, st, s, r, to->resource);
+		change_nick(c, st, s, r, full, to->resource);
 	} else if (stanza_child(st, "x", NS_MUC) != NULL) {
 		/* A client that believes it is out joins again (XEP-0410):
 		 * it gets the whole join sequence. */
@@ -1311,9 +1333,9 @@ room_occupant_left(struct session *s, const char *room, const char *nick,
 	send_members(s, r, occupant_presence(r, nick, NULL, &p));
 }
 
-void
-room_nick_changed(struct session *s, const char *room, const char *old_nick,
-    const char *new_nick)
+static void
+nick_changed(struct session *s, const char *room, const char *old_nick,
+    const char *new_nick, int forced)
 {
 	struct room *r = backend_room(s, room, JOINING_OR_JOINED,
 	    "room_nick_changed");
@@ -1335,6 +1357,9 @@ room_nick_changed(struct session *s, const char *room, const char *old_nick,
 	if (self) {
 		free(r->nick);
 		r->nick = xstrdup(new_nick);
+		/* Whatever was asked is answered now. */
+		free(r->nick_req);
+		r->nick_req = NULL;
 	}
 	if (r->state != ROOM_JOINED)
 		return;
@@ -1347,6 +1372,9 @@ room_nick_changed(struct session *s, const char *room, const char *old_nick,
 	if (self) {
 		gone.codes[1] = 110;
 		back.codes[0] = 110;
+		/* XEP-0045 7.6: the service chose the nick, not the user. */
+		if (forced)
+			back.codes[1] = 210;
 	}
 	for (size_t i = 0; i < r->nmembers; i++) {
 		const char *to = r->members[i].jid;
@@ -1359,14 +1387,94 @@ room_nick_changed(struct session *s, const char *room, const char *old_nick,
 }
 
 void
+room_nick_changed(struct session *s, const char *room, const char *old_nick,
+    const char *new_nick)
+{
+	nick_changed(s, room, old_nick, new_nick, 0);
+}
+
+void
+room_nick_forced(struct session *s, const char *room, const char *old_nick,
+    const char *new_nick)
+{
+	nick_changed(s, room, old_nick, new_nick, 1);
+}
+
+void
+room_nick_change_failed(struct session *s, const char *room,
+    const char *condition, const char *text)
+{
+	struct room *r = backend_room(s, room, 1u << ROOM_JOINED,
+	    "room_nick_change_failed");
+	if (r == NULL || r->nick_req == NULL)
+		return;
+	log_info("%s: %s: nick %s refused in %s: %s%s%s",
+	    session_component(s)->domain, session_jid(s), r->nick_req,
+	    r->name, condition ? condition : "undefined-condition",
+	    text ? ": " : "", text ? text : "");
+	/* XEP-0045 7.6: the error comes from the nick asked for, to the
+	 * resource that asked (or every resource, if it left meanwhile);
+	 * the user keeps the old nick, so no other presence changes. */
+	char *from = occupant_jid(r, r->nick_req);
+	struct member *asker = r->nick_req_jid ? member_find(r,
+	    r->nick_req_jid) : NULL;
+	for (size_t i = 0; i < r->nmembers; i++) {
+		struct member *m = &r->members[i];
+		if (asker != NULL && m != asker)
+			continue;
+		send_user(s, presence_error(s, from, m->jid,
+		    m == asker ? r->nick_req_id : NULL,
+		    condition ? condition : "undefined-condition", text));
+	}
+	free(from);
+	free(r->nick_req);
+	r->nick_req = NULL;
+}
+
+void
+room_link_lost(struct session *s, const char *room, const char *text)
+{
+	struct room *r = backend_room(s, room, 1u << ROOM_JOINED,
+	    "room_link_lost");
+	if (r == NULL)
+		return;
+	log_info("%s: %s: %s is out of reach, %zu occupants gone: %s",
+	    session_component(s)->domain, session_jid(s), r->name,
+	    r->occ.n > 0 ? r->occ.n - 1 : 0, text ? text : "");
+	/* A status message from the room itself (clients show it in the
+	 * room's window), then everyone else leaves; the user stays, so
+	 * the client does not think it was thrown out (no 332). */
+	if (text != NULL && *text != '\0')
+		send_members(s, r, groupchat(r, NULL, NULL, text));
+	struct occupant *self = self_occupant(r);
+	for (size_t i = r->occ.n; i-- > 0; ) {
+		struct occupant *o = r->occ.v[i];
+		if (o == self)
+			continue;
+		struct pres p = { .unavailable = 1, .affil = o->affil };
+		send_members(s, r, occupant_presence(r, o->nick, NULL, &p));
+		occ_remove(&r->occ, o);
+	}
+}
+
+void
 room_message(struct session *s, const char *room, const char *nick,
     const char *body)
+{
+	room_message_at(s, room, nick, body, 0);
+}
+
+void
+room_message_at(struct session *s, const char *room, const char *nick,
+    const char *body, time_t stamp)
 {
 	struct room *r = backend_room(s, room, 1u << ROOM_JOINED,
 	    "room_message");
 	if (r == NULL || body == NULL)
 		return;
-	send_members(s, r, groupchat(r, nick, NULL, body));
+	struct stanza *m = groupchat(r, nick, NULL, body);
+	stanza_add_delay(m, r->jid, stamp);
+	send_members(s, r, m);
 }
 
 void
@@ -1384,6 +1492,13 @@ void
 room_private_message(struct session *s, const char *room, const char *nick,
     const char *body)
 {
+	room_private_message_at(s, room, nick, body, 0);
+}
+
+void
+room_private_message_at(struct session *s, const char *room,
+    const char *nick, const char *body, time_t stamp)
+{
 	struct room *r = backend_room(s, room, 1u << ROOM_JOINED,
 	    "room_private_message");
 	if (r == NULL || nick == NULL || body == NULL)
@@ -1396,6 +1511,7 @@ room_private_message(struct session *s, const char *room, const char *nick,
 	stanza_new_text_child(m, "body", body);
 	/* XEP-0045 7.5: marks it as from a room occupant, not a contact. */
 	stanza_new_child(m, "x", NS_MUC_USER);
+	stanza_add_delay(m, r->jid, stamp);
 	send_members(s, r, m);
 }
 
@@ -1407,6 +1523,14 @@ room_subject(struct session *s, const char *room, const char *nick,
 	    "room_subject");
 	if (r == NULL)
 		return;
+	if (r->state == ROOM_JOINED && r->subject_known &&
+	    (nick == NULL || *nick == '\0') && r->subject != NULL &&
+	    strcmp(r->subject, subject ? subject : "") == 0) {
+		/* The same subject told again without an author (IRC's 332
+		 * after a rejoin): nothing changed, and nobody waits for it
+		 * (want_subject is only set before subject_known). */
+		return;
+	}
 	free(r->subject);
 	free(r->subject_nick);
 	r->subject = xstrdup(subject ? subject : "");

@@ -31,6 +31,8 @@
 #ifndef CAUSEWAY_ROOM_H
 #define CAUSEWAY_ROOM_H
 
+#include <time.h>
+
 struct component;
 struct jid;
 struct session;
@@ -77,19 +79,44 @@ void room_occupant_left(struct session *s, const char *room,
     const char *nick, enum room_leave how, const char *reason);
 void room_nick_changed(struct session *s, const char *room,
     const char *old_nick, const char *new_nick);
+/* The network changed the user's own nick without being asked (or to
+ * another nick than asked): as room_nick_changed, with status 210. */
+void room_nick_forced(struct session *s, const char *room,
+    const char *old_nick, const char *new_nick);
+/* The network refused the nick change that backend->change_nick() sent
+ * for this room: a presence error (condition: "conflict",
+ * "not-acceptable"...) from ROOM/NEWNICK to the resource that asked; the
+ * user keeps the old nick.  Ignored when no change is pending in that
+ * room, so a backend whose nick is shared by several rooms may call it
+ * for each. */
+void room_nick_change_failed(struct session *s, const char *room,
+    const char *condition, const char *text);
+/* The link to the network is down but the backend is reconnecting and
+ * will rejoin: text (may be NULL) goes to the room as a message from the
+ * room itself, every other occupant leaves, the user stays in the room.
+ * After the rejoin, room_occupant() brings the occupants back (the room
+ * stays joined throughout: no room_joined() again). */
+void room_link_lost(struct session *s, const char *room, const char *text);
 /* A message from an occupant to the room; nick NULL: from the room itself
  * (a server notice). */
 void room_message(struct session *s, const char *room, const char *nick,
     const char *body);
+/* The same, sent at stamp by the network's clock (XEP-0203 delay);
+ * stamp 0: now, no delay. */
+void room_message_at(struct session *s, const char *room, const char *nick,
+    const char *body, time_t stamp);
 /* A message from an occupant to the user alone (type chat from
  * ROOM/NICK, marked as a room's with <x xmlns=muc#user/>). */
 void room_private_message(struct session *s, const char *room,
     const char *nick, const char *body);
+void room_private_message_at(struct session *s, const char *room,
+    const char *nick, const char *body, time_t stamp);
 /* The user's own message was accepted by the network (reflect it with
  * the client's id); id may be NULL. */
 void room_message_sent(struct session *s, const char *room, const char *id,
     const char *body);
-/* The room's subject (nick NULL: set by nobody in the room).  It ends
+/* The room's subject (nick NULL: set by nobody in the room; the same
+ * subject again with nick NULL in a joined room is no change).  It ends
  * each resource's join: call it before room_joined() or right after it
  * in the same event-loop turn; when none comes in that turn the join
  * ends with an empty subject, and later calls are subject changes. */

@@ -515,6 +515,13 @@ void
 session_deliver_message(struct session *s, const char *legacy,
     const char *body)
 {
+	session_deliver_message_at(s, legacy, body, 0);
+}
+
+void
+session_deliver_message_at(struct session *s, const char *legacy,
+    const char *body, time_t stamp)
+{
 	char *from = session_contact_jid(s->c, legacy);
 	if (from == NULL) {
 		log_warn("%s: %s: a message from a legacy address that is no "
@@ -526,6 +533,7 @@ session_deliver_message(struct session *s, const char *legacy,
 	stanza_set_attr(m, "to", s->jid);
 	stanza_set_attr(m, "type", "chat");
 	stanza_new_text_child(m, "body", body);
+	stanza_add_delay(m, s->c->domain, stamp);
 	deliver(s->c, m);
 	free(from);
 }

@@ -20,6 +20,7 @@
 #define CAUSEWAY_SESSION_H
 
 #include <stddef.h>
+#include <time.h>
 
 struct component;
 struct stanza;
@@ -100,6 +101,10 @@ void session_disconnected(struct session *s, const char *text);
 /* A message from a legacy contact to the user.  type: "chat" or NULL. */
 void session_deliver_message(struct session *s, const char *legacy,
     const char *body);
+/* The same for a message the network says was sent at stamp (UTC
+ * seconds; 0: now): it carries a XEP-0203 delay. */
+void session_deliver_message_at(struct session *s, const char *legacy,
+    const char *body, time_t stamp);
 /* A legacy contact's presence: show NULL = unavailable, "" = available,
  * or "away", "xa", "dnd", "chat"; status may be NULL. */
 void session_contact_presence(struct session *s, const char *legacy,

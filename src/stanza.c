@@ -797,3 +797,16 @@ stanza_error_reply(const struct stanza *req, const char *condition,
 	}
 	return r;
 }
+
+void
+stanza_add_delay(struct stanza *st, const char *from, time_t stamp)
+{
+	struct tm tm;
+	char when[32];
+	if (stamp <= 0 || gmtime_r(&stamp, &tm) == NULL ||
+	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		return;
+	struct stanza *d = stanza_new_child(st, "delay", "urn:xmpp:delay");
+	stanza_set_attr(d, "from", from);
+	stanza_set_attr(d, "stamp", when);
+}

@@ -26,6 +26,7 @@
 #define CAUSEWAY_STANZA_H
 
 #include <stddef.h>
+#include <time.h>
 
 struct evbuffer;
 struct stanza;
@@ -100,6 +101,13 @@ void stanza_serialize(const struct stanza *st, const char *context_ns,
     struct evbuffer *out);
 /* The same into a new string (caller frees); context NS_COMPONENT. */
 char *stanza_to_string(const struct stanza *st);
+
+/*
+ * XEP-0203: marks st as sent at stamp (UTC seconds) by from, when the
+ * network says a message is older than its arrival (a replay, a lagging
+ * link); stamp <= 0 adds nothing.
+ */
+void stanza_add_delay(struct stanza *st, const char *from, time_t stamp);
 
 /*
  * Replies.  stanza_reply() makes an element of the same name with to/from

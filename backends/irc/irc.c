@@ -14,6 +14,17 @@
  * From XMPP to IRC: the backend operations at the end of this file.
  * From IRC to XMPP: on_message(), one dispatch table by command.
  *
+ * A lost link (once registered) keeps the server and its joined
+ * channels: the rooms hear it (room_link_lost: a status message, the
+ * occupants leave, the user stays), we reconnect with backoff (on_closed)
+ * and rejoin, and the NAMES of the rejoin bring the occupants back.  The
+ * rooms close (332) only when the user has left them all or after
+ * RETRY_TRIES failed attempts.
+ *
+ * Private messages the user starts through a room's occupant JID are
+ * answered through it (a small per-server map, struct pm_route); the
+ * others come from nick%server.
+ *
  * Addresses (biboumi's, so bookmarks carry over): a room is
  * "#chan%irc.server", a person "nick%irc.server"; with fixed_server set,
  * "#chan" and "nick".  The core hands us the JID's unescaped local part.
@@ -23,8 +34,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
+#include <openssl/rand.h>
 
 #include "backend.h"
 #include "causeway.h"
@@ -38,8 +51,17 @@
 #include "session.h"
 #include "xmalloc.h"
 
+/* Reconnecting after a lost link: 2 s doubling to 120 s, with jitter;
+ * after RETRY_TRIES failures in a row the rooms are closed. */
 #define RETRY_MIN 2
 #define RETRY_MAX 120
+#define RETRY_TRIES 10
+/* Nicks whose private messages come back through a room (the one the
+ * user last wrote to them through), per server. */
+#define PM_ROUTES 32
+/* A server-time tag this much older than our clock marks a message as
+ * delayed (XEP-0203); less is ordinary lag. */
+#define DELAY_MIN_SECONDS 10
 
 struct irc_member {
 	char *nick;
@@ -55,8 +77,15 @@ struct irc_chan {
 	char *key;
 	int joined;            /* our JOIN came back */
 	int announced;         /* room_joined() was called */
+	int rejoining;         /* announced, JOIN sent again after a lost
+	                        * link */
 	struct irc_member *members;
 	size_t nmembers;
+};
+
+struct pm_route {
+	char *folded;          /* the nick, case-folded */
+	char *room;            /* the room the user wrote to it through */
 };
 
 struct irc_server {
@@ -66,7 +95,15 @@ struct irc_server {
 	struct irc_conn *conn;
 	struct irc_chan *chans;
 	struct event *retry;
-	unsigned backoff;
+	unsigned backoff;      /* seconds before the next reconnect */
+	unsigned attempts;     /* reconnects failed since the link was lost */
+	int ever_registered;   /* a link was up once: rooms wait for it */
+	int up;                /* registered now (irc_conn says CLOSED by
+	                        * the time closed() runs) */
+	char *nick;            /* ours, as the rooms know it */
+	char *nick_wanted;     /* a NICK we sent, not answered yet */
+	struct pm_route routes[PM_ROUTES];  /* most recent first */
+	size_t nroutes;
 };
 
 struct irc_user {
@@ -180,7 +217,85 @@ nick_address(struct irc_server *srv, const char *nick)
 	struct component *c = session_component(srv->u->s);
 	struct irc_addr a = { .kind = IRC_ADDR_NICK, .name = (char *)nick,
 	    .server = srv->host };
-	return irc_addr_local(&a, fixed_server(c));
+	char *local = irc_addr_local(&a, fixed_server(c));
+	/* Servers send nicks our parser refuses ("a*b", "x%y", 65 bytes):
+	 * an address the user could not answer to is no address. */
+	struct irc_addr back;
+	if (local != NULL && parse_addr(c, local, &back) == 0) {
+		int ok = back.kind == IRC_ADDR_NICK;
+		irc_addr_clear(&back);
+		if (ok)
+			return local;
+	}
+	log_info("irc: %s: %s: the nick %s cannot be an address; its "
+	    "message is dropped", session_jid(srv->u->s), srv->host, nick);
+	free(local);
+	return NULL;
+}
+
+/* IRCv3 server-time ("2024-05-01T12:00:00.000Z"): the time to mark a
+ * message with, or 0 when it is recent (or the tag is absent or bad). */
+static time_t
+message_time(const struct irc_msg *m)
+{
+	const char *v = irc_msg_tag(m, "time");
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	if (v == NULL)
+		return 0;
+	const char *end = strptime(v, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (end == NULL)
+		return 0;
+	if (*end == '.')
+		end += 1 + strspn(end + 1, "0123456789");
+	if (strcmp(end, "Z") != 0)
+		return 0;
+	time_t t = timegm(&tm);
+	time_t now = time(NULL);
+	if (t == (time_t)-1 || t <= 0 || now - t < DELAY_MIN_SECONDS)
+		return 0;
+	return t;
+}
+
+/* ---- private messages through rooms ---- */
+
+static struct pm_route *
+route_find(struct irc_server *srv, const char *nick)
+{
+	char *f = fold(srv, nick);
+	struct pm_route *r = NULL;
+	for (size_t i = 0; i < srv->nroutes && r == NULL; i++)
+		if (strcmp(srv->routes[i].folded, f) == 0)
+			r = &srv->routes[i];
+	free(f);
+	return r;
+}
+
+static void
+route_drop(struct irc_server *srv, struct pm_route *r)
+{
+	free(r->folded);
+	free(r->room);
+	size_t i = (size_t)(r - srv->routes);
+	memmove(r, r + 1, (srv->nroutes - i - 1) * sizeof(*r));
+	srv->nroutes--;
+}
+
+/* The user wrote to nick through room: its answers go there too (until
+ * the user writes to nick%server, or PM_ROUTES other nicks push it out). */
+static void
+route_set(struct irc_server *srv, const char *nick, const char *room)
+{
+	struct pm_route *old = route_find(srv, nick);
+	if (old != NULL)
+		route_drop(srv, old);
+	if (srv->nroutes == PM_ROUTES)
+		route_drop(srv, &srv->routes[PM_ROUTES - 1]);
+	memmove(&srv->routes[1], &srv->routes[0],
+	    srv->nroutes * sizeof(srv->routes[0]));
+	srv->routes[0].folded = fold(srv, nick);
+	srv->routes[0].room = xstrdup(room);
+	srv->nroutes++;
 }
 
 /* IRC text (raw bytes) as UTF-8 without IRC formatting; caller frees. */
@@ -330,7 +445,32 @@ static void server_connect(struct irc_server *srv);
 static void
 retry_cb(evutil_socket_t fd, short what, void *arg)
 {
-	server_connect(arg);
+	struct irc_server *srv = arg;
+	log_info("irc: %s: reconnecting to %s (attempt %u of %u)",
+	    session_jid(srv->u->s), srv->host, srv->attempts, RETRY_TRIES);
+	server_connect(srv);
+}
+
+/* A random factor in [1, 1.25], upward only (as component.c's): users
+ * of one gateway that lost the same IRC server do not come back in
+ * lockstep, and no retry comes sooner than the backoff says. */
+static double
+jitter(void)
+{
+	unsigned short r = 0;
+	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+		r = (unsigned short)(time(NULL) & 0xffff);
+	return 1.0 + 0.25 * ((double)r / 65535.0);
+}
+
+static void
+members_clear(struct irc_chan *ch)
+{
+	for (size_t i = 0; i < ch->nmembers; i++)
+		member_clear(&ch->members[i]);
+	free(ch->members);
+	ch->members = NULL;
+	ch->nmembers = 0;
 }
 
 static void
@@ -344,6 +484,10 @@ server_free(struct irc_server *srv)
 	if (srv->conn != NULL)
 		irc_conn_free(srv->conn);
 	event_free(srv->retry);
+	while (srv->nroutes > 0)
+		route_drop(srv, &srv->routes[srv->nroutes - 1]);
+	free(srv->nick);
+	free(srv->nick_wanted);
 	free(srv->host);
 	free(srv);
 }
@@ -374,30 +518,38 @@ static void
 on_registered(void *arg, const char *nick)
 {
 	struct irc_server *srv = arg;
+	struct session *s = srv->u->s;
+	int again = srv->ever_registered;
 	srv->backoff = RETRY_MIN;
-	log_info("irc: %s: connected to %s as %s",
-	    session_jid(srv->u->s), srv->host, nick);
+	srv->attempts = 0;
+	srv->ever_registered = 1;
+	srv->up = 1;
+	log_info("irc: %s: %s to %s as %s", session_jid(s),
+	    again ? "reconnected" : "connected", srv->host, nick);
+	/* Rooms still joined from the last link know us by the old nick:
+	 * the network chose another this time. */
+	if (srv->nick != NULL && irc_casecmp(casemap(srv), srv->nick,
+	    nick) != 0) {
+		for (struct irc_chan *ch = srv->chans; ch; ch = ch->next)
+			if (ch->announced)
+				room_nick_forced(s, ch->room, srv->nick, nick);
+	}
+	free(srv->nick);
+	srv->nick = xstrdup(nick);
 	struct irc_chan *ch, *next;
 	for (ch = srv->chans; ch != NULL; ch = next) {
 		next = ch->next;
+		ch->rejoining = ch->announced;
 		send_join(srv, ch);
 	}
 }
 
-/* The connection is gone: tell every room, and try again while rooms
- * want the server (a rejoin by the user brings them back). */
+/* Closes every room of the server (332, or a join error for those still
+ * joining) and forgets the server. */
 static void
-on_closed(void *arg, const char *reason)
+server_give_up(struct irc_server *srv, const char *why)
 {
-	struct irc_server *srv = arg;
 	struct session *s = srv->u->s;
-	log_info("irc: %s: connection to %s closed: %s", session_jid(s),
-	    srv->host, reason);
-	/* reason belongs to the connection: use it before freeing that. */
-	char *why = xasprintf("the connection to %s was lost: %s", srv->host,
-	    reason);
-	irc_conn_free(srv->conn);
-	srv->conn = NULL;
 	struct irc_chan *ch;
 	while ((ch = srv->chans) != NULL) {
 		srv->chans = ch->next;
@@ -408,9 +560,74 @@ on_closed(void *arg, const char *reason)
 			    why);
 		chan_free(ch);
 	}
-	free(why);
-	/* Nothing joined any more: the connection reopens on demand. */
 	server_remove(srv);
+}
+
+/*
+ * The connection is gone.  Joins still waiting for an answer fail.  If
+ * the link was up once, joined channels stay: their rooms hear that the
+ * link is down and lose their occupants but keep the user, and we
+ * reconnect with backoff and rejoin them (the NAMES of the rejoin bring
+ * the occupants back).  Without channels, with a server that never let
+ * us in, or after RETRY_TRIES failures in a row, the rooms close (332)
+ * and the server is forgotten: it reopens on the next join or message.
+ */
+static void
+on_closed(void *arg, const char *reason)
+{
+	struct irc_server *srv = arg;
+	struct session *s = srv->u->s;
+	int was_up = srv->up;
+	srv->up = 0;
+	log_info("irc: %s: connection to %s closed: %s", session_jid(s),
+	    srv->host, reason);
+	/* reason belongs to the connection: use it before freeing that. */
+	char *why = xasprintf("the connection to %s was lost: %s", srv->host,
+	    reason);
+	irc_conn_free(srv->conn);
+	srv->conn = NULL;
+	free(srv->nick_wanted);
+	srv->nick_wanted = NULL;
+	if (!srv->ever_registered || srv->attempts >= RETRY_TRIES) {
+		if (srv->attempts >= RETRY_TRIES)
+			log_warn("irc: %s: giving up on %s after %u attempts",
+			    session_jid(s), srv->host, srv->attempts);
+		server_give_up(srv, why);
+		free(why);
+		return;
+	}
+	char *status = xasprintf("%s; reconnecting", why);
+	struct irc_chan *ch, *next;
+	for (ch = srv->chans; ch != NULL; ch = next) {
+		next = ch->next;
+		members_clear(ch);
+		ch->joined = 0;
+		if (!ch->announced) {
+			room_join_failed(s, ch->room, "remote-server-not-found",
+			    why);
+			chan_remove(srv, ch);
+		} else if (was_up) {
+			/* Told once per lost link, not per failed attempt. */
+			room_link_lost(s, ch->room, status);
+		}
+	}
+	free(status);
+	free(why);
+	if (srv->chans == NULL) {
+		server_remove(srv);
+		return;
+	}
+	double delay = srv->backoff * jitter();
+	struct timeval tv = {
+		.tv_sec = (time_t)delay,
+		.tv_usec = (suseconds_t)((delay - (double)(time_t)delay) * 1e6),
+	};
+	srv->attempts++;
+	log_info("irc: %s: reconnecting to %s in %.1f s", session_jid(s),
+	    srv->host, delay);
+	evtimer_add(srv->retry, &tv);
+	srv->backoff = srv->backoff * 2 > RETRY_MAX ? RETRY_MAX :
+	    srv->backoff * 2;
 }
 
 static void irc_dispatch(struct irc_server *srv, const struct irc_msg *m);
@@ -433,7 +650,7 @@ server_connect(struct irc_server *srv)
 	struct session *s = srv->u->s;
 	const struct config_section *sec = config_section_find(cw->config,
 	    "irc-server", srv->host);
-	const char *nick = session_field(s, "nick");
+	const char *nick = session_field_scoped(s, srv->host, "nick");
 	char fallback_nick[32];
 	if (nick == NULL || *nick == '\0') {
 		/* The local part of the user's JID is the natural default. */
@@ -441,7 +658,8 @@ server_connect(struct irc_server *srv)
 		    (int)strcspn(session_jid(s), "@"), session_jid(s));
 		nick = fallback_nick;
 	}
-	const char *realname = session_field(s, "realname");
+	const char *realname = session_field_scoped(s, srv->host,
+	    "realname");
 	struct irc_conn_config cfg = {
 		.host = srv->host,
 		.port = sec ? (int)config_int(sec, "port") : 6697,
@@ -451,9 +669,11 @@ server_connect(struct irc_server *srv)
 		.nick = nick,
 		.username = nick,
 		.realname = realname && *realname ? realname : nick,
-		.password = session_field(s, "server_password"),
-		.sasl_user = session_field(s, "sasl_user"),
-		.sasl_password = session_field(s, "sasl_password"),
+		.password = session_field_scoped(s, srv->host,
+		    "server_password"),
+		.sasl_user = session_field_scoped(s, srv->host, "sasl_user"),
+		.sasl_password = session_field_scoped(s, srv->host,
+		    "sasl_password"),
 		.throttle_burst = sec ? (unsigned)config_int(sec,
 		    "throttle_burst") : 0,
 		.throttle_rate_ms = sec ? (unsigned)config_int(sec,
@@ -536,7 +756,10 @@ on_names(struct irc_server *srv, const struct irc_msg *m)
 	for (char *tok = strtok_r(list, " ", &save); tok != NULL;
 	    tok = strtok_r(NULL, " ", &save)) {
 		struct irc_member *mem = member_add(srv, ch, tok);
-		if (mem != NULL && !is_us(srv, mem->nick))
+		/* Ourselves only in a room that is joined already (a rejoin:
+		 * our modes may differ); a new room learns our nick with
+		 * room_joined(). */
+		if (mem != NULL && (!is_us(srv, mem->nick) || ch->announced))
 			announce_member(srv, ch, mem);
 	}
 	free(list);
@@ -548,7 +771,16 @@ on_names_end(struct irc_server *srv, const struct irc_msg *m)
 	if (m->nparams < 2)
 		return;
 	struct irc_chan *ch = chan_find(srv, m->params[1]);
-	if (ch == NULL || ch->announced)
+	if (ch == NULL)
+		return;
+	if (ch->rejoining) {
+		ch->rejoining = 0;
+		char *text = xasprintf("Reconnected to %s", srv->host);
+		room_message(srv->u->s, ch->room, NULL, text);
+		free(text);
+		return;
+	}
+	if (ch->announced)
 		return;
 	ch->announced = 1;
 	room_joined(srv->u->s, ch->room, irc_conn_nick(srv->conn));
@@ -616,21 +848,75 @@ on_quit(struct irc_server *srv, const struct irc_msg *m)
 static void
 on_nick(struct irc_server *srv, const struct irc_msg *m)
 {
-	if (m->nick == NULL || m->nparams < 1)
+	if (m->nick == NULL || m->nparams < 1 || m->params[0][0] == '\0')
 		return;
 	const char *new = m->params[0];
+	/* irc_conn follows our own renames before we see them: compare
+	 * with the nick the rooms know. */
+	enum irc_casemapping cm = casemap(srv);
+	int self = srv->nick != NULL && irc_casecmp(cm, m->nick,
+	    srv->nick) == 0;
+	/* A rename we did not ask for (SVSNICK, a services enforcer), or
+	 * to another nick than asked: XEP-0045 status 210. */
+	int forced = self && (srv->nick_wanted == NULL ||
+	    irc_casecmp(cm, new, srv->nick_wanted) != 0);
 	for (struct irc_chan *ch = srv->chans; ch != NULL; ch = ch->next) {
 		struct irc_member *mem = member_find(srv, ch, m->nick);
-		if (mem == NULL)
+		if (mem == NULL && !(self && ch->announced))
 			continue;
-		char *old = xstrdup(mem->nick);
-		free(mem->nick);
-		free(mem->folded);
-		mem->nick = xstrdup(new);
-		mem->folded = fold(srv, new);
-		room_nick_changed(srv->u->s, ch->room, old, new);
+		char *old = xstrdup(mem ? mem->nick : srv->nick);
+		if (mem != NULL) {
+			free(mem->nick);
+			free(mem->folded);
+			mem->nick = xstrdup(new);
+			mem->folded = fold(srv, new);
+		}
+		if (forced)
+			room_nick_forced(srv->u->s, ch->room, old, new);
+		else
+			room_nick_changed(srv->u->s, ch->room, old, new);
 		free(old);
 	}
+	if (self) {
+		if (forced)
+			log_info("irc: %s: %s renamed us %s (asked: %s)",
+			    session_jid(srv->u->s), srv->host, new,
+			    srv->nick_wanted ? srv->nick_wanted : "nothing");
+		free(srv->nick);
+		srv->nick = xstrdup(new);
+		free(srv->nick_wanted);
+		srv->nick_wanted = NULL;
+		return;
+	}
+	/* Private messages through a room follow the person. */
+	struct pm_route *r = route_find(srv, m->nick);
+	if (r != NULL) {
+		free(r->folded);
+		r->folded = fold(srv, new);
+	}
+}
+
+/* 432/433/436 after registration: the NICK we sent for the user was
+ * refused.  Rooms where the user asked for it get a presence error (the
+ * room layer knows which); the nick stays. */
+static void
+on_nick_error(struct irc_server *srv, const struct irc_msg *m,
+    const char *condition)
+{
+	if (srv->nick_wanted == NULL)
+		return;
+	char *text = text_in(srv, m->nparams > 0 ? m->params[m->nparams - 1] :
+	    "the IRC server refused the nick");
+	log_info("irc: %s: %s refused the nick %s: %s %s",
+	    session_jid(srv->u->s), srv->host, srv->nick_wanted, m->command,
+	    text);
+	free(srv->nick_wanted);
+	srv->nick_wanted = NULL;
+	for (struct irc_chan *ch = srv->chans; ch != NULL; ch = ch->next)
+		if (ch->announced)
+			room_nick_change_failed(srv->u->s, ch->room, condition,
+			    text);
+	free(text);
 }
 
 static void
@@ -719,17 +1005,35 @@ on_privmsg(struct irc_server *srv, const struct irc_msg *m, int notice)
 
 	const char *target = m->params[0];
 	const struct irc_isupport *is = irc_conn_isupport(srv->conn);
-	if (strchr(is->chantypes, target[0]) != NULL) {
+	/* STATUSMSG ("@#chan": to the channel's operators) is still the
+	 * channel's traffic. */
+	while (target[0] != '\0' && strchr(is->prefix_chars, target[0]) &&
+	    target[1] != '\0' && strchr(is->chantypes, target[1]))
+		target++;
+	time_t stamp = message_time(m);
+	if (target[0] != '\0' && strchr(is->chantypes, target[0]) != NULL) {
 		struct irc_chan *ch = chan_find(srv, target);
 		/* Our own lines come back with echo-message; the room layer
 		 * reflected them already when we sent them. */
 		if (ch != NULL && !is_us(srv, m->nick))
-			room_message(s, ch->room, m->nick, text);
+			room_message_at(s, ch->room, m->nick, text, stamp);
 	} else if (!is_us(srv, m->nick) && strchr(m->nick, '.') == NULL) {
-		char *from = nick_address(srv, m->nick);
-		if (from != NULL)
-			session_deliver_message(s, from, text);
-		free(from);
+		/* Answers come where the user wrote from: the room's occupant
+		 * JID if that is where the conversation started. */
+		struct pm_route *r = route_find(srv, m->nick);
+		struct irc_chan *ch = NULL;
+		for (ch = srv->chans; r != NULL && ch != NULL; ch = ch->next)
+			if (ch->announced && strcasecmp(ch->room, r->room) == 0)
+				break;
+		if (r != NULL && ch != NULL) {
+			room_private_message_at(s, ch->room, m->nick, text,
+			    stamp);
+		} else {
+			char *from = nick_address(srv, m->nick);
+			if (from != NULL)
+				session_deliver_message_at(s, from, text, stamp);
+			free(from);
+		}
 	}
 	free(text);
 }
@@ -756,11 +1060,20 @@ on_join_error(struct irc_server *srv, const struct irc_msg *m,
 	if (m->nparams < 2)
 		return;
 	struct irc_chan *ch = chan_find(srv, m->params[1]);
-	if (ch == NULL || ch->announced)
+	if (ch == NULL || (ch->announced && !ch->rejoining))
 		return;
 	char *text = text_in(srv, m->nparams > 2 ? m->params[2] :
 	    "the IRC server refused the join");
-	room_join_failed(srv->u->s, ch->room, condition, text);
+	/* A rejoin after a lost link can be refused too (banned or a new
+	 * key meanwhile): the user is out of that room then. */
+	if (ch->announced) {
+		char *why = xasprintf("%s refused to rejoin %s: %s", srv->host,
+		    ch->name, text);
+		room_closed(srv->u->s, ch->room, why);
+		free(why);
+	} else {
+		room_join_failed(srv->u->s, ch->room, condition, text);
+	}
 	free(text);
 	chan_remove(srv, ch);
 }
@@ -793,6 +1106,14 @@ irc_dispatch(struct irc_server *srv, const struct irc_msg *m)
 		on_names(srv, m);
 	else if (strcmp(cmd, "366") == 0)
 		on_names_end(srv, m);
+	else if (strcmp(cmd, "433") == 0 || strcmp(cmd, "436") == 0)
+		on_nick_error(srv, m, "conflict");
+	else if (strcmp(cmd, "432") == 0)
+		on_nick_error(srv, m, "not-acceptable");
+	else if (strcmp(cmd, "438") == 0)    /* nick changes too fast */
+		on_nick_error(srv, m, "resource-constraint");
+	else if (strcmp(cmd, "447") == 0)    /* +N: no nick changes here */
+		on_nick_error(srv, m, "not-allowed");
 	else {
 		for (size_t i = 0; i < sizeof(join_errors) /
 		    sizeof(join_errors[0]); i++)
@@ -821,6 +1142,19 @@ irc_valid_address(struct component *c, const char *legacy)
 	if (parse_addr(c, legacy, &a) != 0)
 		return 0;
 	int ok = a.kind == IRC_ADDR_NICK && server_allowed(c, a.server);
+	irc_addr_clear(&a);
+	return ok;
+}
+
+/* "irc.example.org@irc.gw": users register a nick and an account per
+ * IRC network there. */
+static int
+irc_register_scope(struct component *c, const char *legacy)
+{
+	struct irc_addr a;
+	if (parse_addr(c, legacy, &a) != 0)
+		return 0;
+	int ok = a.kind == IRC_ADDR_SERVER && server_allowed(c, a.server);
 	irc_addr_clear(&a);
 	return ok;
 }
@@ -917,6 +1251,14 @@ irc_leave_room(struct session *s, const char *room, const char *reason)
 		return;
 	send_line(srv, "PART", ch->name, reason, NULL);
 	chan_remove(srv, ch);
+	/* Reconnecting only for rooms the user is in: with the last one
+	 * gone, stop trying. */
+	if (srv->chans == NULL && (srv->conn == NULL ||
+	    !irc_conn_is_registered(srv->conn)) && srv->ever_registered) {
+		log_info("irc: %s: no channel left on %s; not reconnecting",
+		    session_jid(s), srv->host);
+		server_remove(srv);
+	}
 }
 
 static int
@@ -927,31 +1269,47 @@ not_connected(struct backend_error *err)
 	return -1;
 }
 
+/* The link is down (reconnecting): say so rather than fail oddly. */
+static int
+link_down(struct irc_server *srv, struct backend_error *err)
+{
+	if (srv->conn != NULL && irc_conn_is_registered(srv->conn))
+		return 0;
+	err->condition = "recipient-unavailable";
+	snprintf(err->text, sizeof(err->text), "not connected to %s at the "
+	    "moment; reconnecting", srv->host);
+	return -1;
+}
+
 /* Sends text as PRIVMSG lines (or one CTCP ACTION for "/me "). */
 static int
 send_text(struct irc_server *srv, const char *target, const char *body,
     struct backend_error *err)
 {
-	if (strncmp(body, "/me ", 4) == 0) {
-		char *ctcp = irc_ctcp_build("ACTION", body + 4);
-		int r = ctcp ? send_line(srv, "PRIVMSG", target, ctcp, NULL) : -1;
-		free(ctcp);
-		if (r == 0)
-			return 0;
-	} else {
-		/* ":nick!user@host PRIVMSG target :" as the server relays
-		 * it: leave room for the longest prefix it may add. */
-		size_t overhead = 1 + 64 + 1 + 16 + 1 + 64 + 9 + strlen(target)
-		    + 2;
-		char **pieces;
-		size_t n = irc_split(body, overhead, &pieces);
-		int r = 0;
-		for (size_t i = 0; i < n && r == 0; i++)
-			r = send_line(srv, "PRIVMSG", target, pieces[i], NULL);
-		irc_split_free(pieces);
-		if (r == 0)
-			return 0;
+	/* ":nick!user@host PRIVMSG target :" as the server relays it:
+	 * leave room for the longest prefix it may add. */
+	size_t overhead = 1 + 64 + 1 + 16 + 1 + 64 + 9 + strlen(target) + 2;
+	int action = strncmp(body, "/me ", 4) == 0;
+	if (action) {
+		/* Each piece becomes "\x01ACTION piece\x01": 9 bytes more. */
+		body += 4;
+		overhead += 9;
 	}
+	char **pieces;
+	size_t n = irc_split(body, overhead, &pieces);
+	int r = n > 0 ? 0 : -1;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if (!action) {
+			r = send_line(srv, "PRIVMSG", target, pieces[i], NULL);
+			continue;
+		}
+		char *ctcp = irc_ctcp_build("ACTION", pieces[i]);
+		r = ctcp ? send_line(srv, "PRIVMSG", target, ctcp, NULL) : -1;
+		free(ctcp);
+	}
+	irc_split_free(pieces);
+	if (r == 0)
+		return 0;
 	err->condition = "not-acceptable";
 	snprintf(err->text, sizeof(err->text), "the message cannot be sent "
 	    "to IRC");
@@ -966,7 +1324,8 @@ irc_send_groupchat(struct session *s, const char *room, const char *id,
 	struct irc_chan *ch = chan_of_room(s, room, &srv);
 	if (ch == NULL || !ch->announced)
 		return not_connected(err);
-	if (send_text(srv, ch->name, body, err) != 0)
+	if (link_down(srv, err) != 0 || send_text(srv, ch->name, body,
+	    err) != 0)
 		return -1;
 	room_message_sent(s, room, id, body);
 	return 0;
@@ -980,7 +1339,10 @@ irc_send_private(struct session *s, const char *room, const char *nick,
 	struct irc_chan *ch = chan_of_room(s, room, &srv);
 	if (ch == NULL)
 		return not_connected(err);
-	return send_text(srv, nick, body, err);
+	if (link_down(srv, err) != 0 || send_text(srv, nick, body, err) != 0)
+		return -1;
+	route_set(srv, nick, ch->room);
+	return 0;
 }
 
 static int
@@ -995,7 +1357,15 @@ irc_send_message(struct session *s, const char *legacy, const char *id,
 		return -1;
 	}
 	struct irc_server *srv = server_get(s, a.server, 1);
-	int r = srv ? send_text(srv, a.name, body, err) : -1;
+	/* Between reconnects there is no connection to queue on. */
+	int r = srv == NULL ? -1 : srv->conn == NULL ? link_down(srv, err) :
+	    send_text(srv, a.name, body, err);
+	if (r == 0) {
+		/* Answers come back to nick%server now. */
+		struct pm_route *route = route_find(srv, a.name);
+		if (route != NULL)
+			route_drop(srv, route);
+	}
 	irc_addr_clear(&a);
 	return r;
 }
@@ -1025,13 +1395,18 @@ irc_change_nick(struct session *s, const char *room, const char *nick,
 	struct irc_chan *ch = chan_of_room(s, room, &srv);
 	if (ch == NULL)
 		return not_connected(err);
+	if (link_down(srv, err) != 0)
+		return -1;
 	/* IRC nicks are per server: the NICK that comes back renames us in
-	 * every room of that server (on_nick). */
+	 * every room of that server (on_nick); a 432/433/436 refuses it
+	 * (on_nick_error). */
 	if (send_line(srv, "NICK", nick, NULL, NULL) != 0) {
 		err->condition = "not-acceptable";
 		snprintf(err->text, sizeof(err->text), "not a valid IRC nick");
 		return -1;
 	}
+	free(srv->nick_wanted);
+	srv->nick_wanted = xstrdup(nick);
 	return 0;
 }
 
@@ -1065,6 +1440,7 @@ const struct backend irc_backend = {
 	.register_instructions = "Your IRC identity: all fields are "
 	    "optional (your nick defaults to your XMPP user name).",
 	.valid_address = irc_valid_address,
+	.register_scope = irc_register_scope,
 	.login = irc_login,
 	.logout = irc_logout,
 	.send_message = irc_send_message,

@@ -21,8 +21,15 @@ a join password cannot inject a command; a 1500-byte body is split into
 ordered lines of at most 512 bytes; voice and op become affiliations and
 roles; alice as op sets the topic and kicks the bot; leaving (PART or
 QUIT); registration's nick, realname and SASL credentials (Atheme account,
-WHOIS 330); TLS refused without a pin and accepted with one; the IRC
-server dying (332 with its reason) and a rejoin after its restart.
+WHOIS 330); TLS refused without a pin and accepted with one; PMs through
+the room's occupant JID answered through it; a long multi-line /me split
+into CTCP ACTIONs; nick refusals after registration (433 conflict, 432
+not-acceptable) as presence errors; the IRC server dying (a status message
+from the room, the bot leaves, alice stays) and the gateway reconnecting
+and rejoining on its own after the restart.
+
+A scripted server (FakeIrcd, on 127.0.0.4) covers old server-time tags
+(XEP-0203 delay on groupchat and room PMs) and a forced nick (210).
 
   /usr/bin/python3 tests/e2e/test_irc.py            # both XMPP servers
   /usr/bin/python3 tests/e2e/test_irc.py prosody    # one of them
@@ -34,7 +41,9 @@ Needs inspircd and openssl; output is TAP.
 import asyncio
 import os
 import re
+import socket
 import sys
+import threading
 import time
 from xml.etree import ElementTree as ET
 
@@ -49,6 +58,7 @@ HANDSHAKE = r"irc\.localhost: handshake accepted"
 SRV = "127.0.0.1"                 # plain
 SRV_PIN = "127.0.0.2"             # TLS, pinned
 SRV_NOPIN = "127.0.0.3"           # TLS, not pinned
+SRV_FAKE = "127.0.0.4"            # the scripted server below (plain)
 
 C = "{jabber:client}"
 NS_MUC = "http://jabber.org/protocol/muc"
@@ -57,6 +67,7 @@ NS_REGISTER = "jabber:iq:register"
 NS_DATA = "jabber:x:data"
 NS_ROSTER = "jabber:iq:roster"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+NS_DELAY = "urn:xmpp:delay"
 
 WAIT = 8                          # seconds for anything that should happen
 
@@ -283,6 +294,128 @@ def irc_from_alice(cmd, **kw):
 # --------------------------------------------------------------------------
 
 
+class FakeIrcd:
+    """A scripted IRC server on SRV_FAKE for what InspIRCd will not do on
+    demand: old server-time tags and forced nick changes.  It offers
+    server-time, registers anyone, answers JOIN with JOIN, NAMES (the
+    joiner and @old) and 366, and lets the test push raw lines to every
+    client (send_all)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((SRV_FAKE, 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.clients = []           # [socket, nick]
+        self.lines = []             # every line received, in order
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+        cwtest.on_exit(self.close)
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,),
+                             daemon=True).start()
+
+    def _send(self, conn, line):
+        try:
+            conn.sendall(line.encode() + b"\r\n")
+        except OSError:
+            pass
+
+    def _serve(self, conn):
+        client = [conn, "*"]
+        caps, user, registered = False, False, False
+        buf = b""
+        while True:
+            try:
+                data = conn.recv(4096)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            buf += data
+            while b"\n" in buf:
+                raw, buf = buf.split(b"\n", 1)
+                line = raw.rstrip(b"\r").decode("utf-8", "replace")
+                with self.lock:
+                    self.lines.append(line)
+                _, cmd, params = irc_parse(line)
+                nick = client[1]
+                if cmd == "CAP" and params[:1] == ["LS"]:
+                    caps = True
+                    self._send(conn, ":fake CAP * LS :server-time")
+                elif cmd == "CAP" and params[:1] == ["REQ"]:
+                    self._send(conn, ":fake CAP * ACK :%s" % params[-1])
+                elif cmd == "CAP" and params[:1] == ["END"]:
+                    caps = False
+                elif cmd == "NICK" and params:
+                    if registered:
+                        self._send(conn, ":%s!u@fake NICK :%s" % (nick, params[0]))
+                    client[1] = params[0]
+                elif cmd == "USER":
+                    user = True
+                elif cmd == "PING":
+                    self._send(conn, ":fake PONG fake :%s" % (params[-1] if params else ""))
+                elif cmd == "JOIN" and params:
+                    ch = params[0]
+                    for l in (":%s!u@fake JOIN %s" % (nick, ch),
+                              ":fake 353 %s = %s :%s @old" % (nick, ch, nick),
+                              ":fake 366 %s %s :End of /NAMES list." % (nick, ch)):
+                        self._send(conn, l)
+                elif cmd == "QUIT":
+                    self._send(conn, "ERROR :bye")
+                    conn.close()
+                    return
+                if not registered and user and not caps and client[1] != "*":
+                    registered = True
+                    with self.lock:
+                        self.clients.append(client)
+                    n = client[1]
+                    for l in (":fake 001 %s :Welcome" % n,
+                              ":fake 005 %s CHANTYPES=# PREFIX=(ov)@+ "
+                              "CASEMAPPING=ascii :are supported" % n,
+                              ":fake 422 %s :No MOTD" % n):
+                        self._send(conn, l)
+        with self.lock:
+            if client in self.clients:
+                self.clients.remove(client)
+        conn.close()
+
+    def send_all(self, line):
+        """line with {nick} replaced by each client's nick."""
+        with self.lock:
+            clients = list(self.clients)
+        for conn, nick in clients:
+            self._send(conn, line.replace("{nick}", nick))
+
+    def nicks(self):
+        with self.lock:
+            return [n for _, n in self.clients]
+
+    def received(self, pred):
+        with self.lock:
+            return [l for l in self.lines if pred(l)]
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        with self.lock:
+            clients, self.clients = self.clients, []
+        for conn, _ in clients:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+
 class Ctx:
     def __init__(self, tap, label, server, ircd, cw, alice):
         self.tap, self.label, self.server = tap, label, server
@@ -409,6 +542,39 @@ def check_private(ctx):
            diag="bot got:\n%s\nalice got:\n%s" % (bot.dump(b0), a.dump(m0)))
 
 
+def check_private_in_room(ctx):
+    """A PM started through #test%SRV/bot comes back through it; one
+    written to bot%SRV then comes back through bot%SRV again."""
+    a, bot = ctx.alice, ctx.bot
+    room = room_jid("#test")
+    occ = room + "/bot"
+    m0, b0 = a.mark(), bot.mark()
+    a.chat(occ, "via the room")
+    got = a.wait_irc(bot, irc("PRIVMSG", nick="alice", target="bot",
+                              text="via the room"), WAIT, b0)
+    ctx.ok(got, "alice writes to %s: the bot gets PRIVMSG bot :via the room"
+           % occ, diag="bot got:\n%s\nalice got:\n%s" % (bot.dump(b0), a.dump(m0)))
+    bot.send("PRIVMSG alice :room reply")
+    r = a.wait(lambda k, el: chat_from(room, "room reply")(k, el)
+               or chat_from(nick_jid("bot"), "room reply")(k, el), WAIT, m0)
+    ctx.ok(r is not None and r.get("from") == occ and r.get("type") == "chat"
+           and r.find("{%s}x" % NS_MUC_USER) is not None,
+           "the bot's answer comes back from %s (chat, muc#user x), not "
+           "from %s" % (occ, nick_jid("bot")),
+           diag="got: %s\nreceived:\n%s" % (xml_str(r), a.dump(m0)))
+    m0, b0 = a.mark(), bot.mark()
+    a.chat(nick_jid("bot"), "direct now")
+    a.wait_irc(bot, irc("PRIVMSG", nick="alice", target="bot",
+                        text="direct now"), WAIT, b0)
+    bot.send("PRIVMSG alice :direct reply")
+    r = a.wait(lambda k, el: chat_from(room, "direct reply")(k, el)
+               or chat_from(nick_jid("bot"), "direct reply")(k, el), WAIT, m0)
+    ctx.ok(r is not None and bare(r.get("from")) == nick_jid("bot").lower(),
+           "after alice writes to %s, answers come from there again"
+           % nick_jid("bot"),
+           diag="got: %s\nreceived:\n%s" % (xml_str(r), a.dump(m0)))
+
+
 def check_text(ctx):
     """CTCP ACTION both ways, NOTICE, and text that is not UTF-8."""
     a, bot = ctx.alice, ctx.bot
@@ -424,6 +590,23 @@ def check_text(ctx):
                               text="\x01ACTION waves back\x01"), WAIT, b0)
     ctx.ok(got, "alice's \"/me waves back\" reaches the bot as CTCP ACTION",
            diag="bot got:\n%r" % bot.dump(b0))
+    words = ["m%03d" % i for i in range(200)]             # 999 bytes
+    m0, b0 = a.mark(), bot.mark()
+    a.groupchat(room, "/me " + " ".join(words) + "\nsecond line")
+
+    def actions():
+        return [irc_parse(l)[2][-1] for _, l in bot.find_all(
+            irc("PRIVMSG", nick="alice", target="#test"), b0)]
+    a.pump_until(lambda: any("second line" in t for t in actions()), WAIT)
+    acts = actions()
+    inner = [t[len("\x01ACTION "):-1] for t in acts
+             if t.startswith("\x01ACTION ") and t.endswith("\x01")]
+    ctx.ok(len(acts) >= 3 and len(inner) == len(acts)
+           and " ".join(inner[:-1]).split() == words
+           and inner[-1] == "second line",
+           "a 1000-byte two-line /me reaches the bot as %d CTCP ACTION lines, "
+           "in order" % len(acts),
+           diag="texts %r\nalice got:\n%s" % ([t[:30] for t in acts], a.dump(m0)))
     m0 = a.mark()
     bot.send("NOTICE #test :a notice")
     got = a.wait(groupchat(room, "bot", "a notice"), WAIT, m0)
@@ -486,6 +669,46 @@ def check_nicks(ctx):
     a.wait_irc(bot, irc("NICK", nick="alice2"), WAIT, b1)
     a.wait(lambda k, el: self_presence(room)(k, el)
            and resource(el.get("from")) == "alice", WAIT, m1)
+
+
+def check_nick_errors(ctx):
+    """Nicks the network refuses after registration: 433 (in use by
+    someone outside the room) is a conflict, 432 (erroneous) is
+    not-acceptable; alice keeps her nick.  A nick in the room is refused
+    by the gateway itself (conflict)."""
+    a, bot = ctx.alice, ctx.bot
+    room = room_jid("#test")
+    carl = IrcClient(ctx.ircd.port, "carl")
+    try:
+        if not carl.register():
+            ctx.ok(False, "a second IRC client, carl, registers",
+                   diag=carl.dump())
+            return
+        for want, cond, what in (("carl", "conflict", "433"),
+                                 ("1bad", "not-acceptable", "432"),
+                                 ("bot", "conflict", "an occupant's")):
+            m0, b0 = a.mark(), bot.mark()
+            a.nick(room, want)
+            err = a.wait(lambda k, el: k == "presence" and
+                         el.get("from") == "%s/%s" % (room, want)
+                         and el.get("type") == "error", WAIT, m0)
+            ctx.ok(err is not None and error_condition(err) == cond,
+                   "alice asks for nick %s (%s): presence error %s from "
+                   "room/%s (got %s)" % (want, what, cond, want,
+                                         error_condition(err) if err is not None
+                                         else "nothing"),
+                   diag="received:\n%s\ncauseway:\n%s" % (a.dump(m0), ctx.cw_lines()))
+        m0, b0 = a.mark(), bot.mark()
+        a.groupchat(room, "still alice")
+        got = a.wait_irc(bot, irc("PRIVMSG", nick="alice", target="#test",
+                                  text="still alice"), WAIT, b0)
+        moved = a.find(lambda k, el: k == "presence" and
+                       bare(el.get("from")) == room.lower() and
+                       "303" in muc_codes(el), m0)
+        ctx.ok(got and moved is None, "alice keeps her nick: her next "
+               "message reaches the bot from alice", diag="bot got:\n" + bot.dump(b0))
+    finally:
+        carl.close()
 
 
 def check_kick(ctx):
@@ -745,9 +968,69 @@ def check_tls(ctx):
     return me is not None and me.get("type") != "error"
 
 
-def check_restart(ctx, in_tls_room):
+def check_fake(ctx, fake):
+    """Against the scripted server: an old server-time tag becomes a
+    XEP-0203 delay on a groupchat and on a PM through the room; a nick
+    the network forces on alice carries 210."""
+    a = ctx.alice
+    room = room_jid("#hist", SRV_FAKE)
+    m0 = a.mark()
+    a.join(room, "alice")
+    me = a.wait(lambda k, el: presence_error(room)(k, el)
+                or self_presence(room)(k, el), 15, m0)
+    if not ctx.ok(me is not None and me.get("type") != "error",
+                  "alice joins %s on the scripted server" % room,
+                  diag="got %s\nreceived:\n%s\ncauseway:\n%s"
+                  % (xml_str(me), a.dump(m0), ctx.cw_lines())):
+        return
+    m0 = a.mark()
+    fake.send_all("@time=2020-01-02T03:04:05.678Z :old!u@h PRIVMSG #hist :old news")
+    fake.send_all("@time=%s :old!u@h PRIVMSG #hist :fresh news" % time.strftime(
+        "%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()))
+    old = a.wait(groupchat(room, "old", "old news"), WAIT, m0)
+    d = old.find("{%s}delay" % NS_DELAY) if old is not None else None
+    ctx.ok(d is not None and d.get("stamp") == "2020-01-02T03:04:05Z",
+           "a groupchat with an old server-time tag carries <delay "
+           "stamp='2020-01-02T03:04:05Z'/>", diag="got %s\nreceived:\n%s"
+           % (xml_str(old), a.dump(m0)))
+    fresh = a.wait(groupchat(room, "old", "fresh news"), WAIT, m0)
+    ctx.ok(fresh is not None and fresh.find("{%s}delay" % NS_DELAY) is None,
+           "a groupchat with a current server-time tag carries no delay",
+           diag="got %s" % xml_str(fresh))
+
+    m0 = a.mark()
+    a.chat(room + "/old", "hello old")
+    a.pump_until(lambda: fake.received(lambda l: "PRIVMSG old :hello old" in l), WAIT)
+    fake.send_all("@time=2020-01-02T03:04:06.000Z :old!u@h PRIVMSG {nick} :old pm")
+    pm = a.wait(lambda k, el: k == "message" and el.find(C + "body") is not None
+                and el.find(C + "body").text == "old pm", WAIT, m0)
+    d = pm.find("{%s}delay" % NS_DELAY) if pm is not None else None
+    ctx.ok(pm is not None and pm.get("from") == room + "/old"
+           and d is not None and d.get("stamp") == "2020-01-02T03:04:06Z",
+           "a delayed PM answering one sent through the room comes from "
+           "room/old with its delay", diag="got %s\nreceived:\n%s"
+           % (xml_str(pm), a.dump(m0)))
+
+    m0 = a.mark()
+    fake.send_all(":{nick}!u@fake NICK :forced")
+    gone = a.wait(lambda k, el: self_presence(room, "unavailable", "303")(k, el),
+                  WAIT, m0)
+    back = a.wait(lambda k, el: self_presence(room)(k, el)
+                  and resource(el.get("from")) == "forced", WAIT, m0)
+    ctx.ok(gone is not None and back is not None and "210" in muc_codes(back),
+           "a nick the network forces (NICK forced, not asked): 303, then "
+           "self-presence as forced with 110 and 210",
+           diag="back: %s\nreceived:\n%s" % (xml_str(back), a.dump(m0)))
+    m0 = a.mark()
+    a.leave(room, "forced")
+    a.wait(self_presence(room, "unavailable"), WAIT, m0)
+
+
+def check_reconnect(ctx, in_tls_room):
     """alice is in #test (plain) and maybe #tls (pinned); the IRC server
-    dies: both rooms close with 332.  After a restart she can rejoin."""
+    dies: the rooms say the link is lost, the bot leaves, alice stays.
+    After the restart the gateway reconnects and rejoins on its own: the
+    bot is back and messages flow, without a join from alice."""
     a = ctx.alice
     room = room_jid("#test")
     m0 = a.mark()
@@ -756,42 +1039,65 @@ def check_restart(ctx, in_tls_room):
         ctx.ok(False, "alice joins #test again before the restart",
                diag="received:\n" + a.dump(m0))
         return
+    a.wait(occupant(room, "bot"), WAIT, m0)
     m0 = a.mark()
     t0 = time.monotonic()
     rc = ctx.ircd.stop()
     ctx.tap.diag("%s: inspircd stopped, exit status %s (139 is normal with "
                  "ssl_gnutls)" % (ctx.label, rc))
-    closed = a.wait(lambda k, el: self_presence(room, "unavailable", "332")(k, el),
-                    WAIT, m0)
-    ctx.ok(closed is not None and "110" in muc_codes(closed),
-           "the IRC server is killed: alice gets unavailable self-presence "
-           "with 332 and 110 for #test (%.1f s)" % (time.monotonic() - t0),
+
+    def status_msg(r):
+        def pred(k, el):
+            b = el.find(C + "body")
+            return k == "message" and el.get("from", "").lower() == r.lower() \
+                and el.get("type") == "groupchat" and b is not None \
+                and "was lost" in (b.text or "")
+        return pred
+    lost = a.wait(status_msg(room), WAIT, m0)
+    why = lost.find(C + "body").text if lost is not None else None
+    ctx.ok(why is not None and "reconnecting" in why and "Server shutting down"
+           in why and not re.search("[\x00-\x1f\x7f-\x9f\ufffd]", why),
+           "the IRC server is killed: alice gets a groupchat status from the "
+           "room saying why, readably (got %r, %.1f s)"
+           % (why, time.monotonic() - t0),
            diag="received:\n%s\ncauseway:\n%s" % (a.dump(m0), ctx.cw_lines()))
-    if closed is not None:
-        st = closed.find(C + "status")
-        why = st.text if st is not None else None
-        ctx.ok(why is not None and "Server shutting down" in why and
-               not re.search("[\x00-\x1f\x7f-\x9f\ufffd]", why),
-               "the 332 presence's status says why, readably, with the IRC "
-               "server's reason (got %r)" % why, diag=xml_str(closed))
+    left = a.wait(occupant(room, "bot", "unavailable"), WAIT, m0)
+    closed = a.find(lambda k, el: self_presence(room, "unavailable")(k, el)
+                    or self_presence(room, "unavailable", "332")(k, el), m0)
+    ctx.ok(left is not None and closed is None,
+           "the bot leaves the room; alice stays (no unavailable "
+           "self-presence, no 332)", diag="received:\n" + a.dump(m0))
     if in_tls_room:
         tls_room = room_jid("#tls", SRV_PIN)
-        c2 = a.wait(lambda k, el: self_presence(tls_room, "unavailable", "332")(k, el),
-                    3, m0)
-        ctx.ok(c2 is not None, "... and 332 for #tls%%%s too" % SRV_PIN,
+        ctx.ok(a.wait(status_msg(tls_room), 3, m0) is not None,
+               "... and #tls%%%s gets the status message too" % SRV_PIN,
                diag="received:\n" + a.dump(m0))
     ctx.ircd.start()
-    m0 = a.mark()
+    ctx.bot.close()
+    bot = ctx.bot = start_bot(ctx, "bot", ("#test",))
     t0 = time.monotonic()
-    a.join(room, "alice")
-    me = a.wait(lambda k, el: presence_error(room)(k, el)
-                or self_presence(room)(k, el), 15, m0)
-    ctx.ok(me is not None and me.get("type") != "error",
-           "after the IRC server restarts alice rejoins #test (%.1f s)"
-           % (time.monotonic() - t0),
-           diag="got: %s\nreceived:\n%s\ncauseway:\n%s"
-           % (xml_str(me), a.dump(m0), ctx.cw_lines()))
+    back = a.wait(occupant(room, "bot"), 20, m0)
+    ctx.ok(back is not None, "after the IRC server restarts the gateway "
+           "reconnects and rejoins: alice sees the bot in #test again "
+           "(%.1f s)" % (time.monotonic() - t0),
+           diag="received:\n%s\ncauseway:\n%s" % (a.dump(m0), ctx.cw_lines(n=20)))
+    joins = [e for k, e in a.got[m0:] if self_presence(room, None, "100")(k, e)]
+    ctx.ok(not joins, "alice did not have to rejoin (no new join sequence)",
+           diag="received:\n" + a.dump(m0))
+    m1, b1 = a.mark(), bot.mark()
+    bot.send("PRIVMSG #test :welcome back")
+    got = a.wait(groupchat(room, "bot", "welcome back"), WAIT, m1)
+    a.groupchat(room, "glad to be back")
+    sent = a.wait_irc(bot, irc_from_alice("PRIVMSG", target="#test",
+                                          text="glad to be back"), WAIT, b1)
+    ctx.ok(got is not None and sent, "messages flow both ways after the "
+           "reconnect", diag="alice got:\n%s\nbot got:\n%s"
+           % (a.dump(m1), bot.dump(b1)))
+    m1 = a.mark()
     a.leave(room, "alice")
+    a.wait(self_presence(room, "unavailable"), WAIT, m1)
+    if in_tls_room:
+        a.leave(room_jid("#tls", SRV_PIN), "alice")
     a.pump(0.3)
 
 
@@ -813,9 +1119,12 @@ def check_sasl(ctx, atheme, carol_password):
                 % (NS_REGISTER, NS_DATA, "".join(
                     "<field var='%s'><value>%s</value></field>" % f
                     for f in fields)))
-        r = carol.iq(DOMAIN, form, "set")
-        if not ctx.ok(r.type == "result", "carol registers with nick carolirc, "
-                      "a realname and SASL credentials: result",
+        # Per-network registration: at the server's JID (the stable
+        # field names nick, realname, sasl_user, sasl_password).
+        r = carol.iq("%s@%s" % (SRV, DOMAIN), form, "set")
+        if not ctx.ok(r.type == "result", "carol registers at %s@%s with nick "
+                      "carolirc, a realname and SASL credentials: result"
+                      % (SRV, DOMAIN),
                       diag="got %s (%s): %s" % (r.type, r.error_condition, r)):
             return
         room = room_jid("#test")
@@ -856,7 +1165,7 @@ def run_server(tap, cls):
     label = cls.name
     t_server = time.monotonic()
     server = cls(domain=DOMAIN, tap=tap)
-    ircd = atheme = cw = alice = bot = None
+    ircd = atheme = cw = alice = bot = fake = ctx = None
     try:
         t0 = time.monotonic()
         services = cwtest.have("atheme-services")
@@ -875,6 +1184,7 @@ def run_server(tap, cls):
                              time.monotonic() - t0))
 
         common = {"throttle_burst": 10, "throttle_rate": 100}
+        fake = FakeIrcd()
         cw = Causeway(server, tap=tap, name="causeway-%s" % label,
                       backend="irc", options={"linger": 0},
                       sections=[
@@ -885,6 +1195,8 @@ def run_server(tap, cls):
                           ("irc-server %s" % SRV_PIN,
                            dict(port=ircd.tls_port, tls="yes",
                                 fingerprint=ircd.fingerprint, **common)),
+                          ("irc-server %s" % SRV_FAKE,
+                           dict(port=fake.port, tls="no", **common)),
                       ])
         cw.start()
         h = cw.wait_for(HANDSHAKE, 1, 20)
@@ -911,8 +1223,10 @@ def run_server(tap, cls):
             return
         check_groupchat(ctx)
         check_private(ctx)
+        check_private_in_room(ctx)
         check_text(ctx)
         check_nicks(ctx)
+        check_nick_errors(ctx)
         if check_kick(ctx):
             check_injection(ctx)
             check_long(ctx)
@@ -923,8 +1237,9 @@ def run_server(tap, cls):
             check_sasl(ctx, atheme, carol_password)
         else:
             tap.skip("%s: SASL" % label, "atheme-services not installed")
+        check_fake(ctx, fake)
         in_tls = check_tls(ctx)
-        check_restart(ctx, in_tls)
+        check_reconnect(ctx, in_tls)
         tap.ok(cw.alive() and cw.count(HANDSHAKE) == 1,
                "%s: causeway stayed up and attached throughout" % label,
                diag="%d handshakes; causeway %s" % (
@@ -934,8 +1249,10 @@ def run_server(tap, cls):
         cwtest.mark_failed()
         tap.bail("%s: unexpected exception: %s" % (label, e), e)
     finally:
-        if bot is not None:
-            bot.close()
+        if fake is not None:
+            fake.close()
+        if ctx is not None and ctx.bot is not None:
+            ctx.bot.close()
         if alice is not None:
             alice.close()
         if cw is not None:
