@@ -21,6 +21,7 @@ struct component;
 struct form;
 struct form_field_spec;
 struct register_request;
+struct room_list;
 struct session;
 
 /* Why an operation toward the legacy network failed: an RFC 6120 stanza
@@ -134,6 +135,10 @@ struct backend {
 	    const char *nick, struct backend_error *err);
 	int (*kick)(struct session *s, const char *room, const char *nick,
 	    const char *reason, struct backend_error *err);
+	/* The rooms of a registration scope (an IRC server), for
+	 * disco#items there: see src/roomlist.h. */
+	void (*list_rooms)(struct session *s, const char *scope,
+	    struct room_list *list);
 };
 
 /* The backend compiled in under this name, or NULL. */

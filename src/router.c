@@ -11,6 +11,7 @@
 #include "log.h"
 #include "register.h"
 #include "room.h"
+#include "roomlist.h"
 #include "session.h"
 #include "router.h"
 #include "service.h"
@@ -168,6 +169,13 @@ scope_iq(struct component *c, const struct stanza *iq, const struct jid *from,
 			    "not open to your server or account");
 	} else if (strcmp(ns, NS_DISCO_INFO) == 0 && kind == IQ_GET) {
 		send_answer(c, service_scope_info(c, iq, legacy));
+	} else if (strcmp(ns, NS_DISCO_ITEMS) == 0 && kind == IQ_GET &&
+	    stanza_attr(payload, "node") == NULL) {
+		if (component_allows(c, from))
+			send_answer(c, roomlist_request(c, iq, legacy));
+		else
+			router_reply_error(c, iq, "forbidden", "this gateway is "
+			    "not open to your server or account");
 	} else {
 		router_reply_error(c, iq, "service-unavailable", NULL);
 	}

@@ -99,6 +99,9 @@ service_scope_info(struct component *c, const struct stanza *iq,
 	    NS_DISCO_INFO);
 	stanza_set_attr(stanza_new_child(q, "feature", NULL), "var",
 	    "jabber:iq:register");
+	if (c->backend->list_rooms != NULL)
+		stanza_set_attr(stanza_new_child(q, "feature", NULL), "var",
+		    NS_DISCO_ITEMS);
 	return res;
 }
 

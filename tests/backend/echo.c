@@ -16,6 +16,7 @@
  *   "/drop"               -> accepted, then reported as undeliverable
  *   "/disconnect"         -> the echo network drops the session
  *   "/later TEXT"         -> X answers TEXT two seconds later
+ *   disco#items on X@component   -> the rooms #echo, #test, #lobby
  *   registering at X@component (a registration scope) with a greeting
  *                         -> X answers with that greeting instead
  *
@@ -54,6 +55,7 @@
 #include "log.h"
 #include "register.h"
 #include "room.h"
+#include "roomlist.h"
 #include "session.h"
 #include "xmalloc.h"
 
@@ -75,6 +77,7 @@ enum echo_kind {
 	ECHO_ROOM_PRIVATE,
 	ECHO_ROOM_KICK,
 	ECHO_ROOM_SUBJECT,
+	ECHO_LIST,
 };
 
 /* One deferred answer. */
@@ -82,6 +85,7 @@ struct echo_job {
 	enum echo_kind kind;
 	struct event *ev;
 	struct register_request *req;
+	struct room_list *list;
 	struct session *s;
 	char *legacy, *id, *text;  /* rooms: legacy is the room */
 	char *nick;
@@ -323,6 +327,12 @@ run_job(evutil_socket_t fd, short what, void *arg)
 {
 	struct echo_job *j = arg;
 	switch (j->kind) {
+	case ECHO_LIST:
+		room_list_add(j->list, "#echo", "Echo", 2);
+		room_list_add(j->list, "#test", NULL, 2);
+		room_list_add(j->list, "#lobby", "The lobby", -1);
+		room_list_done(j->list, NULL, NULL);
+		break;
 	case ECHO_REGISTER:
 		if (j->ok)
 			register_request_done(j->req, NULL, NULL);
@@ -425,6 +435,14 @@ echo_login(struct session *s)
 		j->text = xstrdup("the echo network refused the login");
 }
 
+/* Every scope lists the same three rooms. */
+static void
+echo_list_rooms(struct session *s, const char *scope, struct room_list *l)
+{
+	struct echo_job *j = job_new(ECHO_LIST, s);
+	j->list = l;
+}
+
 static void
 echo_logout(struct session *s, const char *reason)
 {
@@ -435,6 +453,9 @@ echo_logout(struct session *s, const char *reason)
 		if (es->jobs->kind == ECHO_DROP)
 			log_info("echo: %s: a message in flight is lost at "
 			    "logout", session_jid(s));
+		if (es->jobs->kind == ECHO_LIST)
+			room_list_done(es->jobs->list, "service-unavailable",
+			    "the session ended");
 		job_free(es->jobs);
 	}
 	while (es->rooms != NULL)
@@ -619,6 +640,7 @@ const struct backend echo_backend = {
 	/* Every contact is also a registration scope, so the tests can
 	 * drive per-scope registration (IRC uses it per server). */
 	.register_scope = echo_valid_address,
+	.list_rooms = echo_list_rooms,
 	.normalize_address = echo_normalize_address,
 	.login = echo_login,
 	.logout = echo_logout,

@@ -461,6 +461,18 @@ def test_scopes():
     feats = {f.get("var") for f in res.findall(".//{%s}feature" % DISCO_INFO)} \
         if res is not None else set()
     tap.check(REG in feats, "disco#info on a registration scope offers registration")
+    res = conn.iq("<query xmlns='http://jabber.org/protocol/disco#items'/>",
+                  to="friend@" + GW, frm="sam@localhost/s", id_="sl")
+    items = [(i.get("jid"), i.get("name")) for i in
+             res.findall(".//{http://jabber.org/protocol/disco#items}item")] \
+        if res is not None else []
+    tap.check(("#echo@" + GW, "Echo (2)") in items and len(items) == 3,
+              "disco#items on a scope lists its rooms (the room directory)", items)
+    res = conn.iq("<query xmlns='http://jabber.org/protocol/disco#items'/>",
+                  to="friend@" + GW, frm="nobody@localhost/n", id_="sl2")
+    tap.check(error_condition(res) is not None
+              and error_condition(res)[1] == "registration-required",
+              "the room directory needs a registration")
     res = conn.iq("<query xmlns='%s'>%s</query>" % (REG, form(
         {"username": "sam", "password": "pw", "greeting": "yo: "})),
         type_="set", to="friend@" + GW, frm="sam@localhost/s", id_="rsc")
