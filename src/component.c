@@ -45,6 +45,12 @@
 #define HANDSHAKE_TIMEOUT 30
 #define CLOSE_TIMEOUT 3
 #define LINGER_TIMEOUT 2
+/*
+ * Unread output we hold for the server before we call it stuck and
+ * reconnect.  A healthy server reads megabytes per second; one that has
+ * stopped reading would otherwise make us grow without bound.
+ */
+#define OUTPUT_MAX (64u * 1024 * 1024)
 /* Bytes read from the socket per feed() call. */
 #define READ_CHUNK 16384
 
@@ -81,6 +87,7 @@ static void stream_close_cb(void *arg);
 static void retry_cb(evutil_socket_t fd, short what, void *arg);
 static void keepalive_cb(evutil_socket_t fd, short what, void *arg);
 static void deadline_cb(evutil_socket_t fd, short what, void *arg);
+static void stuck_cb(evutil_socket_t fd, short what, void *arg);
 static void read_cb(struct bufferevent *bev, void *arg);
 static void write_cb(struct bufferevent *bev, void *arg);
 
@@ -175,8 +182,9 @@ component_new(const struct config_section *sec)
 	c->keepalive_timer = event_new(cw->base, -1, EV_PERSIST, keepalive_cb,
 	    c);
 	c->deadline_timer = evtimer_new(cw->base, deadline_cb, c);
+	c->stuck_timer = evtimer_new(cw->base, stuck_cb, c);
 	if (c->retry_timer == NULL || c->keepalive_timer == NULL ||
-	    c->deadline_timer == NULL)
+	    c->deadline_timer == NULL || c->stuck_timer == NULL)
 		log_fatal("%s: cannot create timers", c->domain);
 	if (b->init != NULL && b->init(c) != 0) {
 		log_error("%s: the %s backend failed to start", c->domain,
@@ -207,6 +215,7 @@ close_socket(struct component *c)
 	c->stream_id = NULL;
 	c->close_after_feed = 0;
 	c->lingering = 0;
+	event_del(c->stuck_timer);
 }
 
 static void
@@ -241,6 +250,7 @@ component_free(struct component *c)
 	event_free(c->retry_timer);
 	event_free(c->keepalive_timer);
 	event_free(c->deadline_timer);
+	event_free(c->stuck_timer);
 	xmlstream_free(c->xs);
 	free(c->domain);
 	free(c->server);
@@ -289,12 +299,40 @@ drop_connection(struct component *c, const char *why)
 }
 
 static void
+stuck_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct component *c = arg;
+	if (c->bev == NULL || c->state != COMPONENT_READY)
+		return;
+	log_error("%s: the server at %s:%d has not read %zu bytes of our "
+	    "output; reconnecting", c->domain, c->server, c->port,
+	    evbuffer_get_length(bufferevent_get_output(c->bev)));
+	drop_connection(c, "the server stopped reading");
+}
+
+/*
+ * Called after every write: the connection is dropped from the loop,
+ * never from inside a write (the caller may be in the middle of reading
+ * the same connection).
+ */
+static void
+check_output(struct component *c)
+{
+	if (c->bev == NULL || evtimer_pending(c->stuck_timer, NULL) ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) <= OUTPUT_MAX)
+		return;
+	struct timeval now = { 0, 0 };
+	evtimer_add(c->stuck_timer, &now);
+}
+
+static void
 write_raw(struct component *c, const char *data, size_t len)
 {
 	if (c->bev == NULL)
 		return;
 	bufferevent_write(c->bev, data, len);
 	c->last_write = time(NULL);
+	check_output(c);
 }
 
 /* Once our last bytes have left, half-close the socket. */
@@ -445,6 +483,7 @@ component_send(struct component *c, struct stanza *st)
 		c->last_write = time(NULL);
 		c->stats.stanzas_out++;
 		stanza_free(st);
+		check_output(c);
 		return 0;
 	}
 	if (c->queued >= c->queue_max) {

@@ -109,6 +109,7 @@ struct component {
 	char *stream_id;
 	int close_after_feed;         /* set by parser callbacks */
 	int lingering;                /* our stream error is on its way */
+	struct event *stuck_timer;    /* output over OUTPUT_MAX: dropping */
 	char linger_reason[64];
 	struct event *retry_timer;
 	struct event *keepalive_timer;
