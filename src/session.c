@@ -26,6 +26,7 @@
 #include "jid.h"
 #include "log.h"
 #include "room.h"
+#include "router.h"
 #include "secret.h"
 #include "session.h"
 #include "stanza.h"
@@ -672,16 +673,6 @@ session_message_failed(struct session *s, const char *legacy,
 
 /* ---- from XMPP ---- */
 
-static void
-error_reply(struct component *c, const struct stanza *st,
-    const char *condition, const char *text)
-{
-	const char *type = stanza_attr(st, "type");
-	if (type != NULL && strcmp(type, "error") == 0)
-		return;
-	component_send(c, stanza_error_reply(st, condition, text));
-}
-
 static struct resource *
 resource_find(struct session *s, const char *name)
 {
@@ -770,9 +761,6 @@ user_unavailable(struct session *s, const struct jid *from)
 	session_release(s);
 }
 
-static void error_reply(struct component *c, const struct stanza *st,
-    const char *condition, const char *text);
-
 static void
 subscription(struct component *c, struct session *s, const struct stanza *st,
     const char *type, const struct jid *from, const struct jid *to,
@@ -787,7 +775,7 @@ subscription(struct component *c, struct session *s, const struct stanza *st,
 	    (b->valid_address != NULL && !b->valid_address(c, legacy)))))) {
 		/* Nothing is stored or sent to the network for a user who is
 		 * not registered or an address that is no contact. */
-		error_reply(c, st, s == NULL ? "registration-required" :
+		router_reply_error(c, st, s == NULL ? "registration-required" :
 		    "jid-malformed", s == NULL ? "register with the gateway "
 		    "first" : "that address is not a valid contact on this "
 		    "network");
@@ -851,7 +839,7 @@ session_handle_presence(struct component *c, const struct stanza *st,
 	    stanza_child(st, "x", "http://jabber.org/protocol/muc") != NULL) {
 		/* A join to an address the backend calls no room: say so,
 		 * rather than take it for the user's own presence. */
-		error_reply(c, st, c->backend->is_room ? "jid-malformed" :
+		router_reply_error(c, st, c->backend->is_room ? "jid-malformed" :
 		    "service-unavailable", c->backend->is_room ? "that is not "
 		    "a room address on this network" : "this network has no "
 		    "rooms");
@@ -876,12 +864,12 @@ session_handle_message(struct component *c, const struct stanza *st,
 	if (type != NULL && strcmp(type, "error") == 0)
 		return;
 	if (type != NULL && strcmp(type, "groupchat") == 0) {
-		error_reply(c, st, "not-acceptable",
+		router_reply_error(c, st, "not-acceptable",
 		    "groupchat messages belong in a room");
 		return;
 	}
 	if (to->local == NULL) {
-		error_reply(c, st, "service-unavailable", "this is a gateway: "
+		router_reply_error(c, st, "service-unavailable", "this is a gateway: "
 		    "send messages to contact addresses at this domain");
 		return;
 	}
@@ -897,26 +885,26 @@ session_handle_message(struct component *c, const struct stanza *st,
 	int registered = store_user_exists(cw->store, c->domain, bare);
 
 	if (registered != 1) {
-		error_reply(c, st, "registration-required",
+		router_reply_error(c, st, "registration-required",
 		    "register with the gateway first");
 	} else if (legacy == NULL || *legacy == '\0' ||
 	    (b->valid_address != NULL && !b->valid_address(c, legacy))) {
-		error_reply(c, st, "jid-malformed", "that address is not a "
+		router_reply_error(c, st, "jid-malformed", "that address is not a "
 		    "valid contact on this network");
 	} else if (b->send_message == NULL) {
-		error_reply(c, st, "feature-not-implemented",
+		router_reply_error(c, st, "feature-not-implemented",
 		    "this gateway cannot send messages yet");
 	} else if ((s = session_get(c, bare))->state != SESSION_ONLINE) {
 		char *why = xasprintf("you are not connected to the %s network%s%s",
 		    b->description, s->failure ? ": " : " (go online first)",
 		    s->failure ? s->failure : "");
-		error_reply(c, st, "recipient-unavailable", why);
+		router_reply_error(c, st, "recipient-unavailable", why);
 		free(why);
 	} else {
 		struct backend_error err = { .condition = NULL };
 		if (b->send_message(s, legacy, stanza_attr(st, "id"), body,
 		    &err) != 0)
-			error_reply(c, st, err.condition ? err.condition :
+			router_reply_error(c, st, err.condition ? err.condition :
 			    "undefined-condition", err.text[0] ? err.text :
 			    NULL);
 	}
