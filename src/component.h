@@ -123,6 +123,7 @@ struct component {
 
 	struct session_table *sessions;  /* session.c's */
 	struct adhoc_state *adhoc;       /* adhoc.c's */
+	int rooms_restored;              /* persistent rooms rejoined */
 	struct component_privilege privilege;
 	int roster_push_refused;      /* the server refused a privileged push */
 	struct pending_iq_list pending;

@@ -45,9 +45,37 @@
  * - Occupants are in an array (for the join sequence, in arrival order)
  *   indexed by a hash of the nick, so a NAMES reply of 10,000 nicks is
  *   linear.
+ *
+ * Persistent rooms (bouncer mode), a per-user setting in the store
+ * (store_room_*, set through the XEP-0045 owner form):
+ *
+ *   JOINED --last member left, persistent--> JOINED with no members
+ *            ("detached": the network membership stays, the room still
+ *            counts in room_session_count(), so the session stays
+ *            online while the user is away)
+ *   detached --a resource joins--> JOINED: the join sequence, with the
+ *            history since the user left between self-presence and
+ *            subject (XEP-0045 7.2.15, each with a XEP-0203 delay)
+ *
+ * - A persistent JOINED room is attached to its room's archive
+ *   (archive.h), kept once per room whoever persists it; only the
+ *   writer among the attached rooms archives a message, the others hear
+ *   the same message on their own connections.  The archive's id is the
+ *   XEP-0359 stanza-id of the writer's live copy and the XEP-0313 MAM
+ *   result id, so a client can tell the two are one message.  Users who
+ *   are not the writer get their own stanza-ids live (their copies are
+ *   separate stanzas); MAM gives them the archive's.
+ * - "Since the user left" is the archive id handed out last when the
+ *   last member left (seen, stored), so history is exact even for
+ *   messages of the same second.
+ * - The archive key is the room's name in ASCII lower case (the
+ *   router's names come from case-folded JIDs already); IRC's wider
+ *   RFC 1459 folding ({ for [) is not applied.
  */
 #include "autoconf.h"
 
+#include <errno.h>
+#include <iconv.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,15 +86,18 @@
 #include <event2/event.h>
 #include <openssl/rand.h>
 
+#include "archive.h"
 #include "backend.h"
 #include "causeway.h"
 #include "component.h"
+#include "form.h"
 #include "jid.h"
 #include "log.h"
 #include "room.h"
 #include "service.h"
 #include "session.h"
 #include "stanza.h"
+#include "store.h"
 #include "xmalloc.h"
 
 #define NS_MUC "http://jabber.org/protocol/muc"
@@ -74,11 +105,24 @@
 #define NS_MUC_ADMIN "http://jabber.org/protocol/muc#admin"
 #define NS_SID "urn:xmpp:sid:0"
 #define NS_SELF_PING_OPT "http://jabber.org/protocol/muc#self-ping-optimization"
+#define NS_MUC_OWNER "http://jabber.org/protocol/muc#owner"
+#define NS_ROOMCONFIG "http://jabber.org/protocol/muc#roomconfig"
+#define NS_MAM "urn:xmpp:mam:2"
+#define NS_RSM "http://jabber.org/protocol/rsm"
+#define NS_FORWARD "urn:xmpp:forward:0"
+#define NS_DELAY "urn:xmpp:delay"
+#define NS_CLIENT "jabber:client"
 
 #define ROOM_MAX_PER_SESSION 128
 #define ROOM_MAX_OCCUPANTS 10000
 #define ROOM_MAX_MEMBERS 64        /* a session keeps at most 64 resources */
 #define ROOM_NICK_MAX 64
+/* Messages replayed as history on a join, at most (the client's
+ * <history/> may ask for fewer). */
+#define ROOM_HISTORY_MAX 100
+/* A MAM page: the default and the most a client may ask for. */
+#define MAM_PAGE_DEFAULT 50
+#define MAM_PAGE_MAX 250
 
 enum room_state { ROOM_PENDING, ROOM_JOINING, ROOM_JOINED };
 
@@ -88,6 +132,8 @@ struct member {
 	char *asked;          /* the nick it asked for (210 when it differs) */
 	char *id;             /* its join presence's id, echoed back */
 	int want_subject;     /* in the room, its subject not sent yet */
+	long hist_max;        /* <history maxstanzas/>; -1: not asked */
+	time_t hist_since;    /* <history seconds/ since/>; 0: not asked */
 };
 
 struct occupant {
@@ -126,6 +172,11 @@ struct room {
 	char *nick_req;             /* a nick change asked of the network, */
 	char *nick_req_jid;         /*   by this member, */
 	char *nick_req_id;          /*   with this presence id */
+	char *key;                  /* name in lower case: settings, archive */
+	int persistent;             /* the user's setting */
+	char *encoding;             /* the user's fallback charset, or NULL */
+	long long seen;             /* archive id when the user last left */
+	struct archive *archive;    /* attached while persistent and JOINED */
 };
 
 struct room_set {
@@ -295,6 +346,10 @@ room_find(struct session *s, const char *name)
 static void
 room_free(struct room *r)
 {
+	if (r->archive != NULL)
+		archive_detach(r->archive, r);
+	free(r->key);
+	free(r->encoding);
 	for (size_t i = 0; i < r->nmembers; i++) {
 		free(r->members[i].jid);
 		free(r->members[i].asked);
@@ -368,6 +423,8 @@ member_add(struct room *r, const char *jid, const char *asked,
 	m->asked = xstrdup(asked);
 	m->id = id ? xstrdup(id) : NULL;
 	m->want_subject = 0;
+	m->hist_max = -1;
+	m->hist_since = 0;
 	return m;
 }
 
@@ -531,11 +588,12 @@ new_stanza_id(char *out, size_t len)
 	snprintf(out, len, "%s-%llx", prefix, (unsigned long long)++counter);
 }
 
+/* A groupchat message; sid: its stanza-id (NULL: a new one). */
 static struct stanza *
-groupchat(const struct room *r, const char *nick, const char *id,
-    const char *body)
+groupchat_sid(const struct room *r, const char *nick, const char *id,
+    const char *body, const char *sid)
 {
-	char sid[48];
+	char fresh[48];
 	struct stanza *m = stanza_new("message", NS_COMPONENT);
 	char *from = occupant_jid(r, nick);
 	stanza_set_attr(m, "from", from);
@@ -544,11 +602,160 @@ groupchat(const struct room *r, const char *nick, const char *id,
 	if (id != NULL)
 		stanza_set_attr(m, "id", id);
 	stanza_new_text_child(m, "body", body);
-	new_stanza_id(sid, sizeof(sid));
+	if (sid == NULL) {
+		new_stanza_id(fresh, sizeof(fresh));
+		sid = fresh;
+	}
 	struct stanza *x = stanza_new_child(m, "stanza-id", NS_SID);
 	stanza_set_attr(x, "id", sid);
 	stanza_set_attr(x, "by", r->jid);
 	return m;
+}
+
+static struct stanza *
+groupchat(const struct room *r, const char *nick, const char *id,
+    const char *body)
+{
+	return groupchat_sid(r, nick, id, body, NULL);
+}
+
+/* ---- persistence and the archive ---- */
+
+/* The name settings and the archive know the room by (caller frees). */
+static char *
+room_key(const char *room)
+{
+	char *key = xstrdup(room);
+	for (char *p = key; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return key;
+}
+
+/* Attached to the room's archive exactly while persistent and JOINED. */
+static void
+archive_update(struct room *r)
+{
+	int want = r->persistent && r->state == ROOM_JOINED;
+	if (want && r->archive == NULL) {
+		r->archive = archive_attach(session_component(r->s)->domain,
+		    r->key, r);
+	} else if (!want && r->archive != NULL) {
+		archive_detach(r->archive, r);
+		r->archive = NULL;
+	}
+}
+
+/* Archives a message heard in r, if r writes its room's archive; sid
+ * gets the stanza-id to send it with, else is "". */
+static void
+archive_message(struct room *r, const char *nick, const char *body,
+    time_t stamp, char *sid, size_t len)
+{
+	sid[0] = '\0';
+	if (nick == NULL || !archive_is_writer(r->archive, r))
+		return;
+	if (archive_add(r->archive, nick, body, stamp > 0 ? stamp :
+	    time(NULL), sid, len) < 0)
+		sid[0] = '\0';
+}
+
+/* XEP-0045 7.2.15: the history since the user left, each message with
+ * its time (XEP-0203), as much of it as the member's <history/> asks
+ * and ROOM_HISTORY_MAX allows.  Read from the store on the loop: a join
+ * is rare, the read is one index range of at most 100 rows. */
+static void
+send_history(struct session *s, struct room *r, struct member *m)
+{
+	if (r->archive == NULL || m->hist_max == 0)
+		return;
+	struct store_archive_query q = {
+		.room = archive_room_id(r->archive),
+		.after = r->seen,
+		.start = m->hist_since,
+		.max = m->hist_max > 0 && m->hist_max < ROOM_HISTORY_MAX ?
+		    (size_t)m->hist_max : ROOM_HISTORY_MAX,
+		.backward = 1,
+	};
+	struct store_archive_msg *v;
+	size_t n;
+	if (store_archive_query(cw->store, &q, &v, &n) != 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct stanza *msg = groupchat_sid(r, v[i].nick, NULL,
+		    v[i].body, v[i].sid);
+		stanza_set_attr(msg, "to", m->jid);
+		stanza_add_delay(msg, r->jid, v[i].stamp);
+		send_user(s, msg);
+	}
+	if (n > 0)
+		log_info("%s: %s: %zu messages of history in %s to %s",
+		    session_component(s)->domain, session_jid(s), n, r->name,
+		    m->jid);
+	store_archive_msgs_free(v, n);
+}
+
+/* XEP-0082 date-time ("2024-05-01T12:00:00Z", fractions and offsets
+ * allowed) as UTC seconds; -1 when it is not one. */
+static time_t
+parse_datetime(const char *v)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	if (v == NULL)
+		return -1;
+	const char *end = strptime(v, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (end == NULL)
+		return -1;
+	if (*end == '.') {
+		end++;
+		size_t digits = strspn(end, "0123456789");
+		if (digits == 0)
+			return -1;
+		end += digits;
+	}
+	long offset = 0;
+	if ((end[0] == '+' || end[0] == '-') && strlen(end) == 6 &&
+	    end[3] == ':') {
+		int hh, mm;
+		if (sscanf(end + 1, "%2d:%2d", &hh, &mm) != 2 || hh > 23 ||
+		    mm > 59)
+			return -1;
+		offset = (hh * 3600L + mm * 60L) * (end[0] == '+' ? 1 : -1);
+	} else if (strcmp(end, "Z") != 0) {
+		return -1;
+	}
+	time_t t = timegm(&tm);
+	return t == (time_t)-1 ? -1 : t - offset;
+}
+
+/* What the join presence's <history/> asks (XEP-0045 7.2.15). */
+static void
+read_history_request(struct member *m, const struct stanza *st)
+{
+	const struct stanza *x = stanza_child(st, "x", NS_MUC);
+	const struct stanza *h = x ? stanza_child(x, "history", NULL) : NULL;
+	m->hist_max = -1;
+	m->hist_since = 0;
+	if (h == NULL)
+		return;
+	const char *v;
+	if ((v = stanza_attr(h, "maxstanzas")) != NULL)
+		m->hist_max = strtol(v, NULL, 10) < 0 ? 0 :
+		    strtol(v, NULL, 10);
+	/* Characters cannot be counted as the client would; only "none"
+	 * is honoured. */
+	if ((v = stanza_attr(h, "maxchars")) != NULL &&
+	    strtol(v, NULL, 10) <= 0)
+		m->hist_max = 0;
+	if ((v = stanza_attr(h, "seconds")) != NULL) {
+		long secs = strtol(v, NULL, 10);
+		m->hist_since = secs <= 0 ? time(NULL) + 1 :
+		    time(NULL) - secs;
+	}
+	time_t since = parse_datetime(stanza_attr(h, "since"));
+	if (since > 0 && since > m->hist_since)
+		m->hist_since = since;
 }
 
 static void
@@ -616,6 +823,7 @@ send_join(struct session *s, struct room *r, struct member *m)
 	if (strcmp(m->asked, r->nick) != 0)
 		p.codes[2] = 210;
 	send_self(s, r, m, &p);
+	send_history(s, r, m);
 	if (r->subject_known)
 		send_subject(s, r, m);
 	else
@@ -648,6 +856,14 @@ room_new(struct session *s, const char *name, const char *nick)
 	if (r->jid == NULL || r->subject_timer == NULL)
 		log_fatal("%s: %s: cannot set up the room %s",
 		    session_component(s)->domain, session_jid(s), name);
+	r->key = room_key(name);
+	struct store_room stored;
+	if (store_room_get(cw->store, session_component(s)->domain,
+	    session_jid(s), r->key, &stored) == 1) {
+		r->persistent = stored.persistent;
+		r->encoding = stored.encoding;
+		r->seen = stored.seen;
+	}
 	r->next = set->rooms;
 	set->rooms = r;
 	set->count++;
@@ -732,8 +948,10 @@ join(struct component *c, const struct stanza *st, struct session *s,
 			return;
 		}
 		struct member *m = member_add(r, full, nick, id);
-		log_info("%s: %s: %s enters %s too", c->domain,
-		    session_jid(s), full, name);
+		read_history_request(m, st);
+		log_info("%s: %s: %s enters %s%s", c->domain,
+		    session_jid(s), full, name, r->nmembers == 1 ?
+		    " (kept while the user was away)" : " too");
 		if (r->state == ROOM_JOINED)
 			send_join(s, r, m);
 		return;
@@ -750,7 +968,7 @@ join(struct component *c, const struct stanza *st, struct session *s,
 		return;
 	}
 	r = room_new(s, name, nick);
-	member_add(r, full, nick, id);
+	read_history_request(member_add(r, full, nick, id), st);
 	const struct stanza *x = stanza_child(st, "x", NS_MUC);
 	char *password = x ? stanza_child_text(x, "password") : NULL;
 	if (password != NULL) {
@@ -801,6 +1019,16 @@ leave(struct component *c, const struct stanza *st, struct session *s,
 	member_remove(r, m);
 	if (r->nmembers > 0)
 		return;
+	if (r->persistent && r->state != ROOM_PENDING) {
+		/* Bouncer mode: the network membership stays, and what is
+		 * said from now on is history for the next join. */
+		r->seen = store_archive_last(cw->store);
+		store_room_seen(cw->store, c->domain, session_jid(s), r->key,
+		    r->seen);
+		log_info("%s: %s: %s stays joined while the user is away "
+		    "(persistent)", c->domain, session_jid(s), name);
+		return;
+	}
 	log_info("%s: %s: leaving %s", c->domain, session_jid(s), name);
 	enum room_state was = r->state;
 	char *legacy = xstrdup(r->name);
@@ -900,6 +1128,7 @@ room_handle_presence(struct component *c, const struct stanza *st,
 		    "id")) : NULL;
 		free(m->asked);
 		m->asked = xstrdup(to->resource);
+		read_history_request(m, st);
 		send_join(s, r, m);
 	} else {
 		/* A presence update: reflected, the network has no use for
@@ -1003,6 +1232,16 @@ room_handle_message(struct component *c, const struct stanza *st,
 	free(body);
 }
 
+/* The room's archive id in the store, 0 when it has none, -1 on error. */
+static long long
+archive_of(struct component *c, const char *room)
+{
+	char *key = room_key(room);
+	long long id = store_archive_room(cw->store, c->domain, key, 0);
+	free(key);
+	return id;
+}
+
 static struct stanza *
 disco_info(struct component *c, const struct stanza *iq, struct session *s,
     const char *room)
@@ -1027,6 +1266,10 @@ disco_info(struct component *c, const struct stanza *iq, struct session *s,
 	for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++)
 		stanza_set_attr(stanza_new_child(qy, "feature", NULL), "var",
 		    features[i]);
+	/* XEP-0313 8: archived rooms say so. */
+	if ((r != NULL && r->archive != NULL) || archive_of(c, room) > 0)
+		stanza_set_attr(stanza_new_child(qy, "feature", NULL), "var",
+		    NS_MAM);
 	return res;
 }
 
@@ -1070,6 +1313,378 @@ admin(struct component *c, const struct stanza *iq,
 	return stanza_reply(iq, "result");
 }
 
+/* ---- the owner form: the user's settings of the room ---- */
+
+static const struct form_field_spec owner_fields[] = {
+	{ .var = "persistent", .type = FIELD_BOOLEAN,
+	  .label = "Stay in the room while I am away (archive it and replay "
+	  "what I missed)" },
+	{ .var = "encoding", .type = FIELD_TEXT_SINGLE,
+	  .label = "Charset of messages that are not UTF-8",
+	  .desc = "e.g. ISO-8859-15; empty: the server's", .max_len = 64 },
+};
+#define NOWNER_FIELDS (sizeof(owner_fields) / sizeof(owner_fields[0]))
+
+/* 1 when iconv can decode charset into UTF-8. */
+static int
+charset_known(const char *charset)
+{
+	iconv_t cd = iconv_open("UTF-8", charset);
+	if (cd == (iconv_t)-1)
+		return 0;
+	iconv_close(cd);
+	return 1;
+}
+
+/*
+ * XEP-0045 10.2: the room's configuration form, which on a gateway holds
+ * the asking user's own settings of the room (the network owns the
+ * rest).  Only a user in the room may see or change them.
+ */
+static struct stanza *
+owner(struct component *c, const struct stanza *iq,
+    const struct stanza *query, const struct jid *from, const char *room)
+{
+	struct session *s;
+	struct member *m;
+	struct room *r = joined_room(c, from, room, &s, &m);
+	if (r == NULL)
+		return stanza_error_reply(iq, "forbidden", "join the room to "
+		    "change your settings of it");
+	if (strcmp(stanza_attr(iq, "type"), "get") == 0) {
+		struct form *values = form_new();
+		form_add(values, "persistent", r->persistent ? "1" : "0");
+		form_add(values, "encoding", r->encoding ? r->encoding : "");
+		struct stanza *res = stanza_reply(iq, "result");
+		struct stanza *q = stanza_new_child(res, "query",
+		    NS_MUC_OWNER);
+		char *title = xasprintf("Your settings of %s", room);
+		stanza_add_child(q, form_build("form", title, "These "
+		    "settings are yours alone; the network keeps the room's "
+		    "own.", NS_ROOMCONFIG, owner_fields, NOWNER_FIELDS,
+		    values));
+		free(title);
+		form_free(values);
+		return res;
+	}
+	const struct stanza *x = stanza_child(query, "x", NS_DATA);
+	if (x == NULL)
+		return stanza_error_reply(iq, "feature-not-implemented",
+		    "this gateway only takes its configuration form here");
+	struct form *f = NULL;
+	char *why = NULL;
+	if (form_parse(x, &f, &why) != 0) {
+		struct stanza *e = stanza_error_reply(iq, "bad-request", why);
+		free(why);
+		return e;
+	}
+	if (strcmp(form_kind(f), "cancel") == 0) {
+		form_free(f);
+		return stanza_reply(iq, "result");
+	}
+	if (strcmp(form_kind(f), "submit") != 0 || form_validate(f,
+	    NS_ROOMCONFIG, owner_fields, NOWNER_FIELDS, NULL, &why) != 0) {
+		form_free(f);
+		struct stanza *e = stanza_error_reply(iq, "bad-request",
+		    why ? why : "submit the form");
+		free(why);
+		return e;
+	}
+	int persistent = form_value(f, "persistent") ? form_bool(f,
+	    "persistent") : r->persistent;
+	const char *enc = form_value(f, "encoding");
+	if (enc == NULL)
+		enc = r->encoding;
+	if (enc != NULL && *enc == '\0')
+		enc = NULL;
+	if (enc != NULL && !charset_known(enc)) {
+		form_free(f);
+		return stanza_error_reply(iq, "not-acceptable", "this gateway "
+		    "does not know that charset");
+	}
+	char *encoding = enc ? xstrdup(enc) : NULL;
+	form_free(f);
+	/* Detached first: with the last reference gone the store deletes
+	 * the archive, and nothing may be attached to it then. */
+	int was = r->persistent;
+	r->persistent = persistent;
+	archive_update(r);
+	if (store_room_set(cw->store, c->domain, session_jid(s), r->key,
+	    persistent, encoding) != 0) {
+		r->persistent = was;
+		archive_update(r);
+		free(encoding);
+		return stanza_error_reply(iq, "internal-server-error",
+		    "the settings could not be stored");
+	}
+	free(r->encoding);
+	r->encoding = encoding;
+	if (persistent && !was) {
+		/* What is archived from now on is news to the user. */
+		r->seen = store_archive_last(cw->store);
+		store_room_seen(cw->store, c->domain, session_jid(s), r->key,
+		    r->seen);
+	}
+	log_info("%s: %s: %s: persistent %s, encoding %s", c->domain,
+	    session_jid(s), room, persistent ? "yes" : "no",
+	    encoding ? encoding : "(the server's)");
+	return stanza_reply(iq, "result");
+}
+
+/* ---- XEP-0313 message archive management on the room ---- */
+
+static const struct form_field_spec mam_fields[] = {
+	{ .var = "start", .type = FIELD_TEXT_SINGLE, .label = "Since" },
+	{ .var = "end", .type = FIELD_TEXT_SINGLE, .label = "Until" },
+	{ .var = "with", .type = FIELD_JID_SINGLE,
+	  .label = "From (ROOM/NICK)" },
+};
+#define NMAM_FIELDS (sizeof(mam_fields) / sizeof(mam_fields[0]))
+
+/* Where MAM results go and what they say they answer. */
+struct room_mam {
+	const char *queryid;
+	const char *room_jid;
+	const char *to;
+};
+
+/* A stanza to the user outside any session's rooms (MAM results). */
+static void
+send_user_component(struct component *c, struct stanza *st)
+{
+	if (c->state == COMPONENT_READY)
+		component_send(c, st);
+	else
+		stanza_free(st);
+}
+
+/* An archive id from a MAM/RSM id ("ID-SUFFIX"), or 0. */
+static long long
+mam_id(const char *text)
+{
+	if (text == NULL)
+		return 0;
+	char *end;
+	errno = 0;
+	long long id = strtoll(text, &end, 10);
+	if (errno != 0 || end == text || id <= 0 || (*end != '-' &&
+	    *end != '\0'))
+		return 0;
+	return id;
+}
+
+static struct stanza *
+mam_result(const struct room_mam *mr, const struct store_archive_msg *v)
+{
+	struct stanza *msg = stanza_new("message", NS_COMPONENT);
+	stanza_set_attr(msg, "from", mr->room_jid);
+	stanza_set_attr(msg, "to", mr->to);
+	struct stanza *res = stanza_new_child(msg, "result", NS_MAM);
+	if (mr->queryid != NULL)
+		stanza_set_attr(res, "queryid", mr->queryid);
+	stanza_set_attr(res, "id", v->sid);
+	struct stanza *fwd = stanza_new_child(res, "forwarded", NS_FORWARD);
+	stanza_add_delay(fwd, NULL, v->stamp);
+	struct stanza *inner = stanza_new_child(fwd, "message", NS_CLIENT);
+	char *from = xasprintf("%s/%s", mr->room_jid, v->nick);
+	stanza_set_attr(inner, "from", from);
+	free(from);
+	stanza_set_attr(inner, "type", "groupchat");
+	stanza_set_attr(inner, "id", v->sid);
+	stanza_new_text_child(inner, "body", v->body);
+	return msg;
+}
+
+/*
+ * XEP-0313 query on the room: for a user in the room or who persists
+ * it.  Filters start, end and with (ROOM/NICK); XEP-0059 paging with
+ * max, after and before (empty: the last page).  The results go to the
+ * asking resource first, then the iq result with <fin/>.
+ */
+static struct stanza *
+mam(struct component *c, const struct stanza *iq, const struct stanza *query,
+    const struct jid *from, const char *room)
+{
+	struct session *s;
+	struct member *m;
+	struct room *r = joined_room(c, from, room, &s, &m);
+	char *key = room_key(room);
+	int allowed = r != NULL;
+	if (!allowed && s != NULL) {
+		struct store_room set;
+		allowed = store_room_get(cw->store, c->domain, session_jid(s),
+		    key, &set) == 1 && set.persistent;
+		free(set.encoding);
+	}
+	free(key);
+	if (!allowed)
+		return stanza_error_reply(iq, "forbidden", "only users in the "
+		    "room, or who keep it persistent, may read its archive");
+
+	if (strcmp(stanza_attr(iq, "type"), "get") == 0) {
+		/* XEP-0313 5.1: the fields this archive can filter on. */
+		struct stanza *res = stanza_reply(iq, "result");
+		struct stanza *q = stanza_new_child(res, "query", NS_MAM);
+		stanza_add_child(q, form_build("form", NULL, NULL, NS_MAM,
+		    mam_fields, NMAM_FIELDS, NULL));
+		return res;
+	}
+
+	struct store_archive_query q = { .max = MAM_PAGE_DEFAULT };
+	struct room_mam mr = { .queryid = stanza_attr(query, "queryid") };
+	char *room_jid = session_contact_jid(c, room);
+	mr.room_jid = room_jid;
+	mr.to = stanza_attr(iq, "from");
+	const char *bad = NULL;
+
+	const struct stanza *x = stanza_child(query, "x", NS_DATA);
+	struct form *f = NULL;
+	char *why = NULL;
+	if (x != NULL && (form_parse(x, &f, &why) != 0 ||
+	    form_validate(f, NS_MAM, mam_fields, NMAM_FIELDS, NULL,
+	    &why) != 0)) {
+		struct stanza *e = stanza_error_reply(iq, "bad-request", why);
+		free(why);
+		form_free(f);
+		free(room_jid);
+		return e;
+	}
+	const char *v;
+	if (f != NULL && (v = form_value(f, "start")) != NULL && *v &&
+	    (q.start = parse_datetime(v)) < 0)
+		bad = "start is not a date and time";
+	if (f != NULL && (v = form_value(f, "end")) != NULL && *v &&
+	    (q.end = parse_datetime(v)) < 0)
+		bad = "end is not a date and time";
+	char *with_nick = NULL;
+	if (f != NULL && (v = form_value(f, "with")) != NULL && *v) {
+		/* Occupants are ROOM/NICK; any other address said nothing
+		 * here (an empty nick matches no message). */
+		struct jid wj;
+		if (jid_parse(v, &wj) == 0) {
+			char *wb = jid_bare_string(&wj);
+			with_nick = xstrdup(wj.resource != NULL &&
+			    strcasecmp(wb, room_jid) == 0 ? wj.resource : "");
+			free(wb);
+			jid_clear(&wj);
+		} else {
+			bad = "with is not an address";
+		}
+	}
+	q.nick = with_nick;
+	form_free(f);
+
+	const struct stanza *set = stanza_child(query, "set", NS_RSM);
+	const struct stanza *before = set ? stanza_child(set, "before",
+	    NULL) : NULL;
+	char *t;
+	if (set != NULL && (t = stanza_child_text(set, "max")) != NULL) {
+		char *end;
+		long n = strtol(t, &end, 10);
+		if (end == t || *end != '\0' || n < 0)
+			bad = "max is not a number";
+		q.max = n > MAM_PAGE_MAX ? MAM_PAGE_MAX : n < 0 ? 0 :
+		    (size_t)n;
+		free(t);
+	}
+	long long anchor = 0;
+	const char *anchor_text = NULL;
+	char *after_text = set ? stanza_child_text(set, "after") : NULL;
+	char *before_text = before ? stanza_text(before) : NULL;
+	if (before != NULL) {
+		q.backward = 1;
+		if (before_text != NULL && *before_text != '\0')
+			anchor_text = before_text;
+	} else if (after_text != NULL) {
+		anchor_text = after_text;
+	}
+
+	struct stanza *answer = NULL;
+	q.room = archive_of(c, room);
+	if (bad == NULL && anchor_text != NULL) {
+		anchor = mam_id(anchor_text);
+		if (anchor == 0 || q.room <= 0 || store_archive_has(cw->store,
+		    q.room, anchor) != 1)
+			answer = stanza_error_reply(iq, "item-not-found",
+			    "no message in this archive has that id");
+		else if (q.backward)
+			q.before = anchor;
+		else
+			q.after = anchor;
+	}
+	if (bad != NULL)
+		answer = stanza_error_reply(iq, "bad-request", bad);
+	if (answer == NULL && q.room < 0)
+		answer = stanza_error_reply(iq, "internal-server-error", NULL);
+	if (answer != NULL) {
+		free(with_nick);
+		free(after_text);
+		free(before_text);
+		free(room_jid);
+		return answer;
+	}
+
+	struct store_archive_msg *msgs = NULL;
+	size_t n = 0;
+	long long count = 0;
+	int complete = 1;
+	if (q.room > 0) {
+		struct store_archive_query all = q;
+		all.after = all.before = 0;
+		count = store_archive_count(cw->store, &all);
+		/* One more than asked tells whether the page is the last. */
+		size_t want = q.max;
+		q.max = want + 1;
+		if (store_archive_query(cw->store, &q, &msgs, &n) != 0) {
+			free(with_nick);
+			free(after_text);
+			free(before_text);
+			free(room_jid);
+			return stanza_error_reply(iq, "internal-server-error",
+			    NULL);
+		}
+		if (n > want) {
+			complete = 0;
+			if (q.backward) {
+				/* Drop the oldest: it is beyond the page. */
+				free(msgs[0].nick);
+				free(msgs[0].body);
+				free(msgs[0].sid);
+				memmove(msgs, msgs + 1, (n - 1) *
+				    sizeof(*msgs));
+			} else {
+				free(msgs[n - 1].nick);
+				free(msgs[n - 1].body);
+				free(msgs[n - 1].sid);
+			}
+			n--;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		send_user_component(c, mam_result(&mr, &msgs[i]));
+
+	struct stanza *res = stanza_reply(iq, "result");
+	struct stanza *fin = stanza_new_child(res, "fin", NS_MAM);
+	if (complete)
+		stanza_set_attr(fin, "complete", "true");
+	struct stanza *rsm = stanza_new_child(fin, "set", NS_RSM);
+	if (n > 0) {
+		stanza_new_text_child(rsm, "first", msgs[0].sid);
+		stanza_new_text_child(rsm, "last", msgs[n - 1].sid);
+	}
+	char num[32];
+	snprintf(num, sizeof(num), "%lld", count < 0 ? 0 : count);
+	stanza_new_text_child(rsm, "count", num);
+	log_info("%s: %s: MAM query on %s: %zu of %lld messages%s", c->domain,
+	    mr.to, room, n, count, complete ? " (complete)" : "");
+	store_archive_msgs_free(msgs, n);
+	free(with_nick);
+	free(after_text);
+	free(before_text);
+	free(room_jid);
+	return res;
+}
+
 struct stanza *
 room_handle_iq(struct component *c, const struct stanza *iq,
     const struct jid *from, const struct jid *to, const char *room)
@@ -1094,6 +1709,12 @@ room_handle_iq(struct component *c, const struct stanza *iq,
 		if (strcmp(ns, NS_MUC_ADMIN) == 0 &&
 		    strcmp(stanza_name(payload), "query") == 0)
 			return admin(c, iq, payload, from, room);
+		if (strcmp(ns, NS_MUC_OWNER) == 0 &&
+		    strcmp(stanza_name(payload), "query") == 0)
+			return owner(c, iq, payload, from, room);
+		if (strcmp(ns, NS_MAM) == 0 &&
+		    strcmp(stanza_name(payload), "query") == 0)
+			return mam(c, iq, payload, from, room);
 		return stanza_error_reply(iq, "service-unavailable", NULL);
 	}
 
@@ -1225,6 +1846,7 @@ room_joined(struct session *s, const char *room, const char *nick)
 	free(r->nick);
 	r->nick = xstrdup(nick);
 	r->state = ROOM_JOINED;
+	archive_update(r);
 	log_info("%s: %s: joined %s as %s (%zu occupants)",
 	    session_component(s)->domain, session_jid(s), r->name, nick,
 	    r->occ.n);
@@ -1472,7 +2094,10 @@ room_message_at(struct session *s, const char *room, const char *nick,
 	    "room_message");
 	if (r == NULL || body == NULL)
 		return;
-	struct stanza *m = groupchat(r, nick, NULL, body);
+	char sid[64];
+	archive_message(r, nick, body, stamp, sid, sizeof(sid));
+	struct stanza *m = groupchat_sid(r, nick, NULL, body, sid[0] ? sid :
+	    NULL);
 	stanza_add_delay(m, r->jid, stamp);
 	send_members(s, r, m);
 }
@@ -1485,7 +2110,10 @@ room_message_sent(struct session *s, const char *room, const char *id,
 	    "room_message_sent");
 	if (r == NULL || body == NULL)
 		return;
-	send_members(s, r, groupchat(r, r->nick, id, body));
+	char sid[64];
+	archive_message(r, r->nick, body, 0, sid, sizeof(sid));
+	send_members(s, r, groupchat_sid(r, r->nick, id, body, sid[0] ? sid :
+	    NULL));
 }
 
 void
@@ -1565,4 +2193,47 @@ room_closed(struct session *s, const char *room, const char *reason)
 		room_forget(s, r);
 	}
 	release_later(s);
+}
+
+/* ---- settings for backends, and persistent rooms after a restart ---- */
+
+const char *
+room_encoding(struct session *s, const char *room)
+{
+	struct room *r = room_find(s, room);
+	return r != NULL ? r->encoding : NULL;
+}
+
+static int
+restore_one(void *arg, const char *jid, const char *room)
+{
+	struct component *c = arg;
+	struct session *s = session_find_registered(c, jid);
+	if (s == NULL || room_find(s, room) != NULL)
+		return 0;
+	struct room_set *set = set_of(s);
+	if (set != NULL && set->count >= ROOM_MAX_PER_SESSION)
+		return 0;
+	if (c->backend->join_room == NULL || c->backend->is_room == NULL ||
+	    !c->backend->is_room(c, room))
+		return 0;
+	/* The nick is the network's to choose (room_joined says which);
+	 * the user's local part stands in until then. */
+	char *nick = xstrndup(jid, strcspn(jid, "@"));
+	struct room *r = room_new(s, room, nick);
+	free(nick);
+	log_info("%s: %s: rejoining %s (persistent)", c->domain, jid, room);
+	if (session_state(s) == SESSION_ONLINE) {
+		send_join_request(s, r);
+		return 0;
+	}
+	r->state = ROOM_PENDING;
+	session_ensure_login(s);
+	return 0;
+}
+
+void
+room_restore(struct component *c)
+{
+	store_room_persistent_foreach(cw->store, c->domain, restore_one, c);
 }

@@ -22,6 +22,17 @@
  * and waits for it (room_session_online / room_session_offline are
  * called by session.c).
  *
+ * Persistent rooms (bouncer mode): a user's per-room setting, changed
+ * with the room's XEP-0045 owner form (fields "persistent" and
+ * "encoding", stored per user and room).  A persistent room stays
+ * joined on the network when the user's last resource leaves it (the
+ * XMPP side sees an ordinary leave), and keeps the session online
+ * meanwhile.  Its messages are archived once per room (src/archive.h),
+ * replayed on the next join as XEP-0045 history (XEP-0203 delays, the
+ * client's <history/> honoured, at most 100) and served by XEP-0313 MAM
+ * with XEP-0059 paging on the room's JID to users in the room or who
+ * persist it.
+ *
  * Every room_* function for backends may be called for a room the user
  * has left meanwhile: it is then ignored.  Room names compare ignoring
  * ASCII case.  Limits: 128 rooms per session, 10,000 occupants per room
@@ -55,12 +66,25 @@ struct stanza *room_handle_iq(struct component *c, const struct stanza *iq,
 /* ---- from session.c ---- */
 void room_session_online(struct session *s);
 void room_session_offline(struct session *s, const char *reason);
-/* How many rooms the user is in (or joining); 0 lets the session end. */
+/* How many rooms the user is in (or joining), persistent rooms kept
+ * while the user is away included; 0 lets the session end. */
 unsigned room_session_count(const struct session *s);
 /* Frees the session's rooms (no stanzas). */
 void room_session_free(struct session *s);
 
+/*
+ * Persistent rooms after a restart: joins, with no member, every room a
+ * registered user of c keeps persistent (starting their sessions), so
+ * the gateway is in them again as it was before.  Meant to run once,
+ * when the component first reaches the server.
+ */
+void room_restore(struct component *c);
+
 /* ---- for backends ---- */
+/* The user's fallback charset for text in room that is not UTF-8 (the
+ * owner form's "encoding"; borrowed), or NULL: the backend's default. */
+const char *room_encoding(struct session *s, const char *room);
+
 /* The join asked with backend->join_room() succeeded under nick (which
  * may differ from the one asked: then status 210). Call after the
  * occupant list (room_occupant) and before room_subject. */

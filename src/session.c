@@ -287,6 +287,12 @@ session_component_ready(struct component *c)
 	if (n > 0)
 		log_info("%s: delivered %d stanzas kept while the server was "
 		    "away", c->domain, n);
+	/* Persistent rooms outlive causeway: rejoin them once per process,
+	 * when the server first lets us speak for the users. */
+	if (!c->rooms_restored) {
+		c->rooms_restored = 1;
+		room_restore(c);
+	}
 }
 
 char *

@@ -20,6 +20,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +94,44 @@ static const char *const migrations[] = {
 	    "	created INTEGER NOT NULL\n"
 	    ");\n"
 	    "CREATE INDEX pending_component ON pending (component, id);"),
+	/*
+	 * Rooms: each user's settings per room (persistent, a fallback
+	 * charset, and the last archived message the user saw), and the
+	 * archive of persistent rooms, kept once per room (component and
+	 * case-folded room name), whoever persists it: the users'
+	 * room_settings rows with persistent = 1 are the references.
+	 * Archive ids are assigned by causeway (store_archive_add) and only
+	 * grow, so "since the user left" is "id > seen".
+	 */
+	MIGRATION(3,
+	    "CREATE TABLE room_settings (\n"
+	    "	component TEXT NOT NULL,\n"
+	    "	jid TEXT NOT NULL,\n"
+	    "	room TEXT NOT NULL,\n"
+	    "	persistent INTEGER NOT NULL DEFAULT 0,\n"
+	    "	encoding TEXT,\n"
+	    "	seen INTEGER NOT NULL DEFAULT 0,\n"
+	    "	PRIMARY KEY (component, jid, room),\n"
+	    "	FOREIGN KEY (component, jid) REFERENCES users (component, jid)\n"
+	    "	    ON DELETE CASCADE\n"
+	    ");\n"
+	    "CREATE INDEX room_settings_room ON room_settings (component, room);\n"
+	    "CREATE TABLE archive_rooms (\n"
+	    "	id INTEGER PRIMARY KEY,\n"
+	    "	component TEXT NOT NULL,\n"
+	    "	room TEXT NOT NULL,\n"
+	    "	UNIQUE (component, room)\n"
+	    ");\n"
+	    "CREATE TABLE archive (\n"
+	    "	id INTEGER PRIMARY KEY,\n"
+	    "	room INTEGER NOT NULL REFERENCES archive_rooms (id)\n"
+	    "	    ON DELETE CASCADE,\n"
+	    "	stamp INTEGER NOT NULL,\n"
+	    "	nick TEXT NOT NULL,\n"
+	    "	body TEXT NOT NULL,\n"
+	    "	sid TEXT NOT NULL\n"
+	    ");\n"
+	    "CREATE INDEX archive_room ON archive (room, id);"),
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -113,6 +152,20 @@ enum stmt_id {
 	STMT_PENDING_ADD,
 	STMT_PENDING_LIST,
 	STMT_PENDING_DELETE,
+	STMT_ROOM_GET,
+	STMT_ROOM_SET,
+	STMT_ROOM_SEEN,
+	STMT_ROOM_PERSISTENT,
+	STMT_ARCHIVE_ROOM_ADD,
+	STMT_ARCHIVE_ROOM_FIND,
+	STMT_ARCHIVE_ROOM_FORGET,
+	STMT_ARCHIVE_MAX_ID,
+	STMT_ARCHIVE_INSERT,
+	STMT_ARCHIVE_PRUNE,
+	STMT_ARCHIVE_FORWARD,
+	STMT_ARCHIVE_BACKWARD,
+	STMT_ARCHIVE_COUNT,
+	STMT_ARCHIVE_HAS,
 	STMT_COUNT
 };
 
@@ -158,12 +211,83 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	    "LIMIT 1000",
 	[STMT_PENDING_DELETE] =
 	    "DELETE FROM pending WHERE id = ?1",
+	[STMT_ROOM_GET] =
+	    "SELECT persistent, encoding, seen FROM room_settings "
+	    "WHERE component = ?1 AND jid = ?2 AND room = ?3",
+	/* seen is left as it was. */
+	[STMT_ROOM_SET] =
+	    "INSERT INTO room_settings (component, jid, room, persistent, "
+	    "encoding) VALUES (?1, ?2, ?3, ?4, ?5) "
+	    "ON CONFLICT (component, jid, room) DO UPDATE SET "
+	    "persistent = excluded.persistent, encoding = excluded.encoding",
+	[STMT_ROOM_SEEN] =
+	    "UPDATE room_settings SET seen = ?4 WHERE component = ?1 "
+	    "AND jid = ?2 AND room = ?3",
+	[STMT_ROOM_PERSISTENT] =
+	    "SELECT jid, room FROM room_settings WHERE component = ?1 "
+	    "AND persistent = 1 ORDER BY jid, room",
+	[STMT_ARCHIVE_ROOM_ADD] =
+	    "INSERT OR IGNORE INTO archive_rooms (component, room) "
+	    "VALUES (?1, ?2)",
+	[STMT_ARCHIVE_ROOM_FIND] =
+	    "SELECT id FROM archive_rooms WHERE component = ?1 AND room = ?2",
+	/* The last reference is gone: the archive goes (ON DELETE CASCADE). */
+	[STMT_ARCHIVE_ROOM_FORGET] =
+	    "DELETE FROM archive_rooms WHERE component = ?1 AND room = ?2 "
+	    "AND NOT EXISTS (SELECT 1 FROM room_settings WHERE "
+	    "component = ?1 AND room = ?2 AND persistent = 1)",
+	[STMT_ARCHIVE_MAX_ID] =
+	    "SELECT coalesce(max(id), 0) FROM archive",
+	[STMT_ARCHIVE_INSERT] =
+	    "INSERT INTO archive (id, room, stamp, nick, body, sid) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	/* Keeps the newest ?2 of a room: one index range, no scan. */
+	[STMT_ARCHIVE_PRUNE] =
+	    "DELETE FROM archive WHERE room = ?1 AND id <= (SELECT id FROM "
+	    "archive WHERE room = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+	/*
+	 * One query for every filter, with neutral values for those not
+	 * asked (ids 0 and max, stamps 0 and max, nick NULL), so the text
+	 * stays static.
+	 */
+	[STMT_ARCHIVE_FORWARD] =
+	    "SELECT id, stamp, nick, body, sid FROM archive WHERE room = ?1 "
+	    "AND id > ?2 AND id < ?3 AND stamp >= ?4 AND stamp <= ?5 "
+	    "AND (?6 IS NULL OR nick = ?6) ORDER BY id ASC LIMIT ?7",
+	[STMT_ARCHIVE_BACKWARD] =
+	    "SELECT id, stamp, nick, body, sid FROM archive WHERE room = ?1 "
+	    "AND id > ?2 AND id < ?3 AND stamp >= ?4 AND stamp <= ?5 "
+	    "AND (?6 IS NULL OR nick = ?6) ORDER BY id DESC LIMIT ?7",
+	[STMT_ARCHIVE_COUNT] =
+	    "SELECT count(*) FROM archive WHERE room = ?1 "
+	    "AND id > ?2 AND id < ?3 AND stamp >= ?4 AND stamp <= ?5 "
+	    "AND (?6 IS NULL OR nick = ?6)",
+	[STMT_ARCHIVE_HAS] =
+	    "SELECT 1 FROM archive WHERE room = ?1 AND id = ?2",
+};
+
+/* An archived message waiting for the next batch (store_archive_add). */
+struct archive_row {
+	long long id;
+	long long room;
+	long long stamp;
+	char *nick;
+	char *body;
+	char *sid;
 };
 
 struct store {
 	sqlite3 *db;
 	char *path;		/* for log lines */
 	sqlite3_stmt *stmt[STMT_COUNT];
+	/* The archive's write-behind queue: rows are written in batches,
+	 * one transaction each (store_archive_flush), never one by one. */
+	struct archive_row *queue;
+	size_t nqueue, capqueue;
+	long long archive_last;	/* the last archive id handed out */
+	char sid_suffix[17];	/* random per run: stanza-ids stay unique
+				 * even if the database starts over */
+	size_t archive_keep;	/* rows kept per room */
 };
 
 int
@@ -529,6 +653,23 @@ setup(struct store *st)
 			return -1;
 		}
 	}
+
+	/* Archive ids continue from the file's; the stanza-id suffix is
+	 * drawn per run. */
+	sqlite3_stmt *s = st->stmt[STMT_ARCHIVE_MAX_ID];
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		log_error("store %s: reading the archive: %s", st->path,
+		    sqlite3_errmsg(st->db));
+		sqlite3_reset(s);
+		return -1;
+	}
+	st->archive_last = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	unsigned char raw[8];
+	sqlite3_randomness(sizeof(raw), raw);
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(st->sid_suffix + 2 * i, 3, "%02x", raw[i]);
+	st->archive_keep = STORE_ARCHIVE_KEEP;
 	return 0;
 }
 
@@ -593,6 +734,9 @@ store_close(struct store *st)
 {
 	if (st == NULL)
 		return;
+	/* Archived messages still in the queue are written now. */
+	store_archive_flush(st);
+	free(st->queue);
 	finalize_all(st);
 	/*
 	 * Best effort: leaves an empty WAL so a backup of the main file
@@ -1019,4 +1163,365 @@ store_pending_take(struct store *st, const char *component,
 		if (stop || n < 1000)
 			return total;
 	}
+}
+
+/* ---- rooms: settings and the archive ---- */
+
+int
+store_room_get(struct store *st, const char *component, const char *jid,
+    const char *room, struct store_room *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (bad_args(st, "store_room_get", component, jid, 1) || room == NULL)
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_ROOM_GET];
+	if (bind_user(st, s, component, jid) == -1)
+		return -1;
+	sqlite3_bind_text(s, 3, room, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s), ret = 0;
+	if (rc == SQLITE_ROW) {
+		ret = 1;
+		out->persistent = sqlite3_column_int(s, 0);
+		if (sqlite3_column_type(s, 1) != SQLITE_NULL)
+			out->encoding = xstrdup(column_text(s, 1));
+		out->seen = sqlite3_column_int64(s, 2);
+	} else if (rc != SQLITE_DONE) {
+		log_error("store %s: reading %s's settings of %s: %s",
+		    st->path, jid, room, sqlite3_errmsg(st->db));
+		ret = -1;
+	}
+	done_with(s);
+	return ret;
+}
+
+int
+store_room_set(struct store *st, const char *component, const char *jid,
+    const char *room, int persistent, const char *encoding)
+{
+	if (bad_args(st, "store_room_set", component, jid, 1) || room == NULL)
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_ROOM_SET];
+	if (bind_user(st, s, component, jid) == -1)
+		return -1;
+	sqlite3_bind_text(s, 3, room, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 4, persistent ? 1 : 0);
+	if (encoding != NULL && *encoding != '\0')
+		sqlite3_bind_text(s, 5, encoding, -1, SQLITE_STATIC);
+	if (run_write(st, s, "storing room settings") < 0)
+		return -1;
+	if (persistent)
+		return 0;
+	/* Perhaps the last reference to the room's archive: queued rows
+	 * go first, so none refers to a room that is gone. */
+	if (store_archive_flush(st) < 0)
+		return -1;
+	s = st->stmt[STMT_ARCHIVE_ROOM_FORGET];
+	if (bind_user(st, s, component, room) == -1)
+		return -1;
+	int n = run_write(st, s, "forgetting a room's archive");
+	if (n > 0)
+		log_info("store %s: %s: nobody keeps %s any more; its archive "
+		    "is deleted", st->path, component, room);
+	return n < 0 ? -1 : 0;
+}
+
+int
+store_room_seen(struct store *st, const char *component, const char *jid,
+    const char *room, long long seen)
+{
+	if (bad_args(st, "store_room_seen", component, jid, 1) || room == NULL)
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_ROOM_SEEN];
+	if (bind_user(st, s, component, jid) == -1)
+		return -1;
+	sqlite3_bind_text(s, 3, room, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, seen);
+	return run_write(st, s, "storing where a user left a room") < 0 ?
+	    -1 : 0;
+}
+
+int
+store_room_persistent_foreach(struct store *st, const char *component,
+    int (*cb)(void *arg, const char *jid, const char *room), void *arg)
+{
+	if (bad_args(st, "store_room_persistent_foreach", component, NULL, 0)
+	    || cb == NULL)
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_ROOM_PERSISTENT];
+	if (bind_user(st, s, component, NULL) == -1)
+		return -1;
+	/* Copied out first: callbacks join rooms and use the store. */
+	struct row { char *jid, *room; } *rows = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			rows = xreallocarray(rows, cap, sizeof(*rows));
+		}
+		rows[n].jid = xstrdup(column_text(s, 0));
+		rows[n].room = xstrdup(column_text(s, 1));
+		n++;
+	}
+	int ret = rc == SQLITE_DONE ? 0 : -1;
+	if (ret < 0)
+		log_error("store %s: listing persistent rooms of %s: %s",
+		    st->path, component, sqlite3_errmsg(st->db));
+	done_with(s);
+	for (size_t i = 0; i < n; i++) {
+		if (ret == 0 && cb(arg, rows[i].jid, rows[i].room) != 0)
+			ret = 1;
+		free(rows[i].jid);
+		free(rows[i].room);
+	}
+	free(rows);
+	return ret < 0 ? -1 : 0;
+}
+
+/* The archive room's id: -1 error, 0 none (create 0), else the id. */
+static long long
+archive_room(struct store *st, const char *component, const char *room,
+    int create)
+{
+	sqlite3_stmt *s;
+	if (create) {
+		s = st->stmt[STMT_ARCHIVE_ROOM_ADD];
+		if (bind_user(st, s, component, room) == -1 ||
+		    run_write(st, s, "adding an archive") < 0)
+			return -1;
+	}
+	s = st->stmt[STMT_ARCHIVE_ROOM_FIND];
+	if (bind_user(st, s, component, room) == -1)
+		return -1;
+	long long id = 0;
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		id = sqlite3_column_int64(s, 0);
+	} else if (rc != SQLITE_DONE) {
+		log_error("store %s: looking up the archive of %s: %s",
+		    st->path, room, sqlite3_errmsg(st->db));
+		id = -1;
+	}
+	done_with(s);
+	return id;
+}
+
+long long
+store_archive_room(struct store *st, const char *component, const char *room,
+    int create)
+{
+	if (bad_args(st, "store_archive_room", component, room, 1))
+		return -1;
+	return archive_room(st, component, room, create);
+}
+
+long long
+store_archive_add(struct store *st, long long room, time_t stamp,
+    const char *nick, const char *body, char *sid, size_t sidlen)
+{
+	if (st == NULL || room <= 0 || nick == NULL || body == NULL) {
+		log_error("store: store_archive_add called with a bad "
+		    "argument");
+		return -1;
+	}
+	if (st->nqueue == st->capqueue) {
+		st->capqueue = st->capqueue ? st->capqueue * 2 : 64;
+		st->queue = xreallocarray(st->queue, st->capqueue,
+		    sizeof(*st->queue));
+	}
+	struct archive_row *r = &st->queue[st->nqueue++];
+	r->id = ++st->archive_last;
+	r->room = room;
+	r->stamp = (long long)stamp;
+	r->nick = xstrdup(nick);
+	r->body = xstrdup(body);
+	r->sid = xasprintf("%lld-%s", r->id, st->sid_suffix);
+	if (sid != NULL)
+		snprintf(sid, sidlen, "%s", r->sid);
+	return r->id;
+}
+
+size_t
+store_archive_queued(const struct store *st)
+{
+	return st ? st->nqueue : 0;
+}
+
+long long
+store_archive_last(const struct store *st)
+{
+	return st ? st->archive_last : 0;
+}
+
+void
+store_archive_set_keep(struct store *st, size_t keep)
+{
+	st->archive_keep = keep > 0 ? keep : 1;
+}
+
+static void
+row_clear(struct archive_row *r)
+{
+	free(r->nick);
+	free(r->body);
+	free(r->sid);
+}
+
+int
+store_archive_flush(struct store *st)
+{
+	if (st == NULL || st->nqueue == 0)
+		return 0;
+	/*
+	 * One transaction for the whole batch: one WAL commit (and, with
+	 * synchronous=NORMAL, no fsync) however many messages.  A failed
+	 * batch is logged and dropped: retrying it on every message would
+	 * stall the loop behind a broken disk.
+	 */
+	size_t n = st->nqueue;
+	int ok = exec_sql(st, "BEGIN IMMEDIATE", "starting an archive batch")
+	    == 0;
+	for (size_t i = 0; ok && i < n; i++) {
+		struct archive_row *r = &st->queue[i];
+		sqlite3_stmt *s = st->stmt[STMT_ARCHIVE_INSERT];
+		sqlite3_bind_int64(s, 1, r->id);
+		sqlite3_bind_int64(s, 2, r->room);
+		sqlite3_bind_int64(s, 3, r->stamp);
+		sqlite3_bind_text(s, 4, r->nick, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 5, r->body, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 6, r->sid, -1, SQLITE_STATIC);
+		ok = run_write(st, s, "archiving a message") >= 0;
+	}
+	/* Retention: prune each room the batch touched, once. */
+	for (size_t i = 0; ok && i < n; i++) {
+		int seen = 0;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = st->queue[j].room == st->queue[i].room;
+		if (seen)
+			continue;
+		sqlite3_stmt *s = st->stmt[STMT_ARCHIVE_PRUNE];
+		sqlite3_bind_int64(s, 1, st->queue[i].room);
+		sqlite3_bind_int64(s, 2, (sqlite3_int64)st->archive_keep);
+		ok = run_write(st, s, "pruning an archive") >= 0;
+	}
+	if (ok)
+		ok = exec_sql(st, "COMMIT", "committing an archive batch") == 0;
+	if (!ok) {
+		exec_sql(st, "ROLLBACK", "rolling back an archive batch");
+		log_error("store %s: %zu archived messages are lost", st->path,
+		    n);
+	}
+	for (size_t i = 0; i < n; i++)
+		row_clear(&st->queue[i]);
+	st->nqueue = 0;
+	return ok ? (int)n : -1;
+}
+
+/* Binds the filters of q as ?1..?6 of an archive query. */
+static void
+bind_query(sqlite3_stmt *s, const struct store_archive_query *q)
+{
+	sqlite3_bind_int64(s, 1, q->room);
+	sqlite3_bind_int64(s, 2, q->after > 0 ? q->after : 0);
+	sqlite3_bind_int64(s, 3, q->before > 0 ? q->before : INT64_MAX);
+	sqlite3_bind_int64(s, 4, q->start > 0 ? (long long)q->start : 0);
+	sqlite3_bind_int64(s, 5, q->end > 0 ? (long long)q->end : INT64_MAX);
+	if (q->nick != NULL)
+		sqlite3_bind_text(s, 6, q->nick, -1, SQLITE_STATIC);
+}
+
+int
+store_archive_query(struct store *st, const struct store_archive_query *q,
+    struct store_archive_msg **out, size_t *nout)
+{
+	*out = NULL;
+	*nout = 0;
+	if (st == NULL || q == NULL || q->room <= 0)
+		return -1;
+	/* Reads see everything archived so far. */
+	if (store_archive_flush(st) < 0)
+		return -1;
+	sqlite3_stmt *s = st->stmt[q->backward ? STMT_ARCHIVE_BACKWARD :
+	    STMT_ARCHIVE_FORWARD];
+	bind_query(s, q);
+	sqlite3_bind_int64(s, 7, (sqlite3_int64)q->max);
+	struct store_archive_msg *v = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 32;
+			v = xreallocarray(v, cap, sizeof(*v));
+		}
+		v[n].id = sqlite3_column_int64(s, 0);
+		v[n].stamp = (time_t)sqlite3_column_int64(s, 1);
+		v[n].nick = xstrdup(column_text(s, 2));
+		v[n].body = xstrdup(column_text(s, 3));
+		v[n].sid = xstrdup(column_text(s, 4));
+		n++;
+	}
+	done_with(s);
+	if (rc != SQLITE_DONE) {
+		log_error("store %s: reading the archive: %s", st->path,
+		    sqlite3_errmsg(st->db));
+		store_archive_msgs_free(v, n);
+		return -1;
+	}
+	/* Oldest first, whichever end the rows were taken from. */
+	if (q->backward)
+		for (size_t i = 0; i < n / 2; i++) {
+			struct store_archive_msg t = v[i];
+			v[i] = v[n - 1 - i];
+			v[n - 1 - i] = t;
+		}
+	*out = v;
+	*nout = n;
+	return 0;
+}
+
+long long
+store_archive_count(struct store *st, const struct store_archive_query *q)
+{
+	if (st == NULL || q == NULL || q->room <= 0)
+		return -1;
+	if (store_archive_flush(st) < 0)
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_ARCHIVE_COUNT];
+	bind_query(s, q);
+	long long n = -1;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int64(s, 0);
+	else
+		log_error("store %s: counting the archive: %s", st->path,
+		    sqlite3_errmsg(st->db));
+	done_with(s);
+	return n;
+}
+
+int
+store_archive_has(struct store *st, long long room, long long id)
+{
+	if (st == NULL || store_archive_flush(st) < 0)
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_ARCHIVE_HAS];
+	sqlite3_bind_int64(s, 1, room);
+	sqlite3_bind_int64(s, 2, id);
+	int rc = sqlite3_step(s);
+	int ret = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+	if (ret < 0)
+		log_error("store %s: reading the archive: %s", st->path,
+		    sqlite3_errmsg(st->db));
+	done_with(s);
+	return ret;
+}
+
+void
+store_archive_msgs_free(struct store_archive_msg *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].nick);
+		free(v[i].body);
+		free(v[i].sid);
+	}
+	free(v);
 }

@@ -13,6 +13,7 @@
 #define CAUSEWAY_STORE_H
 
 #include <stddef.h>
+#include <time.h>
 
 struct store;
 
@@ -94,5 +95,81 @@ int store_pending_add(struct store *st, const char *component,
     const char *xml);
 int store_pending_take(struct store *st, const char *component,
     int (*cb)(void *arg, const char *xml), void *arg);
+
+/*
+ * Rooms.  A user's settings per room (room: the room's name, case-folded
+ * by the caller): persistent, a fallback charset (NULL: none), and seen,
+ * the last archive id when the user last left the room.
+ */
+struct store_room {
+	int persistent;
+	char *encoding;         /* caller frees */
+	long long seen;
+};
+/* -1 error, 0 none (out zeroed), 1 found. */
+int store_room_get(struct store *st, const char *component, const char *jid,
+    const char *room, struct store_room *out);
+/* Insert or update (seen kept).  Turning persistent off deletes the
+ * room's archive when no other user persists the room.  -1 or 0. */
+int store_room_set(struct store *st, const char *component, const char *jid,
+    const char *room, int persistent, const char *encoding);
+/* -1 or 0 (no settings row: nothing to update). */
+int store_room_seen(struct store *st, const char *component, const char *jid,
+    const char *room, long long seen);
+/* Every (user, room) with persistent set, copied before the first call;
+ * cb returns non-zero to stop.  -1 on a database error, else 0. */
+int store_room_persistent_foreach(struct store *st, const char *component,
+    int (*cb)(void *arg, const char *jid, const char *room), void *arg);
+
+/*
+ * The room archive: once per room (component + folded room name), not
+ * per user.  Messages are queued in memory by store_archive_add() and
+ * written in one transaction per batch by store_archive_flush(), which
+ * also prunes each room to its newest STORE_ARCHIVE_KEEP messages;
+ * queries and store_close() flush first, so nothing queued is lost or
+ * missed.  Archive ids only grow (assigned here, continuing from the
+ * file's largest), so "since id N" is well defined.
+ */
+#define STORE_ARCHIVE_KEEP 10000
+/* The archive room's id (> 0); 0 when it has none and create is 0;
+ * -1 on error. */
+long long store_archive_room(struct store *st, const char *component,
+    const char *room, int create);
+/* Queues a message; returns its archive id (> 0) and its XEP-0359
+ * stanza-id in sid (unique across runs), or -1. */
+long long store_archive_add(struct store *st, long long room, time_t stamp,
+    const char *nick, const char *body, char *sid, size_t sidlen);
+/* Writes the queue in one transaction; the number written, or -1 (the
+ * batch is then lost, logged). */
+int store_archive_flush(struct store *st);
+size_t store_archive_queued(const struct store *st);
+/* The newest archive id handed out (queued or written). */
+long long store_archive_last(const struct store *st);
+/* Retention per room (tests): at least 1. */
+void store_archive_set_keep(struct store *st, size_t keep);
+
+struct store_archive_query {
+	long long room;
+	long long after, before;    /* exclusive ids; 0: no bound */
+	time_t start, end;          /* inclusive stamps; 0: no bound */
+	const char *nick;           /* NULL: anyone */
+	size_t max;
+	int backward;               /* the newest max, not the oldest */
+};
+struct store_archive_msg {
+	long long id;
+	time_t stamp;
+	char *nick, *body, *sid;
+};
+/* Matching messages, oldest first (caller frees with
+ * store_archive_msgs_free); -1 or 0. */
+int store_archive_query(struct store *st, const struct store_archive_query *q,
+    struct store_archive_msg **out, size_t *n);
+/* How many match, ignoring max and backward; -1 on error. */
+long long store_archive_count(struct store *st,
+    const struct store_archive_query *q);
+/* -1 error, 0 no, 1 the id is in that room's archive. */
+int store_archive_has(struct store *st, long long room, long long id);
+void store_archive_msgs_free(struct store_archive_msg *v, size_t n);
 
 #endif

@@ -21,6 +21,12 @@
  * rooms close (332) only when the user has left them all or after
  * RETRY_TRIES failed attempts.
  *
+ * Persistent channels (bouncer mode) need nothing here: the room layer
+ * keeps the room, and so the channel, while the user is away, and never
+ * calls leave_room() for it.  The user's per-channel charset (the
+ * room's owner form) is read with room_encoding() when channel text is
+ * not UTF-8 (text_in_chan).
+ *
  * Private messages the user starts through a room's occupant JID are
  * answered through it (a small per-server map, struct pm_route); the
  * others come from nick%server.
@@ -298,20 +304,41 @@ route_set(struct irc_server *srv, const char *nick, const char *room)
 	srv->nroutes++;
 }
 
-/* IRC text (raw bytes) as UTF-8 without IRC formatting; caller frees. */
+struct irc_chan;
+static const char *chan_encoding(struct irc_server *srv,
+    const struct irc_chan *ch);
+
+/* IRC text (raw bytes) of channel ch (NULL: not a channel's) as UTF-8
+ * without IRC formatting; caller frees.  Bytes that are not UTF-8 are
+ * read in the user's charset for the channel (the room's owner form),
+ * else the server's, else CP1252. */
 static char *
-text_in(struct irc_server *srv, const char *raw)
+text_in_chan(struct irc_server *srv, const struct irc_chan *ch,
+    const char *raw)
 {
 	const struct config_section *sec = config_section_find(cw->config,
 	    "irc-server", srv->host);
-	char *utf8 = irc_to_utf8(raw, strlen(raw),
+	const char *enc = ch ? chan_encoding(srv, ch) : NULL;
+	char *utf8 = irc_to_utf8(raw, strlen(raw), enc ? enc :
 	    sec ? config_str(sec, "encoding") : "CP1252");
 	char *styled = irc_format_to_styling(utf8);
 	free(utf8);
 	return styled;
 }
 
+static char *
+text_in(struct irc_server *srv, const char *raw)
+{
+	return text_in_chan(srv, NULL, raw);
+}
+
 /* ---- channels and members ---- */
+
+static const char *
+chan_encoding(struct irc_server *srv, const struct irc_chan *ch)
+{
+	return room_encoding(srv->u->s, ch->room);
+}
 
 static struct irc_chan *
 chan_find(struct irc_server *srv, const char *name)
@@ -796,7 +823,7 @@ on_topic(struct irc_server *srv, const struct irc_msg *m, int numeric)
 	struct irc_chan *ch = chan_find(srv, m->params[ci]);
 	if (ch == NULL)
 		return;
-	char *topic = text_in(srv, m->params[ci + 1]);
+	char *topic = text_in_chan(srv, ch, m->params[ci + 1]);
 	room_subject(srv->u->s, ch->room, numeric ? NULL : m->nick, topic);
 	free(topic);
 }
@@ -813,7 +840,7 @@ on_part(struct irc_server *srv, const struct irc_msg *m, int kick)
 		return;
 	const char *who = kick ? m->params[1] : m->nick;
 	const char *raw = m->nparams > need ? m->params[need] : NULL;
-	char *reason = raw ? text_in(srv, raw) : NULL;
+	char *reason = raw ? text_in_chan(srv, ch, raw) : NULL;
 	struct irc_member *mem = member_find(srv, ch, who);
 	char *nick = xstrdup(mem ? mem->nick : who);
 	if (mem != NULL)
@@ -984,6 +1011,18 @@ on_privmsg(struct irc_server *srv, const struct irc_msg *m, int notice)
 	if (m->nparams < 2 || m->nick == NULL)
 		return;
 	struct session *s = srv->u->s;
+	const char *target = m->params[0];
+	const struct irc_isupport *is = irc_conn_isupport(srv->conn);
+	/* STATUSMSG ("@#chan": to the channel's operators) is still the
+	 * channel's traffic. */
+	while (target[0] != '\0' && strchr(is->prefix_chars, target[0]) &&
+	    target[1] != '\0' && strchr(is->chantypes, target[1]))
+		target++;
+	int to_chan = target[0] != '\0' && strchr(is->chantypes,
+	    target[0]) != NULL;
+	/* The channel first: its text is read in its own charset. */
+	struct irc_chan *tch = to_chan ? chan_find(srv, target) : NULL;
+
 	char *command = NULL, *args = NULL;
 	char *text;
 	if (irc_ctcp_parse(m->params[1], &command, &args)) {
@@ -994,25 +1033,18 @@ on_privmsg(struct irc_server *srv, const struct irc_msg *m, int notice)
 			free(args);
 			return;
 		}
-		char *body = text_in(srv, args);
+		char *body = text_in_chan(srv, tch, args);
 		text = xasprintf("/me %s", body);
 		free(body);
 	} else {
-		text = text_in(srv, m->params[1]);
+		text = text_in_chan(srv, tch, m->params[1]);
 	}
 	free(command);
 	free(args);
 
-	const char *target = m->params[0];
-	const struct irc_isupport *is = irc_conn_isupport(srv->conn);
-	/* STATUSMSG ("@#chan": to the channel's operators) is still the
-	 * channel's traffic. */
-	while (target[0] != '\0' && strchr(is->prefix_chars, target[0]) &&
-	    target[1] != '\0' && strchr(is->chantypes, target[1]))
-		target++;
 	time_t stamp = message_time(m);
-	if (target[0] != '\0' && strchr(is->chantypes, target[0]) != NULL) {
-		struct irc_chan *ch = chan_find(srv, target);
+	if (to_chan) {
+		struct irc_chan *ch = tch;
 		/* Our own lines come back with echo-message; the room layer
 		 * reflected them already when we sent them. */
 		if (ch != NULL && !is_us(srv, m->nick))

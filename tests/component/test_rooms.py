@@ -3,10 +3,13 @@
 joins (also before the legacy login), the join sequence, messages with
 stanza-ids, nick changes, private messages, kicks, bans and closes from
 the network, XEP-0410 self-ping, disco#info, several resources in one
-room, limits, and the session ending after the last room is left."""
+room, limits, and the session ending after the last room is left.
+Persistent rooms: the owner form, a room kept while the user is away,
+history on the rejoin, XEP-0313 MAM on the room."""
 
 import os
 import signal
+import sqlite3
 import sys
 import time
 
@@ -22,6 +25,13 @@ MUC_ADMIN = MUC + "#admin"
 SID = "urn:xmpp:sid:0"
 DISCO_INFO = "http://jabber.org/protocol/disco#info"
 PING = "urn:xmpp:ping"
+OWNER = MUC + "#owner"
+ROOMCONFIG = MUC + "#roomconfig"
+DATA = "jabber:x:data"
+MAM = "urn:xmpp:mam:2"
+RSM = "http://jabber.org/protocol/rsm"
+FORWARD = "urn:xmpp:forward:0"
+DELAY = "urn:xmpp:delay"
 
 tap = Tap()
 
@@ -568,6 +578,104 @@ def test_bad_rooms(conn, cw):
     drain(conn)
 
 
+def owner_set(conn, who, room, id_, **fields):
+    form = "".join("<field var='%s'><value>%s</value></field>" % kv
+                   for kv in fields.items())
+    return conn.iq("<query xmlns='%s'><x xmlns='%s' type='submit'>"
+                   "<field var='FORM_TYPE'><value>%s</value></field>%s</x>"
+                   "</query>" % (OWNER, DATA, ROOMCONFIG, form), type_="set",
+                   to=room_jid(room), frm=who, id_=id_)
+
+
+def test_persistent(conn, cw):
+    join_presence(conn, A, "#keep", "alice", id_="jk1")
+    seq, done = join_sequence(conn, A, "#keep")
+    res = conn.iq("<query xmlns='%s'/>" % OWNER, to=room_jid("#keep"),
+                  frm=A, id_="o1")
+    x = res.find(q(OWNER, "query")).find(q(DATA, "x")) if res is not None \
+        and res.find(q(OWNER, "query")) is not None else None
+    vars_ = [f.get("var") for f in x.findall(q(DATA, "field"))] \
+        if x is not None else []
+    tap.check(done and "persistent" in vars_ and "encoding" in vars_,
+              "the owner form of a joined room: persistent and encoding",
+              res)
+    res = owner_set(conn, "stranger@localhost/x", "#keep", "o2",
+                    persistent="1")
+    tap.check(error_condition(res) == ("auth", "forbidden"),
+              "the owner form from someone not in the room: forbidden", res)
+    res = owner_set(conn, A, "#keep", "o3", encoding="NOT-A-CHARSET")
+    tap.check(error_condition(res) == ("modify", "not-acceptable"),
+              "an unknown charset: not-acceptable", res)
+    res = owner_set(conn, A, "#keep", "o4", persistent="1")
+    tap.check(res is not None and res.get("type") == "result",
+              "persistent = 1: result", res)
+    drain(conn)
+
+    # The message and the leave in one write: echo's answers come after
+    # the user left.
+    conn.send("<message from='%s' to='%s' type='groupchat' id='k1'><body>"
+              "while away</body></message><presence from='%s' to='%s' "
+              "type='unavailable'/>" % (A, room_jid("#keep"), A,
+                                        room_jid("#keep", "alice")))
+    st = conn.next_stanza(3, lambda s: s.get("type") == "unavailable"
+                          and "110" in codes(s))
+    kept = cw.wait_log("#keep stays joined while the user is away", timeout=3)
+    tap.check(st is not None and kept and
+              "leaving #keep" not in cw.log_text(),
+              "leaving the persistent room: unavailable self-presence, but "
+              "the membership stays", st)
+    time.sleep(0.3)     # echo's answer, archived with nobody in the room
+    join_presence(conn, A, "#keep", "alice", id_="jk2",
+                  extra="<history maxstanzas='10'/>")
+    seq, done = join_sequence(conn, A, "#keep")
+    kinds = [("self" if "110" in codes(s) else "occ")
+             if s.tag == q(NS_COMPONENT, "presence") else
+             "subject" if s.find(q(NS_COMPONENT, "subject")) is not None
+             else "msg" for s in seq]
+    msgs = [s for s in seq if s.tag == q(NS_COMPONENT, "message")
+            and s.find(q(NS_COMPONENT, "subject")) is None]
+    tap.check(done and kinds[-4:] == ["self", "msg", "msg", "subject"] and
+              [(nick_of(m), text(m, "body")) for m in msgs] ==
+              [("alice", "while away"), ("echo", "echo: while away")] and
+              all(m.find(q(DELAY, "delay")) is not None for m in msgs),
+              "the rejoin: self-presence, the 2 messages said meanwhile as "
+              "history with delays, then the subject", kinds)
+
+    conn.send("<iq type='set' id='mam1' to='%s' from='%s'><query xmlns='%s' "
+              "queryid='k'><set xmlns='%s'><max>1</max><before/></set>"
+              "</query></iq>" % (room_jid("#keep"), A, MAM, RSM))
+    out, fin = collect(conn, lambda s: s.get("id") == "mam1",
+                       lambda s: s.get("to") == A and (
+                           s.get("id") == "mam1" or
+                           s.find(q(MAM, "result")) is not None))
+    results = [s.find(q(MAM, "result")) for s in out
+               if s.find(q(MAM, "result")) is not None]
+    inner = [r.find(q(FORWARD, "forwarded")).find(q("jabber:client",
+                                                     "message"))
+             for r in results]
+    f = out[-1].find(q(MAM, "fin")) if fin else None
+    count = f.find(q(RSM, "set")).find(q(RSM, "count")).text \
+        if f is not None else None
+    tap.check(fin and len(results) == 1 and results[0].get("queryid") == "k"
+              and text(inner[0], "body", "jabber:client") ==
+              "echo: while away" and count == "2"
+              and f.get("complete") is None,
+              "MAM, the last page of 1: echo's line, count 2, not complete",
+              [x.attrib for x in out])
+    res = conn.iq("<query xmlns='%s'/>" % MAM, type_="set",
+                  to=room_jid("#keep"), frm="stranger@localhost/x", id_="mam2")
+    tap.check(error_condition(res) == ("auth", "forbidden"),
+              "MAM from someone who neither is in nor keeps the room: "
+              "forbidden", res)
+    res = owner_set(conn, A, "#keep", "o5", persistent="0")
+    conn.send("<presence from='%s' to='%s' type='unavailable'/>"
+              % (A, room_jid("#keep", "alice")))
+    tap.check(res is not None and res.get("type") == "result" and
+              cw.wait_log("alice@localhost: leaving #keep", timeout=3),
+              "persistent off: leaving the room leaves it")
+    drain(conn)
+
+
 def main():
     srv = FakeServer(domain=GW)
     cw = Causeway(srv.port, domain=GW, backend="echo",
@@ -591,13 +699,25 @@ def main():
         test_leave(conn, cw)
         test_offline(conn, cw)
         test_bad_rooms(conn, cw)
+        test_persistent(conn, cw)
         # Stop with a room open, so its state is freed at shutdown (and
         # a sanitizer build reports any leak).
         join_presence(conn, A, "#last", "alice", id_="jz")
         seq, done = join_sequence(conn, A, "#last")
+        # Persistent, with messages still in the archive's queue at the
+        # SIGTERM: the shutdown writes them.
+        owner_set(conn, A, "#last", "oz", persistent="1")
+        groupchat(conn, A, "#last", "queued at exit", "mz")
+        conn.next_stanza(3, lambda s: s.get("id") == "mz")
         cw.signal(signal.SIGTERM)
         tap.check(done and cw.wait_exit(15) == 0,
                   "SIGTERM with a room open: a clean exit")
+        db = sqlite3.connect(os.path.join(cw.tmp, "causeway.db"))
+        rows = db.execute("SELECT nick, body FROM archive").fetchall()
+        db.close()
+        tap.check(("alice", "queued at exit") in rows,
+                  "archived messages still queued at the SIGTERM are "
+                  "written at shutdown", rows)
         log = cw.log_text()
         tap.check("ERROR: AddressSanitizer" not in log
                   and "ERROR: LeakSanitizer" not in log

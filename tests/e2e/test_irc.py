@@ -28,6 +28,16 @@ not-acceptable) as presence errors; the IRC server dying (a status message
 from the room, the bot leaves, alice stays) and the gateway reconnecting
 and rejoining on its own after the restart.
 
+Persistent channels (bouncer mode): alice makes #hist persistent through
+the room's owner form, leaves and goes offline; the bot still sees her
+in #hist (NAMES) and says three lines; when alice rejoins they come as
+history (XEP-0203 delays) between her self-presence and the subject, and
+a XEP-0313 MAM query on the room returns them with XEP-0059 paging and
+counts; carol persisting #hist too does not archive anything twice (rows
+counted in causeway's database); the owner form's encoding ISO-8859-15
+reads the bot's 0xA4 as the euro sign, for alice only; with nobody
+persisting #hist any more its archive is gone.
+
 A scripted server (FakeIrcd, on 127.0.0.4) covers old server-time tags
 (XEP-0203 delay on groupchat and room PMs) and a forced nick (210).
 
@@ -42,6 +52,7 @@ import asyncio
 import os
 import re
 import socket
+import sqlite3
 import sys
 import threading
 import time
@@ -68,6 +79,12 @@ NS_DATA = "jabber:x:data"
 NS_ROSTER = "jabber:iq:roster"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 NS_DELAY = "urn:xmpp:delay"
+NS_MUC_OWNER = "http://jabber.org/protocol/muc#owner"
+NS_ROOMCONFIG = "http://jabber.org/protocol/muc#roomconfig"
+NS_MAM = "urn:xmpp:mam:2"
+NS_RSM = "http://jabber.org/protocol/rsm"
+NS_FORWARD = "urn:xmpp:forward:0"
+NS_SID = "urn:xmpp:sid:0"
 
 WAIT = 8                          # seconds for anything that should happen
 
@@ -1161,6 +1178,274 @@ def check_sasl(ctx, atheme, carol_password):
         carol.close()
 
 
+def owner_form(**fields):
+    """An owner-form submission (muc#owner) with the given fields."""
+    return ("<query xmlns='%s'><x xmlns='%s' type='submit'>"
+            "<field var='FORM_TYPE'><value>%s</value></field>%s</x></query>"
+            % (NS_MUC_OWNER, NS_DATA, NS_ROOMCONFIG, "".join(
+                "<field var='%s'><value>%s</value></field>" % kv
+                for kv in fields.items())))
+
+
+def mam_query(queryid, max_=None, after=None, before=None, with_=None):
+    rsm = ""
+    if max_ is not None or after is not None or before is not None:
+        rsm = "<set xmlns='%s'>%s%s%s</set>" % (
+            NS_RSM, "" if max_ is None else "<max>%d</max>" % max_,
+            "" if after is None else "<after>%s</after>" % after,
+            "" if before is None else "<before>%s</before>" % before)
+    form = ""
+    if with_ is not None:
+        form = ("<x xmlns='%s' type='submit'><field var='FORM_TYPE' "
+                "type='hidden'><value>%s</value></field><field var='with'>"
+                "<value>%s</value></field></x>" % (NS_DATA, NS_MAM, with_))
+    return "<query xmlns='%s' queryid='%s'>%s%s</query>" % (
+        NS_MAM, queryid, form, rsm)
+
+
+def mam_results(user, queryid, since):
+    """(id, nick, body, has delay) of the MAM results for queryid."""
+    out = []
+    for kind, el in user.got[since:]:
+        r = el.find("{%s}result" % NS_MAM)
+        if kind != "message" or r is None or r.get("queryid") != queryid:
+            continue
+        fwd = r.find("{%s}forwarded" % NS_FORWARD)
+        inner = fwd.find(C + "message") if fwd is not None else None
+        body = inner.find(C + "body") if inner is not None else None
+        out.append((r.get("id"), resource(inner.get("from")) if inner is not
+                    None else None, body.text if body is not None else None,
+                    fwd.find("{%s}delay" % NS_DELAY) is not None))
+    return out
+
+
+def fin_of(r):
+    fin = r.find("{%s}fin" % NS_MAM)
+    if fin is None:
+        return None, None, None, None
+    st = fin.find("{%s}set" % NS_RSM)
+
+    def txt(tag):
+        e = st.find("{%s}%s" % (NS_RSM, tag)) if st is not None else None
+        return e.text if e is not None else None
+    return fin.get("complete") in ("true", "1"), txt("count"), \
+        txt("first"), txt("last")
+
+
+def archive_rows(cw):
+    """Archived messages in causeway's database (all rooms)."""
+    db = sqlite3.connect(os.path.join(cw.dir, "causeway.db"), timeout=5)
+    try:
+        return db.execute("SELECT count(*) FROM archive").fetchone()[0]
+    finally:
+        db.close()
+
+
+def check_history(ctx, carol_password):
+    """Bouncer mode: a persistent #hist, history on rejoin, MAM, one
+    archive for two users, a per-channel charset."""
+    a, bot, cw = ctx.alice, ctx.bot, ctx.cw
+    room = room_jid("#hist")
+    if not bot.join("#hist"):
+        ctx.ok(False, "the bot joins #hist", diag=bot.dump())
+        return
+    bot.send("TOPIC #hist :history topic")
+    bot.wait_for(irc("TOPIC", nick="bot", target="#hist"), 5)
+    m0 = a.mark()
+    a.join(room, "alice")
+    if not ctx.ok(a.wait(subject(room, "history topic"), 15, m0) is not None,
+                  "alice joins #hist", diag="received:\n%s\ncauseway:\n%s"
+                  % (a.dump(m0), ctx.cw_lines())):
+        return
+    r = a.iq(room, "<query xmlns='%s'/>" % NS_MUC_OWNER, "get")
+    fields = {f.get("var"): f for f in r.findall(
+        "{%s}query/{%s}x/{%s}field" % (NS_MUC_OWNER, NS_DATA, NS_DATA))}
+    ctx.ok(r.type == "result" and fields.get("persistent") is not None and
+           fields["persistent"].get("type") == "boolean" and
+           fields.get("encoding") is not None,
+           "the room's owner form (muc#owner get) has the fields persistent "
+           "(boolean) and encoding", diag=str(r))
+    r = a.iq(room, owner_form(persistent="1"), "set")
+    ctx.ok(r.type == "result", "alice submits persistent = 1: result",
+           diag="got %s (%s): %s" % (r.type, r.error_condition, r))
+    r = a.iq(room, "<query xmlns='http://jabber.org/protocol/disco#info'/>")
+    ctx.ok(any(f.get("var") == NS_MAM for f in r.findall(
+        "{http://jabber.org/protocol/disco#info}query/"
+        "{http://jabber.org/protocol/disco#info}feature")),
+        "disco#info on the persistent room advertises %s" % NS_MAM,
+        diag=str(r))
+
+    m0, b0 = a.mark(), bot.mark()
+    a.leave(room, "alice")
+    me = a.wait(self_presence(room, "unavailable"), WAIT, m0)
+    a.close()
+    time.sleep(0.5)
+    parted = bot.find(lambda l: irc("PART", target="#hist")(l) or
+                      irc("QUIT")(l), b0)
+    ctx.ok(me is not None and not parted, "alice leaves #hist (unavailable "
+           "self-presence) and goes offline; the bot sees no PART or QUIT",
+           diag="bot got:\n%s\nalice got:\n%s" % (bot.dump(b0), a.dump(m0)))
+    b1 = bot.mark()
+    lines = ["history one", "history two", "history three"]
+    for line in lines:
+        bot.send("PRIVMSG #hist :%s" % line)
+    bot.send("NAMES #hist")
+    names = bot.wait_for(lambda l: cwtest.irc_numeric(l) == "353" and
+                         "#hist" in l, WAIT, b1)
+    nicks = [n.lstrip("~&@%+") for n in
+             (irc_parse(names)[2][-1].split() if names else [])]
+    ctx.ok(any(n.lower().startswith("alice") for n in nicks),
+           "while alice is offline the bot still sees her in #hist (NAMES)",
+           diag="NAMES: %s" % names)
+
+    if not ctx.ok(a.login(), "alice comes back online",
+                  diag=getattr(a, "error", None)):
+        return
+    m1 = a.mark()
+    t0 = time.monotonic()
+    a.join(room, "alice")
+    subj = a.wait(subject(room, "history topic"), 15, m1)
+    got = a.got[m1:]
+
+    def index(pred):
+        for i, (k, e) in enumerate(got):
+            if pred(k, e):
+                return i
+        return None
+    i_self = index(self_presence(room))
+    i_hist = [index(groupchat(room, "bot", line)) for line in lines]
+    i_subj = index(subject(room, "history topic"))
+    ctx.ok(subj is not None and i_self is not None and None not in i_hist
+           and i_self < i_hist[0] < i_hist[1] < i_hist[2] < i_subj,
+           "alice rejoins: the 3 lines said while she was away come as "
+           "history after her self-presence and before the subject "
+           "(%.1f s)" % (time.monotonic() - t0),
+           diag="received:\n%s\ncauseway:\n%s" % (a.dump(m1, 20),
+                                                 ctx.cw_lines(n=20)))
+    hist = [got[i][1] for i in i_hist if i is not None]
+    delays = [h.find("{%s}delay" % NS_DELAY) for h in hist]
+    ctx.ok(len(hist) == 3 and all(d is not None and d.get("stamp") and
+                                  d.get("from", "").lower() == room.lower()
+                                  for d in delays),
+           "each history message carries a XEP-0203 delay from the room",
+           diag="\n".join(xml_str(h) for h in hist))
+    sids = [h.find("{%s}stanza-id" % NS_SID) for h in hist]
+    sids = [x.get("id") if x is not None else None for x in sids]
+
+    # XEP-0313 on the room, with XEP-0059 paging.
+    m2 = a.mark()
+    r = a.iq(room, mam_query("q1", max_=10), "set")
+    a.pump(0.2)
+    res = mam_results(a, "q1", m2)
+    complete, count, first, last = fin_of(r)
+    ctx.ok(r.type == "result" and [x[2] for x in res] == lines and
+           all(x[1] == "bot" and x[3] for x in res) and complete and
+           count == "3",
+           "MAM query on the room: the 3 lines from room/bot with delays, "
+           "<fin complete='true'> with RSM count 3",
+           diag="iq %s: %s\nresults: %r" % (r.type, r, res))
+    ctx.ok([x[0] for x in res] == sids and first == sids[0] and
+           last == sids[2], "MAM result ids are the history's stanza-ids "
+           "(XEP-0359), first/last in <set/>",
+           diag="results %r, history %r, first %s last %s"
+           % ([x[0] for x in res], sids, first, last))
+    m3 = a.mark()
+    r1 = a.iq(room, mam_query("q2", max_=2), "set")
+    a.pump(0.2)
+    page1 = mam_results(a, "q2", m3)
+    c1, n1, _, last1 = fin_of(r1)
+    m4 = a.mark()
+    r2 = a.iq(room, mam_query("q3", max_=2, after=last1), "set")
+    a.pump(0.2)
+    page2 = mam_results(a, "q3", m4)
+    c2, n2, _, _ = fin_of(r2)
+    m5 = a.mark()
+    r3 = a.iq(room, mam_query("q4", max_=1, before=""), "set")
+    a.pump(0.2)
+    page3 = mam_results(a, "q4", m5)
+    ctx.ok([x[2] for x in page1] == lines[:2] and not c1 and n1 == "3" and
+           [x[2] for x in page2] == lines[2:] and c2 and n2 == "3" and
+           [x[2] for x in page3] == lines[2:],
+           "RSM paging: max 2 gives 2 (incomplete), after <last/> the third "
+           "(complete), an empty <before/> the newest",
+           diag="pages %r %r %r; fins %r %r" % (page1, page2, page3,
+                                                fin_of(r1), fin_of(r2)))
+    m6 = a.mark()
+    r = a.iq(room, mam_query("q5", with_=room + "/nobody"), "set")
+    a.pump(0.2)
+    ctx.ok(r.type == "result" and not mam_results(a, "q5", m6) and
+           fin_of(r)[1] == "0", "a MAM 'with' filter for another nick "
+           "finds nothing", diag=str(r))
+
+    # A second user who persists #hist shares the one archive.
+    carol = User(ctx.server.c2s_port, "carol@localhost", carol_password)
+    try:
+        if not ctx.ok(carol.login(), "carol logs in",
+                      diag=getattr(carol, "error", None)):
+            return
+        reg = ("<query xmlns='%s'><x xmlns='%s' type='submit'><field var="
+               "'FORM_TYPE'><value>%s</value></field></x></query>"
+               % (NS_REGISTER, NS_DATA, NS_REGISTER))
+        carol.iq(DOMAIN, reg, "set")
+        c0 = carol.mark()
+        carol.join(room, "carol")
+        carol.wait(subject(room, "history topic"), 15, c0)
+        r = carol.iq(room, owner_form(persistent="1"), "set")
+        before = archive_rows(cw)
+        a.pump(0.1)
+        m7, c1_ = a.mark(), carol.mark()
+        bot.send("PRIVMSG #hist :shared one")
+        bot.send("PRIVMSG #hist :shared two")
+        a.wait(groupchat(room, "bot", "shared two"), WAIT, m7)
+        carol.wait(groupchat(room, "bot", "shared two"), WAIT, c1_)
+        a.pump(1.0)     # past the archive's batch interval
+        after = archive_rows(cw)
+        ctx.ok(r.type == "result" and before == 3 and after == 5,
+               "carol persists #hist too: two more lines add 2 archive rows, "
+               "not 4 (rows before %s, after %s)" % (before, after),
+               diag="carol's form: %s\ncauseway:\n%s" % (r, ctx.cw_lines()))
+
+        # The owner form's charset, per user and channel.
+        r = a.iq(room, owner_form(encoding="ISO-8859-15"), "set")
+        bad = a.iq(room, owner_form(encoding="NO-SUCH-CHARSET"), "set")
+        m8, c2_ = a.mark(), carol.mark()
+        bot.send_bytes(b"PRIVMSG #hist :costs 5 \xa4\r\n")
+        ga = a.wait(groupchat(room, "bot", "costs 5 \u20ac"), WAIT, m8)
+        gc = carol.wait(groupchat(room, "bot", "costs 5 \u00a4"), WAIT, c2_)
+        ctx.ok(r.type == "result" and ga is not None,
+               "encoding ISO-8859-15 through the owner form: the bot's 0xA4 "
+               "reaches alice as the euro sign",
+               diag="form: %s\nalice got:\n%s" % (r, a.dump(m8)))
+        ctx.ok(gc is not None, "... and carol, without that setting, gets "
+               "the CP1252 default (currency sign)",
+               diag="carol got:\n" + carol.dump(c2_))
+        ctx.ok(bad.type == "error" and bad.error_condition == "not-acceptable",
+               "an unknown charset is refused (not-acceptable)", diag=str(bad))
+        r = a.iq(room, "<query xmlns='%s'/>" % NS_MUC_OWNER, "get")
+        vals = {f.get("var"): f.findtext("{%s}value" % NS_DATA) for f in
+                r.findall("{%s}query/{%s}x/{%s}field"
+                          % (NS_MUC_OWNER, NS_DATA, NS_DATA))}
+        ctx.ok(vals.get("persistent") in ("1", "true") and
+               vals.get("encoding") == "ISO-8859-15",
+               "the owner form shows alice's settings back", diag=str(r))
+
+        # Nobody persists #hist any more: its archive goes.
+        ra = a.iq(room, owner_form(persistent="0", encoding=""), "set")
+        rc = carol.iq(room, owner_form(persistent="0"), "set")
+        ctx.ok(ra.type == "result" and rc.type == "result" and
+               archive_rows(cw) == 0,
+               "with persistent off for both, the archive of #hist is deleted",
+               diag="rows: %s" % archive_rows(cw))
+        m9, b9 = a.mark(), bot.mark()
+        a.leave(room, "alice")
+        carol.leave(room, "carol")
+        a.wait(self_presence(room, "unavailable"), WAIT, m9)
+        a.wait_irc(bot, irc_from_alice("PART", target="#hist"), WAIT, b9)
+    finally:
+        carol.close()
+    bot.send("PART #hist")
+
+
 def run_server(tap, cls):
     label = cls.name
     t_server = time.monotonic()
@@ -1237,6 +1522,7 @@ def run_server(tap, cls):
             check_sasl(ctx, atheme, carol_password)
         else:
             tap.skip("%s: SASL" % label, "atheme-services not installed")
+        check_history(ctx, carol_password)
         check_fake(ctx, fake)
         in_tls = check_tls(ctx)
         check_reconnect(ctx, in_tls)

@@ -289,10 +289,10 @@ test_reopen(void)
 	    "SELECT created FROM users WHERE jid = 'a@example.org'");
 	CHECK_STR(created2, created1);
 	/* Reopening creates no table twice: users, user_fields, contacts,
-	 * pending. */
+	 * pending, room_settings, archive_rooms, archive. */
 	char *n = query_other(path, "SELECT count(*) FROM sqlite_master "
 	    "WHERE type = 'table'");
-	CHECK_STR(n, "4");
+	CHECK_STR(n, "7");
 	free(n);
 	free(created1);
 	free(created2);
