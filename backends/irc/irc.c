@@ -54,6 +54,7 @@
 #include "irc_proto.h"
 #include "log.h"
 #include "room.h"
+#include "roomlist.h"
 #include "session.h"
 #include "xmalloc.h"
 
@@ -110,6 +111,8 @@ struct irc_server {
 	char *nick_wanted;     /* a NICK we sent, not answered yet */
 	struct pm_route routes[PM_ROUTES];  /* most recent first */
 	size_t nroutes;
+	struct room_list *list;  /* a LIST being answered (roomlist.h) */
+	int list_sent;
 };
 
 struct irc_user {
@@ -511,6 +514,9 @@ server_free(struct irc_server *srv)
 	if (srv->conn != NULL)
 		irc_conn_free(srv->conn);
 	event_free(srv->retry);
+	if (srv->list != NULL)
+		room_list_done(srv->list, "remote-server-not-found",
+		    "the connection to the IRC server ended");
 	while (srv->nroutes > 0)
 		route_drop(srv, &srv->routes[srv->nroutes - 1]);
 	free(srv->nick);
@@ -568,6 +574,10 @@ on_registered(void *arg, const char *nick)
 		next = ch->next;
 		ch->rejoining = ch->announced;
 		send_join(srv, ch);
+	}
+	if (srv->list != NULL && !srv->list_sent) {
+		srv->list_sent = 1;
+		send_line(srv, "LIST", NULL, NULL, NULL);
 	}
 }
 
@@ -1110,6 +1120,44 @@ on_join_error(struct irc_server *srv, const struct irc_msg *m,
 	chan_remove(srv, ch);
 }
 
+/* 322 me #chan users :topic, one per channel, then 323. */
+static void
+on_list_item(struct irc_server *srv, const struct irc_msg *m)
+{
+	if (srv->list == NULL || m->nparams < 3)
+		return;
+	struct component *c = session_component(srv->u->s);
+	struct irc_addr a = { .kind = IRC_ADDR_CHANNEL,
+	    .name = m->params[1], .server = srv->host };
+	char *room = irc_addr_local(&a, fixed_server(c));
+	struct irc_addr back;
+	/* Only names that are rooms here (and so joinable) are listed. */
+	if (room != NULL && parse_addr(c, room, &back) == 0) {
+		if (back.kind == IRC_ADDR_CHANNEL) {
+			char *topic = m->nparams > 3 && *m->params[3] ?
+			    text_in(srv, m->params[3]) : NULL;
+			char *name = topic ? xasprintf("%s: %s", m->params[1],
+			    topic) : NULL;
+			room_list_add(srv->list, room, name,
+			    strtol(m->params[2], NULL, 10));
+			free(name);
+			free(topic);
+		}
+		irc_addr_clear(&back);
+	}
+	free(room);
+}
+
+static void
+on_list_end(struct irc_server *srv)
+{
+	if (srv->list == NULL)
+		return;
+	room_list_done(srv->list, NULL, NULL);
+	srv->list = NULL;
+	srv->list_sent = 0;
+}
+
 static void
 irc_dispatch(struct irc_server *srv, const struct irc_msg *m)
 {
@@ -1136,6 +1184,10 @@ irc_dispatch(struct irc_server *srv, const struct irc_msg *m)
 		on_topic(srv, m, 1);
 	else if (strcmp(cmd, "353") == 0)
 		on_names(srv, m);
+	else if (strcmp(cmd, "322") == 0)
+		on_list_item(srv, m);
+	else if (strcmp(cmd, "323") == 0)
+		on_list_end(srv);
 	else if (strcmp(cmd, "366") == 0)
 		on_names_end(srv, m);
 	else if (strcmp(cmd, "433") == 0 || strcmp(cmd, "436") == 0)
@@ -1189,6 +1241,39 @@ irc_register_scope(struct component *c, const char *legacy)
 	int ok = a.kind == IRC_ADDR_SERVER && server_allowed(c, a.server);
 	irc_addr_clear(&a);
 	return ok;
+}
+
+static void
+irc_list_rooms(struct session *s, const char *scope, struct room_list *l)
+{
+	struct component *c = session_component(s);
+	struct irc_addr a;
+	if (parse_addr(c, scope, &a) != 0) {
+		room_list_done(l, "item-not-found", "not an IRC server here");
+		return;
+	}
+	if (a.kind != IRC_ADDR_SERVER || !server_allowed(c, a.server)) {
+		irc_addr_clear(&a);
+		room_list_done(l, "item-not-found", "not an IRC server here");
+		return;
+	}
+	struct irc_server *srv = server_get(s, a.server, 1);
+	irc_addr_clear(&a);
+	if (srv == NULL) {
+		room_list_done(l, "internal-server-error", NULL);
+		return;
+	}
+	if (srv->list != NULL) {
+		room_list_done(l, "resource-constraint", "a list of this "
+		    "server's channels is already on its way");
+		return;
+	}
+	srv->list = l;
+	srv->list_sent = 0;
+	if (srv->up) {
+		srv->list_sent = 1;
+		send_line(srv, "LIST", NULL, NULL, NULL);
+	}
 }
 
 static void
@@ -1473,6 +1558,7 @@ const struct backend irc_backend = {
 	    "optional (your nick defaults to your XMPP user name).",
 	.valid_address = irc_valid_address,
 	.register_scope = irc_register_scope,
+	.list_rooms = irc_list_rooms,
 	.login = irc_login,
 	.logout = irc_logout,
 	.send_message = irc_send_message,

@@ -1118,6 +1118,21 @@ def check_reconnect(ctx, in_tls_room):
     a.pump(0.3)
 
 
+def check_list(ctx):
+    """The room directory: disco#items on the server's JID lists its
+    channels (IRC LIST), with the user count and topic in the name."""
+    t0 = time.monotonic()
+    r = ctx.alice.iq("%s@%s" % (SRV, DOMAIN),
+                     "<query xmlns='http://jabber.org/protocol/disco#items'/>")
+    items = [(i.get("jid"), i.get("name") or "") for i in
+             r.findall(".//{http://jabber.org/protocol/disco#items}item")]
+    ctx.ok(r.type == "result" and any(j == room_jid("#test") and "#test" in n
+                                      for j, n in items),
+           "disco#items on %s@%s lists #test as %s (%.1f s, %d rooms)"
+           % (SRV, DOMAIN, room_jid("#test"), time.monotonic() - t0, len(items)),
+           diag="got %s: %s\ncauseway:\n%s" % (r.type, items, ctx.cw_lines()))
+
+
 def check_sasl(ctx, atheme, carol_password):
     """carol registers with nick, realname and SASL credentials of a
     NickServ account: her IRC connection uses them."""
@@ -1517,6 +1532,7 @@ def run_server(tap, cls):
             check_long(ctx)
             if check_modes(ctx):
                 check_injection_more(ctx)
+        check_list(ctx)
         check_leave(ctx)
         if atheme is not None:
             check_sasl(ctx, atheme, carol_password)
