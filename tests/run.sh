@@ -140,6 +140,9 @@ fuzz() {
 	if [ -d tests/fuzz/corpus_irc ]; then
 		fuzz_one irc_proto tests/fuzz/corpus_irc || rc=1
 	fi
+	if [ -d tests/fuzz/corpus_sms ]; then
+		fuzz_one sms_text tests/fuzz/corpus_sms || rc=1
+	fi
 	return $rc
 }
 note "fuzz build"
