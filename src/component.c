@@ -88,6 +88,15 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg);
 static void keepalive_cb(evutil_socket_t fd, short what, void *arg);
 static void deadline_cb(evutil_socket_t fd, short what, void *arg);
 static void stuck_cb(evutil_socket_t fd, short what, void *arg);
+
+/* The next batch of stanzas kept while the server was away. */
+static void
+replay_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct component *c = arg;
+	if (c->state == COMPONENT_READY && cw->store != NULL)
+		session_component_ready(c);
+}
 static void read_cb(struct bufferevent *bev, void *arg);
 static void write_cb(struct bufferevent *bev, void *arg);
 
@@ -183,8 +192,11 @@ component_new(const struct config_section *sec)
 	    c);
 	c->deadline_timer = evtimer_new(cw->base, deadline_cb, c);
 	c->stuck_timer = evtimer_new(cw->base, stuck_cb, c);
+	c->replay_timer = evtimer_new(cw->base, replay_cb, c);
+	c->kept = -1;
 	if (c->retry_timer == NULL || c->keepalive_timer == NULL ||
-	    c->deadline_timer == NULL || c->stuck_timer == NULL)
+	    c->deadline_timer == NULL || c->stuck_timer == NULL ||
+	    c->replay_timer == NULL)
 		log_fatal("%s: cannot create timers", c->domain);
 	if (b->init != NULL && b->init(c) != 0) {
 		log_error("%s: the %s backend failed to start", c->domain,
@@ -251,6 +263,7 @@ component_free(struct component *c)
 	event_free(c->keepalive_timer);
 	event_free(c->deadline_timer);
 	event_free(c->stuck_timer);
+	event_free(c->replay_timer);
 	xmlstream_free(c->xs);
 	free(c->domain);
 	free(c->server);

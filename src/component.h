@@ -124,6 +124,9 @@ struct component {
 	struct session_table *sessions;  /* session.c's */
 	struct adhoc_state *adhoc;       /* adhoc.c's */
 	int rooms_restored;              /* persistent rooms rejoined */
+	long kept;                       /* stanzas in the store for the
+	                                  * server (-1: not counted yet) */
+	struct event *replay_timer;      /* next batch of kept stanzas */
 	struct component_privilege privilege;
 	int roster_push_refused;      /* the server refused a privileged push */
 	struct pending_iq_list pending;

@@ -34,6 +34,8 @@
 #include "xmalloc.h"
 
 #define NS_NICK "http://jabber.org/protocol/nick"
+/* Stanzas kept per component while the server is away. */
+#define KEPT_MAX 100000
 
 struct resource {
 	char *name;
@@ -262,11 +264,26 @@ deliver(struct component *c, struct stanza *st)
 		component_send(c, st);
 		return;
 	}
+	/* The store is not a bottomless pit either: a legacy network that
+	 * floods while the server is away for hours would fill the disk. */
+	if (c->kept < 0)
+		c->kept = store_pending_count(cw->store, c->domain);
+	if (c->kept >= KEPT_MAX) {
+		if (c->kept == KEPT_MAX)
+			log_error("%s: %d stanzas are waiting for the server; "
+			    "more are dropped until it is back", c->domain,
+			    KEPT_MAX);
+		c->kept = KEPT_MAX + 1;
+		stanza_free(st);
+		return;
+	}
 	char *xml = stanza_to_string(st);
 	if (store_pending_add(cw->store, c->domain, xml) != 0)
 		log_error("%s: could not keep a <%s/> for %s while the server "
 		    "is away; it is lost", c->domain, stanza_name(st),
 		    stanza_attr(st, "to"));
+	else
+		c->kept++;
 	free(xml);
 	stanza_free(st);
 }
@@ -283,10 +300,19 @@ send_kept(void *arg, const char *xml)
 void
 session_component_ready(struct component *c)
 {
+	if (c->kept < 0)
+		c->kept = store_pending_count(cw->store, c->domain);
 	int n = store_pending_take(cw->store, c->domain, send_kept, c);
-	if (n > 0)
+	if (n > 0) {
 		log_info("%s: delivered %d stanzas kept while the server was "
 		    "away", c->domain, n);
+		c->kept = c->kept > n ? c->kept - n : 0;
+	}
+	/* A long backlog goes out one batch per loop turn. */
+	if (n == STORE_PENDING_BATCH && c->state == COMPONENT_READY) {
+		struct timeval now = { 0, 0 };
+		evtimer_add(c->replay_timer, &now);
+	}
 	/* Persistent rooms outlive causeway: rejoin them once per process,
 	 * when the server first lets us speak for the users. */
 	if (!c->rooms_restored) {

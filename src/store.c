@@ -152,6 +152,7 @@ enum stmt_id {
 	STMT_PENDING_ADD,
 	STMT_PENDING_LIST,
 	STMT_PENDING_DELETE,
+	STMT_PENDING_COUNT,
 	STMT_ROOM_GET,
 	STMT_ROOM_SET,
 	STMT_ROOM_SEEN,
@@ -209,6 +210,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_PENDING_LIST] =
 	    "SELECT id, xml FROM pending WHERE component = ?1 ORDER BY id "
 	    "LIMIT 1000",
+	[STMT_PENDING_COUNT] =
+	    "SELECT count(*) FROM pending WHERE component = ?1",
 	[STMT_PENDING_DELETE] =
 	    "DELETE FROM pending WHERE id = ?1",
 	[STMT_ROOM_GET] =
@@ -1160,8 +1163,11 @@ store_pending_take(struct store *st, const char *component,
 		for (i = 0; i < n; i++)
 			free(rows[i].xml);
 		free(rows);
-		if (stop || n < 1000)
-			return total;
+		/* One batch per call: the caller comes back for the next one
+		 * on a later loop turn, so a long backlog never stalls the
+		 * loop. */
+		(void)stop;
+		return total;
 	}
 }
 
@@ -1524,4 +1530,22 @@ store_archive_msgs_free(struct store_archive_msg *v, size_t n)
 		free(v[i].sid);
 	}
 	free(v);
+}
+
+long
+store_pending_count(struct store *st, const char *component)
+{
+	if (bad_args(st, "store_pending_count", component, NULL, 0))
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_PENDING_COUNT];
+	if (bind_user(st, s, component, NULL) == -1)
+		return -1;
+	long n = -1;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = (long)sqlite3_column_int64(s, 0);
+	else
+		log_error("store %s: counting kept stanzas: %s", st->path,
+		    sqlite3_errmsg(st->db));
+	done_with(s);
+	return n;
 }

@@ -87,14 +87,19 @@ int store_contact_foreach(struct store *st, const char *component,
 
 /*
  * Stanzas from legacy networks that could not be handed to the XMPP
- * server yet (serialized).  store_pending_take() calls cb for each in
- * order and forgets those for which it returns 0; it stops at the first
- * non-zero.  Returns how many were taken, or -1.
+ * server yet (serialized).  store_pending_take() calls cb for each of
+ * the oldest STORE_PENDING_BATCH in order and forgets those for which it
+ * returns 0; it stops at the first non-zero.  Returns how many were
+ * taken, or -1.
  */
 int store_pending_add(struct store *st, const char *component,
     const char *xml);
 int store_pending_take(struct store *st, const char *component,
     int (*cb)(void *arg, const char *xml), void *arg);
+/* At most this many are taken per call: call again for the rest. */
+#define STORE_PENDING_BATCH 1000
+/* How many are kept for the component; -1 on error. */
+long store_pending_count(struct store *st, const char *component);
 
 /*
  * Rooms.  A user's settings per room (room: the room's name, case-folded
