@@ -1942,6 +1942,14 @@ room_occupant_left(struct session *s, const char *room, const char *nick,
 		    session_jid(s), code == 307 ? "kicked" : code == 301 ?
 		    "banned" : "parted", r->name, reason ? ": " : "",
 		    reason ? reason : "");
+		if (r->persistent) {
+			/* Put out by the channel: no more bouncing it, and no
+			 * more reading its archive. */
+			r->persistent = 0;
+			archive_update(r);
+			store_room_set(cw->store, session_component(s)->domain,
+			    session_jid(s), r->key, 0, r->encoding);
+		}
 		room_forget(s, r);
 		release_later(s);
 		return;

@@ -61,6 +61,7 @@
 /* Reconnecting after a lost link: 2 s doubling to 120 s, with jitter;
  * after RETRY_TRIES failures in a row the rooms are closed. */
 #define RETRY_MIN 2
+#define SERVERS_MAX 16         /* IRC servers per user at once */
 #define RETRY_MAX 120
 #define RETRY_TRIES 10
 /* Nicks whose private messages come back through a room (the one the
@@ -623,6 +624,11 @@ on_closed(void *arg, const char *reason)
 	    reason);
 	irc_conn_free(srv->conn);
 	srv->conn = NULL;
+	if (srv->list != NULL) {
+		room_list_done(srv->list, "remote-server-not-found", why);
+		srv->list = NULL;
+		srv->list_sent = 0;
+	}
 	free(srv->nick_wanted);
 	srv->nick_wanted = NULL;
 	if (!srv->ever_registered || srv->attempts >= RETRY_TRIES) {
@@ -742,6 +748,16 @@ server_get(struct session *s, const char *host, int create)
 			return srv;
 	if (!create)
 		return NULL;
+	/* One XMPP user must not make the gateway open connections to any
+	 * number of IRC servers. */
+	size_t n = 0;
+	for (struct irc_server *srv = u->servers; srv; srv = srv->next)
+		n++;
+	if (n >= SERVERS_MAX) {
+		log_warn("irc: %s: already connected to %zu IRC servers; not "
+		    "opening another to %s", session_jid(s), n, host);
+		return NULL;
+	}
 	struct irc_server *srv = xcalloc(1, sizeof(*srv));
 	srv->u = u;
 	srv->host = xstrdup(host);
@@ -1010,7 +1026,9 @@ answer_ctcp(struct irc_server *srv, const char *nick, const char *command,
 		    " XMPP gateway");
 	else if (strcmp(command, "PING") == 0)
 		reply = irc_ctcp_build("PING", args);
-	if (reply != NULL)
+	/* Answer only when nothing of the user's waits: a flood of CTCP
+	 * requests must never queue up ahead of the user's own lines. */
+	if (reply != NULL && srv->conn != NULL && irc_conn_queued(srv->conn) == 0)
 		send_line(srv, "NOTICE", nick, reply, NULL);
 	free(reply);
 }
@@ -1093,6 +1111,12 @@ static const struct {
 	{ "475", "not-authorized" },         /* bad key */
 	{ "477", "not-allowed" },            /* needs a registered nick */
 	{ "479", "jid-malformed" },          /* illegal channel name */
+	{ "470", "redirect" },               /* forwarded to another channel */
+	{ "437", "resource-constraint" },    /* temporarily unavailable */
+	{ "476", "jid-malformed" },          /* bad channel mask */
+	{ "480", "not-allowed" },            /* cannot join (TLS only...) */
+	{ "489", "not-allowed" },            /* secure-only channel */
+	{ "520", "not-allowed" },            /* oper-only channel */
 };
 
 static void
@@ -1188,6 +1212,14 @@ irc_dispatch(struct irc_server *srv, const struct irc_msg *m)
 		on_list_item(srv, m);
 	else if (strcmp(cmd, "323") == 0)
 		on_list_end(srv);
+	else if ((strcmp(cmd, "263") == 0 || strcmp(cmd, "481") == 0) &&
+	    srv->list != NULL && srv->list_sent) {
+		/* LIST refused (rate-limited, or opers only). */
+		room_list_done(srv->list, "resource-constraint",
+		    "the IRC server refused to list its channels now");
+		srv->list = NULL;
+		srv->list_sent = 0;
+	}
 	else if (strcmp(cmd, "366") == 0)
 		on_names_end(srv, m);
 	else if (strcmp(cmd, "433") == 0 || strcmp(cmd, "436") == 0)
@@ -1260,7 +1292,8 @@ irc_list_rooms(struct session *s, const char *scope, struct room_list *l)
 	struct irc_server *srv = server_get(s, a.server, 1);
 	irc_addr_clear(&a);
 	if (srv == NULL) {
-		room_list_done(l, "internal-server-error", NULL);
+		room_list_done(l, "resource-constraint", "too many IRC "
+		    "servers at once");
 		return;
 	}
 	if (srv->list != NULL) {
@@ -1326,7 +1359,8 @@ irc_join_room(struct session *s, const char *room, const char *nick,
 	}
 	struct irc_server *srv = server_get(s, a.server, 1);
 	if (srv == NULL) {
-		room_join_failed(s, room, "internal-server-error", NULL);
+		room_join_failed(s, room, "resource-constraint", "you are "
+		    "connected to too many IRC servers at once");
 		irc_addr_clear(&a);
 		return;
 	}
@@ -1366,7 +1400,10 @@ irc_leave_room(struct session *s, const char *room, const char *reason)
 	struct irc_chan *ch = chan_of_room(s, room, &srv);
 	if (ch == NULL)
 		return;
-	send_line(srv, "PART", ch->name, reason, NULL);
+	/* A reason IRC cannot carry (several lines) must not keep us in
+	 * the channel: leave without it. */
+	if (send_line(srv, "PART", ch->name, reason, NULL) != 0)
+		send_line(srv, "PART", ch->name, NULL, NULL);
 	chan_remove(srv, ch);
 	/* Reconnecting only for rooms the user is in: with the last one
 	 * gone, stop trying. */
@@ -1475,6 +1512,11 @@ irc_send_message(struct session *s, const char *legacy, const char *id,
 	}
 	struct irc_server *srv = server_get(s, a.server, 1);
 	/* Between reconnects there is no connection to queue on. */
+	if (srv == NULL) {
+		err->condition = "resource-constraint";
+		snprintf(err->text, sizeof(err->text), "you are connected to "
+		    "too many IRC servers at once");
+	}
 	int r = srv == NULL ? -1 : srv->conn == NULL ? link_down(srv, err) :
 	    send_text(srv, a.name, body, err);
 	if (r == 0) {

@@ -1476,6 +1476,14 @@ irc_conn_send(struct irc_conn *c, const char *command,
 	static const char *const none[] = { NULL };
 	if (c == NULL || !alive(c) || c->quitting || command == NULL)
 		return -1;
+	/* The queue drains at the flood-control pace; past this many lines
+	 * waiting, more would only wait for minutes (or, with a hostile
+	 * peer making us answer, grow without end): refuse. */
+	if (c->queued >= IRC_QUEUE_MAX) {
+		log_warn(CONN_FMT "%zu lines are waiting already; refusing a "
+		    "%s", CONN_ARGS(c), c->queued, command);
+		return -1;
+	}
 	struct evbuffer *buf = evbuffer_new();
 	if (buf == NULL)
 		log_fatal("cannot allocate an evbuffer");

@@ -40,6 +40,8 @@ struct irc_isupport;
 struct irc_msg;
 
 #define IRC_NICK_TRIES 5
+/* Lines irc_conn_send() lets wait in the flood-control queue. */
+#define IRC_QUEUE_MAX 1000
 
 struct irc_conn_config {
 	const char *host;             /* name or address */
@@ -94,8 +96,8 @@ void irc_conn_free(struct irc_conn *c);
 
 /*
  * Queue a line; params NULL-terminated.  0, or -1 when the line would
- * inject a command or exceed IRC_LINE_MAX (nothing queued), or the
- * connection is closed.
+ * inject a command or exceed IRC_LINE_MAX (nothing queued), when
+ * IRC_QUEUE_MAX lines wait already, or the connection is closed.
  */
 int irc_conn_send(struct irc_conn *c, const char *command,
     const char *const *params);
