@@ -88,7 +88,13 @@ struct irc_chan {
 	int rejoining;         /* announced, JOIN sent again after a lost
 	                        * link */
 	struct irc_member *members;
-	size_t nmembers;
+	size_t nmembers, cap;
+	/* Open-addressing index over members by folded nick (slot = index
+	 * + 1, 0 = empty), rebuilt after removals and renames: a NAMES
+	 * reply of thousands of nicks stays linear. */
+	size_t *index;
+	size_t index_cap;
+	int index_stale;
 };
 
 struct pm_route {
@@ -369,6 +375,7 @@ chan_free(struct irc_chan *ch)
 	for (size_t i = 0; i < ch->nmembers; i++)
 		member_clear(&ch->members[i]);
 	free(ch->members);
+	free(ch->index);
 	free(ch->room);
 	free(ch->name);
 	free(ch->folded);
@@ -386,16 +393,57 @@ chan_remove(struct irc_server *srv, struct irc_chan *ch)
 	chan_free(ch);
 }
 
+static size_t
+hash_nick(const char *s)
+{
+	size_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+static void
+index_put(struct irc_chan *ch, size_t i)
+{
+	size_t mask = ch->index_cap - 1;
+	size_t k = hash_nick(ch->members[i].folded) & mask;
+	while (ch->index[k] != 0)
+		k = (k + 1) & mask;
+	ch->index[k] = i + 1;
+}
+
+static void
+index_build(struct irc_chan *ch)
+{
+	size_t cap = 16;
+	while (cap < 2 * ch->nmembers + 2)
+		cap *= 2;
+	free(ch->index);
+	ch->index = xcalloc(cap, sizeof(*ch->index));
+	ch->index_cap = cap;
+	for (size_t i = 0; i < ch->nmembers; i++)
+		index_put(ch, i);
+	ch->index_stale = 0;
+}
+
 static struct irc_member *
 member_find(struct irc_server *srv, struct irc_chan *ch, const char *nick)
 {
-	char *f = fold(srv, nick);
-	struct irc_member *m = NULL;
-	for (size_t i = 0; i < ch->nmembers && m == NULL; i++)
-		if (strcmp(ch->members[i].folded, f) == 0)
-			m = &ch->members[i];
-	free(f);
-	return m;
+	char f[72];
+	if (strlen(nick) >= sizeof(f) - 1)
+		return NULL;        /* longer than any member we keep */
+	strcpy(f, nick);
+	irc_casefold(casemap(srv), f);
+	if (ch->index == NULL || ch->index_stale)
+		index_build(ch);
+	size_t mask = ch->index_cap - 1;
+	for (size_t k = hash_nick(f) & mask; ch->index[k] != 0;
+	    k = (k + 1) & mask) {
+		struct irc_member *m = &ch->members[ch->index[k] - 1];
+		if (strcmp(m->folded, f) == 0)
+			return m;
+	}
+	return NULL;
 }
 
 static void
@@ -403,6 +451,7 @@ member_remove(struct irc_chan *ch, struct irc_member *m)
 {
 	member_clear(m);
 	*m = ch->members[--ch->nmembers];
+	ch->index_stale = 1;
 }
 
 /* The XEP-0045 role and affiliation of IRC channel prefixes. */
@@ -457,11 +506,19 @@ member_add(struct irc_server *srv, struct irc_chan *ch, const char *entry)
 			free(nick);
 			return NULL;
 		}
-		ch->members = xreallocarray(ch->members, ch->nmembers + 1,
-		    sizeof(*ch->members));
+		if (ch->nmembers == ch->cap) {
+			ch->cap = ch->cap ? ch->cap * 2 : 16;
+			ch->members = xreallocarray(ch->members, ch->cap,
+			    sizeof(*ch->members));
+		}
 		m = &ch->members[ch->nmembers++];
 		m->nick = nick;
 		m->folded = fold(srv, nick);
+		if (!ch->index_stale && ch->index != NULL &&
+		    2 * ch->nmembers + 2 <= ch->index_cap)
+			index_put(ch, ch->nmembers - 1);
+		else
+			ch->index_stale = 1;
 	} else {
 		free(nick);
 	}
@@ -502,6 +559,8 @@ members_clear(struct irc_chan *ch)
 	free(ch->members);
 	ch->members = NULL;
 	ch->nmembers = 0;
+	ch->cap = 0;
+	ch->index_stale = 1;
 }
 
 static void
@@ -923,6 +982,7 @@ on_nick(struct irc_server *srv, const struct irc_msg *m)
 			free(mem->folded);
 			mem->nick = xstrdup(new);
 			mem->folded = fold(srv, new);
+			ch->index_stale = 1;
 		}
 		if (forced)
 			room_nick_forced(srv->u->s, ch->room, old, new);

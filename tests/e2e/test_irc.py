@@ -381,10 +381,19 @@ class FakeIrcd:
                     self._send(conn, ":fake PONG fake :%s" % (params[-1] if params else ""))
                 elif cmd == "JOIN" and params:
                     ch = params[0]
-                    for l in (":%s!u@fake JOIN %s" % (nick, ch),
-                              ":fake 353 %s = %s :%s @old" % (nick, ch, nick),
-                              ":fake 366 %s %s :End of /NAMES list." % (nick, ch)):
-                        self._send(conn, l)
+                    names = [nick, "@old"]
+                    if ch == "#crowd":
+                        # A NAMES reply of 10,000 nicks, 50 per line.
+                        names += ["c%d" % i for i in range(10000)]
+                    lines = [":%s!u@fake JOIN %s" % (nick, ch)]
+                    for i in range(0, len(names), 50):
+                        lines.append(":fake 353 %s = %s :%s"
+                                     % (nick, ch, " ".join(names[i:i + 50])))
+                    lines.append(":fake 366 %s %s :End of /NAMES list." % (nick, ch))
+                    try:
+                        conn.sendall(("\r\n".join(lines) + "\r\n").encode())
+                    except OSError:
+                        pass
                 elif cmd == "QUIT":
                     self._send(conn, "ERROR :bye")
                     conn.close()
@@ -985,6 +994,32 @@ def check_tls(ctx):
     return me is not None and me.get("type") != "error"
 
 
+def check_crowd(ctx, fake):
+    """A NAMES reply of 10,000 nicks: the join completes, the occupants
+    arrive, and causeway keeps answering."""
+    a = ctx.alice
+    room = room_jid("#crowd", SRV_FAKE)
+    m0 = a.mark()
+    t0 = time.monotonic()
+    a.join(room, "alice")
+    me = a.wait(lambda k, el: presence_error(room)(k, el)
+                or self_presence(room)(k, el), 60, m0)
+    took = time.monotonic() - t0
+    n = len([1 for k, el in a.got[m0:] if k == "presence"
+             and (el.get("from") or "").startswith(room + "/c")])
+    # Rooms hold at most 10,000 occupants (old and alice count too).
+    ctx.ok(me is not None and me.get("type") != "error" and 9990 <= n <= 10000,
+           "a NAMES reply of 10,000 nicks: the join completes with the "
+           "occupants up to the 10,000 cap (%.1f s, %d occupant presences)"
+           % (took, n),
+           diag="got %s\ncauseway:\n%s" % (xml_str(me), ctx.cw_lines()))
+    r = a.iq(DOMAIN, "<ping xmlns='urn:xmpp:ping'/>")
+    ctx.ok(r.type == "result", "causeway still answers after the 10,000-nick "
+           "NAMES reply")
+    a.leave(room, "alice")
+    a.pump(0.5)
+
+
 def check_fake(ctx, fake):
     """Against the scripted server: an old server-time tag becomes a
     XEP-0203 delay on a groupchat and on a PM through the room; a nick
@@ -1540,6 +1575,7 @@ def run_server(tap, cls):
             tap.skip("%s: SASL" % label, "atheme-services not installed")
         check_history(ctx, carol_password)
         check_fake(ctx, fake)
+        check_crowd(ctx, fake)
         in_tls = check_tls(ctx)
         check_reconnect(ctx, in_tls)
         tap.ok(cw.alive() and cw.count(HANDSHAKE) == 1,
