@@ -95,6 +95,8 @@ struct irc_chan {
 	size_t *index;
 	size_t index_cap;
 	int index_stale;
+	struct irc_server *srv;
+	struct event *join_timer;  /* a join the server never answers */
 };
 
 struct pm_route {
@@ -376,6 +378,8 @@ chan_free(struct irc_chan *ch)
 		member_clear(&ch->members[i]);
 	free(ch->members);
 	free(ch->index);
+	if (ch->join_timer != NULL)
+		event_free(ch->join_timer);
 	free(ch->room);
 	free(ch->name);
 	free(ch->folded);
@@ -454,6 +458,36 @@ member_remove(struct irc_chan *ch, struct irc_member *m)
 	ch->index_stale = 1;
 }
 
+/*
+ * A nick that can be the resource of an occupant JID: 1..64 bytes of
+ * valid UTF-8 without controls or spaces.  Servers send odd things
+ * ("a\tb", bare \x01); such a member is not shown and its lines are
+ * dropped, rather than put into a JID no client can answer.
+ */
+static int
+nick_ok(const char *nick)
+{
+	size_t n = strlen(nick);
+	if (n == 0 || n > 64)
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)nick; *p; ) {
+		if (*p <= 0x20 || *p == 0x7f)
+			return 0;
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		int len = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : *p >= 0xc2 ? 2 : 0;
+		if (len == 0 || *p > 0xf4)
+			return 0;
+		for (int i = 1; i < len; i++)
+			if ((p[i] & 0xc0) != 0x80)
+				return 0;
+		p += len;
+	}
+	return 1;
+}
+
 /* The XEP-0045 role and affiliation of IRC channel prefixes. */
 static void
 role_of(const char *prefixes, enum room_role *role,
@@ -500,6 +534,12 @@ member_add(struct irc_server *srv, struct irc_chan *ch, const char *entry)
 	if (len == 0 || len > 64)
 		return NULL;
 	char *nick = xstrndup(entry, len);
+	if (!nick_ok(nick)) {
+		log_debug("irc: %s: ignoring the member %s of %s: not a "
+		    "usable nick", srv->host, nick, ch->name);
+		free(nick);
+		return NULL;
+	}
 	struct irc_member *m = member_find(srv, ch, nick);
 	if (m == NULL) {
 		if (ch->nmembers >= 10000) {
@@ -597,11 +637,33 @@ server_remove(struct irc_server *srv)
 
 /* JOIN, or a join error for a channel or key IRC cannot carry (the
  * channel is then forgotten). */
+#define JOIN_TIMEOUT 60
+
+static void
+join_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct irc_chan *ch = arg;
+	struct irc_server *srv = ch->srv;
+	if (ch->announced)
+		return;
+	log_info("irc: %s: %s did not answer the JOIN of %s",
+	    session_jid(srv->u->s), srv->host, ch->name);
+	room_join_failed(srv->u->s, ch->room, "remote-server-timeout",
+	    "the IRC server did not answer the join");
+	send_line(srv, "PART", ch->name, NULL, NULL);
+	chan_remove(srv, ch);
+}
+
 static void
 send_join(struct irc_server *srv, struct irc_chan *ch)
 {
-	if (send_line(srv, "JOIN", ch->name, ch->key, NULL) == 0)
+	if (send_line(srv, "JOIN", ch->name, ch->key, NULL) == 0) {
+		if (!ch->announced) {
+			struct timeval tv = { .tv_sec = JOIN_TIMEOUT };
+			evtimer_add(ch->join_timer, &tv);
+		}
 		return;
+	}
 	room_join_failed(srv->u->s, ch->room, "not-acceptable", "that "
 	    "channel name or password cannot be sent to IRC");
 	chan_remove(srv, ch);
@@ -885,6 +947,7 @@ on_names_end(struct irc_server *srv, const struct irc_msg *m)
 	struct irc_chan *ch = chan_find(srv, m->params[1]);
 	if (ch == NULL)
 		return;
+	event_del(ch->join_timer);
 	if (ch->rejoining) {
 		ch->rejoining = 0;
 		char *text = xasprintf("Reconnected to %s", srv->host);
@@ -930,6 +993,17 @@ on_part(struct irc_server *srv, const struct irc_msg *m, int kick)
 	char *nick = xstrdup(mem ? mem->nick : who);
 	if (mem != NULL)
 		member_remove(ch, mem);
+	if (is_us(srv, who) && !ch->announced) {
+		/* Put out before the join completed (a KICK right after the
+		 * JOIN, a channel that parts newcomers): the join fails. */
+		room_join_failed(srv->u->s, ch->room, kick ? "forbidden" :
+		    "not-allowed", reason ? reason : "the IRC server took us "
+		    "out of the channel while joining");
+		chan_remove(srv, ch);
+		free(nick);
+		free(reason);
+		return;
+	}
 	room_occupant_left(srv->u->s, ch->room, nick,
 	    kick ? LEAVE_KICK : LEAVE_PART, reason);
 	if (is_us(srv, who))
@@ -1135,7 +1209,7 @@ on_privmsg(struct irc_server *srv, const struct irc_msg *m, int notice)
 		struct irc_chan *ch = tch;
 		/* Our own lines come back with echo-message; the room layer
 		 * reflected them already when we sent them. */
-		if (ch != NULL && !is_us(srv, m->nick))
+		if (ch != NULL && !is_us(srv, m->nick) && nick_ok(m->nick))
 			room_message_at(s, ch->room, m->nick, text, stamp);
 	} else if (!is_us(srv, m->nick) && strchr(m->nick, '.') == NULL) {
 		/* Answers come where the user wrote from: the room's occupant
@@ -1427,6 +1501,10 @@ irc_join_room(struct session *s, const char *room, const char *nick,
 	struct irc_chan *ch = chan_find(srv, a.name);
 	if (ch == NULL) {
 		ch = xcalloc(1, sizeof(*ch));
+		ch->srv = srv;
+		ch->join_timer = evtimer_new(cw->base, join_timeout_cb, ch);
+		if (ch->join_timer == NULL)
+			log_fatal("irc: cannot create a timer");
 		ch->room = xstrdup(room);
 		ch->name = xstrdup(a.name);
 		ch->folded = fold(srv, a.name);

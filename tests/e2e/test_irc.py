@@ -382,6 +382,12 @@ class FakeIrcd:
                 elif cmd == "JOIN" and params:
                     ch = params[0]
                     names = [nick, "@old"]
+                    if ch == "#kickjoin":
+                        # Put out before NAMES: the join must fail.
+                        self._send(conn, ":%s!u@fake JOIN %s" % (nick, ch))
+                        self._send(conn, ":old!u@fake KICK %s %s :go away"
+                                   % (ch, nick))
+                        continue
                     if ch == "#crowd":
                         # A NAMES reply of 10,000 nicks, 50 per line.
                         names += ["c%d" % i for i in range(10000)]
@@ -994,6 +1000,19 @@ def check_tls(ctx):
     return me is not None and me.get("type") != "error"
 
 
+def check_kickjoin(ctx, fake):
+    """Kicked between JOIN and NAMES: the join fails instead of hanging."""
+    a = ctx.alice
+    room = room_jid("#kickjoin", SRV_FAKE)
+    m0 = a.mark()
+    a.join(room, "alice")
+    me = a.wait(lambda k, el: presence_error(room)(k, el)
+                or self_presence(room)(k, el), 15, m0)
+    ctx.ok(me is not None and me.get("type") == "error",
+           "kicked before the join completed: the join fails with an error",
+           diag="got %s\ncauseway:\n%s" % (xml_str(me), ctx.cw_lines()))
+
+
 def check_crowd(ctx, fake):
     """A NAMES reply of 10,000 nicks: the join completes, the occupants
     arrive, and causeway keeps answering."""
@@ -1574,6 +1593,7 @@ def run_server(tap, cls):
         else:
             tap.skip("%s: SASL" % label, "atheme-services not installed")
         check_history(ctx, carol_password)
+        check_kickjoin(ctx, fake)
         check_fake(ctx, fake)
         check_crowd(ctx, fake)
         in_tls = check_tls(ctx)
