@@ -859,6 +859,8 @@ store_user_foreach(struct store *st, const char *component,
 	return ret;
 }
 
+static int run_write(struct store *st, sqlite3_stmt *s, const char *what);
+
 int
 store_user_add(struct store *st, const char *component, const char *jid)
 {
@@ -868,17 +870,8 @@ store_user_add(struct store *st, const char *component, const char *jid)
 	if (bind_user(st, s, component, jid) == -1)
 		return -1;
 	sqlite3_bind_int64(s, 3, (sqlite3_int64)time(NULL));
-	int rc = sqlite3_step(s);
-	int ret;
-	if (rc == SQLITE_DONE) {
-		ret = sqlite3_changes(st->db) > 0 ? 1 : 0;
-	} else {
-		log_error("store %s: adding user %s to %s: %s", st->path, jid,
-		    component, sqlite3_errmsg(st->db));
-		ret = -1;
-	}
-	done_with(s);
-	return ret;
+	int n = run_write(st, s, "adding a user");
+	return n < 0 ? -1 : n > 0;
 }
 
 int
@@ -889,17 +882,8 @@ store_user_remove(struct store *st, const char *component, const char *jid)
 	sqlite3_stmt *s = st->stmt[STMT_USER_REMOVE];
 	if (bind_user(st, s, component, jid) == -1)
 		return -1;
-	int rc = sqlite3_step(s);
-	int ret;
-	if (rc == SQLITE_DONE) {
-		ret = sqlite3_changes(st->db) > 0 ? 1 : 0;
-	} else {
-		log_error("store %s: removing user %s from %s: %s", st->path,
-		    jid, component, sqlite3_errmsg(st->db));
-		ret = -1;
-	}
-	done_with(s);
-	return ret;
+	int n = run_write(st, s, "removing a user");
+	return n < 0 ? -1 : n > 0;
 }
 
 int
