@@ -10,7 +10,8 @@ set -eu
 BUILD="autoconf automake make gcc pkg-config libexpat1-dev libevent-dev
 libssl-dev libsqlite3-dev libesmtp-dev libetpan-dev ca-certificates"
 DEMO="prosody prosody-modules python3 python3-slixmpp openssl procps"
-TEST="clang libclang-rt-14-dev ejabberd sqlite3 git inspircd atheme-services"
+TEST="clang libclang-rt-14-dev ejabberd sqlite3 git inspircd atheme-services
+kannel kannel-extras smstools dovecot-imapd dovecot-lmtpd postfix curl"
 
 pkgs="$BUILD $DEMO"
 [ "${1:-}" = "--test" ] && pkgs="$pkgs $TEST"
@@ -29,6 +30,10 @@ fi
 trap '[ -n "$added_policy" ] && rm -f /usr/sbin/policy-rc.d' EXIT
 
 export DEBIAN_FRONTEND=noninteractive
+# Postfix would ask how to configure the system mailer: the tests run a
+# private instance from their own directory, so the system gets none.
+echo "postfix postfix/main_mailer_type select No configuration" |
+	debconf-set-selections
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $pkgs >/dev/null

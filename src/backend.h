@@ -15,7 +15,7 @@
 
 #include "config.h"
 
-#define BACKEND_ABI 2
+#define BACKEND_ABI 3
 
 struct component;
 struct form;
@@ -23,6 +23,16 @@ struct form_field_spec;
 struct register_request;
 struct room_list;
 struct session;
+
+/* A message from the user to a legacy contact, as the stanza had it.
+ * Strings are UTF-8 and borrowed for the call. */
+struct outgoing_message {
+	const char *id;        /* the stanza's id, NULL: none */
+	const char *body;      /* never NULL */
+	const char *subject;   /* <subject>, NULL: none */
+	const char *thread;    /* <thread>, NULL: none */
+	int receipt;           /* the sender asked for a XEP-0184 receipt */
+};
 
 /* Why an operation toward the legacy network failed: an RFC 6120 stanza
  * error condition and a sentence for the user. */
@@ -100,11 +110,17 @@ struct backend {
 	void (*login)(struct session *s);
 	void (*logout)(struct session *s, const char *reason);
 
+	/* 1: the backend calls session_message_delivered() for messages it
+	 * knows arrived, so the core keeps XEP-0184 receipt requests and
+	 * advertises urn:xmpp:receipts. */
+	int delivery_reports;
 	/* From XMPP to the legacy network.  0: accepted; -1: refused, with
 	 * err filled.  A failure found later is reported with
-	 * session_message_failed(). */
+	 * session_message_failed(m->id), a confirmed delivery with
+	 * session_message_delivered(m->id) (the core sends the XEP-0184
+	 * receipt when one was asked for). */
 	int (*send_message)(struct session *s, const char *legacy,
-	    const char *id, const char *body, struct backend_error *err);
+	    const struct outgoing_message *m, struct backend_error *err);
 	/* The user's own presence changed ("" = available, "away", "xa",
 	 * "dnd", "chat"). */
 	void (*set_presence)(struct session *s, const char *show,

@@ -47,6 +47,9 @@ service_disco_info(struct component *c, const struct stanza *iq,
 		stanza_set_attr(stanza_new_child(q, "feature", NULL), "var",
 		    "http://jabber.org/protocol/muc");
 	}
+	if (c->backend->delivery_reports)
+		stanza_set_attr(stanza_new_child(q, "feature", NULL), "var",
+		    "urn:xmpp:receipts");
 	for (const struct iq_route *r = router_service_routes(); r->ns != NULL;
 	    r++) {
 		if (r->feature == NULL)

@@ -551,24 +551,129 @@ session_deliver_message(struct session *s, const char *legacy,
 	session_deliver_message_at(s, legacy, body, 0);
 }
 
-void
-session_deliver_message_at(struct session *s, const char *legacy,
-    const char *body, time_t stamp)
+/* A chat message from a legacy contact to the user, NULL (logged) when
+ * the address cannot be a JID. */
+static struct stanza *
+chat_from(struct session *s, const char *legacy)
 {
 	char *from = session_contact_jid(s->c, legacy);
 	if (from == NULL) {
 		log_warn("%s: %s: a message from a legacy address that is no "
 		    "JID was dropped", s->c->domain, s->jid);
-		return;
+		return NULL;
 	}
 	struct stanza *m = stanza_new("message", NS_COMPONENT);
 	stanza_set_attr(m, "from", from);
 	stanza_set_attr(m, "to", s->jid);
 	stanza_set_attr(m, "type", "chat");
+	free(from);
+	return m;
+}
+
+void
+session_deliver_message_at(struct session *s, const char *legacy,
+    const char *body, time_t stamp)
+{
+	struct stanza *m = chat_from(s, legacy);
+	if (m == NULL)
+		return;
 	stanza_new_text_child(m, "body", body);
 	stanza_add_delay(m, s->c->domain, stamp);
 	deliver(s->c, m);
-	free(from);
+}
+
+#define NS_NICK "http://jabber.org/protocol/nick"
+#define NS_RECEIPTS "urn:xmpp:receipts"
+
+void
+session_deliver(struct session *s, const char *legacy,
+    const struct legacy_message *lm)
+{
+	struct stanza *m = chat_from(s, legacy);
+	if (m == NULL)
+		return;
+	if (lm->subject != NULL && *lm->subject != '\0')
+		stanza_new_text_child(m, "subject", lm->subject);
+	stanza_new_text_child(m, "body", lm->body);
+	if (lm->thread != NULL && *lm->thread != '\0')
+		stanza_new_text_child(m, "thread", lm->thread);
+	if (lm->nick != NULL && *lm->nick != '\0') {
+		struct stanza *n = stanza_new_child(m, "nick", NS_NICK);
+		stanza_add_text(n, lm->nick, strlen(lm->nick));
+	}
+	/* A clock a little off is no reason to call a message late. */
+	if (lm->stamp > 0 && lm->stamp < time(NULL) - 60)
+		stanza_add_delay(m, s->c->domain, lm->stamp);
+	deliver(s->c, m);
+}
+
+/*
+ * XEP-0184.  A message that asked for a receipt and went to a backend
+ * that reports deliveries is remembered in the store under the user's
+ * JID (so it survives a restart and goes when the user unregisters):
+ * key RECEIPT_KEY + stanza id, value "legacy\nfull JID of the sender".
+ */
+#define RECEIPT_KEY "core/receipt/"
+#define RECEIPT_ID_MAX 256
+
+static void
+receipt_wanted(struct session *s, const char *legacy, const char *id,
+    const char *from_full)
+{
+	if (id == NULL || *id == '\0' || strlen(id) > RECEIPT_ID_MAX)
+		return;
+	char *key = xasprintf(RECEIPT_KEY "%s", id);
+	char *value = xasprintf("%s\n%s", legacy, from_full);
+	store_state_set(cw->store, s->c->domain, s->jid, key, value,
+	    strlen(value));
+	free(value);
+	free(key);
+}
+
+/* Takes the receipt row of id for legacy: 1 and the sender's full JID
+ * (caller frees) when one was wanted, else 0. */
+static int
+receipt_take(struct session *s, const char *legacy, const char *id,
+    char **to)
+{
+	if (id == NULL || *id == '\0' || strlen(id) > RECEIPT_ID_MAX)
+		return 0;
+	char *key = xasprintf(RECEIPT_KEY "%s", id);
+	char *value = NULL;
+	int found = store_state_get(cw->store, s->c->domain, s->jid, key,
+	    &value, NULL) == 1;
+	char *nl = found ? strchr(value, '\n') : NULL;
+	/* An id the user reused toward another contact is not this one. */
+	if (nl != NULL && (size_t)(nl - value) == strlen(legacy) &&
+	    memcmp(value, legacy, strlen(legacy)) == 0) {
+		store_state_remove(cw->store, s->c->domain, s->jid, key);
+		*to = xstrdup(nl + 1);
+	} else {
+		found = 0;
+	}
+	free(value);
+	free(key);
+	return found;
+}
+
+void
+session_message_delivered(struct session *s, const char *legacy,
+    const char *id)
+{
+	char *to = NULL;
+	if (!receipt_take(s, legacy, id, &to))
+		return;
+	char *from = session_contact_jid(s->c, legacy);
+	if (from != NULL) {
+		struct stanza *m = stanza_new("message", NS_COMPONENT);
+		stanza_set_attr(m, "from", from);
+		stanza_set_attr(m, "to", to);
+		struct stanza *r = stanza_new_child(m, "received", NS_RECEIPTS);
+		stanza_set_attr(r, "id", id);
+		deliver(s->c, m);
+		free(from);
+	}
+	free(to);
 }
 
 void
@@ -686,6 +791,9 @@ void
 session_message_failed(struct session *s, const char *legacy,
     const char *id, const char *condition, const char *text)
 {
+	char *receipt_to = NULL;
+	if (receipt_take(s, legacy, id, &receipt_to))
+		free(receipt_to);
 	char *from = session_contact_jid(s->c, legacy);
 	if (from == NULL)
 		return;
@@ -934,11 +1042,35 @@ session_handle_message(struct component *c, const struct stanza *st,
 		free(why);
 	} else {
 		struct backend_error err = { .condition = NULL };
-		if (b->send_message(s, legacy, stanza_attr(st, "id"), body,
-		    &err) != 0)
+		char *subject = stanza_child_text(st, "subject");
+		char *thread = stanza_child_text(st, "thread");
+		struct outgoing_message m = {
+			.id = stanza_attr(st, "id"),
+			.body = body,
+			.subject = subject,
+			.thread = thread,
+			.receipt = stanza_child(st, "request", NS_RECEIPTS) !=
+			    NULL,
+		};
+		/* Remembered before the backend runs: it may report the
+		 * delivery at once. */
+		char *sender = m.receipt && b->delivery_reports ?
+		    jid_to_string(from) : NULL;
+		if (sender != NULL)
+			receipt_wanted(s, legacy, m.id, sender);
+		if (b->send_message(s, legacy, &m, &err) != 0) {
+			if (sender != NULL) {
+				char *drop = NULL;
+				if (receipt_take(s, legacy, m.id, &drop))
+					free(drop);
+			}
 			router_reply_error(c, st, err.condition ? err.condition :
 			    "undefined-condition", err.text[0] ? err.text :
 			    NULL);
+		}
+		free(sender);
+		free(subject);
+		free(thread);
 	}
 	free(legacy);
 	free(bare);

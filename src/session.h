@@ -105,6 +105,32 @@ void session_deliver_message(struct session *s, const char *legacy,
  * seconds; 0: now): it carries a XEP-0203 delay. */
 void session_deliver_message_at(struct session *s, const char *legacy,
     const char *body, time_t stamp);
+/* A message from a legacy contact with what mail and SMS carry beyond a
+ * body.  Strings are UTF-8, borrowed for the call. */
+struct legacy_message {
+	const char *body;      /* never NULL */
+	const char *subject;   /* <subject>, NULL: none */
+	const char *thread;    /* <thread>, NULL: none */
+	const char *nick;      /* XEP-0172 nickname of the sender, NULL: none */
+	time_t stamp;          /* when it was sent (UTC); 0: now.  A XEP-0203
+	                        * delay is added when it is older than 60 s. */
+};
+/* Delivers it to the user's bare JID as a chat message from the
+ * contact.  Works in any session state: a backend that receives while
+ * the user is offline (SMS, mail) takes the session from
+ * session_find_registered() and the XMPP server keeps the message
+ * offline; while the XMPP server itself is away the core keeps it in
+ * the store. */
+void session_deliver(struct session *s, const char *legacy,
+    const struct legacy_message *m);
+/* A message accepted by send_message() reached the far end (an SMS
+ * delivery report, the SMTP server accepted the mail): the user gets a
+ * XEP-0184 <received/> if that message asked for one.  Call it for every
+ * delivered message; the core remembers in the store, across restarts,
+ * which ones asked, and forgets the id afterwards. */
+void session_message_delivered(struct session *s, const char *legacy,
+    const char *id);
+
 /* A legacy contact's presence: show NULL = unavailable, "" = available,
  * or "away", "xa", "dnd", "chat"; status may be NULL. */
 void session_contact_presence(struct session *s, const char *legacy,
@@ -113,7 +139,8 @@ void session_contact_presence(struct session *s, const char *legacy,
  * has it (subscription request). */
 void session_contact_known(struct session *s, const char *legacy,
     const char *name);
-/* A message accepted by send_message() could not be delivered. */
+/* A message accepted by send_message() could not be delivered: the user
+ * gets an error message for that id (and the receipt is forgotten). */
 void session_message_failed(struct session *s, const char *legacy,
     const char *id, const char *condition, const char *text);
 

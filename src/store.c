@@ -132,6 +132,24 @@ static const char *const migrations[] = {
 	    "	sid TEXT NOT NULL\n"
 	    ");\n"
 	    "CREATE INDEX archive_room ON archive (room, id);"),
+	/*
+	 * Backend state (store_state_*): jid '' holds a component's own
+	 * values, so there is no foreign key; the trigger removes a user's
+	 * rows with the user.
+	 */
+	MIGRATION(4,
+	    "CREATE TABLE backend_state (\n"
+	    "	component TEXT NOT NULL,\n"
+	    "	jid TEXT NOT NULL,\n"
+	    "	key TEXT NOT NULL,\n"
+	    "	value BLOB NOT NULL,\n"
+	    "	updated INTEGER NOT NULL,\n"
+	    "	PRIMARY KEY (component, jid, key)\n"
+	    ");\n"
+	    "CREATE TRIGGER users_state_delete AFTER DELETE ON users BEGIN\n"
+	    "	DELETE FROM backend_state WHERE component = old.component\n"
+	    "	    AND jid = old.jid;\n"
+	    "END;"),
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -167,6 +185,10 @@ enum stmt_id {
 	STMT_ARCHIVE_BACKWARD,
 	STMT_ARCHIVE_COUNT,
 	STMT_ARCHIVE_HAS,
+	STMT_STATE_SET,
+	STMT_STATE_GET,
+	STMT_STATE_REMOVE,
+	STMT_STATE_FOREACH,
 	STMT_COUNT
 };
 
@@ -267,6 +289,19 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	    "AND (?6 IS NULL OR nick = ?6)",
 	[STMT_ARCHIVE_HAS] =
 	    "SELECT 1 FROM archive WHERE room = ?1 AND id = ?2",
+	[STMT_STATE_SET] =
+	    "INSERT OR REPLACE INTO backend_state (component, jid, key, value, "
+	    "updated) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[STMT_STATE_GET] =
+	    "SELECT value FROM backend_state WHERE component = ?1 AND jid = ?2 "
+	    "AND key = ?3",
+	[STMT_STATE_REMOVE] =
+	    "DELETE FROM backend_state WHERE component = ?1 AND jid = ?2 "
+	    "AND key = ?3",
+	[STMT_STATE_FOREACH] =
+	    "SELECT jid, key, value FROM backend_state WHERE component = ?1 "
+	    "AND (?2 IS NULL OR jid = ?2) AND substr(key, 1, length(?3)) = ?3 "
+	    "ORDER BY jid, key",
 };
 
 /* An archived message waiting for the next batch (store_archive_add). */
@@ -1532,4 +1567,119 @@ store_pending_count(struct store *st, const char *component)
 		    sqlite3_errmsg(st->db));
 	done_with(s);
 	return n;
+}
+
+/* ---- backend state ---- */
+
+/* Binds component, jid and key; -1 (logged) on a NULL argument. */
+static int
+bind_state(struct store *st, const char *fn, sqlite3_stmt *s,
+    const char *component, const char *jid, const char *key)
+{
+	if (bad_args(st, fn, component, jid, 1) || key == NULL) {
+		if (key == NULL)
+			log_error("store: %s called without a key", fn);
+		return -1;
+	}
+	if (bind_user(st, s, component, jid) == -1)
+		return -1;
+	sqlite3_bind_text(s, 3, key, -1, SQLITE_STATIC);
+	return 0;
+}
+
+int
+store_state_set(struct store *st, const char *component, const char *jid,
+    const char *key, const void *value, size_t len)
+{
+	sqlite3_stmt *s = st ? st->stmt[STMT_STATE_SET] : NULL;
+	if (bind_state(st, "store_state_set", s, component, jid, key) == -1)
+		return -1;
+	sqlite3_bind_blob(s, 4, len ? value : "", (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 5, (sqlite3_int64)time(NULL));
+	return run_write(st, s, "storing backend state") < 0 ? -1 : 0;
+}
+
+int
+store_state_get(struct store *st, const char *component, const char *jid,
+    const char *key, char **value, size_t *len)
+{
+	sqlite3_stmt *s = st ? st->stmt[STMT_STATE_GET] : NULL;
+	if (bind_state(st, "store_state_get", s, component, jid, key) == -1)
+		return -1;
+	int rc = sqlite3_step(s), ret = 0;
+	if (rc == SQLITE_ROW) {
+		size_t n = (size_t)sqlite3_column_bytes(s, 0);
+		const void *v = sqlite3_column_blob(s, 0);
+		char *copy = xmalloc(n + 1);
+		if (n > 0)
+			memcpy(copy, v, n);
+		copy[n] = '\0';
+		*value = copy;
+		if (len != NULL)
+			*len = n;
+		ret = 1;
+	} else if (rc != SQLITE_DONE) {
+		log_error("store %s: reading backend state %s of %s: %s",
+		    st->path, key, jid, sqlite3_errmsg(st->db));
+		ret = -1;
+	}
+	done_with(s);
+	return ret;
+}
+
+int
+store_state_remove(struct store *st, const char *component, const char *jid,
+    const char *key)
+{
+	sqlite3_stmt *s = st ? st->stmt[STMT_STATE_REMOVE] : NULL;
+	if (bind_state(st, "store_state_remove", s, component, jid, key) == -1)
+		return -1;
+	int n = run_write(st, s, "removing backend state");
+	return n < 0 ? -1 : n > 0;
+}
+
+int
+store_state_foreach(struct store *st, const char *component, const char *jid,
+    const char *prefix, store_state_cb cb, void *arg)
+{
+	if (bad_args(st, "store_state_foreach", component, jid, 0))
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_STATE_FOREACH];
+	if (bind_user(st, s, component, jid) == -1)
+		return -1;
+	sqlite3_bind_text(s, 3, prefix ? prefix : "", -1, SQLITE_STATIC);
+	/* Copied out first: callbacks write to the store. */
+	struct row { char *jid, *key; void *value; size_t len; } *rows = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			rows = xreallocarray(rows, cap, sizeof(*rows));
+		}
+		size_t len = (size_t)sqlite3_column_bytes(s, 2);
+		rows[n].jid = xstrdup(column_text(s, 0));
+		rows[n].key = xstrdup(column_text(s, 1));
+		rows[n].value = xmalloc(len + 1);
+		if (len > 0)
+			memcpy(rows[n].value, sqlite3_column_blob(s, 2), len);
+		((char *)rows[n].value)[len] = '\0';
+		rows[n].len = len;
+		n++;
+	}
+	int ret = rc == SQLITE_DONE ? 0 : -1;
+	if (ret < 0)
+		log_error("store %s: listing backend state of %s: %s", st->path,
+		    component, sqlite3_errmsg(st->db));
+	done_with(s);
+	for (size_t i = 0; i < n; i++) {
+		if (ret == 0 && cb(arg, rows[i].jid, rows[i].key,
+		    rows[i].value, rows[i].len) != 0)
+			ret = 1;
+		free(rows[i].jid);
+		free(rows[i].key);
+		free(rows[i].value);
+	}
+	free(rows);
+	return ret < 0 ? -1 : 0;
 }

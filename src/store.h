@@ -177,4 +177,30 @@ long long store_archive_count(struct store *st,
 int store_archive_has(struct store *st, long long room, long long id);
 void store_archive_msgs_free(struct store_archive_msg *v, size_t n);
 
+/*
+ * Backend state: small values a backend keeps across restarts (SMS
+ * waiting to be sent, delivery-report ids, a mailbox's UIDVALIDITY and
+ * last UID, mails in the outbox), per component and user under a key.
+ * jid "" holds the component's own values.  A user's rows go when the
+ * user is removed.  Keys starting "core/" belong to the core.
+ */
+/* Inserts or replaces; 0 or -1. */
+int store_state_set(struct store *st, const char *component,
+    const char *jid, const char *key, const void *value, size_t len);
+/* 1 and *value (malloc'ed, NUL-terminated after len bytes; len may be
+ * NULL) when found, 0 when not, -1 on error. */
+int store_state_get(struct store *st, const char *component,
+    const char *jid, const char *key, char **value, size_t *len);
+/* 1 when a row was removed, 0 when there was none, -1 on error. */
+int store_state_remove(struct store *st, const char *component,
+    const char *jid, const char *key);
+/* Rows whose key starts with prefix ("" = all), of one user or of every
+ * user and the component (jid NULL), ordered by jid then key.  Rows are
+ * copied out first, so cb may write to the store.  cb returns non-zero
+ * to stop.  0 or -1. */
+typedef int (*store_state_cb)(void *arg, const char *jid, const char *key,
+    const void *value, size_t len);
+int store_state_foreach(struct store *st, const char *component,
+    const char *jid, const char *prefix, store_state_cb cb, void *arg);
+
 #endif

@@ -1638,9 +1638,10 @@ irc_send_private(struct session *s, const char *room, const char *nick,
 }
 
 static int
-irc_send_message(struct session *s, const char *legacy, const char *id,
-    const char *body, struct backend_error *err)
+irc_send_message(struct session *s, const char *legacy,
+    const struct outgoing_message *m, struct backend_error *err)
 {
+	const char *body = m->body;
 	struct irc_addr a;
 	if (parse_addr(session_component(s), legacy, &a) != 0 ||
 	    a.kind != IRC_ADDR_NICK) {

@@ -63,6 +63,7 @@ enum echo_kind {
 	ECHO_REGISTER,
 	ECHO_LOGIN,
 	ECHO_REPLY,
+	ECHO_RICH,            /* session_deliver with every field */
 	ECHO_DROP,
 	ECHO_DISCONNECT,
 	ECHO_ROOM_JOIN,
@@ -348,8 +349,24 @@ run_job(evutil_socket_t fd, short what, void *arg)
 		}
 		break;
 	case ECHO_REPLY:
+		/* The echo network "delivered" the message by answering. */
+		session_message_delivered(j->s, j->legacy, j->id);
 		session_deliver_message(j->s, j->legacy, j->text);
 		break;
+	case ECHO_RICH: {
+		/* What mail and SMS carry: subject, thread, nick, an old
+		 * date (an hour ago). */
+		struct legacy_message lm = {
+			.body = j->text,
+			.subject = "echo subject",
+			.thread = j->nick,
+			.nick = "Echo Person",
+			.stamp = time(NULL) - 3600,
+		};
+		session_message_delivered(j->s, j->legacy, j->id);
+		session_deliver(j->s, j->legacy, &lm);
+		break;
+	}
 	case ECHO_DROP:
 		session_message_failed(j->s, j->legacy, j->id,
 		    "recipient-unavailable", "the echo network could not "
@@ -465,9 +482,10 @@ echo_logout(struct session *s, const char *reason)
 }
 
 static int
-echo_send_message(struct session *s, const char *legacy, const char *id,
-    const char *body, struct backend_error *err)
+echo_send_message(struct session *s, const char *legacy,
+    const struct outgoing_message *m, struct backend_error *err)
 {
+	const char *body = m->body, *id = m->id;
 	if (strcmp(body, "/fail") == 0) {
 		err->condition = "service-unavailable";
 		snprintf(err->text, sizeof(err->text), "the echo network "
@@ -503,7 +521,16 @@ echo_send_message(struct session *s, const char *legacy, const char *id,
 		j->text = xstrdup(body + 7);
 		return 0;
 	}
+	if (strncmp(body, "/rich ", 6) == 0) {
+		struct echo_job *j = job_new(ECHO_RICH, s);
+		j->legacy = xstrdup(legacy);
+		j->id = id ? xstrdup(id) : NULL;
+		j->text = xstrdup(body + 6);
+		j->nick = m->thread ? xstrdup(m->thread) : NULL;
+		return 0;
+	}
 	struct echo_job *j = job_new(ECHO_REPLY, s);
+	j->id = id ? xstrdup(id) : NULL;
 	/* A greeting registered with this contact (a registration scope)
 	 * wins over the account's. */
 	const char *greeting = session_field_scoped(s, legacy, "greeting");
@@ -644,6 +671,7 @@ const struct backend echo_backend = {
 	.normalize_address = echo_normalize_address,
 	.login = echo_login,
 	.logout = echo_logout,
+	.delivery_reports = 1,
 	.send_message = echo_send_message,
 	.add_contact = echo_add_contact,
 	.is_room = echo_is_room,

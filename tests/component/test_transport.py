@@ -208,6 +208,8 @@ def test_session(conn, cw):
               "a message to a contact reaches the legacy side and the answer "
               "comes back from the contact's JID", st is not None and conn_text(st))
 
+    test_receipts(conn, cw)
+
     conn.send("<message from='alice@localhost/a' to='bob\\40example.net@%s' id='m2'>"
               "<body>hi bob</body></message>" % GW)
     st = conn.next_stanza(3, lambda s: s.tag == q(NS_COMPONENT, "message"))
@@ -289,6 +291,96 @@ def test_session(conn, cw):
     tap.check(error_condition(st) is not None
               and error_condition(st)[1] == "recipient-unavailable",
               "a message while not logged in: an error telling the user to come online")
+
+
+RECEIPTS = "urn:xmpp:receipts"
+
+
+def receipt_rows(cw):
+    con = sqlite3.connect(os.path.join(cw.tmp, "causeway.db"))
+    try:
+        return con.execute("SELECT key, value FROM backend_state WHERE "
+                           "key LIKE 'core/receipt/%'").fetchall()
+    finally:
+        con.close()
+
+
+def messages(conn, timeout, count=None):
+    """The messages that arrive within timeout (or the first count)."""
+    got = []
+    deadline = time.time() + timeout
+    while time.time() < deadline and (count is None or len(got) < count):
+        st = conn.next_stanza(max(0.05, deadline - time.time()),
+                              lambda s: s.tag == q(NS_COMPONENT, "message"))
+        if st is not None:
+            got.append(st)
+    return got
+
+
+def test_receipts(conn, cw):
+    """XEP-0184 through a backend that reports deliveries, and messages
+    with subject, thread, nickname and delay (session_deliver)."""
+    res = conn.iq("<query xmlns='%s'/>" % DISCO_INFO, id_="dr")
+    feats = set()
+    if res is not None and res.get("type") == "result":
+        feats = {f.get("var") for f in res.iter(q(DISCO_INFO, "feature"))}
+    tap.check(RECEIPTS in feats, "a gateway whose network reports "
+              "deliveries advertises urn:xmpp:receipts", feats)
+
+    conn.send("<message from='alice@localhost/a' to='echo@%s' id='rc1' "
+              "type='chat'><body>receipt please</body><request xmlns='%s'/>"
+              "</message>" % (GW, RECEIPTS))
+    got = messages(conn, 3, 2)
+    rec = [m for m in got if m.find(q(RECEIPTS, "received")) is not None]
+    tap.check(len(rec) == 1 and rec[0].get("from") == "echo@" + GW
+              and rec[0].get("to") == "alice@localhost/a"
+              and rec[0].find(q(RECEIPTS, "received")).get("id") == "rc1",
+              "a delivered message that asked for a receipt gets <received/> "
+              "with its id, sent to the resource that asked",
+              [conn_text(m) for m in got])
+    tap.check(any(body_of(m) == "re: receipt please" for m in got)
+              and receipt_rows(cw) == [],
+              "the answer arrives too and the receipt is forgotten once sent")
+
+    conn.send("<message from='alice@localhost/a' to='echo@%s' id='rc2' "
+              "type='chat'><body>no receipt</body></message>" % GW)
+    got = messages(conn, 1.5)
+    tap.check(any(body_of(m) == "re: no receipt" for m in got)
+              and not any(m.find(q(RECEIPTS, "received")) is not None
+                          for m in got),
+              "no receipt when none was asked for")
+
+    conn.send("<message from='alice@localhost/a' to='echo@%s' id='rc3' "
+              "type='chat'><body>/fail</body><request xmlns='%s'/></message>"
+              % (GW, RECEIPTS))
+    st = conn.next_stanza(3, lambda s: s.get("id") == "rc3")
+    tap.check(error_condition(st) is not None and receipt_rows(cw) == [],
+              "a refused message: an error, and no receipt is kept for it")
+
+    conn.send("<message from='alice@localhost/a' to='echo@%s' id='rc4' "
+              "type='chat'><body>/drop</body><request xmlns='%s'/></message>"
+              % (GW, RECEIPTS))
+    st = conn.next_stanza(3, lambda s: s.get("id") == "rc4")
+    tap.check(error_condition(st) is not None and receipt_rows(cw) == [],
+              "a message lost later: an error, and its receipt is forgotten")
+
+    conn.send("<message from='alice@localhost/a' to='echo@%s' id='rc5' "
+              "type='chat'><body>/rich mail &amp; more</body>"
+              "<thread>t-42</thread><subject>hi</subject></message>" % GW)
+    st = conn.next_stanza(3, lambda s: s.tag == q(NS_COMPONENT, "message")
+                          and body_of(s) == "mail & more")
+    subj = st.find(q(NS_COMPONENT, "subject")) if st is not None else None
+    thr = st.find(q(NS_COMPONENT, "thread")) if st is not None else None
+    nick = st.find("{http://jabber.org/protocol/nick}nick") if st is not None else None
+    delay = st.find("{urn:xmpp:delay}delay") if st is not None else None
+    tap.check(subj is not None and subj.text == "echo subject"
+              and thr is not None and thr.text == "t-42"
+              and nick is not None and nick.text == "Echo Person"
+              and delay is not None and delay.get("stamp", "").endswith("Z")
+              and st.get("type") == "chat",
+              "a legacy message with subject, thread, nickname (XEP-0172) "
+              "and an old date (XEP-0203 delay)",
+              st is not None and conn_text(st))
 
 
 def test_login_failure(conn, cw):

@@ -289,10 +289,10 @@ test_reopen(void)
 	    "SELECT created FROM users WHERE jid = 'a@example.org'");
 	CHECK_STR(created2, created1);
 	/* Reopening creates no table twice: users, user_fields, contacts,
-	 * pending, room_settings, archive_rooms, archive. */
+	 * pending, room_settings, archive_rooms, archive, backend_state. */
 	char *n = query_other(path, "SELECT count(*) FROM sqlite_master "
 	    "WHERE type = 'table'");
-	CHECK_STR(n, "7");
+	CHECK_STR(n, "8");
 	free(n);
 	free(created1);
 	free(created2);
@@ -643,6 +643,86 @@ test_fields_contacts_pending(void)
 	remove_dir(dir);
 }
 
+struct state_seen {
+	char text[512];
+	int stop_after;
+	int calls;
+};
+
+static int
+state_collect(void *arg, const char *jid, const char *key,
+    const void *value, size_t len)
+{
+	struct state_seen *seen = arg;
+	size_t used = strlen(seen->text);
+	snprintf(seen->text + used, sizeof(seen->text) - used, "%s|%s|%.*s;",
+	    jid, key, (int)len, (const char *)value);
+	return ++seen->calls == seen->stop_after;
+}
+
+static void
+test_backend_state(void)
+{
+	char *dir = make_dir();
+	char *path = join(dir, "causeway.db");
+	struct store *st = store_open(path);
+	CHECK(st != NULL);
+	const char *gw = "sms.example.org";
+	CHECK(store_user_add(st, gw, "a@example.org") == 1);
+	CHECK(store_user_add(st, gw, "b@example.org") == 1);
+
+	/* Binary values with NUL bytes come back whole, NUL-terminated. */
+	CHECK(store_state_set(st, gw, "a@example.org", "out/2", "x\0y", 3) == 0);
+	CHECK(store_state_set(st, gw, "a@example.org", "out/1", "one", 3) == 0);
+	CHECK(store_state_set(st, gw, "b@example.org", "out/3", "three", 5) == 0);
+	CHECK(store_state_set(st, gw, "", "next", "7", 1) == 0);
+	CHECK(store_state_set(st, "other.example.org", "", "next", "9", 1) == 0);
+	char *v = NULL;
+	size_t len = 0;
+	CHECK(store_state_get(st, gw, "a@example.org", "out/2", &v, &len) == 1);
+	CHECK(len == 3 && v != NULL && memcmp(v, "x\0y", 4) == 0);
+	free(v);
+	CHECK(store_state_get(st, gw, "a@example.org", "none", &v, NULL) == 0);
+	/* Replacing keeps one row. */
+	CHECK(store_state_set(st, gw, "", "next", "8", 1) == 0);
+	CHECK(store_state_get(st, gw, "", "next", &v, NULL) == 1);
+	CHECK_STR(v, "8");
+	free(v);
+
+	/* Every user's rows with a prefix, ordered by jid then key; the
+	 * other component's are not seen. */
+	struct state_seen seen = { .text = "" };
+	CHECK(store_state_foreach(st, gw, NULL, "out/", state_collect,
+	    &seen) == 0);
+	CHECK_STR(seen.text, "a@example.org|out/1|one;a@example.org|out/2|x;"
+	    "b@example.org|out/3|three;");
+	memset(&seen, 0, sizeof(seen));
+	CHECK(store_state_foreach(st, gw, "b@example.org", "", state_collect,
+	    &seen) == 0);
+	CHECK_STR(seen.text, "b@example.org|out/3|three;");
+	/* A callback may stop the walk. */
+	memset(&seen, 0, sizeof(seen));
+	seen.stop_after = 1;
+	CHECK(store_state_foreach(st, gw, NULL, "", state_collect, &seen) == 0);
+	CHECK(seen.calls == 1);
+
+	CHECK(store_state_remove(st, gw, "a@example.org", "out/1") == 1);
+	CHECK(store_state_remove(st, gw, "a@example.org", "out/1") == 0);
+	/* Removing a user removes the user's rows, not the component's. */
+	CHECK(store_user_remove(st, gw, "a@example.org") == 1);
+	CHECK(store_state_get(st, gw, "a@example.org", "out/2", &v, NULL) == 0);
+	CHECK(store_state_get(st, gw, "", "next", &v, NULL) == 1);
+	free(v);
+	CHECK(store_state_get(st, gw, "b@example.org", "out/3", &v, NULL) == 1);
+	free(v);
+	/* Missing arguments are refused, not crashed on. */
+	CHECK(store_state_set(st, gw, NULL, "k", "v", 1) == -1);
+	CHECK(store_state_get(st, gw, "b@example.org", NULL, &v, NULL) == -1);
+	store_close(st);
+	free(path);
+	remove_dir(dir);
+}
+
 int
 main(void)
 {
@@ -664,5 +744,6 @@ main(void)
 	RUN(test_wide_mode_opens);
 	RUN(test_relative_special_name);
 	RUN(test_fields_contacts_pending);
+	RUN(test_backend_state);
 	return TAP_DONE();
 }
