@@ -71,6 +71,7 @@ struct adhoc_ctx {
 	struct component *c;
 	const char *requester;    /* full JID */
 	const char *user;         /* its bare JID */
+	const struct adhoc_command *cmd;
 	/* Filled by the command. */
 	struct stanza *form;      /* <x/> to show, or NULL */
 	const char *note_type;    /* "info", "warn", "error", or NULL */
@@ -89,6 +90,7 @@ struct adhoc_command {
 	const char *name;
 	enum adhoc_access access;
 	adhoc_step_fn step;
+	const struct backend_command *bc;  /* a backend's, run by cmd_backend */
 };
 
 /* A run waiting for its form. */
@@ -109,6 +111,8 @@ TAILQ_HEAD(adhoc_runs, adhoc_run);
 struct adhoc_state {
 	struct adhoc_runs runs;   /* least recently used first */
 	size_t nruns;
+	/* The backend's commands in the core's shape, NULL-node ended. */
+	struct adhoc_command *backend_cmds;
 };
 
 static enum adhoc_status cmd_settings(struct adhoc_ctx *, const struct form *);
@@ -122,6 +126,7 @@ static enum adhoc_status cmd_disconnect_user(struct adhoc_ctx *,
     const struct form *);
 static enum adhoc_status cmd_announce(struct adhoc_ctx *, const struct form *);
 static enum adhoc_status cmd_stats(struct adhoc_ctx *, const struct form *);
+static enum adhoc_status cmd_backend(struct adhoc_ctx *, const struct form *);
 
 static const struct adhoc_command commands[] = {
 	{ .node = "settings", .name = "Change settings",
@@ -799,6 +804,7 @@ adhoc_free_all(struct component *c)
 		return;
 	while (!TAILQ_EMPTY(&t->runs))
 		run_free(t, TAILQ_FIRST(&t->runs));
+	free(t->backend_cmds);
 	free(t);
 	c->adhoc = NULL;
 }
@@ -830,14 +836,63 @@ command_reply(const struct stanza *iq, const char *node,
 	return res;
 }
 
+/* The backend's commands, wrapped once per component. */
 static const struct adhoc_command *
-command_find(const char *node)
+backend_commands(struct component *c)
+{
+	struct adhoc_state *t = state(c);
+	if (t->backend_cmds == NULL) {
+		const struct backend *b = c->backend;
+		t->backend_cmds = xcalloc(b->ncommands + 1,
+		    sizeof(*t->backend_cmds));
+		for (size_t i = 0; i < b->ncommands; i++) {
+			const struct backend_command *bc = &b->commands[i];
+			t->backend_cmds[i] = (struct adhoc_command){
+				.node = bc->node, .name = bc->name,
+				.access = bc->admin_only ? ADHOC_ADMIN :
+				    ADHOC_USER,
+				.step = cmd_backend, .bc = bc,
+			};
+		}
+	}
+	return t->backend_cmds;
+}
+
+static const struct adhoc_command *
+command_find(struct component *c, const char *node)
 {
 	for (const struct adhoc_command *cmd = commands; cmd->node != NULL;
 	    cmd++)
 		if (strcmp(cmd->node, node) == 0)
 			return cmd;
+	for (const struct adhoc_command *cmd = backend_commands(c);
+	    cmd->node != NULL; cmd++)
+		if (strcmp(cmd->node, node) == 0)
+			return cmd;
 	return NULL;
+}
+
+static enum adhoc_status
+cmd_backend(struct adhoc_ctx *x, const struct form *in)
+{
+	const struct backend_command *bc = x->cmd->bc;
+	char *error = NULL;
+	if (in == NULL) {
+		x->form = form_build("form", bc->name, bc->instructions, NULL,
+		    bc->fields, bc->nfields, NULL);
+		return ADHOC_EXECUTING;
+	}
+	if (form_validate(in, NULL, bc->fields, bc->nfields, NULL,
+	    &error) != 0)
+		return ask_again(x, form_build("form", bc->name, NULL, NULL,
+		    bc->fields, bc->nfields, in), error);
+	char *note = NULL;
+	int r = bc->run(x->c, x->user, in, &note);
+	log_info("%s: %s ran %s: %s", x->c->domain, x->requester, bc->node,
+	    r == 0 ? "done" : "refused");
+	set_note(x, r == 0 ? "info" : "error", note != NULL ? note :
+	    xstrdup(r == 0 ? "Done." : "The command failed."));
+	return ADHOC_COMPLETED;
 }
 
 /* 1 when who may run cmd, 0 when not (*condition says why), -1 on a
@@ -889,7 +944,8 @@ run_step(struct component *c, const struct stanza *iq,
     const struct adhoc_command *cmd, struct adhoc_run *r, const char *full,
     const char *bare, const struct form *in, time_t now)
 {
-	struct adhoc_ctx x = { .c = c, .requester = full, .user = bare };
+	struct adhoc_ctx x = { .c = c, .requester = full, .user = bare,
+		.cmd = cmd };
 	enum adhoc_status st = cmd->step(&x, in);
 	const char *sessionid = NULL;
 	char once[ADHOC_ID_BYTES * 2 + 1];
@@ -1010,7 +1066,7 @@ adhoc_handle(struct component *c, const struct stanza *iq,
 	time_t now = now_monotonic();
 
 	const char *node = stanza_attr(command, "node");
-	const struct adhoc_command *cmd = node ? command_find(node) : NULL;
+	const struct adhoc_command *cmd = node ? command_find(c, node) : NULL;
 	if (cmd == NULL) {
 		res = stanza_error_reply(iq, "item-not-found",
 		    "no such command");
@@ -1098,14 +1154,19 @@ adhoc_disco_items(struct component *c, const struct stanza *iq)
 		free(bare);
 	}
 	jid_clear(&from);
-	for (const struct adhoc_command *cmd = commands; cmd->node != NULL;
-	    cmd++) {
-		if (cmd->access == ADHOC_ADMIN ? !admin : !user)
-			continue;
-		struct stanza *item = stanza_new_child(q, "item", NULL);
-		stanza_set_attr(item, "jid", c->domain);
-		stanza_set_attr(item, "node", cmd->node);
-		stanza_set_attr(item, "name", cmd->name);
+	const struct adhoc_command *tables[] = { commands,
+		backend_commands(c) };
+	for (size_t i = 0; i < 2; i++) {
+		for (const struct adhoc_command *cmd = tables[i];
+		    cmd->node != NULL; cmd++) {
+			if (cmd->access == ADHOC_ADMIN ? !admin : !user)
+				continue;
+			struct stanza *item = stanza_new_child(q, "item",
+			    NULL);
+			stanza_set_attr(item, "jid", c->domain);
+			stanza_set_attr(item, "node", cmd->node);
+			stanza_set_attr(item, "name", cmd->name);
+		}
 	}
 	return res;
 }
@@ -1114,7 +1175,7 @@ struct stanza *
 adhoc_disco_info(struct component *c, const struct stanza *iq,
     const char *node)
 {
-	const struct adhoc_command *cmd = command_find(node);
+	const struct adhoc_command *cmd = command_find(c, node);
 	if (cmd == NULL)
 		return NULL;
 	/* XEP-0050: a command node is an automation/command-node that

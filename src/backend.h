@@ -41,6 +41,23 @@ struct backend_error {
 	char text[256];
 };
 
+/* An ad-hoc command (XEP-0050) a backend adds on the component's JID:
+ * one form, then a note. */
+struct backend_command {
+	const char *node;          /* not one of the core's command nodes */
+	const char *name;
+	int admin_only;            /* 1: the component's admins only;
+	                            * 0: registered users */
+	const char *instructions;
+	const struct form_field_spec *fields;
+	size_t nfields;
+	/* Runs with the submitted form, already validated against fields;
+	 * user is the requester's bare JID.  0: done; -1: refused.  *note
+	 * (malloc'ed; may be left NULL) is shown either way. */
+	int (*run)(struct component *c, const char *user,
+	    const struct form *in, char **note);
+};
+
 struct backend {
 	int abi;                      /* BACKEND_ABI */
 	const char *name;             /* "irc": the value of backend = */
@@ -151,6 +168,9 @@ struct backend {
 	    const char *nick, struct backend_error *err);
 	int (*kick)(struct session *s, const char *room, const char *nick,
 	    const char *reason, struct backend_error *err);
+	/* Ad-hoc commands of the backend's own, ncommands of them. */
+	const struct backend_command *commands;
+	size_t ncommands;
 	/* The rooms of a registration scope (an IRC server), for
 	 * disco#items there: see src/roomlist.h. */
 	void (*list_rooms)(struct session *s, const char *scope,

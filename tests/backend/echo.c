@@ -57,6 +57,7 @@
 #include "room.h"
 #include "roomlist.h"
 #include "session.h"
+#include "store.h"
 #include "xmalloc.h"
 
 enum echo_kind {
@@ -653,6 +654,56 @@ echo_kick(struct session *s, const char *room, const char *nick,
 	return 0;
 }
 
+/* Commands of the backend's own: a user's note kept in the store, and
+ * an admin-only count of the notes. */
+static const struct form_field_spec note_fields[] = {
+	{ .var = "note", .type = FIELD_TEXT_SINGLE, .label = "Note",
+	  .required = 1, .max_len = 100 },
+};
+
+static int
+echo_cmd_note(struct component *c, const char *user, const struct form *in,
+    char **note)
+{
+	const char *text = form_value(in, "note");
+	if (strcmp(text, "fail") == 0) {
+		*note = xstrdup("The echo network refuses that note.");
+		return -1;
+	}
+	if (store_state_set(cw->store, c->domain, user, "note", text,
+	    strlen(text)) != 0)
+		return -1;
+	*note = xasprintf("Noted: %s", text);
+	return 0;
+}
+
+static int
+count_note(void *arg, const char *jid, const char *key, const void *value,
+    size_t len)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int
+echo_cmd_count(struct component *c, const char *user, const struct form *in,
+    char **note)
+{
+	int n = 0;
+	if (store_state_foreach(cw->store, c->domain, NULL, "note", count_note,
+	    &n) != 0)
+		return -1;
+	*note = xasprintf("%d notes", n);
+	return 0;
+}
+
+static const struct backend_command echo_commands[] = {
+	{ .node = "echo-note", .name = "Leave a note", .fields = note_fields,
+	  .nfields = 1, .run = echo_cmd_note },
+	{ .node = "echo-count", .name = "Count the notes", .admin_only = 1,
+	  .run = echo_cmd_count },
+};
+
 const struct backend echo_backend = {
 	.abi = BACKEND_ABI,
 	.name = "echo",
@@ -672,6 +723,8 @@ const struct backend echo_backend = {
 	.login = echo_login,
 	.logout = echo_logout,
 	.delivery_reports = 1,
+	.commands = echo_commands,
+	.ncommands = sizeof(echo_commands) / sizeof(echo_commands[0]),
 	.send_message = echo_send_message,
 	.add_contact = echo_add_contact,
 	.is_room = echo_is_room,

@@ -23,9 +23,9 @@ ALICE = "alice@localhost/a"
 BOB = "bob@localhost/b"
 STRANGER = "stranger@localhost/s"
 
-USER_NODES = {"settings", "unregister"}
+USER_NODES = {"settings", "unregister", "echo-note"}
 ADMIN_NODES = {"list-users", "user-details", "disconnect-user", "announce",
-               "stats"}
+               "stats", "echo-count"}
 
 tap = Tap()
 _ids = [0]
@@ -165,6 +165,39 @@ def test_disco(conn):
     items = disco_commands(conn, STRANGER)
     tap.check(items == {}, "disco#items of commands: an unregistered user "
               "sees none", items and list(items))
+
+
+def test_backend_commands(conn):
+    """Commands a backend adds: listed, run with their form, validated,
+    refused, and admin-only ones kept from users."""
+    res = run(conn, ALICE, "echo-note")
+    x = xform(res)
+    tap.check(status(res) == "executing" and "note" in fields_of(x),
+              "a backend's command shows its form")
+    sid = command(res).get("sessionid") if command(res) is not None else None
+    res = run(conn, ALICE, "echo-note", sessionid=sid, fields={"note": "x" * 101})
+    tap.check(status(res) == "executing" and note(res)[0] == "error",
+              "a value past the field's limit is asked again with an error",
+              note(res))
+    res = run(conn, ALICE, "echo-note", sessionid=sid, fields={"note": "milk"})
+    tap.check(status(res) == "completed" and note(res) == ("info", "Noted: milk"),
+              "the backend runs the submitted form and its note is shown",
+              note(res))
+    res = run(conn, BOB, "echo-note")
+    sid = command(res).get("sessionid") if command(res) is not None else None
+    res = run(conn, BOB, "echo-note", sessionid=sid, fields={"note": "fail"})
+    tap.check(status(res) == "completed" and note(res)[0] == "error"
+              and "refuses" in note(res)[1],
+              "a command the backend refuses completes with an error note",
+              note(res))
+    res = run(conn, ALICE, "echo-count")
+    tap.check(res is not None and res.get("type") == "error",
+              "a backend's admin-only command is refused to a user")
+    res = run(conn, ADMIN, "echo-count")
+    sid = command(res).get("sessionid") if command(res) is not None else None
+    res = run(conn, ADMIN, "echo-count", sessionid=sid, fields={})
+    tap.check(status(res) == "completed" and note(res) == ("info", "1 notes"),
+              "an admin runs it", note(res))
 
 
 def test_errors(conn):
@@ -522,6 +555,7 @@ def main():
         drain(conn, 0.3)
         test_disco(conn)
         test_errors(conn)
+        test_backend_commands(conn)
         test_stats(conn)
         test_list_users(conn)
         test_settings(conn, cw)
