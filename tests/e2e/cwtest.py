@@ -1140,3 +1140,54 @@ class Client:
             pass
         xmpp.abort()
         loop.run_until_complete(asyncio.sleep(0))
+
+
+# ---- the frame every per-server test script shares ----
+
+def stop_all(tap, label, server, started, *objs):
+    """End of one server's run: close clients and stop helpers in the
+    order given (objects with close() are clients, others have stop()),
+    then the XMPP server; forget their logs and say how long it took."""
+    for obj in objs:
+        if obj is None:
+            continue
+        if hasattr(obj, "close") and not hasattr(obj, "stop"):
+            obj.close()
+        else:
+            obj.stop()
+    server.stop()
+    for path in [p for _, p in tap.logs]:
+        tap.unwatch(path)
+    tap.diag("%s: %.1f s" % (label, time.monotonic() - started))
+
+
+def main_per_server(what, run_server, requires=()):
+    """main() of a test script that runs run_server(tap, cls) once per
+    XMPP server (Prosody, ejabberd; or those named on the command line).
+    requires: commands without which the whole script is skipped.
+    Returns the exit status."""
+    tap = Tap()
+    tap.diag("causeway binary: %s" % causeway_bin())
+    wanted = sys.argv[1:] or ["prosody", "ejabberd"]
+    try:
+        missing = [c for c in requires if not have(c)]
+        if missing:
+            tap.skip(what, "%s not installed" % ", ".join(missing))
+            return tap.finish()
+        for cls, tool in ((Prosody, "prosody"), (Ejabberd, "ejabberdctl")):
+            if cls.name not in wanted:
+                continue
+            if not have(tool):
+                tap.skip("%s: %s" % (cls.name, what),
+                         "%s not installed" % tool)
+                continue
+            run_server(tap, cls)
+    except SystemExit as e:         # a signal (see _on_signal)
+        tap.ok(False, "interrupted (exit status %s)" % e.code)
+        tap.finish()
+        mark_failed()
+        raise
+    rc = tap.finish()
+    if rc:
+        mark_failed()
+    return rc

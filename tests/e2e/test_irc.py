@@ -1607,48 +1607,13 @@ def run_server(tap, cls):
         cwtest.mark_failed()
         tap.bail("%s: unexpected exception: %s" % (label, e), e)
     finally:
-        if fake is not None:
-            fake.close()
-        if ctx is not None and ctx.bot is not None:
-            ctx.bot.close()
-        if alice is not None:
-            alice.close()
-        if cw is not None:
-            cw.stop()
-        if atheme is not None:
-            atheme.stop()
-        if ircd is not None:
-            ircd.stop()
-        server.stop()
-        for path in [p for _, p in tap.logs]:
-            tap.unwatch(path)
-        tap.diag("%s: %.1f s" % (label, time.monotonic() - t_server))
+        cwtest.stop_all(tap, label, server, t_server, fake,
+                        ctx.bot if ctx is not None else None, alice, cw,
+                        atheme, ircd)
 
 
 def main():
-    tap = Tap()
-    tap.diag("causeway binary: %s" % cwtest.causeway_bin())
-    wanted = sys.argv[1:] or ["prosody", "ejabberd"]
-    try:
-        if not cwtest.have("inspircd") or not cwtest.have("openssl"):
-            tap.skip("IRC tests", "inspircd or openssl not installed")
-            return tap.finish()
-        for cls, tool in ((Prosody, "prosody"), (Ejabberd, "ejabberdctl")):
-            if cls.name not in wanted:
-                continue
-            if not cwtest.have(tool):
-                tap.skip("%s: IRC tests" % cls.name, "%s not installed" % tool)
-                continue
-            run_server(tap, cls)
-    except SystemExit as e:         # a signal (see cwtest._on_signal)
-        tap.ok(False, "interrupted (exit status %s)" % e.code)
-        tap.finish()
-        cwtest.mark_failed()
-        raise
-    rc = tap.finish()
-    if rc:
-        cwtest.mark_failed()
-    return rc
+    return cwtest.main_per_server('IRC tests', run_server, requires=('inspircd', 'openssl'))
 
 
 if __name__ == "__main__":

@@ -574,38 +574,11 @@ def run_server(tap, cls):
         cwtest.mark_failed()
         tap.bail("%s: unexpected exception: %s" % (label, e), e)
     finally:
-        if alice is not None:
-            alice.close()
-        if cw is not None:
-            cw.stop()
-        server.stop()
-        for path in [p for _, p in tap.logs]:
-            tap.unwatch(path)
-        tap.diag("%s: %.1f s" % (label, time.monotonic() - t_server))
+        cwtest.stop_all(tap, label, server, t_server, alice, cw)
 
 
 def main():
-    tap = Tap()
-    tap.diag("causeway binary: %s" % cwtest.causeway_bin())
-    wanted = sys.argv[1:] or ["prosody", "ejabberd"]
-    try:
-        for cls, tool in ((Prosody, "prosody"), (Ejabberd, "ejabberdctl")):
-            if cls.name not in wanted:
-                continue
-            if not cwtest.have(tool):
-                tap.skip("%s: transport tests" % cls.name,
-                         "%s not installed" % tool)
-                continue
-            run_server(tap, cls)
-    except SystemExit as e:         # a signal (see cwtest._on_signal)
-        tap.ok(False, "interrupted (exit status %s)" % e.code)
-        tap.finish()
-        cwtest.mark_failed()
-        raise
-    rc = tap.finish()
-    if rc:
-        cwtest.mark_failed()
-    return rc
+    return cwtest.main_per_server('transport tests', run_server)
 
 
 if __name__ == "__main__":
