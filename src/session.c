@@ -62,6 +62,9 @@ struct session {
 	size_t ncontacts;
 	struct event *linger;
 	char *failure;               /* why the last login failed */
+	/* Shown as the gateway's presence while online (a backend whose
+	 * connection is being retried), NULL: plain available. */
+	char *gw_show, *gw_status;
 };
 
 struct session_table {
@@ -244,6 +247,8 @@ session_destroy(struct session *s)
 	forget_resources(s);
 	form_free(s->fields);
 	free(s->failure);
+	free(s->gw_show);
+	free(s->gw_status);
 	free(s->jid);
 	free(s);
 }
@@ -360,6 +365,7 @@ send_gateway_presence(struct session *s, const char *to)
 	struct stanza *p;
 	if (s->state == SESSION_ONLINE) {
 		p = presence(s->c->domain, to, NULL);
+		add_show_status(p, s->gw_show, s->gw_status);
 	} else {
 		p = presence(s->c->domain, to, "unavailable");
 		if (s->state == SESSION_FAILED && s->failure != NULL)
@@ -460,6 +466,7 @@ session_login_result(struct session *s, int ok, const char *text)
 	free(s->failure);
 	s->failure = NULL;
 	if (ok) {
+		session_gateway_status(s, NULL, NULL);
 		s->state = SESSION_ONLINE;
 		log_info("%s: %s: online", s->c->domain, s->jid);
 	} else {
@@ -488,6 +495,22 @@ session_disconnected(struct session *s, const char *text)
 	room_session_offline(s, s->failure);
 	contacts_offline(s);
 	send_gateway_presence(s, s->jid);
+}
+
+void
+session_gateway_status(struct session *s, const char *show,
+    const char *status)
+{
+	const char *old_show = s->gw_show ? s->gw_show : "";
+	const char *old_status = s->gw_status ? s->gw_status : "";
+	int same = strcmp(old_show, show ? show : "") == 0 &&
+	    strcmp(old_status, status ? status : "") == 0;
+	free(s->gw_show);
+	free(s->gw_status);
+	s->gw_show = show && *show ? xstrdup(show) : NULL;
+	s->gw_status = status && *status ? xstrdup(status) : NULL;
+	if (!same && s->state == SESSION_ONLINE)
+		send_gateway_presence(s, s->jid);
 }
 
 /* ---- accessors for backends ---- */

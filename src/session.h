@@ -96,6 +96,13 @@ void session_set_data(struct session *s, void *data);
 /* The login started by backend->login() ended.  ok = 0: text says why
  * (shown to the user). */
 void session_login_result(struct session *s, int ok, const char *text);
+/* While the session stays online, the gateway's own presence shows show
+ * ("" or NULL = available, "away", "xa", "dnd") and status: a backend
+ * whose connection dropped and is being retried says so without ending
+ * the session (mail still goes out while IMAP reconnects).  Cleared by
+ * the next successful login; sent only when it changes. */
+void session_gateway_status(struct session *s, const char *show,
+    const char *status);
 /* The legacy connection is gone on its own (not through logout()). */
 void session_disconnected(struct session *s, const char *text);
 /* A message from a legacy contact to the user.  type: "chat" or NULL. */

@@ -506,6 +506,17 @@ echo_send_message(struct session *s, const char *legacy,
 		    body[5] == ' ' ? body + 6 : NULL);
 		return 0;
 	}
+	if (strncmp(body, "/gwstatus", 9) == 0) {
+		/* "/gwstatus xa some text", or "/gwstatus" to clear. */
+		char show[16] = "";
+		int skip = 0;
+		if (sscanf(body + 9, " %15s %n", show, &skip) < 1)
+			session_gateway_status(s, NULL, NULL);
+		else
+			session_gateway_status(s, show, skip > 0 ?
+			    body + 9 + skip : NULL);
+		return 0;
+	}
 	if (strcmp(body, "/disconnect") == 0) {
 		job_new(ECHO_DISCONNECT, s);
 		return 0;

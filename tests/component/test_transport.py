@@ -209,6 +209,7 @@ def test_session(conn, cw):
               "comes back from the contact's JID", st is not None and conn_text(st))
 
     test_receipts(conn, cw)
+    test_gateway_status(conn)
 
     conn.send("<message from='alice@localhost/a' to='bob\\40example.net@%s' id='m2'>"
               "<body>hi bob</body></message>" % GW)
@@ -381,6 +382,32 @@ def test_receipts(conn, cw):
               "a legacy message with subject, thread, nickname (XEP-0172) "
               "and an old date (XEP-0203 delay)",
               st is not None and conn_text(st))
+
+
+def test_gateway_status(conn):
+    """A backend says its connection is being retried: the gateway's
+    presence shows it while the session stays online, and clears."""
+    def gw_presence(body):
+        conn.send("<message from='alice@localhost/a' to='echo@%s' type='chat'>"
+                  "<body>%s</body></message>" % (GW, body))
+        got = presences(conn, 1.0, lambda p: p.get("from") == GW)
+        return got[-1] if got else None
+
+    p = gw_presence("/gwstatus xa IMAP: connection refused")
+    show = p.find(q(NS_COMPONENT, "show")) if p is not None else None
+    status = p.find(q(NS_COMPONENT, "status")) if p is not None else None
+    tap.check(p is not None and p.get("type") is None and show is not None
+              and show.text == "xa" and status is not None
+              and status.text == "IMAP: connection refused",
+              "a backend's trouble shows as the gateway's presence (xa and "
+              "the reason)", p is not None and conn_text(p))
+    p = gw_presence("/gwstatus xa IMAP: connection refused")
+    tap.check(p is None, "the same status twice is sent once")
+    p = gw_presence("/gwstatus")
+    tap.check(p is not None and p.get("type") is None
+              and p.find(q(NS_COMPONENT, "show")) is None
+              and p.find(q(NS_COMPONENT, "status")) is None,
+              "cleared: plain available again")
 
 
 def test_login_failure(conn, cw):
