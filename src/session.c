@@ -48,6 +48,17 @@ struct contact_presence {
 	char *status;
 };
 
+/*
+ * XEP-0184.  A message that asked for a receipt and went to a backend
+ * that reports deliveries is remembered in the store under the user's
+ * JID (so it survives a restart and goes when the user unregisters):
+ * key RECEIPT_KEY + stanza id, value "legacy\nfull JID of the sender".
+ * Those never reported are forgotten after RECEIPT_KEEP seconds.
+ */
+#define RECEIPT_KEY "core/receipt/"
+#define RECEIPT_ID_MAX 256
+#define RECEIPT_KEEP (7 * 86400)
+
 struct session {
 	struct session *next;        /* hash chain */
 	struct component *c;
@@ -322,6 +333,13 @@ session_component_ready(struct component *c)
 	 * when the server first lets us speak for the users. */
 	if (!c->rooms_restored) {
 		c->rooms_restored = 1;
+		/* Receipts for messages whose delivery was never reported
+		 * (a report the network lost) are not kept for ever. */
+		int old = store_state_expire(cw->store, c->domain,
+		    RECEIPT_KEY, time(NULL) - RECEIPT_KEEP);
+		if (old > 0)
+			log_info("%s: forgot %d receipt requests older than "
+			    "%d days", c->domain, old, RECEIPT_KEEP / 86400);
 		room_restore(c);
 	}
 }
@@ -629,15 +647,6 @@ session_deliver(struct session *s, const char *legacy,
 		stanza_add_delay(m, s->c->domain, lm->stamp);
 	deliver(s->c, m);
 }
-
-/*
- * XEP-0184.  A message that asked for a receipt and went to a backend
- * that reports deliveries is remembered in the store under the user's
- * JID (so it survives a restart and goes when the user unregisters):
- * key RECEIPT_KEY + stanza id, value "legacy\nfull JID of the sender".
- */
-#define RECEIPT_KEY "core/receipt/"
-#define RECEIPT_ID_MAX 256
 
 static void
 receipt_wanted(struct session *s, const char *legacy, const char *id,

@@ -189,6 +189,7 @@ enum stmt_id {
 	STMT_STATE_GET,
 	STMT_STATE_REMOVE,
 	STMT_STATE_FOREACH,
+	STMT_STATE_EXPIRE,
 	STMT_COUNT
 };
 
@@ -298,6 +299,9 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_STATE_REMOVE] =
 	    "DELETE FROM backend_state WHERE component = ?1 AND jid = ?2 "
 	    "AND key = ?3",
+	[STMT_STATE_EXPIRE] =
+	    "DELETE FROM backend_state WHERE component = ?1 "
+	    "AND substr(key, 1, length(?2)) = ?2 AND updated < ?3",
 	[STMT_STATE_FOREACH] =
 	    "SELECT jid, key, value FROM backend_state WHERE component = ?1 "
 	    "AND (?2 IS NULL OR jid = ?2) AND substr(key, 1, length(?3)) = ?3 "
@@ -1682,4 +1686,17 @@ store_state_foreach(struct store *st, const char *component, const char *jid,
 	}
 	free(rows);
 	return ret < 0 ? -1 : 0;
+}
+
+int
+store_state_expire(struct store *st, const char *component,
+    const char *prefix, time_t before)
+{
+	if (bad_args(st, "store_state_expire", component, prefix, 1))
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_STATE_EXPIRE];
+	if (bind_user(st, s, component, prefix) == -1)
+		return -1;
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)before);
+	return run_write(st, s, "expiring backend state");
 }

@@ -198,6 +198,10 @@ int store_state_remove(struct store *st, const char *component,
  * user and the component (jid NULL), ordered by jid then key.  Rows are
  * copied out first, so cb may write to the store.  cb returns non-zero
  * to stop.  0 or -1. */
+/* Removes rows of the component whose key starts with prefix and that
+ * were last written before the given time: the number removed, or -1. */
+int store_state_expire(struct store *st, const char *component,
+    const char *prefix, time_t before);
 typedef int (*store_state_cb)(void *arg, const char *jid, const char *key,
     const void *value, size_t len);
 int store_state_foreach(struct store *st, const char *component,
