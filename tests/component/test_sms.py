@@ -1,0 +1,603 @@
+#!/usr/bin/env python3
+"""Component tests of the SMS backend with its Kannel driver, without
+Kannel: this program plays the XMPP server (harness.FakeServer), Kannel's
+sendsms interface (a small HTTP server that records each request and
+answers what the test tells it) and Kannel's callbacks (HTTP requests to
+causeway's listener).
+
+Covers registration (assigned, not assigned, claimed by another user),
+addresses, outgoing texts (parameters, GSM-7 / UCS-2, too long, 5xx then
+retry, 4xx), delivery reports (receipts only when asked, failures,
+unknown refs), incoming texts (codings, unknown numbers), hostile
+callbacks (no or wrong token, 1 MB text, bad percent-encoding, missing
+fields, unknown coding), a burst of 1,000 texts in a second, texts while
+the XMPP server is away, and a restart with a text in the outbox."""
+
+import http.client
+import http.server
+import os
+import queue
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (NS_COMPONENT, Causeway, FakeServer, Tap,  # noqa: E402
+                     error_condition, q)
+
+GW = "sms.localhost"
+REG = "jabber:iq:register"
+GATEWAY = "jabber:iq:gateway"
+RECEIPTS = "urn:xmpp:receipts"
+STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+TOKEN = "Tok3n-for-callbacks_0123456789"
+ALICE_NO = "+15551230001"
+BOB_NO = "+15551230002"
+PHONE = "+15551234567"
+
+tap = Tap()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class FakeKannel:
+    """Kannel's sendsms: records each GET's query and answers from a
+    script (code, body), by default 202 "0: Accepted for delivery"."""
+
+    def __init__(self):
+        self.requests = queue.Queue()
+        self.script = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                url = urllib.parse.urlsplit(self.path)
+                params = urllib.parse.parse_qs(url.query, keep_blank_values=True,
+                                               strict_parsing=True)
+                with outer.lock:
+                    code, body = outer.script.pop(0) if outer.script else \
+                        (202, "0: Accepted for delivery")
+                outer.requests.put((url.path, {k: v[0] for k, v in params.items()}))
+                data = body.encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a):
+                pass
+
+        class Quiet(http.server.ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                pass        # causeway killed mid-request: not our concern
+
+        self.httpd = Quiet(("127.0.0.1", 0), H)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def answer(self, *pairs):
+        with self.lock:
+            self.script.extend(pairs)
+
+    def next(self, timeout=5):
+        try:
+            return self.requests.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def drain(self, wait=0.3):
+        out = []
+        while True:
+            r = self.next(wait)
+            if r is None:
+                return out
+            out.append(r)
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+def callback(port, path, timeout=10):
+    """GET path on causeway's listener: (status, body), or (None, why)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read().decode("utf-8", "replace")
+    except (OSError, http.client.HTTPException) as e:
+        return None, repr(e)
+    finally:
+        c.close()
+
+
+def enc(s):
+    return urllib.parse.quote(s, safe="")
+
+
+def mo_path(frm, to, text, coding="0", charset="UTF-8", token=TOKEN, extra=""):
+    t = text if isinstance(text, str) else None
+    text_q = enc(t) if t is not None else urllib.parse.quote_from_bytes(text, safe="")
+    return ("/kannel/%s/mo?from=%s&to=%s&text=%s&coding=%s&charset=%s"
+            "&smsc=FAKE&id=x&ts=%s%s" % (token, enc(frm), enc(to), text_q,
+                                          coding, charset,
+                                          enc("2026-01-02 03:04:05"), extra))
+
+
+def body_of(st):
+    b = st.find(q(NS_COMPONENT, "body")) if st is not None else None
+    return b.text if b is not None else None
+
+
+def error_text(st):
+    t = st.find(".//{%s}text" % STANZAS) if st is not None else None
+    return t.text if t is not None else ""
+
+
+def form(fields):
+    out = ("<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' "
+           "type='hidden'><value>%s</value></field>" % REG)
+    for k, v in fields.items():
+        out += "<field var='%s'><value>%s</value></field>" % (k, v)
+    return out + "</x>"
+
+
+def register(conn, who, phone, id_):
+    return conn.iq("<query xmlns='%s'>%s</query>" % (REG, form({"phone": phone})),
+                   type_="set", frm=who, id_=id_, timeout=5)
+
+
+def messages(conn, timeout, pred=None):
+    out = []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        st = conn.next_stanza(max(0.05, deadline - time.time()),
+                              lambda s: s.tag == q(NS_COMPONENT, "message")
+                              and (pred is None or pred(s)))
+        if st is None:
+            break
+        out.append(st)
+    return out
+
+
+def send_msg(conn, to_local, body, id_, receipt=False, frm="alice@localhost/res"):
+    conn.send("<message type='chat' from='%s' to='%s@%s' id='%s'><body>%s</body>%s"
+              "</message>" % (frm, to_local, GW, id_, body,
+                              "<request xmlns='%s'/>" % RECEIPTS if receipt else ""))
+
+
+def config(kannel, listen):
+    return ("driver = kannel\n"
+            "kannel_url = http://127.0.0.1:%d/cgi-bin/sendsms\n"
+            "kannel_user = gwuser\n"
+            "kannel_password = gw pass&x\n"
+            "listen = 127.0.0.1:%d\n"
+            "callback_url = http://127.0.0.1:%d/\n"
+            "callback_token = %s\n"
+            "country_code = 1\n"
+            "max_parts = 3\n"
+            "numbers = %s alice@localhost, %s localhost\n"
+            % (kannel.port, listen, listen, TOKEN, ALICE_NO, BOB_NO))
+
+
+def test_config_errors():
+    srv = FakeServer(domain=GW)
+    cw = Causeway(srv.port, domain=GW, backend="sms",
+                  extra="driver = kannel\nnumbers = +15551230001 a@b\n")
+    cw.start()
+    rc = cw.wait_exit(10)
+    log = cw.log_text()
+    tap.check(rc not in (None, 0) and "needs kannel_url" in log
+              and "needs callback_token" in log,
+              "a kannel driver without kannel_url, callback_token...: a "
+              "config error naming the keys", log[-800:])
+    cw.close()
+    cw = Causeway(srv.port, domain=GW, backend="sms",
+                  extra="driver = kannel\nkannel_url = http://127.0.0.1:1/\n"
+                  "listen = 127.0.0.1:1\ncallback_url = http://x\n"
+                  "callback_token = short\nnumbers = +1555 alice@localhost\n")
+    cw.start()
+    rc = cw.wait_exit(10)
+    log = cw.log_text()
+    tap.check(rc not in (None, 0) and "callback_token must be" in log
+              and "not a phone number" in log,
+              "a short token and a bad number in numbers: config errors",
+              log[-800:])
+    cw.close()
+    srv.close()
+
+
+def test_registration(conn, cw):
+    res = register(conn, "alice@localhost/res", "+1 555 123 0009", "r1")
+    tap.check(error_condition(res) == ("cancel", "not-allowed")
+              and "not assigned" in error_text(res),
+              "registering a number not assigned to the user: not-allowed "
+              "with a sentence", error_text(res))
+    for i, bad in enumerate(["+", "++1", "1" * 40, "call-me", "12"]):
+        res = register(conn, "alice@localhost/res", bad, "rb%d" % i)
+        tap.check(error_condition(res) == ("modify", "not-acceptable")
+                  and "not a phone number" in error_text(res),
+                  "registering %r: not-acceptable" % bad, error_text(res))
+    res = register(conn, "alice@localhost/res", "(555) 123-0001", "r2")
+    tap.check(res is not None and res.get("type") == "result",
+              "registering an assigned number typed nationally: accepted",
+              res is not None and res.attrib)
+    res = register(conn, "bob@localhost/res", BOB_NO, "r3")
+    tap.check(res is not None and res.get("type") == "result",
+              "a number assigned to a domain: a user of it may claim it")
+    res = register(conn, "carol@localhost/res", BOB_NO, "r4")
+    tap.check(error_condition(res) == ("cancel", "conflict")
+              and "another user" in error_text(res),
+              "a number another user holds: conflict", error_text(res))
+    res = register(conn, "bob@localhost/res", ALICE_NO, "r5")
+    tap.check(error_condition(res) == ("cancel", "not-allowed"),
+              "another user's own number: not-allowed")
+    messages(conn, 0.5)
+
+
+def test_addresses(conn, cw, kannel):
+    def lookup(text, id_):
+        return conn.iq("<query xmlns='%s'><prompt>%s</prompt></query>"
+                       % (GATEWAY, text), type_="set", id_=id_)
+    for i, (typed, want) in enumerate([("+1 (555) 123-4567", PHONE),
+                                       ("555 123 4567", PHONE),
+                                       ("72460", "72460")]):
+        res = lookup(typed, "gw%d" % i)
+        jid = res.find(".//{%s}jid" % GATEWAY) if res is not None else None
+        tap.check(jid is not None and jid.text == "%s@%s" % (want, GW),
+                  "jabber:iq:gateway turns %r into %s@%s" % (typed, want, GW),
+                  jid.text if jid is not None else res)
+    for i, bad in enumerate(["+", "++1", "1" * 40, "letters"]):
+        res = lookup(bad, "gwb%d" % i)
+        tap.check(error_condition(res) == ("modify", "not-acceptable"),
+                  "jabber:iq:gateway refuses %r" % bad)
+    conn.send("<presence from='alice@localhost/res' to='%s'/>" % GW)
+    time.sleep(0.5)
+    kannel.drain(0.1)
+    for i, bad in enumerate(["+", "++1", "1" * 40, "letters", "15551234567"]):
+        send_msg(conn, bad, "hi", "bad%d" % i)
+        err = conn.next_stanza(5, lambda s: s.get("id") == "bad%d" % i)
+        tap.check(error_condition(err) == ("modify", "jid-malformed"),
+                  "a text to %r@%s: jid-malformed" % (bad, GW),
+                  err is not None and err.attrib)
+    tap.check(kannel.next(0.5) is None, "... and nothing reached Kannel")
+
+
+def test_outgoing(conn, cw, kannel, listen):
+    send_msg(conn, PHONE, "hello there", "m1", receipt=True)
+    r = kannel.next(5)
+    p = r[1] if r else {}
+    dlr = p.get("dlr-url", "")
+    ok = (r is not None and r[0] == "/cgi-bin/sendsms"
+          and p.get("username") == "gwuser" and p.get("password") == "gw pass&x"
+          and p.get("from") == ALICE_NO and p.get("to") == PHONE
+          and p.get("text") == "hello there" and p.get("coding") == "0"
+          and p.get("charset") == "UTF-8" and p.get("dlr-mask") == "31"
+          and dlr.startswith("http://127.0.0.1:%d/kannel/%s/dlr?ref=" % (listen, TOKEN))
+          and "status=%d" in dlr)
+    tap.check(ok, "a text goes to sendsms with user, password, from, to, "
+              "text, coding=0, charset=UTF-8, dlr-mask=31 and a dlr-url "
+              "with the token", r)
+    ref1 = urllib.parse.parse_qs(urllib.parse.urlsplit(dlr).query).get("ref", [""])[0]
+    tap.check(cw.wait_log("text %s accepted" % ref1, timeout=5),
+              "Kannel's 202 counts as accepted")
+
+    st, _ = callback(listen, "/kannel/%s/dlr?ref=%s&status=8&answer=ACK%%2F" % (TOKEN, ref1))
+    got = messages(conn, 0.7)
+    tap.check(st == 200 and got == [],
+              "a DLR 8 (SMSC accepted): 200, nothing for the user")
+    st, _ = callback(listen, "/kannel/%s/dlr?ref=%s&status=1&answer=" % (TOKEN, ref1))
+    rec = conn.next_stanza(5, lambda s: s.find(q(RECEIPTS, "received")) is not None)
+    tap.check(st == 200 and rec is not None
+              and rec.find(q(RECEIPTS, "received")).get("id") == "m1"
+              and rec.get("from") == "%s@%s" % (PHONE, GW)
+              and rec.get("to") == "alice@localhost/res",
+              "a DLR 1 (delivered): <received id='m1'/> from the phone's JID",
+              rec is not None and rec.attrib)
+    st, _ = callback(listen, "/kannel/%s/dlr?ref=%s&status=1" % (TOKEN, ref1))
+    tap.check(st == 200 and messages(conn, 0.7) == [],
+              "the same DLR again: 200, no second receipt")
+
+    send_msg(conn, PHONE, "no receipt wanted", "m2")
+    r = kannel.next(5)
+    ref2 = urllib.parse.parse_qs(urllib.parse.urlsplit(
+        r[1]["dlr-url"]).query)["ref"][0] if r else "x"
+    tap.check(ref2 != ref1, "every text gets its own ref")
+    cw.wait_log("text %s accepted" % ref2, timeout=5)
+    st, _ = callback(listen, "/kannel/%s/dlr?ref=%s&status=1" % (TOKEN, ref2))
+    tap.check(st == 200 and messages(conn, 1.0) == [],
+              "a DLR for a text that asked for no receipt: no <received/>")
+
+    emoji = "Grüße 😀 " + "x" * 80
+    send_msg(conn, PHONE, emoji, "m3")
+    r = kannel.next(5)
+    tap.check(r is not None and r[1].get("coding") == "2"
+              and r[1].get("charset") == "UTF-8" and r[1].get("text") == emoji,
+              "a text with an emoji: coding=2 and charset=UTF-8, the text intact",
+              r and (r[1].get("coding"), r[1].get("text")))
+
+    send_msg(conn, PHONE, "a" * 500, "m4")
+    err = conn.next_stanza(5, lambda s: s.get("id") == "m4")
+    tap.check(error_condition(err) == ("modify", "not-acceptable")
+              and "limit is 3" in error_text(err) and "4" in error_text(err),
+              "a 500-character text (4 parts) over max_parts 3: error naming "
+              "the limit and the count", error_text(err))
+    tap.check(kannel.next(0.5) is None, "... and nothing was sent, not even a cut text")
+    send_msg(conn, PHONE, "a" * 459, "m4b")
+    r = kannel.next(5)
+    tap.check(r is not None and len(r[1].get("text", "")) == 459,
+              "459 GSM characters (3 parts of 153) go out whole")
+
+    kannel.answer((503, "Temporal failure, try again later."))
+    t0 = time.time()
+    send_msg(conn, PHONE, "try again", "m5", receipt=True)
+    first = kannel.next(5)
+    second = kannel.next(12)
+    tap.check(first is not None and second is not None
+              and first[1]["dlr-url"] == second[1]["dlr-url"]
+              and second[1]["text"] == "try again" and time.time() - t0 >= 4,
+              "a 503 from Kannel: the same text again after ~5 s (%.1f s)"
+              % (time.time() - t0))
+    ref5 = urllib.parse.parse_qs(urllib.parse.urlsplit(
+        second[1]["dlr-url"]).query)["ref"][0] if second else "x"
+    tap.check(cw.wait_log("text %s accepted" % ref5, timeout=5)
+              and conn.next_stanza(0.5, lambda s: s.get("id") == "m5") is None,
+              "... accepted then, and the user saw no error")
+    callback(listen, "/kannel/%s/dlr?ref=%s&status=2&answer=%s" % (
+        TOKEN, ref5, enc("absent subscriber")))
+    err = conn.next_stanza(5, lambda s: s.get("id") == "m5")
+    tap.check(error_condition(err) is not None
+              and "absent subscriber" in error_text(err),
+              "a DLR 2 (failed): an error message for the stanza id with "
+              "the network's words", error_text(err))
+
+    kannel.answer((403, "Authorization failed for sendsms"))
+    send_msg(conn, PHONE, "never", "m6")
+    err = conn.next_stanza(8, lambda s: s.get("id") == "m6")
+    tap.check(error_condition(err) is not None
+              and "Authorization failed" in error_text(err),
+              "a 403 from Kannel: an error stanza with Kannel's words",
+              error_text(err))
+    r = kannel.next(5)
+    tap.check(r is not None and r[1].get("text") == "never"
+              and kannel.next(6.5) is None,
+              "... and it is not tried again")
+
+
+def test_incoming(conn, cw, listen):
+    st, _ = callback(listen, mo_path("+1 555 987 6543", ALICE_NO, "hi alice"))
+    m = conn.next_stanza(5, lambda s: body_of(s) == "hi alice")
+    tap.check(st == 200 and m is not None
+              and m.get("from") == "+15559876543@%s" % GW
+              and m.get("to") == "alice@localhost" and m.get("type") == "chat",
+              "an MO to alice's number: 200, a chat message from the "
+              "sender's E.164 JID to alice's bare JID", (st, m is not None and m.attrib))
+    delay = m.find("{urn:xmpp:delay}delay") if m is not None else None
+    tap.check(delay is not None and delay.get("stamp", "").startswith("2026-01-02T03:04:05"),
+              "Kannel's ts becomes a XEP-0203 delay", delay is not None and delay.attrib)
+
+    ucs = "Привет 😀".encode("utf-16-be")
+    st, _ = callback(listen, mo_path("+15559876543", ALICE_NO, ucs, coding="2",
+                                     charset="UTF-16BE"))
+    m = conn.next_stanza(5, lambda s: body_of(s) == "Привет 😀")
+    tap.check(st == 200 and m is not None,
+              "an MO with coding=2 in UTF-16BE: decoded")
+    st, _ = callback(listen, mo_path("+15559876543", BOB_NO, "héllo bob",
+                                     coding="2", charset="UTF-8"))
+    m = conn.next_stanza(5, lambda s: body_of(s) == "héllo bob")
+    tap.check(st == 200 and m is not None and m.get("to") == "bob@localhost",
+              "an MO with coding=2 recoded to UTF-8 (mo-recode): to bob")
+
+    st, _ = callback(listen, mo_path("+15559876543", "+15551239999", "lost?"))
+    tap.check(st == 404 and messages(conn, 0.5) == []
+              and cw.wait_log("which no user holds", timeout=2),
+              "an MO to a number nobody holds: 404 (logged), nothing delivered")
+
+
+def delivered_count(cw):
+    return len(re.findall(r"text from \S+ delivered", cw.log_text()))
+
+
+def test_hostile(conn, cw, listen):
+    before = delivered_count(cw)
+    cases = [
+        ("no token", "/kannel/mo?from=%2B15559876543&to=%2B15551230001&text=x", 403),
+        ("an empty token", "/kannel//mo?from=%2B15559876543&to=%2B15551230001&text=x", 403),
+        ("a wrong token", mo_path("+15559876543", ALICE_NO, "x", token="Tok3n-for-callbacks_0123456788"), 403),
+        ("a token one character short", mo_path("+15559876543", ALICE_NO, "x", token=TOKEN[:-1]), 403),
+        ("a wrong token on dlr", "/kannel/nope/dlr?ref=1&status=1", 403),
+        ("invalid percent-encoding", mo_path("+15559876543", ALICE_NO, "x") .replace("text=x", "text=%zz%4"), 400),
+        ("a truncated escape", mo_path("+15559876543", ALICE_NO, "x").replace("text=x", "text=ab%4"), 400),
+        ("no from", "/kannel/%s/mo?to=%%2B15551230001&text=x" % TOKEN, 400),
+        ("no text", "/kannel/%s/mo?from=1234567&to=%%2B15551230001" % TOKEN, 400),
+        ("a from of 100 digits", mo_path("1" * 100, ALICE_NO, "x"), 400),
+        ("a NUL in from", mo_path("+1555\x009876543", ALICE_NO, "x"), 400),
+        ("an unknown coding", mo_path("+15559876543", ALICE_NO, "x", coding="7"), 400),
+        ("a coding that is no number", mo_path("+15559876543", ALICE_NO, "x", coding="utf8"), 400),
+        ("a sender like ++1", mo_path("++1", ALICE_NO, "x"), 404),
+        ("a sender of letters", mo_path("letters", ALICE_NO, "x"), 404),
+        ("a dlr without status", "/kannel/%s/dlr?ref=abc" % TOKEN, 400),
+        ("another path", "/kannel/%s/admin" % TOKEN, 404),
+        ("the root", "/", 404),
+    ]
+    for what, path, want in cases:
+        st, body = callback(listen, path)
+        tap.check(st == want, "a callback with %s: %d" % (what, want), (st, body))
+    big = "/kannel/%s/mo?from=%%2B15559876543&to=%%2B15551230001&text=%s" % (
+        TOKEN, "A" * (1024 * 1024))
+    st, body = callback(listen, big)
+    tap.check(st in (400, 413, 414, None) and cw.alive(),
+              "a callback with a 1 MB text: refused (%s), causeway alive" % st, body)
+    mid = "/kannel/%s/mo?from=%%2B15559876543&to=%%2B15551230001&text=%s" % (
+        TOKEN, "B" * 20000)
+    st, body = callback(listen, mid)
+    tap.check(st in (413, 414), "a callback with a 20 KB text: refused (%s)" % st, body)
+    post = http.client.HTTPConnection("127.0.0.1", listen, timeout=5)
+    post.request("POST", mo_path("+15559876543", ALICE_NO, "posted"), body="x" * 10)
+    st = post.getresponse().status
+    post.close()
+    tap.check(st in (405, 501), "a POST: refused (%s)" % st)
+    st, _ = callback(listen, "/kannel/%s/dlr?ref=zz9never&status=1" % TOKEN)
+    st2, _ = callback(listen, "/kannel/%s/dlr?ref=%s&status=2" % (TOKEN, "R" * 40))
+    tap.check(st == 200 and st2 == 200 and cw.wait_log("zz9never", timeout=2),
+              "DLRs for refs that never existed: 200, logged, nothing else")
+    tap.check(messages(conn, 1.0) == [] and delivered_count(cw) == before,
+              "none of these delivered anything")
+    st, _ = callback(listen, mo_path("+15559876543", ALICE_NO, "still here"))
+    tap.check(st == 200 and conn.next_stanza(5, lambda s: body_of(s) == "still here"),
+              "the listener still works")
+
+
+def test_burst(conn, cw, listen):
+    n, threads = 1000, 10
+    results = []
+    lock = threading.Lock()
+
+    def worker(k):
+        c = http.client.HTTPConnection("127.0.0.1", listen, timeout=20)
+        mine = []
+        for i in range(k, n, threads):
+            try:
+                c.request("GET", mo_path("+15559876543", ALICE_NO, "burst %d" % i))
+                r = c.getresponse()
+                r.read()
+                mine.append(r.status)
+            except (OSError, http.client.HTTPException):
+                c.close()
+                c = http.client.HTTPConnection("127.0.0.1", listen, timeout=20)
+                mine.append(None)
+        c.close()
+        with lock:
+            results.extend(mine)
+
+    t0 = time.time()
+    ts = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    elapsed = time.time() - t0
+    seen = set()
+    deadline = time.time() + 20
+    while len(seen) < n and time.time() < deadline:
+        st = conn.next_stanza(1.0, lambda s: (body_of(s) or "").startswith("burst "))
+        if st is not None:
+            seen.add(body_of(st))
+    tap.check(results.count(200) == n and len(seen) == n and elapsed < 1.5,
+              "a burst of 1,000 MO requests (%.2f s): all answered 200 and "
+              "all 1,000 delivered" % elapsed,
+              "200s: %d, delivered: %d" % (results.count(200), len(seen)))
+
+
+def test_server_away(srv, conn, cw, listen):
+    conn.close()
+    cw.wait_log("sms.localhost: connection lost", timeout=5) or time.sleep(1)
+    codes = []
+    for i in range(3):
+        st, _ = callback(listen, mo_path("+15559876543", ALICE_NO, "while away %d" % i))
+        codes.append(st)
+    new = srv.accept(timeout=20)
+    got = set()
+    deadline = time.time() + 10
+    while new is not None and len(got) < 3 and time.time() < deadline:
+        st = new.next_stanza(1, lambda s: (body_of(s) or "").startswith("while away"))
+        if st is not None:
+            got.add(body_of(st))
+    tap.check(codes == [200] * 3 and len(got) == 3,
+              "3 texts while the XMPP server is away: 200 each, all delivered "
+              "after it is back", (codes, got))
+    return new
+
+
+def test_restart(srv, conn, cw, kannel, listen):
+    conn.send("<presence from='alice@localhost/res' to='%s'/>" % GW)
+    time.sleep(0.3)
+    kannel.drain(0.1)
+    kannel.answer(*[(503, "down")] * 3)
+    send_msg(conn, PHONE, "kept across a restart", "m9", receipt=True)
+    first = kannel.next(5)
+    tap.check(first is not None and first[1]["text"] == "kept across a restart",
+              "a text Kannel refuses with 503 ...")
+    cw.signal(signal.SIGKILL)
+    cw.wait_exit(5)
+    conn.close()
+    with kannel.lock:
+        kannel.script = []
+    cw.start()
+    new = srv.accept(timeout=20)
+    again = kannel.next(10)
+    tap.check(again is not None and again[1]["text"] == "kept across a restart"
+              and again[1]["dlr-url"] == first[1]["dlr-url"],
+              "... is sent again, same ref, after causeway was killed and "
+              "restarted", again)
+    ref = urllib.parse.parse_qs(urllib.parse.urlsplit(
+        again[1]["dlr-url"]).query)["ref"][0] if again else "x"
+    cw.wait_log("text %s accepted" % ref, timeout=5)
+    st, _ = callback(listen, "/kannel/%s/dlr?ref=%s&status=1" % (TOKEN, ref))
+    rec = new.next_stanza(5, lambda s: s.find(q(RECEIPTS, "received")) is not None) \
+        if new else None
+    tap.check(st == 200 and rec is not None
+              and rec.find(q(RECEIPTS, "received")).get("id") == "m9",
+              "its DLR after the restart still becomes the receipt for m9")
+    # Refs stay unique across runs.
+    new.send("<presence from='alice@localhost/res' to='%s'/>" % GW)
+    time.sleep(0.3)
+    send_msg(new, PHONE, "after restart", "m10")
+    r = kannel.next(5)
+    ref10 = urllib.parse.parse_qs(urllib.parse.urlsplit(
+        r[1]["dlr-url"]).query)["ref"][0] if r else ref
+    tap.check(ref10 != ref and int(ref10, 36) > int(ref, 36),
+              "refs keep growing across restarts (%s after %s)" % (ref10, ref))
+    return new
+
+
+def main():
+    test_config_errors()
+    kannel = FakeKannel()
+    listen = free_port()
+    srv = FakeServer(domain=GW)
+    cw = Causeway(srv.port, domain=GW, backend="sms", extra=config(kannel, listen))
+    cw.start()
+    conn = srv.accept()
+    try:
+        if not tap.check(conn is not None and conn.handshake_ok,
+                         "causeway connects as sms.localhost", cw.log_text()[-2000:]):
+            return tap.done()
+        test_registration(conn, cw)
+        test_addresses(conn, cw, kannel)
+        test_outgoing(conn, cw, kannel, listen)
+        test_incoming(conn, cw, listen)
+        test_hostile(conn, cw, listen)
+        test_burst(conn, cw, listen)
+        conn = test_server_away(srv, conn, cw, listen)
+        if conn is not None:
+            conn = test_restart(srv, conn, cw, kannel, listen)
+        tap.check(cw.alive(), "causeway is still running",
+                  cw.log_text()[-3000:])
+    finally:
+        cw.close()
+        srv.close()
+        kannel.close()
+        if tap.failed:
+            print("# causeway log tail:")
+            for line in cw.log_text().splitlines()[-40:]:
+                print("#   " + line)
+    return tap.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
