@@ -242,6 +242,8 @@ struct sms {
 	const struct sms_driver_ops *ops;
 	struct sms_driver *drv;
 	struct map claims;     /* number -> JID (char *) */
+	struct map granted;    /* number -> target (char *): assigned by an
+	                        * admin command, kept as "grant/NUMBER" */
 	struct map outbox;     /* ref -> struct out */
 	struct assignment *assigned;
 	size_t nassigned;
@@ -393,23 +395,29 @@ read_numbers(struct component *c, struct sms *sms)
 	return 0;
 }
 
-/* 1 when the operator lets jid claim number. */
+/* 1 when target ("*", a bare JID or a domain) covers jid. */
 static int
-assigned_to(const struct sms *sms, const char *number, const char *jid)
+target_covers(const char *target, const char *jid)
 {
 	const char *at = strchr(jid, '@');
 	const char *domain = at ? at + 1 : jid;
+	return strcmp(target, "*") == 0 || strcasecmp(target, jid) == 0 ||
+	    (strchr(target, '@') == NULL && strcasecmp(target, domain) == 0);
+}
+
+/* 1 when the operator (numbers, or an admin command) lets jid claim
+ * number. */
+static int
+assigned_to(struct sms *sms, const char *number, const char *jid)
+{
 	for (size_t i = 0; i < sms->nassigned; i++) {
 		const struct assignment *a = &sms->assigned[i];
-		if (strcmp(a->number, number) != 0)
-			continue;
-		if (strcmp(a->target, "*") == 0 ||
-		    strcasecmp(a->target, jid) == 0 ||
-		    (strchr(a->target, '@') == NULL &&
-		    strcasecmp(a->target, domain) == 0))
+		if (strcmp(a->number, number) == 0 &&
+		    target_covers(a->target, jid))
 			return 1;
 	}
-	return 0;
+	const char *granted = map_get(&sms->granted, number);
+	return granted != NULL && target_covers(granted, jid);
 }
 
 /* ---- claims ---- */
@@ -473,6 +481,19 @@ load_claim(void *arg, const char *jid, const char *key, const void *value,
 	    len >= SMS_NUMBER_SIZE)
 		return 0;
 	free(map_put(&sms->claims, value, xstrdup(jid)));
+	return 0;
+}
+
+#define GRANT_KEY "grant/"
+
+static int
+load_grant(void *arg, const char *jid, const char *key, const void *value,
+    size_t len)
+{
+	struct sms *sms = arg;
+	const char *number = key + strlen(GRANT_KEY);
+	if (strlen(number) < SMS_NUMBER_SIZE)
+		free(map_put(&sms->granted, number, xstrdup(value)));
 	return 0;
 }
 
@@ -1068,10 +1089,12 @@ sms_init(struct component *c)
 		return -1;
 	}
 	if (sms->nassigned == 0)
-		log_warn("%s: numbers is empty: nobody can register a phone "
-		    "number", c->domain);
+		log_warn("%s: numbers is empty: only numbers an admin assigns "
+		    "(command sms-assign) can be registered", c->domain);
 	c->backend_data = sms;
-	if (store_state_foreach(cw->store, c->domain, NULL, "claim",
+	if (store_state_foreach(cw->store, c->domain, "", GRANT_KEY,
+	    load_grant, sms) != 0 ||
+	    store_state_foreach(cw->store, c->domain, NULL, "claim",
 	    load_claim, sms) != 0) {
 		log_error("%s: could not read the claimed numbers", c->domain);
 		goto fail;
@@ -1092,6 +1115,7 @@ sms_init(struct component *c)
 	return 0;
 fail:
 	map_clear(&sms->claims, free);
+	map_clear(&sms->granted, free);
 	assignments_free(sms);
 	free(sms);
 	c->backend_data = NULL;
@@ -1121,10 +1145,162 @@ sms_shutdown(struct component *c)
 		sms->ops->stop(sms->drv);
 	map_clear(&sms->outbox, out_free);
 	map_clear(&sms->claims, free);
+	map_clear(&sms->granted, free);
 	assignments_free(sms);
 	free(sms);
 	c->backend_data = NULL;
 }
+
+/* ---- admin commands: assign, release and list numbers ---- */
+
+static const struct form_field_spec assign_fields[] = {
+	{ .var = "phone", .type = FIELD_TEXT_SINGLE, .label = "Phone number",
+	  .required = 1, .max_len = SMS_NUMBER_INPUT_MAX },
+	{ .var = "jid", .type = FIELD_TEXT_SINGLE, .label = "User",
+	  .desc = "A bare JID, a domain (any user there), or *",
+	  .required = 1, .max_len = 1024 },
+};
+
+static const struct form_field_spec release_fields[] = {
+	{ .var = "phone", .type = FIELD_TEXT_SINGLE, .label = "Phone number",
+	  .required = 1, .max_len = SMS_NUMBER_INPUT_MAX },
+};
+
+/* The E.164 form of the submitted phone field, or -1 with *note set. */
+static int
+command_number(struct sms *sms, const struct form *in,
+    char number[SMS_NUMBER_SIZE], char **note)
+{
+	const char *phone = form_value(in, "phone");
+	enum sms_number_kind kind;
+	const char *why = NULL;
+	if (phone == NULL || sms_number_normalize(phone, strlen(phone),
+	    sms->country, number, &kind, &why) != 0 ||
+	    kind != SMS_NUMBER_E164) {
+		*note = xasprintf("That is not a phone number in E.164 form%s%s.",
+		    why ? ": " : "", why ? why : "");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+sms_cmd_assign(struct component *c, const char *admin, const struct form *in,
+    char **note)
+{
+	struct sms *sms = sms_of(c);
+	char number[SMS_NUMBER_SIZE];
+	if (sms == NULL || command_number(sms, in, number, note) != 0)
+		return -1;
+	const char *target = form_value(in, "jid");
+	if (target == NULL || *target == '\0' || strchr(target, '/') != NULL ||
+	    strpbrk(target, " \t\r\n") != NULL) {
+		*note = xstrdup("The user must be a bare JID, a domain or *.");
+		return -1;
+	}
+	const char *holder = claim_owner(c, number);
+	if (holder != NULL && !target_covers(target, holder)) {
+		*note = xasprintf("%s is held by %s; release it first.", number,
+		    holder);
+		return -1;
+	}
+	char *key = xasprintf(GRANT_KEY "%s", number);
+	int r = store_state_set(cw->store, c->domain, "", key, target,
+	    strlen(target));
+	free(key);
+	if (r != 0) {
+		*note = xstrdup("The gateway could not store the assignment.");
+		return -1;
+	}
+	free(map_put(&sms->granted, number, xstrdup(target)));
+	log_info("%s: %s assigned %s to %s", c->domain, admin, number, target);
+	*note = xasprintf("%s is assigned to %s.", number, target);
+	return 0;
+}
+
+static int
+sms_cmd_release(struct component *c, const char *admin, const struct form *in,
+    char **note)
+{
+	struct sms *sms = sms_of(c);
+	char number[SMS_NUMBER_SIZE];
+	if (sms == NULL || command_number(sms, in, number, note) != 0)
+		return -1;
+	char *key = xasprintf(GRANT_KEY "%s", number);
+	int had_grant = store_state_remove(cw->store, c->domain, "", key) == 1;
+	free(key);
+	free(map_del(&sms->granted, number));
+	char *holder = NULL;
+	const char *h = claim_owner(c, number);
+	if (h != NULL) {
+		holder = xstrdup(h);
+		store_state_remove(cw->store, c->domain, holder, "claim");
+	}
+	free(map_del(&sms->claims, number));
+	log_info("%s: %s released %s%s%s", c->domain, admin, number,
+	    holder ? " from " : "", holder ? holder : "");
+	int in_config = 0;
+	for (size_t i = 0; i < sms->nassigned; i++)
+		if (strcmp(sms->assigned[i].number, number) == 0)
+			in_config = 1;
+	*note = xasprintf("%s is released%s%s.%s", number,
+	    holder ? " from " : "", holder ? holder : "",
+	    in_config ? " The configuration (numbers) still assigns it." :
+	    !had_grant && holder == NULL ? " It was neither assigned by a "
+	    "command nor held." : "");
+	free(holder);
+	return 0;
+}
+
+struct number_list {
+	struct component *c;
+	char *text;
+};
+
+static void
+list_add(struct number_list *l, const char *number, const char *target,
+    const char *how)
+{
+	const char *holder = claim_owner(l->c, number);
+	char *line = xasprintf("%s%s -> %s (%s)%s%s", l->text ? l->text : "",
+	    number, target, how, holder ? ", held by " : ", free",
+	    holder ? holder : "");
+	free(l->text);
+	l->text = xasprintf("%s\n", line);
+	free(line);
+}
+
+static int
+sms_cmd_list(struct component *c, const char *admin, const struct form *in,
+    char **note)
+{
+	struct sms *sms = sms_of(c);
+	if (sms == NULL)
+		return -1;
+	struct number_list l = { .c = c };
+	for (size_t i = 0; i < sms->nassigned; i++)
+		list_add(&l, sms->assigned[i].number, sms->assigned[i].target,
+		    "configuration");
+	for (size_t b = 0; b < sms->granted.nb; b++)
+		for (struct map_entry *e = sms->granted.b[b]; e != NULL;
+		    e = e->next)
+			list_add(&l, e->key, e->val, "command");
+	*note = l.text ? l.text : xstrdup("No numbers are assigned.");
+	return 0;
+}
+
+static const struct backend_command sms_commands[] = {
+	{ .node = "sms-assign", .name = "Assign a phone number",
+	  .admin_only = 1, .instructions = "The user (or any user of the "
+	  "domain) may then register the number.", .fields = assign_fields,
+	  .nfields = 2, .run = sms_cmd_assign },
+	{ .node = "sms-release", .name = "Release a phone number",
+	  .admin_only = 1, .instructions = "Takes the number from whoever "
+	  "holds it; texts to it are refused until someone claims it again.",
+	  .fields = release_fields, .nfields = 1, .run = sms_cmd_release },
+	{ .node = "sms-numbers", .name = "List phone numbers",
+	  .admin_only = 1, .run = sms_cmd_list },
+};
 
 const struct backend sms_backend = {
 	.abi = BACKEND_ABI,
@@ -1147,4 +1323,6 @@ const struct backend sms_backend = {
 	.logout = sms_logout,
 	.delivery_reports = 1,
 	.send_message = sms_send_message,
+	.commands = sms_commands,
+	.ncommands = sizeof(sms_commands) / sizeof(sms_commands[0]),
 };

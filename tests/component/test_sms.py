@@ -191,6 +191,7 @@ def config(kannel, listen):
             "country_code = 1\n"
             "max_parts = 3\n"
             "numbers = %s alice@localhost, %s localhost\n"
+            "admins = admin@localhost\n"
             % (kannel.port, listen, listen, TOKEN, ALICE_NO, BOB_NO))
 
 
@@ -247,6 +248,71 @@ def test_registration(conn, cw):
     tap.check(error_condition(res) == ("cancel", "not-allowed"),
               "another user's own number: not-allowed")
     messages(conn, 0.5)
+
+
+CMDS = "http://jabber.org/protocol/commands"
+CAROL_NO = "+15551230009"
+
+
+def command(conn, who, node, fields, id_):
+    """Runs an ad-hoc command with one form: (status, note type, note)."""
+    res = conn.iq("<command xmlns='%s' node='%s' action='execute'/>"
+                  % (CMDS, node), type_="set", frm=who, id_=id_ + "a")
+    cmd = res.find(q(CMDS, "command")) if res is not None else None
+    if cmd is None:
+        return (res.get("type") if res is not None else None, None, None)
+    res = conn.iq("<command xmlns='%s' node='%s' sessionid='%s'>%s</command>"
+                  % (CMDS, node, cmd.get("sessionid"), form(fields)),
+                  type_="set", frm=who, id_=id_ + "b")
+    cmd = res.find(q(CMDS, "command")) if res is not None else None
+    note = cmd.find(q(CMDS, "note")) if cmd is not None else None
+    return (cmd.get("status") if cmd is not None else None,
+            note.get("type") if note is not None else None,
+            note.text if note is not None else None)
+
+
+def test_admin_numbers(conn, cw, listen):
+    admin = "admin@localhost/console"
+    got = command(conn, "alice@localhost/res", "sms-assign",
+                  {"phone": CAROL_NO, "jid": "alice@localhost"}, "c0")
+    tap.check(got[0] == "error", "a user cannot assign numbers", got)
+    got = command(conn, admin, "sms-assign",
+                  {"phone": "555 123 0009", "jid": "carol@localhost"}, "c1")
+    tap.check(got[:2] == ("completed", "info") and CAROL_NO in got[2],
+              "an admin assigns a number (typed nationally) to a user", got)
+    res = register(conn, "carol@localhost/res", CAROL_NO, "rc1")
+    tap.check(res is not None and res.get("type") == "result",
+              "the user may now register it")
+    got = command(conn, admin, "sms-assign",
+                  {"phone": CAROL_NO, "jid": "dave@localhost"}, "c2")
+    tap.check(got[:2] == ("completed", "error") and "carol@localhost" in got[2],
+              "assigning a held number to someone else: refused, naming the "
+              "holder", got)
+    got = command(conn, admin, "sms-assign",
+                  {"phone": "letters", "jid": "dave@localhost"}, "c3")
+    tap.check(got[:2] == ("completed", "error"),
+              "assigning something that is no number: refused", got)
+    got = command(conn, admin, "sms-numbers", {}, "c4")
+    tap.check(got[0] == "completed" and got[2] is not None
+              and "%s -> carol@localhost (command), held by carol@localhost"
+              % CAROL_NO in got[2]
+              and "%s -> alice@localhost (configuration)" % ALICE_NO in got[2],
+              "an admin lists the numbers, who may claim them and who holds "
+              "them", got)
+    status, _ = callback(listen, mo_path("+15559990000", CAROL_NO, "hi carol"))
+    msg = messages(conn, 2, lambda m: m.get("to") == "carol@localhost")
+    tap.check(status == 200 and len(msg) == 1,
+              "a text to the assigned number reaches its user", (status, msg))
+    got = command(conn, admin, "sms-release", {"phone": CAROL_NO}, "c5")
+    tap.check(got[:2] == ("completed", "info") and "carol@localhost" in got[2],
+              "an admin releases the number from its holder", got)
+    status, _ = callback(listen, mo_path("+15559990000", CAROL_NO, "gone?"))
+    tap.check(status == 404, "a text to a released number is refused (404)",
+              status)
+    res = register(conn, "carol@localhost/res", CAROL_NO, "rc2")
+    tap.check(error_condition(res) == ("cancel", "not-allowed"),
+              "a released number cannot be registered again")
+    messages(conn, 0.3)
 
 
 def test_addresses(conn, cw, kannel):
@@ -578,6 +644,7 @@ def main():
                          "causeway connects as sms.localhost", cw.log_text()[-2000:]):
             return tap.done()
         test_registration(conn, cw)
+        test_admin_numbers(conn, cw, listen)
         test_addresses(conn, cw, kannel)
         test_outgoing(conn, cw, kannel, listen)
         test_incoming(conn, cw, listen)
