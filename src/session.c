@@ -271,14 +271,14 @@ session_destroy(struct session *s)
  * while the stream is up, else into the store, from where
  * session_component_ready() sends it after the next handshake.
  */
-static void
+static int
 deliver(struct component *c, struct stanza *st)
 {
 	if (stanza_attr(st, "from") == NULL)
 		stanza_set_attr(st, "from", c->domain);
 	if (c->state == COMPONENT_READY) {
 		component_send(c, st);
-		return;
+		return 0;
 	}
 	/* The store is not a bottomless pit either: a legacy network that
 	 * floods while the server is away for hours would fill the disk. */
@@ -291,10 +291,11 @@ deliver(struct component *c, struct stanza *st)
 			    KEPT_MAX);
 		c->kept = KEPT_MAX + 1;
 		stanza_free(st);
-		return;
+		return -1;
 	}
 	char *xml = stanza_to_string(st);
-	if (store_pending_add(cw->store, c->domain, xml) != 0)
+	int r = store_pending_add(cw->store, c->domain, xml);
+	if (r != 0)
 		log_error("%s: could not keep a <%s/> for %s while the server "
 		    "is away; it is lost", c->domain, stanza_name(st),
 		    stanza_attr(st, "to"));
@@ -302,6 +303,7 @@ deliver(struct component *c, struct stanza *st)
 		c->kept++;
 	free(xml);
 	stanza_free(st);
+	return r == 0 ? 0 : -1;
 }
 
 static int
@@ -626,13 +628,13 @@ session_deliver_message_at(struct session *s, const char *legacy,
 #define NS_NICK "http://jabber.org/protocol/nick"
 #define NS_RECEIPTS "urn:xmpp:receipts"
 
-void
+int
 session_deliver(struct session *s, const char *legacy,
     const struct legacy_message *lm)
 {
 	struct stanza *m = chat_from(s, legacy);
 	if (m == NULL)
-		return;
+		return -1;
 	if (lm->subject != NULL && *lm->subject != '\0')
 		stanza_new_text_child(m, "subject", lm->subject);
 	stanza_new_text_child(m, "body", lm->body);
@@ -645,7 +647,7 @@ session_deliver(struct session *s, const char *legacy,
 	/* A clock a little off is no reason to call a message late. */
 	if (lm->stamp > 0 && lm->stamp < time(NULL) - 60)
 		stanza_add_delay(m, s->c->domain, lm->stamp);
-	deliver(s->c, m);
+	return deliver(s->c, m);
 }
 
 static void

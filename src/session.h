@@ -127,8 +127,10 @@ struct legacy_message {
  * the user is offline (SMS, mail) takes the session from
  * session_find_registered() and the XMPP server keeps the message
  * offline; while the XMPP server itself is away the core keeps it in
- * the store. */
-void session_deliver(struct session *s, const char *legacy,
+ * the store.  0: sent or kept; -1: lost (the address is no JID, the
+ * store failed or is full), so a backend that can (an SMS gateway) has
+ * it offered again later. */
+int session_deliver(struct session *s, const char *legacy,
     const struct legacy_message *m);
 /* A message accepted by send_message() reached the far end (an SMS
  * delivery report, the SMTP server accepted the mail): the user gets a

@@ -1012,7 +1012,10 @@ sms_received(struct component *c, const char *from, const char *to,
 	if (s == NULL)
 		return -2;
 	struct legacy_message lm = { .body = text, .stamp = stamp };
-	session_deliver(s, sender, &lm);
+	/* The core could not keep it (its store for the XMPP server is
+	 * full or failing): the gateway offers it again later. */
+	if (session_deliver(s, sender, &lm) != 0)
+		return -2;
 	log_debug("%s: %s: text from %s delivered", c->domain, jid, sender);
 	return 0;
 }
