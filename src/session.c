@@ -49,15 +49,17 @@ struct contact_presence {
 };
 
 /*
- * XEP-0184.  A message that asked for a receipt and went to a backend
- * that reports deliveries is remembered in the store under the user's
- * JID (so it survives a restart and goes when the user unregisters):
- * key RECEIPT_KEY + stanza id, value "legacy\nfull JID of the sender".
- * Those never reported are forgotten after RECEIPT_KEEP seconds.
+ * Messages handed to a backend that reports deliveries are remembered in
+ * the store under the user's JID (so they survive a restart and go when
+ * the user unregisters): key SENT_KEY + stanza id, value "legacy\n"
+ * "R\nfull JID of the sender", R 1 when a XEP-0184 receipt was asked.
+ * The report (delivered: the receipt; failed: an error to the resource
+ * that sent it) takes the row; rows never reported go after SENT_KEEP
+ * seconds.
  */
-#define RECEIPT_KEY "core/receipt/"
-#define RECEIPT_ID_MAX 256
-#define RECEIPT_KEEP (7 * 86400)
+#define SENT_KEY "core/sent/"
+#define SENT_ID_MAX 256
+#define SENT_KEEP (7 * 86400)
 
 struct session {
 	struct session *next;        /* hash chain */
@@ -335,13 +337,14 @@ session_component_ready(struct component *c)
 	 * when the server first lets us speak for the users. */
 	if (!c->rooms_restored) {
 		c->rooms_restored = 1;
-		/* Receipts for messages whose delivery was never reported
-		 * (a report the network lost) are not kept for ever. */
+		/* Messages whose delivery was never reported (a report
+		 * the network lost) are not remembered for ever. */
 		int old = store_state_expire(cw->store, c->domain,
-		    RECEIPT_KEY, time(NULL) - RECEIPT_KEEP);
+		    SENT_KEY, time(NULL) - SENT_KEEP);
 		if (old > 0)
-			log_info("%s: forgot %d receipt requests older than "
-			    "%d days", c->domain, old, RECEIPT_KEEP / 86400);
+			log_info("%s: forgot %d messages whose delivery was "
+			    "not reported in %d days", c->domain, old,
+			    SENT_KEEP / 86400);
 		room_restore(c);
 	}
 }
@@ -650,38 +653,42 @@ session_deliver(struct session *s, const char *legacy,
 	return deliver(s->c, m);
 }
 
+/* Remembers a message handed to a backend that reports deliveries. */
 static void
-receipt_wanted(struct session *s, const char *legacy, const char *id,
-    const char *from_full)
+sent_remember(struct session *s, const char *legacy, const char *id,
+    const char *from_full, int receipt)
 {
-	if (id == NULL || *id == '\0' || strlen(id) > RECEIPT_ID_MAX)
+	if (id == NULL || *id == '\0' || strlen(id) > SENT_ID_MAX)
 		return;
-	char *key = xasprintf(RECEIPT_KEY "%s", id);
-	char *value = xasprintf("%s\n%s", legacy, from_full);
+	char *key = xasprintf(SENT_KEY "%s", id);
+	char *value = xasprintf("%s\n%d\n%s", legacy, receipt ? 1 : 0,
+	    from_full);
 	store_state_set(cw->store, s->c->domain, s->jid, key, value,
 	    strlen(value));
 	free(value);
 	free(key);
 }
 
-/* Takes the receipt row of id for legacy: 1 and the sender's full JID
- * (caller frees) when one was wanted, else 0. */
+/* Takes the row of id sent to legacy: 1, the sender's full JID (caller
+ * frees) and whether a receipt was asked; 0 when there is none. */
 static int
-receipt_take(struct session *s, const char *legacy, const char *id,
-    char **to)
+sent_take(struct session *s, const char *legacy, const char *id, char **to,
+    int *receipt)
 {
-	if (id == NULL || *id == '\0' || strlen(id) > RECEIPT_ID_MAX)
+	if (id == NULL || *id == '\0' || strlen(id) > SENT_ID_MAX)
 		return 0;
-	char *key = xasprintf(RECEIPT_KEY "%s", id);
+	char *key = xasprintf(SENT_KEY "%s", id);
 	char *value = NULL;
 	int found = store_state_get(cw->store, s->c->domain, s->jid, key,
 	    &value, NULL) == 1;
 	char *nl = found ? strchr(value, '\n') : NULL;
+	char *nl2 = nl ? strchr(nl + 1, '\n') : NULL;
 	/* An id the user reused toward another contact is not this one. */
-	if (nl != NULL && (size_t)(nl - value) == strlen(legacy) &&
+	if (nl2 != NULL && (size_t)(nl - value) == strlen(legacy) &&
 	    memcmp(value, legacy, strlen(legacy)) == 0) {
 		store_state_remove(cw->store, s->c->domain, s->jid, key);
-		*to = xstrdup(nl + 1);
+		*receipt = nl[1] == '1';
+		*to = xstrdup(nl2 + 1);
 	} else {
 		found = 0;
 	}
@@ -695,9 +702,10 @@ session_message_delivered(struct session *s, const char *legacy,
     const char *id)
 {
 	char *to = NULL;
-	if (!receipt_take(s, legacy, id, &to))
+	int receipt = 0;
+	if (!sent_take(s, legacy, id, &to, &receipt))
 		return;
-	char *from = session_contact_jid(s->c, legacy);
+	char *from = receipt ? session_contact_jid(s->c, legacy) : NULL;
 	if (from != NULL) {
 		struct stanza *m = stanza_new("message", NS_COMPONENT);
 		stanza_set_attr(m, "from", from);
@@ -825,24 +833,30 @@ void
 session_message_failed(struct session *s, const char *legacy,
     const char *id, const char *condition, const char *text)
 {
-	char *receipt_to = NULL;
-	if (receipt_take(s, legacy, id, &receipt_to))
-		free(receipt_to);
+	/* The resource that sent it, when known: servers drop error
+	 * messages to a bare JID (RFC 6121 8.5.2.1.1). */
+	char *sender = NULL;
+	int receipt;
+	if (!sent_take(s, legacy, id, &sender, &receipt))
+		sender = xstrdup(s->jid);
 	char *from = session_contact_jid(s->c, legacy);
-	if (from == NULL)
+	if (from == NULL) {
+		free(sender);
 		return;
+	}
 	struct stanza *m = stanza_new("message", NS_COMPONENT);
 	stanza_set_attr(m, "from", from);
-	stanza_set_attr(m, "to", s->jid);
+	stanza_set_attr(m, "to", sender);
 	if (id != NULL)
 		stanza_set_attr(m, "id", id);
 	struct stanza *err = stanza_error_reply(m, condition, text);
 	stanza_free(m);
 	/* stanza_error_reply swapped the addresses: swap them back. */
 	stanza_set_attr(err, "from", from);
-	stanza_set_attr(err, "to", s->jid);
+	stanza_set_attr(err, "to", sender);
 	deliver(s->c, err);
 	free(from);
+	free(sender);
 }
 
 /* ---- from XMPP ---- */
@@ -1087,17 +1101,17 @@ session_handle_message(struct component *c, const struct stanza *st,
 			    NULL,
 		};
 		/* Remembered before the backend runs: it may report the
-		 * delivery at once. */
-		char *sender = m.receipt && b->delivery_reports ?
-		    jid_to_string(from) : NULL;
+		 * delivery (or a failure) at once. */
+		char *sender = b->delivery_reports ? jid_to_string(from) :
+		    NULL;
 		if (sender != NULL)
-			receipt_wanted(s, legacy, m.id, sender);
+			sent_remember(s, legacy, m.id, sender, m.receipt);
 		if (b->send_message(s, legacy, &m, &err) != 0) {
-			if (sender != NULL) {
-				char *drop = NULL;
-				if (receipt_take(s, legacy, m.id, &drop))
-					free(drop);
-			}
+			char *drop = NULL;
+			int receipt;
+			if (sender != NULL &&
+			    sent_take(s, legacy, m.id, &drop, &receipt))
+				free(drop);
 			router_reply_error(c, st, err.condition ? err.condition :
 			    "undefined-condition", err.text[0] ? err.text :
 			    NULL);

@@ -301,7 +301,7 @@ def receipt_rows(cw):
     con = sqlite3.connect(os.path.join(cw.tmp, "causeway.db"))
     try:
         return con.execute("SELECT key, value FROM backend_state WHERE "
-                           "key LIKE 'core/receipt/%'").fetchall()
+                           "key LIKE 'core/sent/%'").fetchall()
     finally:
         con.close()
 
@@ -362,8 +362,11 @@ def test_receipts(conn, cw):
               "type='chat'><body>/drop</body><request xmlns='%s'/></message>"
               % (GW, RECEIPTS))
     st = conn.next_stanza(3, lambda s: s.get("id") == "rc4")
-    tap.check(error_condition(st) is not None and receipt_rows(cw) == [],
-              "a message lost later: an error, and its receipt is forgotten")
+    tap.check(error_condition(st) is not None and receipt_rows(cw) == []
+              and st.get("to") == "alice@localhost/a",
+              "a message lost later: an error to the resource that sent it "
+              "(servers drop errors to a bare JID), and its receipt is "
+              "forgotten", st is not None and conn_text(st))
 
     conn.send("<message from='alice@localhost/a' to='echo@%s' id='rc5' "
               "type='chat'><body>/rich mail &amp; more</body>"

@@ -716,11 +716,11 @@ test_backend_state(void)
 	CHECK(store_state_get(st, gw, "b@example.org", "out/3", &v, NULL) == 1);
 	free(v);
 	/* Expiry: only the prefix, only older rows. */
-	CHECK(store_state_set(st, gw, "b@example.org", "core/receipt/1", "x",
+	CHECK(store_state_set(st, gw, "b@example.org", "core/sent/1", "x",
 	    1) == 0);
-	CHECK(store_state_expire(st, gw, "core/receipt/", time(NULL) - 60)
+	CHECK(store_state_expire(st, gw, "core/sent/", time(NULL) - 60)
 	    == 0);
-	CHECK(store_state_expire(st, gw, "core/receipt/", time(NULL) + 60)
+	CHECK(store_state_expire(st, gw, "core/sent/", time(NULL) + 60)
 	    == 1);
 	CHECK(store_state_get(st, gw, "b@example.org", "out/3", &v, NULL) == 1);
 	free(v);
