@@ -1,0 +1,487 @@
+/*
+ * IMAP for the email backend: libetpan's protocol code on causeway's own
+ * transport.
+ *
+ * libetpan's Debian build never verifies TLS certificates and its
+ * socket layer waits with select().  So libetpan never opens a socket
+ * here: email_net does (poll, timeouts, OpenSSL with chain and host name
+ * verification), and a mailstream_low_driver of our own hands libetpan
+ * the bytes.  STARTTLS switches the same email_net to TLS in place, and
+ * refuses a server that sent anything after its STARTTLS answer (that
+ * would be plaintext injected into the secure session).
+ *
+ * Every function here runs on a worker thread, one at a time per
+ * connection.  While idling, the loop watches the socket (email.c) and
+ * nobody reads it.
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libetpan/libetpan.h>
+
+#include "email.h"
+#include "email_net.h"
+#include "xmalloc.h"
+
+struct email_imap {
+	struct email_net *net;
+	mailimap *imap;
+	int has_idle;
+	size_t budget;         /* bytes one command may read */
+};
+
+/* ---- the mailstream driver on email_net ---- */
+
+static ssize_t
+low_read(mailstream_low *s, void *buf, size_t count)
+{
+	return email_net_read(s->data, buf, count);
+}
+
+static ssize_t
+low_write(mailstream_low *s, const void *buf, size_t count)
+{
+	return email_net_write(s->data, buf, count);
+}
+
+static int
+low_close(mailstream_low *s)
+{
+	(void)s;
+	return 0;
+}
+
+static int
+low_get_fd(mailstream_low *s)
+{
+	return email_net_fd(s->data);
+}
+
+static void
+low_free(mailstream_low *s)
+{
+	email_net_close(s->data);
+	free(s);
+}
+
+static mailstream_low_driver net_driver = {
+	.mailstream_read = low_read,
+	.mailstream_write = low_write,
+	.mailstream_close = low_close,
+	.mailstream_get_fd = low_get_fd,
+	.mailstream_free = low_free,
+};
+
+/* ---- helpers ---- */
+
+/* The server's words for the last command, or a generic text. */
+static void
+server_text(struct email_imap *im, int r, const char *what, char *err,
+    size_t errlen)
+{
+	const char *resp = im->imap ? im->imap->imap_response : NULL;
+	if (r == MAILIMAP_ERROR_STREAM || r == MAILIMAP_ERROR_PARSE ||
+	    resp == NULL || *resp == '\0') {
+		const char *why = r == MAILIMAP_ERROR_PARSE ?
+		    "the IMAP server sent something that is not IMAP" :
+		    email_net_error(im->net);
+		snprintf(err, errlen, "%s: %s", what, why);
+		return;
+	}
+	/* The server's text goes to the user: one clean line. */
+	char *clean = email_mime_clean_utf8(resp, strlen(resp), 0);
+	snprintf(err, errlen, "%s: %s", what, clean);
+	free(clean);
+}
+
+static void
+budget(struct email_imap *im, size_t n)
+{
+	email_net_set_budget(im->net, n);
+}
+
+void
+email_imap_abort(struct email_imap *im)
+{
+	if (im == NULL)
+		return;
+	if (im->imap != NULL)
+		mailimap_free(im->imap);   /* frees the stream and net */
+	else
+		email_net_close(im->net);
+	free(im);
+}
+
+void
+email_imap_close(struct email_imap *im)
+{
+	if (im == NULL)
+		return;
+	if (im->imap != NULL) {
+		email_net_set_timeout(im->net, 5);
+		budget(im, 65536);
+		mailimap_logout(im->imap);
+	}
+	email_imap_abort(im);
+}
+
+struct email_imap *
+email_imap_open(const struct email_account *a, enum email_fail *why,
+    char *err, size_t errlen)
+{
+	*why = EMAIL_FAIL_NETWORK;
+	struct email_imap *im = xcalloc(1, sizeof(*im));
+	/* A command's answer: a batch of capped mails plus slack. */
+	im->budget = a->fetch_max * 20 + 1024 * 1024;
+	im->net = email_net_connect(a->imap_host, a->imap_port, a->timeout,
+	    err, errlen);
+	if (im->net == NULL) {
+		free(im);
+		return NULL;
+	}
+	SSL_CTX *ctx = NULL;
+	if (a->imap_security != EMAIL_PLAIN) {
+		ctx = email_net_ctx(a->ca_file, err, errlen);
+		if (ctx == NULL)
+			goto fail;
+	}
+	if (a->imap_security == EMAIL_TLS && email_net_start_tls(im->net, ctx,
+	    a->imap_host, err, errlen) != 0)
+		goto fail;
+
+	mailstream_low *low = mailstream_low_new(im->net, &net_driver);
+	if (low == NULL)
+		log_fatal("email: out of memory");
+	mailstream *stream = mailstream_new(low, 8192);
+	if (stream == NULL)
+		log_fatal("email: out of memory");
+	im->imap = mailimap_new(0, NULL);
+	if (im->imap == NULL)
+		log_fatal("email: out of memory");
+	budget(im, 65536);
+	/* mailimap_connect() owns the stream from here, even on error. */
+	int r = mailimap_connect(im->imap, stream);
+	if (r != MAILIMAP_NO_ERROR_AUTHENTICATED &&
+	    r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED) {
+		server_text(im, r, "IMAP greeting", err, errlen);
+		goto fail;
+	}
+	if (a->imap_security == EMAIL_STARTTLS) {
+		r = mailimap_starttls(im->imap);
+		if (r != MAILIMAP_NO_ERROR) {
+			server_text(im, r, "IMAP STARTTLS", err, errlen);
+			goto fail;
+		}
+		if (im->imap->imap_stream->read_buffer_len > 0 ||
+		    email_net_pending(im->net) > 0) {
+			snprintf(err, errlen, "IMAP STARTTLS: the server sent "
+			    "data before the TLS handshake");
+			goto fail;
+		}
+		if (email_net_start_tls(im->net, ctx, a->imap_host, err,
+		    errlen) != 0)
+			goto fail;
+	}
+	SSL_CTX_free(ctx);
+	ctx = NULL;
+	struct mailimap_capability_data *cap = NULL;
+	budget(im, 65536);
+	r = mailimap_capability(im->imap, &cap);
+	if (r != MAILIMAP_NO_ERROR) {
+		server_text(im, r, "IMAP CAPABILITY", err, errlen);
+		goto fail;
+	}
+	mailimap_capability_data_free(cap);
+	budget(im, 65536);
+	r = mailimap_login(im->imap, a->imap_user, a->imap_password);
+	if (r != MAILIMAP_NO_ERROR) {
+		if (r == MAILIMAP_ERROR_LOGIN)
+			*why = EMAIL_FAIL_AUTH;
+		server_text(im, r, "IMAP login refused", err, errlen);
+		goto fail;
+	}
+	/* Servers list more capabilities once logged in. */
+	cap = NULL;
+	budget(im, 65536);
+	r = mailimap_capability(im->imap, &cap);
+	if (r != MAILIMAP_NO_ERROR) {
+		server_text(im, r, "IMAP CAPABILITY", err, errlen);
+		goto fail;
+	}
+	mailimap_capability_data_free(cap);
+	im->has_idle = mailimap_has_idle(im->imap);
+	*why = EMAIL_FAIL_NONE;
+	return im;
+fail:
+	SSL_CTX_free(ctx);
+	email_imap_abort(im);
+	return NULL;
+}
+
+int
+email_imap_select(struct email_imap *im, uint32_t *uidvalidity,
+    uint32_t *uidnext, char *err, size_t errlen)
+{
+	budget(im, 1024 * 1024);
+	int r = mailimap_select(im->imap, "INBOX");
+	if (r != MAILIMAP_NO_ERROR) {
+		server_text(im, r, "IMAP SELECT INBOX", err, errlen);
+		return -1;
+	}
+	struct mailimap_selection_info *si = im->imap->imap_selection_info;
+	*uidvalidity = si ? si->sel_uidvalidity : 0;
+	*uidnext = si ? si->sel_uidnext : 0;
+	if (*uidvalidity == 0) {
+		snprintf(err, errlen, "the IMAP server gave no UIDVALIDITY");
+		return -1;
+	}
+	if (*uidnext == 0) {
+		/* No UIDNEXT (allowed before IMAP4rev2): the highest UID
+		 * plus one, or 1 for an empty box. */
+		clist *res = NULL;
+		struct mailimap_set *set = mailimap_set_new_interval(0, 0);
+		struct mailimap_fetch_type *ft =
+		    mailimap_fetch_type_new_fetch_att(
+		    mailimap_fetch_att_new_uid());
+		*uidnext = 1;
+		if (si->sel_exists > 0) {
+			r = mailimap_fetch(im->imap, set, ft, &res);
+			if (r != MAILIMAP_NO_ERROR) {
+				server_text(im, r, "IMAP FETCH", err, errlen);
+				mailimap_set_free(set);
+				mailimap_fetch_type_free(ft);
+				return -1;
+			}
+			for (clistiter *it = clist_begin(res); it; it =
+			    clist_next(it)) {
+				struct mailimap_msg_att *ma = clist_content(it);
+				for (clistiter *j = clist_begin(ma->att_list);
+				    j; j = clist_next(j)) {
+					struct mailimap_msg_att_item *item =
+					    clist_content(j);
+					if (item->att_type ==
+					    MAILIMAP_MSG_ATT_ITEM_STATIC &&
+					    item->att_data.att_static->att_type
+					    == MAILIMAP_MSG_ATT_UID &&
+					    item->att_data.att_static->
+					    att_data.att_uid >= *uidnext)
+						*uidnext = item->att_data.
+						    att_static->att_data.
+						    att_uid + 1;
+				}
+			}
+			mailimap_fetch_list_free(res);
+		}
+		mailimap_set_free(set);
+		mailimap_fetch_type_free(ft);
+	}
+	return 0;
+}
+
+void
+email_fetched_free(struct email_fetched *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		email_text_clear(&v[i].text);
+	free(v);
+}
+
+static int
+cmp_fetched(const void *a, const void *b)
+{
+	const struct email_fetched *x = a, *y = b;
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+int
+email_imap_fetch_new(struct email_imap *im, const struct email_account *a,
+    uint32_t after, size_t max, struct email_fetched **out, size_t *n,
+    int *more, char *err, size_t errlen)
+{
+	*out = NULL;
+	*n = 0;
+	*more = 0;
+	/* First the UIDs alone (cheap), then the capped bodies of the
+	 * oldest max of them. */
+	struct mailimap_set *set = mailimap_set_new_interval(after + 1, 0);
+	struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att(
+	    mailimap_fetch_att_new_uid());
+	clist *res = NULL;
+	budget(im, 16 * 1024 * 1024);
+	int r = mailimap_uid_fetch(im->imap, set, ft, &res);
+	mailimap_set_free(set);
+	mailimap_fetch_type_free(ft);
+	if (r != MAILIMAP_NO_ERROR) {
+		server_text(im, r, "IMAP UID FETCH", err, errlen);
+		return -1;
+	}
+	uint32_t *uids = NULL;
+	size_t nuids = 0;
+	for (clistiter *it = clist_begin(res); it; it = clist_next(it)) {
+		struct mailimap_msg_att *ma = clist_content(it);
+		for (clistiter *j = clist_begin(ma->att_list); j;
+		    j = clist_next(j)) {
+			struct mailimap_msg_att_item *item = clist_content(j);
+			if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC ||
+			    item->att_data.att_static->att_type !=
+			    MAILIMAP_MSG_ATT_UID)
+				continue;
+			uint32_t u = item->att_data.att_static->att_data.att_uid;
+			/* "n:*" names the last mail even when its UID is
+			 * below n. */
+			if (u <= after)
+				continue;
+			uids = xreallocarray(uids, nuids + 1, sizeof(*uids));
+			uids[nuids++] = u;
+		}
+	}
+	mailimap_fetch_list_free(res);
+	if (nuids == 0) {
+		free(uids);
+		return 0;
+	}
+	/* The oldest max. */
+	for (size_t i = 1; i < nuids; i++)
+		for (size_t k = i; k > 0 && uids[k - 1] > uids[k]; k--) {
+			uint32_t t = uids[k];
+			uids[k] = uids[k - 1];
+			uids[k - 1] = t;
+		}
+	if (nuids > max) {
+		*more = 1;
+		nuids = max;
+	}
+	struct email_fetched *v = xcalloc(nuids, sizeof(*v));
+	size_t got = 0;
+	for (size_t i = 0; i < nuids; i++) {
+		set = mailimap_set_new_single(uids[i]);
+		ft = mailimap_fetch_type_new_fetch_att_list_empty();
+		mailimap_fetch_type_new_fetch_att_list_add(ft,
+		    mailimap_fetch_att_new_uid());
+		mailimap_fetch_type_new_fetch_att_list_add(ft,
+		    mailimap_fetch_att_new_rfc822_size());
+		mailimap_fetch_type_new_fetch_att_list_add(ft,
+		    mailimap_fetch_att_new_body_peek_section_partial(
+		    mailimap_section_new(NULL), 0, (uint32_t)a->fetch_max));
+		res = NULL;
+		budget(im, a->fetch_max + 1024 * 1024);
+		r = mailimap_uid_fetch(im->imap, set, ft, &res);
+		mailimap_set_free(set);
+		mailimap_fetch_type_free(ft);
+		if (r != MAILIMAP_NO_ERROR) {
+			server_text(im, r, "IMAP UID FETCH", err, errlen);
+			email_fetched_free(v, got);
+			free(uids);
+			return -1;
+		}
+		const char *body = NULL;
+		size_t blen = 0, size = 0;
+		uint32_t uid = 0;
+		for (clistiter *it = clist_begin(res); it; it =
+		    clist_next(it)) {
+			struct mailimap_msg_att *ma = clist_content(it);
+			for (clistiter *j = clist_begin(ma->att_list); j;
+			    j = clist_next(j)) {
+				struct mailimap_msg_att_item *item =
+				    clist_content(j);
+				if (item->att_type !=
+				    MAILIMAP_MSG_ATT_ITEM_STATIC)
+					continue;
+				struct mailimap_msg_att_static *st =
+				    item->att_data.att_static;
+				if (st->att_type == MAILIMAP_MSG_ATT_UID)
+					uid = st->att_data.att_uid;
+				else if (st->att_type ==
+				    MAILIMAP_MSG_ATT_RFC822_SIZE)
+					size = st->att_data.att_rfc822_size;
+				else if (st->att_type ==
+				    MAILIMAP_MSG_ATT_BODY_SECTION &&
+				    st->att_data.att_body_section != NULL) {
+					body = st->att_data.att_body_section->
+					    sec_body_part;
+					blen = st->att_data.att_body_section->
+					    sec_length;
+				}
+			}
+		}
+		if (uid == uids[i]) {
+			struct email_limits lim = { .text_max = a->text_max,
+			    .total_size = size > blen ? size : 0 };
+			v[got].uid = uid;
+			v[got].size = size;
+			email_mime_parse(body ? body : "", body ? blen : 0, &lim,
+			    &v[got].text);
+			got++;
+		}
+		/* A mail expunged meanwhile has no answer: skip it. */
+		mailimap_fetch_list_free(res);
+	}
+	if (a->mark_read && got > 0) {
+		struct mailimap_set *seen = mailimap_set_new_empty();
+		for (size_t i = 0; i < got; i++)
+			mailimap_set_add_single(seen, v[i].uid);
+		struct mailimap_flag_list *fl = mailimap_flag_list_new_empty();
+		mailimap_flag_list_add(fl, mailimap_flag_new_seen());
+		struct mailimap_store_att_flags *sa =
+		    mailimap_store_att_flags_new_add_flags_silent(fl);
+		budget(im, 1024 * 1024);
+		r = mailimap_uid_store(im->imap, seen, sa);
+		mailimap_store_att_flags_free(sa);
+		mailimap_set_free(seen);
+		if (r != MAILIMAP_NO_ERROR) {
+			server_text(im, r, "IMAP STORE \\Seen", err, errlen);
+			email_fetched_free(v, got);
+			free(uids);
+			return -1;
+		}
+	}
+	free(uids);
+	qsort(v, got, sizeof(*v), cmp_fetched);
+	*out = v;
+	*n = got;
+	return 0;
+}
+
+int
+email_imap_has_idle(const struct email_imap *im)
+{
+	return im->has_idle;
+}
+
+int
+email_imap_idle(struct email_imap *im, char *err, size_t errlen)
+{
+	budget(im, 65536);
+	int r = mailimap_idle(im->imap);
+	if (r != MAILIMAP_NO_ERROR) {
+		server_text(im, r, "IMAP IDLE", err, errlen);
+		return -1;
+	}
+	/* What came with the continuation is not on the socket any more:
+	 * the loop would never see it. */
+	if (im->imap->imap_stream->read_buffer_len > 0 ||
+	    email_net_pending(im->net) > 0)
+		return 1;
+	return 0;
+}
+
+int
+email_imap_idle_done(struct email_imap *im, char *err, size_t errlen)
+{
+	budget(im, 1024 * 1024);
+	int r = mailimap_idle_done(im->imap);
+	if (r != MAILIMAP_NO_ERROR) {
+		server_text(im, r, "IMAP IDLE", err, errlen);
+		return -1;
+	}
+	return 0;
+}
+
+int
+email_imap_fd(const struct email_imap *im)
+{
+	return email_net_fd(im->net);
+}

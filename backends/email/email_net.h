@@ -1,0 +1,55 @@
+/*
+ * One blocking TCP connection for the worker pool, plain or TLS, on
+ * poll() (no select(), so descriptors above 1024 are fine) with a
+ * timeout on every wait, and a budget on the bytes read so a server
+ * that sends an endless line cannot make us hold unbounded memory.
+ *
+ * TLS is OpenSSL with the chain verified against the system store plus
+ * the operator's ca_file, and the host name checked (SSL_set1_host)
+ * before the handshake counts as done: a wrong certificate fails here,
+ * before the caller writes a password.
+ *
+ * Used from one thread at a time (the worker running the session's
+ * job); nothing here touches the loop.
+ */
+#ifndef CAUSEWAY_EMAIL_NET_H
+#define CAUSEWAY_EMAIL_NET_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <openssl/ssl.h>
+
+struct email_net;
+
+/* A client context: peer verification on, TLS 1.2 or newer, the
+ * system's trust store and ca_file (NULL or "": none).  NULL with err
+ * filled on failure (an unreadable ca_file). */
+SSL_CTX *email_net_ctx(const char *ca_file, char *err, size_t errlen);
+
+/* Connects within timeout seconds; NULL with err filled. */
+struct email_net *email_net_connect(const char *host, int port, int timeout,
+    char *err, size_t errlen);
+/* TLS on the connection (implicit TLS, or after STARTTLS): handshake,
+ * chain and host name verified.  -1 with err filled. */
+int email_net_start_tls(struct email_net *n, SSL_CTX *ctx, const char *host,
+    char *err, size_t errlen);
+/* 0 at EOF, -1 on error, timeout or an exhausted budget (err says
+ * which). */
+ssize_t email_net_read(struct email_net *n, void *buf, size_t len);
+/* Writes everything or returns -1. */
+ssize_t email_net_write(struct email_net *n, const void *buf, size_t len);
+/* One line (up to LF, CR LF removed), at most max - 1 bytes; a longer
+ * line is an error.  -1 on error. */
+int email_net_read_line(struct email_net *n, char *buf, size_t max);
+/* Bytes already read and decrypted but not handed out. */
+int email_net_pending(struct email_net *n);
+int email_net_fd(const struct email_net *n);
+/* Reads beyond budget bytes fail (0: no budget); counting restarts. */
+void email_net_set_budget(struct email_net *n, size_t budget);
+void email_net_set_timeout(struct email_net *n, int seconds);
+/* What went wrong last. */
+const char *email_net_error(const struct email_net *n);
+void email_net_close(struct email_net *n);
+
+#endif

@@ -1,0 +1,307 @@
+"""mailenv: a throw-away mail system for causeway's email tests.
+
+Dovecot (IMAP with STARTTLS on one port and implicit TLS on another,
+LMTP for delivery, and its auth service for Postfix) and a private
+Postfix instance (submission with STARTTLS + AUTH, handing every
+recipient to Dovecot's LMTP) in one temp dir, on free 127.0.0.1 ports,
+with a self-signed certificate for "localhost" that the gateway trusts
+through its ca_file.  Nothing outside the temp dir is read or changed
+except Postfix's own meta_directory files; processes are stopped by PID.
+
+The config text lives here, not in templates, so the tests run from any
+tree.  Users: alice@example.test, bob@example.net, victim@example.net
+(passwords in MailEnv.passwords).  The submission server refuses the
+recipient nosuch@example.net at RCPT with a 550 (a recipient access
+table), so a permanent failure can be tested.
+"""
+
+import imaplib
+import os
+import smtplib
+import ssl
+import subprocess
+import time
+
+import cwtest
+
+DOVECOT_CONF = """\
+protocols = imap lmtp
+listen = 127.0.0.1
+base_dir = {dir}/run
+instance_name = dovecot-cw-{tag}
+log_path = {dir}/dovecot.log
+info_log_path = {dir}/dovecot.log
+auth_verbose = yes
+ssl = yes
+ssl_cert = <{dir}/cert.pem
+ssl_key = <{dir}/key.pem
+ssl_dh = </usr/share/dovecot/dh.pem
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0s
+mail_uid = mail
+mail_gid = mail
+first_valid_uid = 8
+last_valid_uid = 8
+mail_location = maildir:{dir}/mail/%d/%n/Maildir
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {dir}/users
+}}
+userdb {{
+  driver = static
+  args = home={dir}/mail/%d/%n
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {imaps}
+    ssl = yes
+  }}
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {lmtp}
+  }}
+}}
+service auth {{
+  inet_listener auth-postfix {{
+    address = 127.0.0.1
+    port = {auth}
+  }}
+}}
+protocol lmtp {{
+  postmaster_address = postmaster@example.test
+}}
+"""
+
+# A "#" after a value would be part of it: no trailing comments here.
+POSTFIX_MAIN = """\
+compatibility_level = 3.6
+queue_directory = {dir}/pf/queue
+data_directory = {dir}/pf/data
+meta_directory = /etc/postfix
+maillog_file = {dir}/pf/maillog
+maillog_file_prefixes = {dir}
+myhostname = mx.example.test
+mydomain = example.test
+myorigin = $myhostname
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+alias_maps =
+alias_database =
+biff = no
+append_dot_mydomain = no
+smtp_dns_support_level = disabled
+default_transport = lmtp:inet:127.0.0.1:{lmtp}
+relay_transport = lmtp:inet:127.0.0.1:{lmtp}
+smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
+smtpd_recipient_restrictions = check_recipient_access inline:{{ {{ nosuch@example.net = 550 5.1.1 no such user here }} }}, permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
+smtpd_tls_cert_file = {dir}/cert.pem
+smtpd_tls_key_file = {dir}/key.pem
+smtpd_tls_security_level = may
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = inet:127.0.0.1:{auth}
+smtpd_sasl_auth_enable = no
+"""
+
+POSTFIX_MASTER = """\
+127.0.0.1:{smtp} inet n - n - - smtpd
+127.0.0.1:{submission} inet n - n - - smtpd
+  -o syslog_name=postfix/submission
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_tls_auth_only=yes
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+lmtp      unix  -       -       n       -       -       lmtp
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+class MailEnv:
+    passwords = {"alice@example.test": "alicepw",
+                 "bob@example.net": "bobpw",
+                 "victim@example.net": "victimpw"}
+
+    def __init__(self, tap=None):
+        self.tap = tap
+        self.dir = cwtest.make_tempdir("cwtest-mail-")
+        os.chmod(self.dir, 0o755)       # "mail" and "postfix" traverse it
+        (self.imap, self.imaps, self.lmtp, self.auth, self.smtp,
+         self.submission) = cwtest.free_ports(6)
+        self.dovecot = None
+        self.master_pid = None
+        self.cert = os.path.join(self.dir, "cert.pem")
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+             "-days", "30", "-subj", "/CN=localhost", "-addext",
+             "subjectAltName=DNS:localhost", "-keyout",
+             os.path.join(self.dir, "key.pem"), "-out", self.cert],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.chmod(os.path.join(self.dir, "key.pem"), 0o644)
+        v = dict(dir=self.dir, tag=os.getpid(), imap=self.imap,
+                 imaps=self.imaps, lmtp=self.lmtp, auth=self.auth,
+                 smtp=self.smtp, submission=self.submission)
+        with open(os.path.join(self.dir, "dovecot.conf"), "w") as f:
+            f.write(DOVECOT_CONF.format(**v))
+        with open(os.path.join(self.dir, "users"), "w") as f:
+            for u, p in self.passwords.items():
+                f.write("%s:{PLAIN}%s\n" % (u, p))
+        subprocess.run(["install", "-d", "-o", "mail", "-g", "mail", "-m",
+                        "0750", os.path.join(self.dir, "mail")], check=True)
+        os.makedirs(os.path.join(self.dir, "pf", "queue"))
+        subprocess.run(["install", "-d", "-o", "postfix", "-g", "postfix",
+                        os.path.join(self.dir, "pf", "data")], check=True)
+        with open(os.path.join(self.dir, "pf", "main.cf"), "w") as f:
+            f.write(POSTFIX_MAIN.format(**v))
+        with open(os.path.join(self.dir, "pf", "master.cf"), "w") as f:
+            f.write(POSTFIX_MASTER.format(**v))
+        if tap:
+            tap.watch("dovecot log", self.dovecot_log)
+            tap.watch("postfix log", os.path.join(self.dir, "pf", "maillog"))
+        cwtest.on_exit(self.stop)
+
+    @property
+    def dovecot_log(self):
+        return os.path.join(self.dir, "dovecot.log")
+
+    # -- processes --
+
+    def start(self, timeout=30):
+        self.start_dovecot(timeout)
+        self.start_postfix(timeout)
+
+    def start_dovecot(self, timeout=30):
+        out = open(os.path.join(self.dir, "dovecot.out"), "ab")
+        self.dovecot = subprocess.Popen(
+            ["dovecot", "-F", "-c", os.path.join(self.dir, "dovecot.conf")],
+            cwd=self.dir, stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT)
+        out.close()
+        if not cwtest.wait_until(
+                lambda: all(cwtest.port_open(p) for p in
+                            (self.imap, self.imaps, self.lmtp, self.auth)),
+                timeout):
+            raise RuntimeError("dovecot did not open its ports")
+
+    def start_postfix(self, timeout=30):
+        out = open(os.path.join(self.dir, "pf", "fg.out"), "ab")
+        # postfix start-fg execs master; its PID is in the pid file.
+        self.postfix_popen = subprocess.Popen(
+            ["postfix", "-c", os.path.join(self.dir, "pf"), "start-fg"],
+            cwd=self.dir, stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT)
+        out.close()
+        pidfile = os.path.join(self.dir, "pf", "queue", "pid", "master.pid")
+        if not cwtest.wait_until(
+                lambda: cwtest.port_open(self.submission) and
+                os.path.exists(pidfile), timeout):
+            raise RuntimeError("postfix did not open its ports")
+        with open(pidfile) as f:
+            self.master_pid = int(f.read().strip())
+
+    def stop_postfix(self):
+        if self.master_pid is None:
+            return
+        subprocess.run(["postfix", "-c", os.path.join(self.dir, "pf"),
+                        "stop"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=30)
+        cwtest.wait_until(lambda: not cwtest.pid_alive(self.master_pid), 15)
+        cwtest.stop_pid(self.master_pid, 5)
+        if self.postfix_popen is not None:
+            cwtest.stop_pid(self.postfix_popen.pid, 5,
+                            popen=self.postfix_popen)
+        self.master_pid = None
+        cwtest.wait_until(lambda: not cwtest.port_open(self.submission), 10)
+
+    def stop(self):
+        self.stop_postfix()
+        if self.dovecot is not None:
+            cwtest.stop_pid(self.dovecot.pid, 10, popen=self.dovecot)
+            self.dovecot = None
+
+    # -- mail --
+
+    def deliver(self, rcpt, message, sender="sender@example.net"):
+        """Deliver raw message (bytes or str) to rcpt over LMTP."""
+        if isinstance(message, str):
+            message = message.encode()
+        with smtplib.LMTP("127.0.0.1", self.lmtp, timeout=120) as l:
+            l.sendmail(sender, [rcpt], message)
+
+    def imap_login(self, user):
+        ctx = ssl.create_default_context(cafile=self.cert)
+        m = imaplib.IMAP4_SSL("localhost", self.imaps, ssl_context=ctx)
+        m.login(user, self.passwords[user])
+        return m
+
+    def messages(self, user):
+        """Every message in user's INBOX, raw bytes, oldest first."""
+        m = self.imap_login(user)
+        try:
+            m.select("INBOX", readonly=True)
+            typ, data = m.uid("SEARCH", None, "ALL")
+            out = []
+            for uid in (data[0] or b"").split():
+                typ, d = m.uid("FETCH", uid, "(BODY.PEEK[])")
+                for part in d:
+                    if isinstance(part, tuple):
+                        out.append(part[1])
+            return out
+        finally:
+            m.logout()
+
+    def wait_message(self, user, pred, timeout=20):
+        """The first raw message in user's INBOX for which pred(bytes) is
+        true, waiting up to timeout; None if none came."""
+        found = []
+
+        def look():
+            for raw in self.messages(user):
+                if pred(raw):
+                    found.append(raw)
+                    return True
+            return False
+        cwtest.wait_until(look, timeout, 0.3)
+        return found[0] if found else None
+
+    def flags(self, user, needle):
+        """The FLAGS of the first message containing needle."""
+        m = self.imap_login(user)
+        try:
+            m.select("INBOX", readonly=True)
+            typ, data = m.uid("SEARCH", None, "ALL")
+            for uid in (data[0] or b"").split():
+                typ, d = m.uid("FETCH", uid, "(FLAGS BODY.PEEK[])")
+                for part in d:
+                    if isinstance(part, tuple) and needle in part[1]:
+                        return part[0]
+            return None
+        finally:
+            m.logout()
