@@ -11,6 +11,9 @@
 #include "autoconf.h"
 
 #include <getopt.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -341,6 +344,52 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
+/*
+ * Memory given back after bursts.  glibc returns freed heap memory to
+ * the system only from the top of the heap; a burst (a join storm puts
+ * tens of thousands of presences into the server's output buffer within
+ * a second or two) leaves megabytes free in the middle of the heap once
+ * they are sent, between live data, and they would stay resident for
+ * good.  Once a second we look at how much of the heap is free; when
+ * that grew by TRIM_STEP since the last trim, malloc_trim() hands the
+ * free pages back (madvise; the memory stays usable).  The look is one
+ * walk of malloc's free lists, a few microseconds when idle.
+ */
+#define TRIM_STEP (256 * 1024)
+
+static void
+memory_setup(void)
+{
+#ifdef __GLIBC__
+	/* Worker threads would each get a malloc arena (reserved 64 MiB,
+	 * resident as used, never shared): two arenas in all. */
+	mallopt(M_ARENA_MAX, 2);
+	/* Fixed thresholds (glibc otherwise raises them after a large
+	 * free, up to 32 MiB): blocks of 128 KiB and more (big channels'
+	 * member arrays, large stanzas) are their own mappings, returned
+	 * when freed, and the heap's top is trimmed past 128 KiB. */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+#endif
+}
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || \
+    (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+static void
+trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	static size_t base;         /* free heap bytes after the last trim */
+	struct mallinfo2 mi = mallinfo2();
+	if (mi.fordblks < base)
+		base = mi.fordblks;
+	else if (mi.fordblks - base >= TRIM_STEP) {
+		malloc_trim(0);
+		base = mi.fordblks;
+	}
+}
+#define HAVE_TRIM_TIMER 1
+#endif
+
 static void
 usage(FILE *f)
 {
@@ -421,6 +470,14 @@ main(int argc, char **argv)
 	cw->base = event_base_new();
 	if (cw->base == NULL)
 		log_fatal("cannot create the event loop");
+	memory_setup();
+	struct event *trim = NULL;
+#ifdef HAVE_TRIM_TIMER
+	trim = event_new(cw->base, -1, EV_PERSIST, trim_cb, NULL);
+	struct timeval second = { 1, 0 };
+	if (trim == NULL || event_add(trim, &second) != 0)
+		log_fatal("cannot create the memory timer");
+#endif
 	/* Reads /etc/resolv.conf and /etc/hosts; a machine without a
 	 * resolver still works with numeric server addresses. */
 	cw->dns = evdns_base_new(cw->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
@@ -475,6 +532,8 @@ main(int argc, char **argv)
 	secret_key_free(cw->key);
 	for (int i = 0; i < 3; i++)
 		event_free(sigs[i]);
+	if (trim != NULL)
+		event_free(trim);
 	evdns_base_free(cw->dns, 0);
 	event_base_free(cw->base);
 	config_free(cw->config);

@@ -114,7 +114,7 @@
 #define NS_CLIENT "jabber:client"
 
 #define ROOM_MAX_PER_SESSION 128
-#define ROOM_MAX_OCCUPANTS 10000
+#define ROOM_MAX_OCCUPANTS 10000      /* < 65535: 16-bit index slots */
 #define ROOM_MAX_MEMBERS 64        /* a session keeps at most 64 resources */
 #define ROOM_NICK_MAX 64
 /* Messages replayed as history on a join, at most (the client's
@@ -136,20 +136,28 @@ struct member {
 	time_t hist_since;    /* <history seconds/ since/>; 0: not asked */
 };
 
+/*
+ * An occupant is 8 bytes: its interned nick (room_nick_*, shared with
+ * every other room and the backend) and two small enums.  Pointers to
+ * occupants are valid until the next occ_add or occ_remove.
+ */
 struct occupant {
-	char *nick;
-	enum room_role role;
-	enum room_affiliation affil;
-	size_t idx;                 /* position in occupants.v */
-	struct occupant *hnext;     /* hash chain */
+	uint32_t nick;              /* interned */
+	unsigned char role;         /* enum room_role */
+	unsigned char affil;        /* enum room_affiliation */
 };
 
+_Static_assert(ROOM_MAX_OCCUPANTS < 65535, "occupant slots are 16 bits");
+
 struct occupants {
-	struct occupant **v;        /* arrival order; a removal moves the last
+	struct occupant *v;         /* arrival order; a removal moves the last
 	                             * one into the gap */
-	size_t n, cap;
-	struct occupant **buckets;
-	size_t nbuckets;            /* a power of two */
+	uint32_t n, cap;
+	/* Open addressing over v by the nick's hash, linear probing:
+	 * slot = index in v + 1 (at most ROOM_MAX_OCCUPANTS: 16 bits
+	 * are enough), 0 = empty; at most 3/4 full. */
+	uint16_t *slots;
+	uint32_t nslots;            /* a power of two, or 0 */
 };
 
 struct room {
@@ -211,44 +219,282 @@ affil_name(enum room_affiliation a)
 	    affil_names[a] : "none";
 }
 
-/* ---- occupants: an array indexed by a hash of the nick ---- */
+/* ---- interned nicks (room.h) ---- */
 
-static size_t
-hash_nick(const char *s)
+/*
+ * One table per process: records by id (recs[0] unused; a free record's
+ * refs holds the next free id), and an open-addressing index of ids by
+ * a keyed hash of the string (linear probing, at most half full,
+ * backward-shift deletion: no tombstones).  A NAMES reply of N nicks
+ * costs N lookups here and nothing per room beyond the 8-byte occupant.
+ */
+struct nick_rec {
+	char *s;                    /* NULL: free */
+	unsigned long refs;         /* free: the next free id */
+	uint32_t hash;
+};
+
+static struct {
+	struct nick_rec *recs;
+	uint32_t nrecs, cap;        /* records in use or free; allocated */
+	uint32_t free_id;           /* first free record, or 0 */
+	uint32_t *slots;
+	uint32_t nslots, used;
+	uint64_t k0, k1;            /* SipHash key */
+	int keyed;
+} nicks;
+
+#define ROTL64(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND do {							\
+	v0 += v1; v1 = ROTL64(v1, 13); v1 ^= v0; v0 = ROTL64(v0, 32);	\
+	v2 += v3; v3 = ROTL64(v3, 16); v3 ^= v2;			\
+	v0 += v3; v3 = ROTL64(v3, 21); v3 ^= v0;			\
+	v2 += v1; v1 = ROTL64(v1, 17); v1 ^= v2; v2 = ROTL64(v2, 32);	\
+} while (0)
+
+/* SipHash-1-3 of s with the process's random key, cut to 32 bits. */
+static uint32_t
+nick_hash_str(const char *s, size_t len)
 {
-	/* FNV-1a.  Nicks come from the legacy network: a hostile server
-	 * could aim for one chain, but it is bounded by the occupant limit
-	 * and costs that server's own users only. */
-	size_t h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
+	if (!nicks.keyed) {
+		unsigned char key[16];
+		if (RAND_bytes(key, sizeof(key)) != 1) {
+			log_warn("rooms: no random bytes for the nick hash key");
+			memset(key, 0, sizeof(key));
+			uint64_t t = (uint64_t)time(NULL) ^
+			    ((uint64_t)(uintptr_t)&nicks << 16);
+			memcpy(key, &t, sizeof(t));
+		}
+		memcpy(&nicks.k0, key, 8);
+		memcpy(&nicks.k1, key + 8, 8);
+		nicks.keyed = 1;
+	}
+	uint64_t v0 = 0x736f6d6570736575ULL ^ nicks.k0;
+	uint64_t v1 = 0x646f72616e646f6dULL ^ nicks.k1;
+	uint64_t v2 = 0x6c7967656e657261ULL ^ nicks.k0;
+	uint64_t v3 = 0x7465646279746573ULL ^ nicks.k1;
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i, end = len - len % 8;
+	for (i = 0; i < end; i += 8) {
+		uint64_t m = 0;
+		for (int j = 7; j >= 0; j--)
+			m = (m << 8) | p[i + j];
+		v3 ^= m;
+		SIPROUND;
+		v0 ^= m;
+	}
+	uint64_t b = (uint64_t)len << 56;
+	for (size_t j = 0; i + j < len; j++)
+		b |= (uint64_t)p[i + j] << (8 * j);
+	v3 ^= b;
+	SIPROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	uint64_t h = v0 ^ v1 ^ v2 ^ v3;
+	return (uint32_t)(h ^ (h >> 32));
+}
+
+/*
+ * Deletion from a linear-probing table without tombstones: the entries
+ * after the gap move back unless their home slot k lies cyclically in
+ * (gap, j], where they would be found before the gap anyway.
+ */
+static int
+probe_keeps(uint32_t gap, uint32_t j, uint32_t k)
+{
+	return gap <= j ? (gap < k && k <= j) : (gap < k || k <= j);
+}
+
+static void
+nicks_slot_delete(uint32_t i)
+{
+	uint32_t mask = nicks.nslots - 1;
+	for (uint32_t j = (i + 1) & mask; nicks.slots[j] != 0;
+	    j = (j + 1) & mask) {
+		if (!probe_keeps(i, j, nicks.recs[nicks.slots[j]].hash & mask)) {
+			nicks.slots[i] = nicks.slots[j];
+			i = j;
+		}
+	}
+	nicks.slots[i] = 0;
+}
+
+static void
+nicks_rehash(uint32_t nslots)
+{
+	free(nicks.slots);
+	nicks.slots = xcalloc(nslots, sizeof(*nicks.slots));
+	nicks.nslots = nslots;
+	for (uint32_t id = 1; id < nicks.nrecs; id++) {
+		if (nicks.recs[id].s == NULL)
+			continue;
+		uint32_t k = nicks.recs[id].hash & (nslots - 1);
+		while (nicks.slots[k] != 0)
+			k = (k + 1) & (nslots - 1);
+		nicks.slots[k] = id;
+	}
+}
+
+/* The slot holding nick, or the empty slot where it would go. */
+static uint32_t
+nicks_probe(const char *nick, uint32_t hash)
+{
+	uint32_t mask = nicks.nslots - 1;
+	uint32_t k = hash & mask;
+	for (; nicks.slots[k] != 0; k = (k + 1) & mask) {
+		const struct nick_rec *r = &nicks.recs[nicks.slots[k]];
+		if (r->hash == hash && strcmp(r->s, nick) == 0)
+			break;
+	}
+	return k;
+}
+
+uint32_t
+room_nick_lookup(const char *nick)
+{
+	if (nicks.used == 0 || nick == NULL)
+		return 0;
+	return nicks.slots[nicks_probe(nick, nick_hash_str(nick,
+	    strlen(nick)))];
+}
+
+uint32_t
+room_nick_intern(const char *nick)
+{
+	if (2 * (nicks.used + 1) > nicks.nslots)
+		nicks_rehash(nicks.nslots ? nicks.nslots * 2 : 64);
+	uint32_t hash = nick_hash_str(nick, strlen(nick));
+	uint32_t k = nicks_probe(nick, hash);
+	if (nicks.slots[k] != 0) {
+		nicks.recs[nicks.slots[k]].refs++;
+		return nicks.slots[k];
+	}
+	uint32_t id = nicks.free_id;
+	if (id != 0) {
+		nicks.free_id = (uint32_t)nicks.recs[id].refs;
+	} else {
+		if (nicks.nrecs == 0)
+			nicks.nrecs = 1;          /* id 0 means none */
+		if (nicks.nrecs == UINT32_MAX)
+			log_fatal("rooms: out of nick ids");
+		id = nicks.nrecs++;
+		/* Grown by half: the table of all nicks of a large gateway
+		 * is the one array here that may be big. */
+		if (id >= nicks.cap) {
+			nicks.cap = nicks.cap < 64 ? 64 :
+			    nicks.cap + nicks.cap / 2;
+			nicks.recs = xreallocarray(nicks.recs, nicks.cap,
+			    sizeof(*nicks.recs));
+		}
+	}
+	nicks.recs[id] = (struct nick_rec){ .s = xstrdup(nick), .refs = 1,
+	    .hash = hash };
+	nicks.slots[k] = id;
+	nicks.used++;
+	return id;
+}
+
+void
+room_nick_hold(uint32_t id)
+{
+	if (id != 0)
+		nicks.recs[id].refs++;
+}
+
+void
+room_nick_release(uint32_t id)
+{
+	if (id == 0)
+		return;
+	struct nick_rec *r = &nicks.recs[id];
+	if (--r->refs > 0)
+		return;
+	nicks_slot_delete(nicks_probe(r->s, r->hash));
+	free(r->s);
+	r->s = NULL;
+	r->refs = nicks.free_id;
+	nicks.free_id = id;
+	nicks.used--;
+	if (nicks.used == 0) {
+		/* The last room is gone: give the tables back. */
+		free(nicks.slots);
+		free(nicks.recs);
+		nicks.slots = NULL;
+		nicks.recs = NULL;
+		nicks.nslots = nicks.nrecs = nicks.cap = nicks.free_id = 0;
+	}
+}
+
+const char *
+room_nick_str(uint32_t id)
+{
+	return nicks.recs[id].s;
+}
+
+uint32_t
+room_nick_hash(uint32_t id)
+{
+	return nicks.recs[id].hash;
+}
+
+/* ---- occupants: an array indexed by the nick's hash ---- */
+
+static void
+occ_slot_delete(struct occupants *o, uint32_t i)
+{
+	uint32_t mask = o->nslots - 1;
+	for (uint32_t j = (i + 1) & mask; o->slots[j] != 0;
+	    j = (j + 1) & mask) {
+		uint32_t k = room_nick_hash(o->v[o->slots[j] - 1].nick) & mask;
+		if (!probe_keeps(i, j, k)) {
+			o->slots[i] = o->slots[j];
+			i = j;
+		}
+	}
+	o->slots[i] = 0;
+}
+
+static struct occupant *
+occ_find_id(const struct occupants *o, uint32_t id)
+{
+	if (o->nslots == 0 || id == 0)
+		return NULL;
+	uint32_t mask = o->nslots - 1;
+	for (uint32_t k = room_nick_hash(id) & mask; o->slots[k] != 0;
+	    k = (k + 1) & mask)
+		if (o->v[o->slots[k] - 1].nick == id)
+			return &o->v[o->slots[k] - 1];
+	return NULL;
 }
 
 static struct occupant *
 occ_find(const struct occupants *o, const char *nick)
 {
-	if (o->nbuckets == 0)
-		return NULL;
-	for (struct occupant *p = o->buckets[hash_nick(nick) &
-	    (o->nbuckets - 1)]; p != NULL; p = p->hnext)
-		if (strcmp(p->nick, nick) == 0)
-			return p;
-	return NULL;
+	return o->n == 0 ? NULL : occ_find_id(o, room_nick_lookup(nick));
 }
 
 static void
-occ_rehash(struct occupants *o, size_t nbuckets)
+occ_slot_put(struct occupants *o, uint32_t i)
 {
-	free(o->buckets);
-	o->buckets = xcalloc(nbuckets, sizeof(*o->buckets));
-	o->nbuckets = nbuckets;
-	for (size_t i = 0; i < o->n; i++) {
-		struct occupant *p = o->v[i];
-		size_t k = hash_nick(p->nick) & (nbuckets - 1);
-		p->hnext = o->buckets[k];
-		o->buckets[k] = p;
-	}
+	uint32_t mask = o->nslots - 1;
+	uint32_t k = room_nick_hash(o->v[i].nick) & mask;
+	while (o->slots[k] != 0)
+		k = (k + 1) & mask;
+	o->slots[k] = (uint16_t)(i + 1);
+}
+
+/* The slot that holds index i of v. */
+static uint32_t
+occ_slot_of(const struct occupants *o, uint32_t i)
+{
+	uint32_t mask = o->nslots - 1;
+	uint32_t k = room_nick_hash(o->v[i].nick) & mask;
+	while (o->slots[k] != i + 1)
+		k = (k + 1) & mask;
+	return k;
 }
 
 /* A new occupant (the nick must not be there), or NULL at the limit. */
@@ -259,46 +505,47 @@ occ_add(struct occupants *o, const char *nick, enum room_role role,
 	if (o->n >= ROOM_MAX_OCCUPANTS)
 		return NULL;
 	if (o->n == o->cap) {
-		o->cap = o->cap ? o->cap * 2 : 16;
+		o->cap = o->cap ? o->cap * 2 : 8;
 		o->v = xreallocarray(o->v, o->cap, sizeof(*o->v));
 	}
-	if (o->n >= o->nbuckets)
-		occ_rehash(o, o->nbuckets ? o->nbuckets * 2 : 16);
-	struct occupant *p = xcalloc(1, sizeof(*p));
-	p->nick = xstrdup(nick);
-	p->role = role;
-	p->affil = affil;
-	p->idx = o->n;
-	o->v[o->n++] = p;
-	size_t k = hash_nick(nick) & (o->nbuckets - 1);
-	p->hnext = o->buckets[k];
-	o->buckets[k] = p;
+	if (4 * (o->n + 1) > 3 * o->nslots) {
+		free(o->slots);
+		o->nslots = o->nslots ? o->nslots * 2 : 16;
+		o->slots = xcalloc(o->nslots, sizeof(*o->slots));
+		for (uint32_t i = 0; i < o->n; i++)
+			occ_slot_put(o, i);
+	}
+	struct occupant *p = &o->v[o->n];
+	p->nick = room_nick_intern(nick);
+	p->role = (unsigned char)role;
+	p->affil = (unsigned char)affil;
+	occ_slot_put(o, o->n++);
 	return p;
 }
 
 static void
 occ_remove(struct occupants *o, struct occupant *p)
 {
-	struct occupant **pp = &o->buckets[hash_nick(p->nick) &
-	    (o->nbuckets - 1)];
-	while (*pp != p)
-		pp = &(*pp)->hnext;
-	*pp = p->hnext;
-	o->v[p->idx] = o->v[--o->n];
-	o->v[p->idx]->idx = p->idx;
-	free(p->nick);
-	free(p);
+	uint32_t i = (uint32_t)(p - o->v), last = o->n - 1;
+	occ_slot_delete(o, occ_slot_of(o, i));
+	if (i != last) {
+		uint32_t k = occ_slot_of(o, last);
+		room_nick_release(p->nick);
+		o->v[i] = o->v[last];
+		o->slots[k] = (uint16_t)(i + 1);
+	} else {
+		room_nick_release(p->nick);
+	}
+	o->n--;
 }
 
 static void
 occ_clear(struct occupants *o)
 {
-	for (size_t i = 0; i < o->n; i++) {
-		free(o->v[i]->nick);
-		free(o->v[i]);
-	}
+	for (uint32_t i = 0; i < o->n; i++)
+		room_nick_release(o->v[i].nick);
 	free(o->v);
-	free(o->buckets);
+	free(o->slots);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -782,7 +1029,7 @@ self_occupant(struct room *r)
 		o = occ_add(&r->occ, r->nick, ROLE_PARTICIPANT, AFFIL_NONE);
 		/* At the limit, the user still is in the room: make room. */
 		if (o == NULL) {
-			occ_remove(&r->occ, r->occ.v[r->occ.n - 1]);
+			occ_remove(&r->occ, &r->occ.v[r->occ.n - 1]);
 			o = occ_add(&r->occ, r->nick, ROLE_PARTICIPANT,
 			    AFFIL_NONE);
 		}
@@ -812,11 +1059,12 @@ send_join(struct session *s, struct room *r, struct member *m)
 {
 	struct occupant *self = self_occupant(r);
 	for (size_t i = 0; i < r->occ.n; i++) {
-		struct occupant *o = r->occ.v[i];
+		struct occupant *o = &r->occ.v[i];
 		if (o == self)
 			continue;
 		struct pres p = { .role = o->role, .affil = o->affil };
-		send_user(s, occupant_presence(r, o->nick, m->jid, &p));
+		send_user(s, occupant_presence(r, room_nick_str(o->nick),
+		    m->jid, &p));
 	}
 	struct pres p = { .role = self->role, .affil = self->affil,
 	    .id = m->id, .codes = { 110, 100 } };
@@ -1847,7 +2095,7 @@ room_joined(struct session *s, const char *room, const char *nick)
 	r->nick = xstrdup(nick);
 	r->state = ROOM_JOINED;
 	archive_update(r);
-	log_info("%s: %s: joined %s as %s (%zu occupants)",
+	log_info("%s: %s: joined %s as %s (%u occupants)",
 	    session_component(s)->domain, session_jid(s), r->name, nick,
 	    r->occ.n);
 	for (size_t i = 0; i < r->nmembers; i++)
@@ -2068,7 +2316,7 @@ room_link_lost(struct session *s, const char *room, const char *text)
 	    "room_link_lost");
 	if (r == NULL)
 		return;
-	log_info("%s: %s: %s is out of reach, %zu occupants gone: %s",
+	log_info("%s: %s: %s is out of reach, %u occupants gone: %s",
 	    session_component(s)->domain, session_jid(s), r->name,
 	    r->occ.n > 0 ? r->occ.n - 1 : 0, text ? text : "");
 	/* A status message from the room itself (clients show it in the
@@ -2076,13 +2324,16 @@ room_link_lost(struct session *s, const char *room, const char *text)
 	 * the client does not think it was thrown out (no 332). */
 	if (text != NULL && *text != '\0')
 		send_members(s, r, groupchat(r, NULL, NULL, text));
-	struct occupant *self = self_occupant(r);
+	/* Removals move occupants: the user is known by nick, not by
+	 * pointer. */
+	uint32_t self = self_occupant(r)->nick;
 	for (size_t i = r->occ.n; i-- > 0; ) {
-		struct occupant *o = r->occ.v[i];
-		if (o == self)
+		struct occupant *o = &r->occ.v[i];
+		if (o->nick == self)
 			continue;
 		struct pres p = { .unavailable = 1, .affil = o->affil };
-		send_members(s, r, occupant_presence(r, o->nick, NULL, &p));
+		send_members(s, r, occupant_presence(r, room_nick_str(o->nick),
+		    NULL, &p));
 		occ_remove(&r->occ, o);
 	}
 }

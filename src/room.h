@@ -42,6 +42,7 @@
 #ifndef CAUSEWAY_ROOM_H
 #define CAUSEWAY_ROOM_H
 
+#include <stdint.h>
 #include <time.h>
 
 struct component;
@@ -148,5 +149,28 @@ void room_subject(struct session *s, const char *room, const char *nick,
     const char *subject);
 /* The network dropped the user from the room (332). */
 void room_closed(struct session *s, const char *room, const char *reason);
+
+/*
+ * Nicks, interned once per process.  Every room's occupants refer to one
+ * shared copy of each nick, and a backend may keep its own member lists
+ * the same way: N users of the gateway in one channel of N people hold
+ * each nick once, not N times (nor 2N with the backend's copy).  A nick
+ * is named by an id (never 0) that stays valid, with its string, until
+ * its last reference is released; ids of released nicks are reused.
+ * Strings compare exactly (bytes); a backend that folds case interns its
+ * folded form as another nick.  Main loop only (not thread-safe).
+ */
+/* An id for nick, with one more reference. */
+uint32_t room_nick_intern(const char *nick);
+/* The id of nick when someone holds it (no reference taken), else 0. */
+uint32_t room_nick_lookup(const char *nick);
+void room_nick_hold(uint32_t id);
+/* Drops one reference (0 is ignored); the last frees the nick. */
+void room_nick_release(uint32_t id);
+/* The nick (borrowed: valid while a reference is held). */
+const char *room_nick_str(uint32_t id);
+/* A keyed hash of the nick (random key per process, SipHash-1-3): for
+ * the backend's own indexes; a hostile server cannot aim at one slot. */
+uint32_t room_nick_hash(uint32_t id);
 
 #endif

@@ -37,6 +37,7 @@
  */
 #include "autoconf.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,10 +71,15 @@
 /* A server-time tag this much older than our clock marks a message as
  * delayed (XEP-0203); less is ordinary lag. */
 #define DELAY_MIN_SECONDS 10
+/* Members kept per channel (as the room layer's occupants). */
+#define CHAN_MEMBERS_MAX 10000
+_Static_assert(CHAN_MEMBERS_MAX < 65535, "member index slots are 16 bits");
 
+/* 16 bytes: both nicks are interned (room_nick_*), shared with the
+ * rooms' occupants and with every other user in the same channel. */
 struct irc_member {
-	char *nick;
-	char *folded;
+	uint32_t nick;
+	uint32_t folded;       /* the nick in the server's case mapping */
 	char prefixes[8];      /* mode prefix characters, e.g. "@+" */
 };
 
@@ -88,12 +94,13 @@ struct irc_chan {
 	int rejoining;         /* announced, JOIN sent again after a lost
 	                        * link */
 	struct irc_member *members;
-	size_t nmembers, cap;
+	uint32_t nmembers, cap;
 	/* Open-addressing index over members by folded nick (slot = index
-	 * + 1, 0 = empty), rebuilt after removals and renames: a NAMES
-	 * reply of thousands of nicks stays linear. */
-	size_t *index;
-	size_t index_cap;
+	 * + 1, 0 = empty; at most CHAN_MEMBERS_MAX: 16 bits), rebuilt
+	 * after removals and renames: a NAMES reply of thousands of nicks
+	 * stays linear. */
+	uint16_t *index;
+	uint32_t index_cap;
 	int index_stale;
 	struct irc_server *srv;
 	struct event *join_timer;  /* a join the server never answers */
@@ -118,7 +125,8 @@ struct irc_server {
 	                        * the time closed() runs) */
 	char *nick;            /* ours, as the rooms know it */
 	char *nick_wanted;     /* a NICK we sent, not answered yet */
-	struct pm_route routes[PM_ROUTES];  /* most recent first */
+	struct pm_route *routes;  /* PM_ROUTES, most recent first; allocated
+	                           * on the first private message */
 	size_t nroutes;
 	struct room_list *list;  /* a LIST being answered (roomlist.h) */
 	int list_sent;
@@ -307,6 +315,8 @@ route_set(struct irc_server *srv, const char *nick, const char *room)
 	struct pm_route *old = route_find(srv, nick);
 	if (old != NULL)
 		route_drop(srv, old);
+	if (srv->routes == NULL)
+		srv->routes = xcalloc(PM_ROUTES, sizeof(*srv->routes));
 	if (srv->nroutes == PM_ROUTES)
 		route_drop(srv, &srv->routes[PM_ROUTES - 1]);
 	memmove(&srv->routes[1], &srv->routes[0],
@@ -367,8 +377,19 @@ chan_find(struct irc_server *srv, const char *name)
 static void
 member_clear(struct irc_member *m)
 {
-	free(m->nick);
-	free(m->folded);
+	room_nick_release(m->nick);
+	room_nick_release(m->folded);
+}
+
+/* The folded form of nick, interned (the same id as nick itself when
+ * folding changes nothing). */
+static uint32_t
+fold_intern(const struct irc_server *srv, const char *nick)
+{
+	char *f = fold(srv, nick);
+	uint32_t id = room_nick_intern(f);
+	free(f);
+	return id;
 }
 
 static void
@@ -397,35 +418,26 @@ chan_remove(struct irc_server *srv, struct irc_chan *ch)
 	chan_free(ch);
 }
 
-static size_t
-hash_nick(const char *s)
-{
-	size_t h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
-}
-
 static void
-index_put(struct irc_chan *ch, size_t i)
+index_put(struct irc_chan *ch, uint32_t i)
 {
-	size_t mask = ch->index_cap - 1;
-	size_t k = hash_nick(ch->members[i].folded) & mask;
+	uint32_t mask = ch->index_cap - 1;
+	uint32_t k = room_nick_hash(ch->members[i].folded) & mask;
 	while (ch->index[k] != 0)
 		k = (k + 1) & mask;
-	ch->index[k] = i + 1;
+	ch->index[k] = (uint16_t)(i + 1);
 }
 
 static void
 index_build(struct irc_chan *ch)
 {
-	size_t cap = 16;
+	uint32_t cap = 16;
 	while (cap < 2 * ch->nmembers + 2)
 		cap *= 2;
 	free(ch->index);
 	ch->index = xcalloc(cap, sizeof(*ch->index));
 	ch->index_cap = cap;
-	for (size_t i = 0; i < ch->nmembers; i++)
+	for (uint32_t i = 0; i < ch->nmembers; i++)
 		index_put(ch, i);
 	ch->index_stale = 0;
 }
@@ -438,13 +450,17 @@ member_find(struct irc_server *srv, struct irc_chan *ch, const char *nick)
 		return NULL;        /* longer than any member we keep */
 	strcpy(f, nick);
 	irc_casefold(casemap(srv), f);
+	/* Nobody holds that folded nick: it is in no channel. */
+	uint32_t id = ch->nmembers ? room_nick_lookup(f) : 0;
+	if (id == 0)
+		return NULL;
 	if (ch->index == NULL || ch->index_stale)
 		index_build(ch);
-	size_t mask = ch->index_cap - 1;
-	for (size_t k = hash_nick(f) & mask; ch->index[k] != 0;
+	uint32_t mask = ch->index_cap - 1;
+	for (uint32_t k = room_nick_hash(id) & mask; ch->index[k] != 0;
 	    k = (k + 1) & mask) {
 		struct irc_member *m = &ch->members[ch->index[k] - 1];
-		if (strcmp(m->folded, f) == 0)
+		if (m->folded == id)
 			return m;
 	}
 	return NULL;
@@ -516,7 +532,8 @@ announce_member(struct irc_server *srv, struct irc_chan *ch,
 	enum room_role role;
 	enum room_affiliation affil;
 	role_of(m->prefixes, &role, &affil);
-	room_occupant(srv->u->s, ch->room, m->nick, role, affil);
+	room_occupant(srv->u->s, ch->room, room_nick_str(m->nick), role,
+	    affil);
 }
 
 /* Adds or updates a member from a NAMES entry ("@+nick" or
@@ -542,7 +559,7 @@ member_add(struct irc_server *srv, struct irc_chan *ch, const char *entry)
 	}
 	struct irc_member *m = member_find(srv, ch, nick);
 	if (m == NULL) {
-		if (ch->nmembers >= 10000) {
+		if (ch->nmembers >= CHAN_MEMBERS_MAX) {
 			free(nick);
 			return NULL;
 		}
@@ -552,8 +569,9 @@ member_add(struct irc_server *srv, struct irc_chan *ch, const char *entry)
 			    sizeof(*ch->members));
 		}
 		m = &ch->members[ch->nmembers++];
-		m->nick = nick;
-		m->folded = fold(srv, nick);
+		m->nick = room_nick_intern(nick);
+		m->folded = fold_intern(srv, nick);
+		free(nick);
 		if (!ch->index_stale && ch->index != NULL &&
 		    2 * ch->nmembers + 2 <= ch->index_cap)
 			index_put(ch, ch->nmembers - 1);
@@ -619,6 +637,7 @@ server_free(struct irc_server *srv)
 		    "the connection to the IRC server ended");
 	while (srv->nroutes > 0)
 		route_drop(srv, &srv->routes[srv->nroutes - 1]);
+	free(srv->routes);
 	free(srv->nick);
 	free(srv->nick_wanted);
 	free(srv->host);
@@ -933,7 +952,8 @@ on_names(struct irc_server *srv, const struct irc_msg *m)
 		/* Ourselves only in a room that is joined already (a rejoin:
 		 * our modes may differ); a new room learns our nick with
 		 * room_joined(). */
-		if (mem != NULL && (!is_us(srv, mem->nick) || ch->announced))
+		if (mem != NULL && (!is_us(srv, room_nick_str(mem->nick)) ||
+		    ch->announced))
 			announce_member(srv, ch, mem);
 	}
 	free(list);
@@ -990,7 +1010,7 @@ on_part(struct irc_server *srv, const struct irc_msg *m, int kick)
 	const char *raw = m->nparams > need ? m->params[need] : NULL;
 	char *reason = raw ? text_in_chan(srv, ch, raw) : NULL;
 	struct irc_member *mem = member_find(srv, ch, who);
-	char *nick = xstrdup(mem ? mem->nick : who);
+	char *nick = xstrdup(mem ? room_nick_str(mem->nick) : who);
 	if (mem != NULL)
 		member_remove(ch, mem);
 	if (is_us(srv, who) && !ch->announced) {
@@ -1022,7 +1042,7 @@ on_quit(struct irc_server *srv, const struct irc_msg *m)
 		struct irc_member *mem = member_find(srv, ch, m->nick);
 		if (mem == NULL)
 			continue;
-		char *nick = xstrdup(mem->nick);
+		char *nick = xstrdup(room_nick_str(mem->nick));
 		member_remove(ch, mem);
 		room_occupant_left(srv->u->s, ch->room, nick, LEAVE_QUIT,
 		    reason);
@@ -1050,12 +1070,12 @@ on_nick(struct irc_server *srv, const struct irc_msg *m)
 		struct irc_member *mem = member_find(srv, ch, m->nick);
 		if (mem == NULL && !(self && ch->announced))
 			continue;
-		char *old = xstrdup(mem ? mem->nick : srv->nick);
+		char *old = xstrdup(mem ? room_nick_str(mem->nick) :
+		    srv->nick);
 		if (mem != NULL) {
-			free(mem->nick);
-			free(mem->folded);
-			mem->nick = xstrdup(new);
-			mem->folded = fold(srv, new);
+			member_clear(mem);
+			mem->nick = room_nick_intern(new);
+			mem->folded = fold_intern(srv, new);
 			ch->index_stale = 1;
 		}
 		if (forced)
@@ -1145,7 +1165,7 @@ on_mode(struct irc_server *srv, const struct irc_msg *m)
 		} else if (!adding && at != NULL) {
 			memmove(at, at + 1, strlen(at));
 		}
-		if (!is_us(srv, mem->nick) || ch->announced)
+		if (!is_us(srv, room_nick_str(mem->nick)) || ch->announced)
 			announce_member(srv, ch, mem);
 	}
 }

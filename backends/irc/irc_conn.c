@@ -526,6 +526,9 @@ tls_new(struct irc_conn *c, char *err, size_t errlen)
 		return NULL;
 	}
 	SSL_set_app_data(ssl, c);
+	/* An idle connection (most of a gateway's) gives its 16 KiB read
+	 * and write buffers back between records: about 34 KiB each. */
+	SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
 	unsigned char addr[16];
 	int is_ip = evutil_inet_pton(AF_INET, c->host, addr) == 1 ||
 	    evutil_inet_pton(AF_INET6, c->host, addr) == 1;

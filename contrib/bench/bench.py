@@ -41,6 +41,13 @@ CLK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 GATEWAYS = ("causeway", "biboumi")
+# Descriptors we may give InspIRCd and causeway: as many as scenario 5
+# wants, within the hard limit this shell was given.
+import resource  # noqa: E402
+NOFILE_HARD = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+if NOFILE_HARD == resource.RLIM_INFINITY:
+    NOFILE_HARD = 1 << 20
+IRCD_NOFILE = min(65536, NOFILE_HARD)
 GW_DOMAIN = {"causeway": "irc.localhost", "biboumi": "biboumi.localhost"}
 
 # --------------------------------------------------------------------------
@@ -288,7 +295,10 @@ Component "biboumi.localhost"
 <module name="uhnames">
 """.format(d=d, port=self.irc_port))
         self.ircd_dir = d
-        self.ircd = spawn("inspircd", ["prlimit", "--core=0:0", "inspircd",
+        # Descriptors for scenario 5's 10,000 clients (and the listener).
+        self.ircd = spawn("inspircd", ["prlimit", "--core=0:0",
+                                       "--nofile=%d:%d" % (IRCD_NOFILE, IRCD_NOFILE),
+                                       "inspircd",
                                        "--config=" + cfg, "--nofork",
                                        "--runasroot", "--nopid"], d,
                           os.path.join(d, "ircd.out"))
@@ -622,6 +632,7 @@ async def gateway_run(env, users, name, run, args, tag):
         R["startup_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         await asyncio.sleep(1.0)
         R["idle_rss_kb"] = status_kb(gw.pid)
+        R["idle_rss_anon_kb"] = status_kb(gw.pid, "RssAnon")
         R["startup_cpu_s"] = cpu_s(gw.pid)
 
         # causeway wants a registration (jabber:iq:register, empty form)
@@ -671,6 +682,9 @@ async def gateway_run(env, users, name, run, args, tag):
         R["storm_cpu"] = s0.delta(s1)
         R["storm_rss_kb"] = status_kb(gw.pid)
         R["rss_per_session_kb"] = round((R["storm_rss_kb"] - R["idle_rss_kb"]) / n, 1)
+        R["storm_rss_anon_kb"] = status_kb(gw.pid, "RssAnon")
+        R["anon_per_session_kb"] = round(
+            (R["storm_rss_anon_kb"] - R["idle_rss_anon_kb"]) / n, 1)
 
         # ---- 3. XMPP -> IRC -----------------------------------------------
         # Each user sends into its own channel (which only the bot shares),
@@ -865,9 +879,11 @@ ROWS = [
     # (scenario, label, path, unit scale, format)
     ("1 idle", "start to disco#info (ms)", "startup_ms", 1, "%.0f"),
     ("1 idle", "idle RSS (MB)", "idle_rss_kb", 1 / 1024, "%.1f"),
+    ("1 idle", "idle RssAnon, private (MB)", "idle_rss_anon_kb", 1 / 1024, "%.1f"),
     ("2 join storm", "wall time, all self-presences (s)", "storm_s", 1, "%.2f"),
     ("2 join storm", "joined / N", "storm_joined", 1, "%.0f"),
     ("2 join storm", "RSS per IRC session (KB)", "rss_per_session_kb", 1, "%.1f"),
+    ("2 join storm", "RssAnon per IRC session (KB)", "anon_per_session_kb", 1, "%.1f"),
     ("2 join storm", "gateway CPU (s)", "storm_cpu.gw", 1, "%.3f"),
     ("3 XMPP->IRC", "messages/s", "x2i_msgs_per_s", 1, "%.0f"),
     ("3 XMPP->IRC", "latency p50 (ms)", "x2i_p50_ms", 1, "%.1f"),
@@ -945,7 +961,14 @@ def table(summary, args):
         ratio = "-" if r["ratio"] is None else "%.2f" % r["ratio"]
         rows.append((r["scenario"], r["figure"], fmt_cell(r["causeway"]),
                      fmt_cell(r["biboumi"]), ratio))
-    rows.append(("5 scale", "10,000 sessions", "not run", "not run", "-"))
+    sc = getattr(args, "scale_result", None)
+    if sc and sc.get("rss_per_session_kb") is not None:
+        rows.append(("5 scale", "%d sessions: joined, RSS/session (KB)" % sc["sessions"],
+                     "%s, %.1f" % (sc.get("joined"), sc["rss_per_session_kb"]),
+                     "not run", "-"))
+    else:
+        rows.append(("5 scale", "10,000 sessions", "not run" if not sc else
+                     "failed: %s" % sc.get("error"), "not run", "-"))
     rows.append(("6 email/SMS", "LMTP / Kannel rows", "not run", "not run", "-"))
     w = [max(len(str(x[i])) for x in rows + [head]) for i in range(5)]
     lines = ["| " + " | ".join(str(h).ljust(w[i]) for i, h in enumerate(head)) + " |",
@@ -1092,7 +1115,18 @@ def main():
     ap.add_argument("--causeway", default=os.environ.get("CAUSEWAY_BIN"))
     ap.add_argument("--out", default=None, help="JSON output (default ./bench-results.json)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
+    ap.add_argument("--scale", type=int, default=0, metavar="N",
+                    help="also run scenario 5: N concurrent IRC sessions in one "
+                    "causeway (e.g. 10000; default 0: off)")
+    ap.add_argument("--scale-only", action="store_true",
+                    help="run scenario 5 only (no Prosody, no biboumi)")
+    ap.add_argument("--scale-group", type=int, default=10, metavar="S",
+                    help="users per channel in scenario 5 (default 10)")
+    ap.add_argument("--scale-batch", type=int, default=500, metavar="B",
+                    help="joins sent at once in scenario 5 (default 500)")
     args = ap.parse_args()
+    if args.scale_only and args.scale <= 0:
+        args.scale = 10000
     if args.users is None:
         args.users = 50 if args.quick else 200
     if args.runs is None:
@@ -1115,12 +1149,17 @@ def main():
     results = []
     try:
         env.start_ircd()
-        env.start_prosody()
-        if "biboumi" in args.gateways:
-            Biboumi.make_schema(tmp)
-        log("InspIRCd on %d, Prosody c2s %d / components %d"
-            % (env.irc_port, env.c2s_port, env.comp_port))
-        results = asyncio.run(bench(args, env))
+        if not args.scale_only:
+            env.start_prosody()
+            if "biboumi" in args.gateways:
+                Biboumi.make_schema(tmp)
+            log("InspIRCd on %d, Prosody c2s %d / components %d"
+                % (env.irc_port, env.c2s_port, env.comp_port))
+            results = asyncio.run(bench(args, env))
+        if args.scale > 0 and "causeway" in args.gateways:
+            import scale
+            log("scenario 5: %d sessions in one causeway" % args.scale)
+            args.scale_result = asyncio.run(scale.run_scale(args, env))
     except KeyboardInterrupt:
         log("interrupted: stopping everything")
         rc = 130
@@ -1135,6 +1174,24 @@ def main():
             if p is not None:
                 pstat[label] = stop(p, 10)
         stop_all()
+    sc = getattr(args, "scale_result", None)
+    if sc and not results:
+        import scale
+        m = machine()
+        with open(args.out, "w") as f:
+            json.dump({"params": {"scale": args.scale, "scale_group": args.scale_group,
+                                  "scale_batch": args.scale_batch},
+                       "machine": m, "scale": sc,
+                       "date": time.strftime("%Y-%m-%d %H:%M:%S %z")},
+                      f, indent=1, default=str)
+        print()
+        print("machine: %d CPUs, %s MB, %s; InspIRCd %s"
+              % (m["nproc"], m["mem_mb"], m["cpu"], m["inspircd"]))
+        print()
+        print(scale.scale_table(sc))
+        for l in sc.get("log_problems", []):
+            print("    log: " + l)
+        print("JSON: %s" % args.out)
     if results:
         summary = summarize(results)
         png, note = plot(results, os.path.dirname(os.path.abspath(args.out)))
@@ -1145,6 +1202,7 @@ def main():
                "machine": m, "accounts": getattr(env, "accounts", None),
                "summary": [{k: v for k, v in r.items()} for r in summary],
                "runs": results, "plot": png, "plot_note": note,
+               "scale": sc,
                "date": time.strftime("%Y-%m-%d %H:%M:%S %z")}
         with open(args.out, "w") as f:
             json.dump(out, f, indent=1, default=str)
@@ -1157,6 +1215,10 @@ def main():
                  m["inspircd"]))
         print()
         print(table(summary, args))
+        if sc:
+            import scale
+            print()
+            print(scale.scale_table(sc))
         print()
         for r in results:
             if r["gateway"] == "causeway" and "persist_ok" in r:
@@ -1178,7 +1240,7 @@ def main():
         log("kept %s" % tmp)
     else:
         shutil.rmtree(tmp, ignore_errors=True)
-    if rc == 0 and not results:
+    if rc == 0 and not results and not sc:
         rc = 1
     return rc
 
