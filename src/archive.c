@@ -26,6 +26,7 @@ struct archive {
 	char *room;
 	long long id;
 	const void **owners;
+	unsigned char *down;       /* per owner: its link is down */
 	size_t nowners;
 };
 
@@ -76,6 +77,8 @@ archive_attach(const char *component, const char *room, const void *owner)
 	}
 	a->owners = xreallocarray(a->owners, a->nowners + 1,
 	    sizeof(*a->owners));
+	a->down = xreallocarray(a->down, a->nowners + 1, sizeof(*a->down));
+	a->down[a->nowners] = 0;
 	a->owners[a->nowners++] = owner;
 	return a;
 }
@@ -91,6 +94,8 @@ archive_detach(struct archive *a, const void *owner)
 	/* Order kept: the next owner in line becomes the writer. */
 	memmove(&a->owners[i], &a->owners[i + 1],
 	    (a->nowners - i - 1) * sizeof(*a->owners));
+	memmove(&a->down[i], &a->down[i + 1],
+	    (a->nowners - i - 1) * sizeof(*a->down));
 	if (--a->nowners > 0)
 		return;
 	struct archive **pp = &archives;
@@ -99,6 +104,7 @@ archive_detach(struct archive *a, const void *owner)
 	*pp = a->next;
 	log_debug("%s: no longer archiving %s", a->component, a->room);
 	free(a->owners);
+	free(a->down);
 	free(a->component);
 	free(a->room);
 	free(a);
@@ -112,7 +118,22 @@ archive_detach(struct archive *a, const void *owner)
 int
 archive_is_writer(const struct archive *a, const void *owner)
 {
-	return a != NULL && a->nowners > 0 && a->owners[0] == owner;
+	if (a == NULL || a->nowners == 0)
+		return 0;
+	/* The first owner in line whose link is up; with every link down,
+	 * the first (nobody hears anything then anyway). */
+	for (size_t i = 0; i < a->nowners; i++)
+		if (!a->down[i])
+			return a->owners[i] == owner;
+	return a->owners[0] == owner;
+}
+
+void
+archive_set_down(struct archive *a, const void *owner, int down)
+{
+	for (size_t i = 0; a != NULL && i < a->nowners; i++)
+		if (a->owners[i] == owner)
+			a->down[i] = down != 0;
 }
 
 long long

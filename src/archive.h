@@ -31,8 +31,12 @@ struct archive;
 struct archive *archive_attach(const char *component, const char *room,
     const void *owner);
 void archive_detach(struct archive *a, const void *owner);
-/* 1 when owner is the one that writes a's messages. */
+/* 1 when owner is the one that writes a's messages: the first attached
+ * whose link is up. */
 int archive_is_writer(const struct archive *a, const void *owner);
+/* owner's link to the network went down (1) or is back (0): while down,
+ * the next owner in line writes, so the history keeps being recorded. */
+void archive_set_down(struct archive *a, const void *owner, int down);
 /* The archive room's id in the store. */
 long long archive_room_id(const struct archive *a);
 /* Queues a message (stamp: when it was sent); its XEP-0359 stanza-id

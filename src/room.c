@@ -2126,6 +2126,7 @@ room_occupant(struct session *s, const char *room, const char *nick,
 	    "room_occupant");
 	if (r == NULL || nick == NULL || *nick == '\0')
 		return;
+	archive_set_down(r->archive, r, 0);    /* heard: the link is up */
 	struct occupant *o = occ_find(&r->occ, nick);
 	if (o == NULL) {
 		o = occ_add(&r->occ, nick, role, affiliation);
@@ -2319,6 +2320,9 @@ room_link_lost(struct session *s, const char *room, const char *text)
 	log_info("%s: %s: %s is out of reach, %u occupants gone: %s",
 	    session_component(s)->domain, session_jid(s), r->name,
 	    r->occ.n > 0 ? r->occ.n - 1 : 0, text ? text : "");
+	/* Another user who persists the room writes its archive meanwhile
+	 * (until this one hears the room again). */
+	archive_set_down(r->archive, r, 1);
 	/* A status message from the room itself (clients show it in the
 	 * room's window), then everyone else leaves; the user stays, so
 	 * the client does not think it was thrown out (no 332). */
@@ -2354,6 +2358,8 @@ room_message_at(struct session *s, const char *room, const char *nick,
 	if (r == NULL || body == NULL)
 		return;
 	char sid[64];
+	/* The room is heard: its link is up. */
+	archive_set_down(r->archive, r, 0);
 	archive_message(r, nick, body, stamp, sid, sizeof(sid));
 	struct stanza *m = groupchat_sid(r, nick, NULL, body, sid[0] ? sid :
 	    NULL);
@@ -2373,6 +2379,25 @@ room_message_sent(struct session *s, const char *room, const char *id,
 	archive_message(r, r->nick, body, 0, sid, sizeof(sid));
 	send_members(s, r, groupchat_sid(r, r->nick, id, body, sid[0] ? sid :
 	    NULL));
+}
+
+void
+room_message_failed(struct session *s, const char *room, const char *id,
+    const char *condition, const char *text)
+{
+	struct room *r = backend_room(s, room, 1u << ROOM_JOINED,
+	    "room_message_failed");
+	if (r == NULL)
+		return;
+	struct stanza *m = stanza_new("message", NS_COMPONENT);
+	stanza_set_attr(m, "to", r->jid);
+	if (id != NULL)
+		stanza_set_attr(m, "id", id);
+	/* The reply is from the room (the "to" above) to each member. */
+	struct stanza *err = stanza_error_reply(m, condition, text);
+	stanza_free(m);
+	stanza_set_attr(err, "from", r->jid);
+	send_members(s, r, err);
 }
 
 void

@@ -140,6 +140,12 @@ void room_private_message_at(struct session *s, const char *room,
  * the client's id); id may be NULL. */
 void room_message_sent(struct session *s, const char *room, const char *id,
     const char *body);
+/* The user's message with that id, accepted by send_groupchat(), never
+ * reached the network (the link dropped with it queued): an error
+ * message from the room with the id to each of the user's resources in
+ * the room. */
+void room_message_failed(struct session *s, const char *room,
+    const char *id, const char *condition, const char *text);
 /* The room's subject (nick NULL: set by nobody in the room; the same
  * subject again with nick NULL in a joined room is no change).  It ends
  * each resource's join: call it before room_joined() or right after it

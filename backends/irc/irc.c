@@ -34,6 +34,19 @@
  * Addresses (biboumi's, so bookmarks carry over): a room is
  * "#chan%irc.server", a person "nick%irc.server"; with fixed_server set,
  * "#chan" and "nick".  The core hands us the JID's unescaped local part.
+ * Channel prefixes are the server's ISUPPORT CHANTYPES while any user of
+ * the component is connected to it (struct known_server), else "#&".
+ *
+ * The user's messages are reflected to the room when their last line
+ * was written to the server, or, with echo-message, echoed back (struct
+ * irc_pending); a link that drops with lines still queued tells the
+ * user which messages were not sent (error messages with their ids).
+ *
+ * Each user's ident (USER's user name, and the identd's answer) is
+ * derived from the component's salt and the bare JID (ident_name).  The
+ * user's own settings per server (port, TLS, charset, NickServ line)
+ * live in the store (SETTING_PREFIX) and are read at each connect; the
+ * irc-server and irc-channel ad-hoc commands change them.
  */
 #include "autoconf.h"
 
@@ -43,7 +56,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <iconv.h>
+
 #include <event2/event.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "backend.h"
@@ -52,11 +69,14 @@
 #include "config.h"
 #include "form.h"
 #include "irc_conn.h"
+#include "irc_identd.h"
 #include "irc_proto.h"
 #include "log.h"
 #include "room.h"
 #include "roomlist.h"
+#include "secret.h"
 #include "session.h"
+#include "store.h"
 #include "xmalloc.h"
 
 /* Reconnecting after a lost link: 2 s doubling to 120 s, with jitter;
@@ -74,6 +94,15 @@
 /* Members kept per channel (as the room layer's occupants). */
 #define CHAN_MEMBERS_MAX 10000
 _Static_assert(CHAN_MEMBERS_MAX < 65535, "member index slots are 16 bits");
+/* With echo-message, the user's channel messages waiting for their echo
+ * (past this, the oldest is taken as sent: a server that stopped echoing
+ * must not make us hold messages without end). */
+#define PENDING_ECHO_MAX 100
+/* The per-user settings of a server (the irc-server command), in the
+ * store under the user: PREFIX HOST "/" NAME. */
+#define SETTING_PREFIX "irc/server/"
+/* The component's salt for ident names, in the store (jid ""). */
+#define SALT_KEY "irc/ident-salt"
 
 /* 16 bytes: both nicks are interned (room_nick_*), shared with the
  * rooms' occupants and with every other user in the same channel. */
@@ -111,6 +140,27 @@ struct pm_route {
 	char *room;            /* the room the user wrote to it through */
 };
 
+/*
+ * A message of the user's on its way to IRC: its lines are queued with
+ * one tag; it is reflected to the room (room_message_sent) once its last
+ * line was written, or, with echo-message, once the server echoed every
+ * line.  If the link drops first, the user hears that it was not sent
+ * (an error message with its id).
+ */
+struct irc_pending {
+	struct irc_pending *next;
+	unsigned long tag;
+	char *room;            /* a groupchat's room; NULL: a private message */
+	char *pm_room;         /* a private message through this room */
+	char *legacy;          /* a private message to nick%server */
+	char *target;          /* the IRC target, case-folded */
+	char *id;              /* the stanza's id; may be NULL */
+	char *body;
+	unsigned lines;        /* queued */
+	unsigned written;
+	unsigned echoed;
+};
+
 struct irc_server {
 	struct irc_server *next;
 	struct irc_user *u;
@@ -130,6 +180,27 @@ struct irc_server {
 	size_t nroutes;
 	struct room_list *list;  /* a LIST being answered (roomlist.h) */
 	int list_sent;
+	char *encoding;        /* the user's charset for the server (irc-server
+	                        * command), read at each connect; NULL: none */
+	struct irc_pending *pending, **pending_tail;
+	unsigned long next_tag;
+};
+
+/* A server some user of the component is connected to, with the
+ * CHANTYPES it announced: addresses typed from XMPP are read with them
+ * (irc_is_room has no session). */
+struct known_server {
+	struct known_server *next;
+	char *host;
+	char chantypes[16];    /* "" until its 005 says */
+	unsigned refs;         /* connections to it */
+};
+
+/* The component's own state (backend_data). */
+struct irc_comp {
+	char *identd;          /* the identd address in force; NULL: off */
+	unsigned char salt[16];
+	struct known_server *known;
 };
 
 struct irc_user {
@@ -142,6 +213,9 @@ static const struct config_option irc_options[] = {
 	  .help = "the only IRC server; rooms are then #chan@component" },
 	{ .key = "allowed_servers", .type = CONFIG_LIST, .def = "",
 	  .help = "IRC servers users may reach (empty: any)" },
+	{ .key = "identd", .type = CONFIG_STRING, .def = "",
+	  .help = "ADDR:PORT for an RFC 1413 identd telling IRC servers "
+	  "each user's ident name (empty: none)" },
 	{ .key = NULL },
 };
 
@@ -190,10 +264,143 @@ fixed_server(struct component *c)
 	return f != NULL && *f != '\0' ? f : NULL;
 }
 
+/* The channel prefixes of the server legacy names: what the server
+ * announced (ISUPPORT CHANTYPES) while some user of the component is
+ * connected to it, else "#&". */
+static const char *
+chantypes_of(struct component *c, const char *legacy)
+{
+	struct irc_comp *ic = c->backend_data;
+	const char *host = fixed_server(c);
+	if (host == NULL) {
+		const char *pct = strrchr(legacy, '%');
+		host = pct != NULL ? pct + 1 : NULL;
+	}
+	for (struct known_server *k = ic ? ic->known : NULL; k != NULL &&
+	    host != NULL; k = k->next)
+		if (strcasecmp(k->host, host) == 0 && k->chantypes[0] != '\0')
+			return k->chantypes;
+	return "#&";
+}
+
 static int
 parse_addr(struct component *c, const char *legacy, struct irc_addr *a)
 {
-	return irc_addr_parse(legacy, fixed_server(c), "#&", a);
+	return irc_addr_parse(legacy, fixed_server(c), chantypes_of(c, legacy),
+	    a);
+}
+
+static struct known_server *
+known_find(struct component *c, const char *host)
+{
+	struct irc_comp *ic = c->backend_data;
+	for (struct known_server *k = ic ? ic->known : NULL; k != NULL;
+	    k = k->next)
+		if (strcasecmp(k->host, host) == 0)
+			return k;
+	return NULL;
+}
+
+/* A connection to host opened (up = 1) or ended (up = 0). */
+static void
+known_ref(struct component *c, const char *host, int up)
+{
+	struct irc_comp *ic = c->backend_data;
+	struct known_server *k = known_find(c, host);
+	if (ic == NULL)
+		return;
+	if (up) {
+		if (k == NULL) {
+			k = xcalloc(1, sizeof(*k));
+			k->host = xstrdup(host);
+			k->next = ic->known;
+			ic->known = k;
+		}
+		k->refs++;
+		return;
+	}
+	if (k == NULL || --k->refs > 0)
+		return;
+	struct known_server **pp = &ic->known;
+	while (*pp != k)
+		pp = &(*pp)->next;
+	*pp = k->next;
+	free(k->host);
+	free(k);
+}
+
+/*
+ * The ident name of a user (USER's user name, and what the identd
+ * answers): "cw" and 8 hex digits of SHA-256 over the component's
+ * random salt, the component and the bare JID.  Stable across
+ * connections and restarts, so a network can tell users apart and ban
+ * one; it does not reveal the JID, and the salt keeps anyone from
+ * testing guessed JIDs against it.
+ */
+static void
+ident_name(struct component *c, const char *jid, char out[11])
+{
+	struct irc_comp *ic = c->backend_data;
+	size_t dl = strlen(c->domain), jl = strlen(jid);
+	size_t n = sizeof(ic->salt) + dl + 1 + jl;
+	unsigned char *buf = xmalloc(n);
+	memcpy(buf, ic->salt, sizeof(ic->salt));
+	memcpy(buf + sizeof(ic->salt), c->domain, dl + 1);
+	memcpy(buf + sizeof(ic->salt) + dl + 1, jid, jl);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	if (EVP_Digest(buf, n, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen < 4)
+		log_fatal("irc: SHA-256 failed");
+	free(buf);
+	snprintf(out, 11, "cw%02x%02x%02x%02x", md[0], md[1], md[2], md[3]);
+}
+
+/* A setting of the user's for a server (caller frees), or NULL. */
+static char *
+setting_get(struct component *c, const char *jid, const char *host,
+    const char *name, size_t *lenp)
+{
+	char *key = xasprintf(SETTING_PREFIX "%s/%s", host, name);
+	char *v = NULL;
+	size_t len = 0;
+	int r = store_state_get(cw->store, c->domain, jid, key, &v, &len);
+	free(key);
+	if (r != 1)
+		return NULL;
+	if (lenp != NULL)
+		*lenp = len;
+	return v;
+}
+
+static char *
+user_setting(struct session *s, const char *host, const char *name,
+    size_t *lenp)
+{
+	return setting_get(session_component(s), session_jid(s), host, name,
+	    lenp);
+}
+
+/* The user's NickServ line for host, unsealed (caller wipes and frees),
+ * or NULL. */
+static char *
+user_nickserv(struct session *s, const char *host)
+{
+	size_t len;
+	char *sealed = user_setting(s, host, "nickserv", &len);
+	if (sealed == NULL)
+		return NULL;
+	char *ad = session_secret_ad(session_component(s)->domain,
+	    session_jid(s));
+	size_t plen;
+	char *plain = secret_open(cw->key, ad, (unsigned char *)sealed, len,
+	    &plen);
+	free(ad);
+	free(sealed);
+	if (plain == NULL)
+		log_warn("irc: %s: the NickServ line for %s does not open (a "
+		    "new key file?); not identifying", session_jid(s), host);
+	return plain;
 }
 
 static int
@@ -332,8 +539,9 @@ static const char *chan_encoding(struct irc_server *srv,
 
 /* IRC text (raw bytes) of channel ch (NULL: not a channel's) as UTF-8
  * without IRC formatting; caller frees.  Bytes that are not UTF-8 are
- * read in the user's charset for the channel (the room's owner form),
- * else the server's, else CP1252. */
+ * read in the user's charset for the channel (the room's owner form or
+ * the irc-channel command), else the user's for the server (irc-server),
+ * else the operator's for the server, else CP1252. */
 static char *
 text_in_chan(struct irc_server *srv, const struct irc_chan *ch,
     const char *raw)
@@ -341,6 +549,8 @@ text_in_chan(struct irc_server *srv, const struct irc_chan *ch,
 	const struct config_section *sec = config_section_find(cw->config,
 	    "irc-server", srv->host);
 	const char *enc = ch ? chan_encoding(srv, ch) : NULL;
+	if (enc == NULL)
+		enc = srv->encoding;
 	char *utf8 = irc_to_utf8(raw, strlen(raw), enc ? enc :
 	    sec ? config_str(sec, "encoding") : "CP1252");
 	char *styled = irc_format_to_styling(utf8);
@@ -584,9 +794,213 @@ member_add(struct irc_server *srv, struct irc_chan *ch, const char *entry)
 	return m;
 }
 
+/* ---- the user's messages on their way (struct irc_pending) ---- */
+
+static int
+echo_on(const struct irc_server *srv)
+{
+	return srv->conn != NULL && irc_conn_has_cap(srv->conn,
+	    "echo-message");
+}
+
+static struct irc_pending *
+pending_new(struct irc_server *srv, const char *target, const char *id,
+    const char *body)
+{
+	struct irc_pending *p = xcalloc(1, sizeof(*p));
+	p->tag = ++srv->next_tag;
+	if (p->tag == 0)
+		p->tag = ++srv->next_tag;
+	p->target = xstrdup(target);
+	p->id = id != NULL ? xstrdup(id) : NULL;
+	p->body = xstrdup(body);
+	*srv->pending_tail = p;
+	srv->pending_tail = &p->next;
+	return p;
+}
+
+static void
+pending_unlink(struct irc_server *srv, struct irc_pending *p)
+{
+	struct irc_pending **pp = &srv->pending;
+	while (*pp != p)
+		pp = &(*pp)->next;
+	*pp = p->next;
+	if (srv->pending_tail == &p->next)
+		srv->pending_tail = pp;
+	free(p->room);
+	free(p->pm_room);
+	free(p->legacy);
+	free(p->target);
+	free(p->id);
+	free(p->body);
+	free(p);
+}
+
+/* It went out: a groupchat is reflected to its room now. */
+static void
+pending_done(struct irc_server *srv, struct irc_pending *p)
+{
+	if (p->room != NULL)
+		room_message_sent(srv->u->s, p->room, p->id, p->body);
+	pending_unlink(srv, p);
+}
+
+/* It did not go out (or may not have): the user hears it, with the
+ * message's id where XMPP has one. */
+static void
+pending_fail(struct irc_server *srv, struct irc_pending *p,
+    const char *condition, const char *text)
+{
+	struct session *s = srv->u->s;
+	log_info("irc: %s: a message to %s on %s was not sent: %s",
+	    session_jid(s), p->target, srv->host, text);
+	if (p->room != NULL) {
+		room_message_failed(s, p->room, p->id, condition, text);
+	} else if (p->legacy != NULL) {
+		session_message_failed(s, p->legacy, p->id, condition, text);
+	} else if (p->pm_room != NULL) {
+		/* Private messages through a room carry no id to the
+		 * backend: say it in the room. */
+		char *note = xasprintf("Your private message to %s was not "
+		    "sent (%s): %s", p->target, text, p->body);
+		room_message(s, p->pm_room, NULL, note);
+		free(note);
+	}
+	pending_unlink(srv, p);
+}
+
+static struct irc_pending *
+pending_by_tag(struct irc_server *srv, unsigned long tag)
+{
+	struct irc_pending *p;
+	for (p = srv->pending; p != NULL && p->tag != tag; p = p->next)
+		;
+	return p;
+}
+
+static int
+pending_complete(const struct irc_server *srv, const struct irc_pending *p)
+{
+	return p->written == p->lines && (p->room == NULL || !echo_on(srv) ||
+	    p->echoed >= p->lines);
+}
+
+/* A line of a message left for the server. */
+static void
+on_written(void *arg, unsigned long tag)
+{
+	struct irc_server *srv = arg;
+	struct irc_pending *p = pending_by_tag(srv, tag);
+	if (p == NULL)
+		return;
+	p->written++;
+	if (pending_complete(srv, p)) {
+		pending_done(srv, p);
+		return;
+	}
+	/* A server that stopped echoing must not make us hold messages
+	 * without end: past PENDING_ECHO_MAX, the oldest counts as sent. */
+	size_t waiting = 0;
+	for (struct irc_pending *q = srv->pending; q != NULL; q = q->next)
+		waiting += q->written == q->lines;
+	while (waiting-- > PENDING_ECHO_MAX) {
+		struct irc_pending *q = srv->pending;
+		while (q != NULL && q->written != q->lines)
+			q = q->next;
+		if (q == NULL)
+			break;
+		pending_done(srv, q);
+	}
+}
+
+/* The connection ended with a line of that message still queued. */
+static void
+on_unsent(void *arg, unsigned long tag)
+{
+	struct irc_server *srv = arg;
+	struct irc_pending *p = pending_by_tag(srv, tag);
+	if (p == NULL)
+		return;
+	char *text = xasprintf(p->written > 0 ? "the connection to %s was "
+	    "lost while sending it: only its first lines went out" : "the "
+	    "connection to %s was lost before it could be sent", srv->host);
+	pending_fail(srv, p, "recipient-unavailable", text);
+	free(text);
+}
+
+/* Our own channel message came back (echo-message). */
+static void
+pending_echo(struct irc_server *srv, const char *target)
+{
+	enum irc_casemapping cm = casemap(srv);
+	for (struct irc_pending *p = srv->pending; p != NULL; p = p->next) {
+		if (p->room == NULL || p->echoed >= p->lines ||
+		    irc_casecmp(cm, p->target, target) != 0)
+			continue;
+		p->echoed++;
+		if (pending_complete(srv, p))
+			pending_done(srv, p);
+		return;
+	}
+}
+
+/* 404: the channel refused a message of ours (moderated, banned, not
+ * in it).  With echo-message the oldest one not echoed is the one; the
+ * user gets its error.  Without, it was reflected already: the room
+ * hears the server's words. */
+static void
+on_cannot_send(struct irc_server *srv, const struct irc_msg *m)
+{
+	if (m->nparams < 2)
+		return;
+	struct irc_chan *ch = chan_find(srv, m->params[1]);
+	char *text = text_in(srv, m->nparams > 2 ? m->params[2] :
+	    "cannot send to the channel");
+	enum irc_casemapping cm = casemap(srv);
+	struct irc_pending *p;
+	for (p = srv->pending; p != NULL; p = p->next)
+		if (p->room != NULL && p->written > p->echoed &&
+		    irc_casecmp(cm, p->target, m->params[1]) == 0)
+			break;
+	if (p != NULL && echo_on(srv)) {
+		pending_fail(srv, p, "forbidden", text);
+	} else if (ch != NULL && ch->announced) {
+		char *note = xasprintf("%s did not pass a message on: %s",
+		    srv->host, text);
+		room_message(srv->u->s, ch->room, NULL, note);
+		free(note);
+	}
+	free(text);
+}
+
+/* The link is gone: what was written but not echoed may or may not
+ * have reached the channel; the user hears it was not confirmed. */
+static void
+pending_lost(struct irc_server *srv)
+{
+	while (srv->pending != NULL) {
+		char *text = xasprintf("the connection to %s was lost before "
+		    "the server confirmed this message; it may not have been "
+		    "sent", srv->host);
+		pending_fail(srv, srv->pending, "recipient-unavailable", text);
+		free(text);
+	}
+}
+
 /* ---- the connection ---- */
 
 static void server_connect(struct irc_server *srv);
+
+static void
+conn_drop(struct irc_server *srv)
+{
+	if (srv->conn == NULL)
+		return;
+	irc_conn_free(srv->conn);
+	srv->conn = NULL;
+	known_ref(session_component(srv->u->s), srv->host, 0);
+}
 
 static void
 retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -629,8 +1043,14 @@ server_free(struct irc_server *srv)
 		srv->chans = ch->next;
 		chan_free(ch);
 	}
-	if (srv->conn != NULL)
-		irc_conn_free(srv->conn);
+	conn_drop(srv);
+	/* Logging out: the user is gone, nobody to tell. */
+	while (srv->pending != NULL) {
+		free(srv->pending->room);
+		srv->pending->room = NULL;
+		pending_unlink(srv, srv->pending);
+	}
+	free(srv->encoding);
 	event_free(srv->retry);
 	if (srv->list != NULL)
 		room_list_done(srv->list, "remote-server-not-found",
@@ -762,8 +1182,8 @@ on_closed(void *arg, const char *reason)
 	/* reason belongs to the connection: use it before freeing that. */
 	char *why = xasprintf("the connection to %s was lost: %s", srv->host,
 	    reason);
-	irc_conn_free(srv->conn);
-	srv->conn = NULL;
+	pending_lost(srv);
+	conn_drop(srv);
 	if (srv->list != NULL) {
 		room_list_done(srv->list, "remote-server-not-found", why);
 		srv->list = NULL;
@@ -825,6 +1245,8 @@ static const struct irc_conn_callbacks conn_callbacks = {
 	.registered = on_registered,
 	.message = on_message,
 	.closed = on_closed,
+	.written = on_written,
+	.unsent = on_unsent,
 };
 
 static void
@@ -843,6 +1265,18 @@ server_connect(struct irc_server *srv)
 	}
 	const char *realname = session_field_scoped(s, srv->host,
 	    "realname");
+	struct component *c = session_component(s);
+	struct irc_comp *ic = c->backend_data;
+	char ident[11];
+	ident_name(c, session_jid(s), ident);
+	/* The user's own settings for the server (irc-server command),
+	 * read at every connect: changes apply from the next one. */
+	char *port = user_setting(s, srv->host, "port", NULL);
+	char *tls = user_setting(s, srv->host, "tls", NULL);
+	char *nickserv = user_nickserv(s, srv->host);
+	free(srv->encoding);
+	srv->encoding = user_setting(s, srv->host, "encoding", NULL);
+	int plain_ok = sec != NULL && !config_bool(sec, "tls");
 	struct irc_conn_config cfg = {
 		.host = srv->host,
 		.port = sec ? (int)config_int(sec, "port") : 6697,
@@ -850,7 +1284,9 @@ server_connect(struct irc_server *srv)
 		.verify = sec ? config_bool(sec, "verify") : 1,
 		.fingerprint = sec ? config_str(sec, "fingerprint") : NULL,
 		.nick = nick,
-		.username = nick,
+		.username = ident,
+		.ident = ic != NULL && ic->identd != NULL ? ident : NULL,
+		.nickserv = nickserv,
 		.realname = realname && *realname ? realname : nick,
 		.password = session_field_scoped(s, srv->host,
 		    "server_password"),
@@ -862,6 +1298,11 @@ server_connect(struct irc_server *srv)
 		.throttle_rate_ms = sec ? (unsigned)config_int(sec,
 		    "throttle_rate") : 0,
 	};
+	if (port != NULL)
+		cfg.port = atoi(port);
+	/* Plaintext only where the operator allows it for the server. */
+	if (tls != NULL)
+		cfg.tls = strcmp(tls, "no") != 0 || !plain_ok;
 	if (cfg.fingerprint != NULL && *cfg.fingerprint == '\0')
 		cfg.fingerprint = NULL;
 	if (cfg.password != NULL && *cfg.password == '\0')
@@ -875,6 +1316,13 @@ server_connect(struct irc_server *srv)
 		cfg.webirc_ip = "127.0.0.1";
 	}
 	srv->conn = irc_conn_new(cw->base, cw->dns, &cfg, &conn_callbacks, srv);
+	known_ref(c, srv->host, 1);
+	free(port);
+	free(tls);
+	if (nickserv != NULL) {
+		secret_wipe(nickserv, strlen(nickserv));
+		free(nickserv);
+	}
 }
 
 static struct irc_server *
@@ -902,6 +1350,7 @@ server_get(struct session *s, const char *host, int create)
 	srv->u = u;
 	srv->host = xstrdup(host);
 	srv->backoff = RETRY_MIN;
+	srv->pending_tail = &srv->pending;
 	srv->retry = evtimer_new(cw->base, retry_cb, srv);
 	srv->next = u->servers;
 	u->servers = srv;
@@ -1195,11 +1644,15 @@ on_privmsg(struct irc_server *srv, const struct irc_msg *m, int notice)
 	struct session *s = srv->u->s;
 	const char *target = m->params[0];
 	const struct irc_isupport *is = irc_conn_isupport(srv->conn);
-	/* STATUSMSG ("@#chan": to the channel's operators) is still the
-	 * channel's traffic. */
+	/* STATUSMSG ("@#chan": to the channel's operators) is shown in
+	 * the channel, but as the room's notice: it is not the channel's
+	 * conversation and must not be archived as such. */
+	const char *status_to = NULL;
 	while (target[0] != '\0' && strchr(is->prefix_chars, target[0]) &&
-	    target[1] != '\0' && strchr(is->chantypes, target[1]))
+	    target[1] != '\0' && strchr(is->chantypes, target[1])) {
+		status_to = m->params[0];
 		target++;
+	}
 	int to_chan = target[0] != '\0' && strchr(is->chantypes,
 	    target[0]) != NULL;
 	/* The channel first: its text is read in its own charset. */
@@ -1227,9 +1680,20 @@ on_privmsg(struct irc_server *srv, const struct irc_msg *m, int notice)
 	time_t stamp = message_time(m);
 	if (to_chan) {
 		struct irc_chan *ch = tch;
-		/* Our own lines come back with echo-message; the room layer
-		 * reflected them already when we sent them. */
-		if (ch != NULL && !is_us(srv, m->nick) && nick_ok(m->nick))
+		/* Our own lines come back with echo-message: each one that
+		 * does brings its message closer to being reflected. */
+		if (ch != NULL && is_us(srv, m->nick) && status_to == NULL &&
+		    !notice)
+			pending_echo(srv, target);
+		else if (ch != NULL && !is_us(srv, m->nick) &&
+		    nick_ok(m->nick) && status_to != NULL) {
+			/* A room notice (nick NULL) is never archived. */
+			char *note = xasprintf("%s (to %s only): %s", m->nick,
+			    status_to, text);
+			room_message_at(s, ch->room, NULL, note, stamp);
+			free(note);
+		} else if (ch != NULL && !is_us(srv, m->nick) &&
+		    nick_ok(m->nick))
 			room_message_at(s, ch->room, m->nick, text, stamp);
 	} else if (!is_us(srv, m->nick) && strchr(m->nick, '.') == NULL) {
 		/* Answers come where the user wrote from: the room's occupant
@@ -1376,6 +1840,16 @@ irc_dispatch(struct irc_server *srv, const struct irc_msg *m)
 	}
 	else if (strcmp(cmd, "366") == 0)
 		on_names_end(srv, m);
+	else if (strcmp(cmd, "404") == 0)
+		on_cannot_send(srv, m);
+	else if (strcmp(cmd, "005") == 0) {
+		/* Addresses typed from XMPP are read with these. */
+		struct known_server *k = known_find(session_component(
+		    srv->u->s), srv->host);
+		if (k != NULL && srv->conn != NULL)
+			snprintf(k->chantypes, sizeof(k->chantypes), "%s",
+			    irc_conn_isupport(srv->conn)->chantypes);
+	}
 	else if (strcmp(cmd, "433") == 0 || strcmp(cmd, "436") == 0)
 		on_nick_error(srv, m, "conflict");
 	else if (strcmp(cmd, "432") == 0)
@@ -1593,10 +2067,21 @@ link_down(struct irc_server *srv, struct backend_error *err)
 	return -1;
 }
 
-/* Sends text as PRIVMSG lines (or one CTCP ACTION for "/me "). */
+static int
+send_tagged(struct irc_server *srv, unsigned long tag, const char *target,
+    const char *text)
+{
+	const char *params[] = { target, text, NULL };
+	if (srv->conn == NULL)
+		return -1;
+	return irc_conn_send_tagged(srv->conn, tag, "PRIVMSG", params);
+}
+
+/* Sends text as PRIVMSG lines (or one CTCP ACTION for "/me "), each
+ * tagged with p's tag; p->lines counts them. */
 static int
 send_text(struct irc_server *srv, const char *target, const char *body,
-    struct backend_error *err)
+    struct irc_pending *p, struct backend_error *err)
 {
 	/* ":nick!user@host PRIVMSG target :" as the server relays it:
 	 * leave room for the longest prefix it may add. */
@@ -1612,12 +2097,14 @@ send_text(struct irc_server *srv, const char *target, const char *body,
 	int r = n > 0 ? 0 : -1;
 	for (size_t i = 0; i < n && r == 0; i++) {
 		if (!action) {
-			r = send_line(srv, "PRIVMSG", target, pieces[i], NULL);
-			continue;
+			r = send_tagged(srv, p->tag, target, pieces[i]);
+		} else {
+			char *ctcp = irc_ctcp_build("ACTION", pieces[i]);
+			r = ctcp ? send_tagged(srv, p->tag, target, ctcp) : -1;
+			free(ctcp);
 		}
-		char *ctcp = irc_ctcp_build("ACTION", pieces[i]);
-		r = ctcp ? send_line(srv, "PRIVMSG", target, ctcp, NULL) : -1;
-		free(ctcp);
+		if (r == 0)
+			p->lines++;
 	}
 	irc_split_free(pieces);
 	if (r == 0)
@@ -1636,10 +2123,15 @@ irc_send_groupchat(struct session *s, const char *room, const char *id,
 	struct irc_chan *ch = chan_of_room(s, room, &srv);
 	if (ch == NULL || !ch->announced)
 		return not_connected(err);
-	if (link_down(srv, err) != 0 || send_text(srv, ch->name, body,
-	    err) != 0)
+	if (link_down(srv, err) != 0)
 		return -1;
-	room_message_sent(s, room, id, body);
+	/* Reflected when written (or echoed): on_written, pending_echo. */
+	struct irc_pending *p = pending_new(srv, ch->name, id, body);
+	p->room = xstrdup(room);
+	if (send_text(srv, ch->name, body, p, err) != 0) {
+		pending_unlink(srv, p);
+		return -1;
+	}
 	return 0;
 }
 
@@ -1651,8 +2143,14 @@ irc_send_private(struct session *s, const char *room, const char *nick,
 	struct irc_chan *ch = chan_of_room(s, room, &srv);
 	if (ch == NULL)
 		return not_connected(err);
-	if (link_down(srv, err) != 0 || send_text(srv, nick, body, err) != 0)
+	if (link_down(srv, err) != 0)
 		return -1;
+	struct irc_pending *p = pending_new(srv, nick, NULL, body);
+	p->pm_room = xstrdup(ch->room);
+	if (send_text(srv, nick, body, p, err) != 0) {
+		pending_unlink(srv, p);
+		return -1;
+	}
 	route_set(srv, nick, ch->room);
 	return 0;
 }
@@ -1677,7 +2175,14 @@ irc_send_message(struct session *s, const char *legacy,
 		    "too many IRC servers at once");
 	}
 	int r = srv == NULL ? -1 : srv->conn == NULL ? link_down(srv, err) :
-	    send_text(srv, a.name, body, err);
+	    0;
+	if (r == 0) {
+		struct irc_pending *p = pending_new(srv, a.name, m->id, body);
+		p->legacy = xstrdup(legacy);
+		r = send_text(srv, a.name, body, p, err);
+		if (r != 0)
+			pending_unlink(srv, p);
+	}
 	if (r == 0) {
 		/* Answers come back to nick%server now. */
 		struct pm_route *route = route_find(srv, a.name);
@@ -1745,6 +2250,361 @@ irc_kick(struct session *s, const char *room, const char *nick,
 	return 0;
 }
 
+/* ---- the component: identd, ident salt ---- */
+
+/* Components whose identd is on (the listener is the process's). */
+static unsigned identd_users;
+
+/* Starts, moves or stops the identd as the section says now. */
+static int
+identd_apply(struct component *c, struct irc_comp *ic)
+{
+	const char *addr = config_str(c->section, "identd");
+	if (addr != NULL && *addr == '\0')
+		addr = NULL;
+	if (addr != NULL && ic->identd != NULL && strcmp(addr,
+	    ic->identd) == 0)
+		return 0;
+	if (addr != NULL) {
+		if (identd_listen(cw->base, addr) != 0)
+			return -1;
+		if (ic->identd == NULL)
+			identd_users++;
+		else if (identd_users > 1)
+			log_warn("%s: one identd serves every IRC component; it "
+			    "moves to %s", c->domain, addr);
+		free(ic->identd);
+		ic->identd = xstrdup(addr);
+	} else if (ic->identd != NULL) {
+		free(ic->identd);
+		ic->identd = NULL;
+		if (--identd_users == 0)
+			identd_stop();
+	}
+	return 0;
+}
+
+/* The salt of ident names: random once, then kept in the store so the
+ * names stay the same across restarts. */
+static void
+salt_load(struct component *c, struct irc_comp *ic)
+{
+	char *v = NULL;
+	size_t len = 0;
+	if (store_state_get(cw->store, c->domain, "", SALT_KEY, &v,
+	    &len) == 1 && len == sizeof(ic->salt)) {
+		memcpy(ic->salt, v, sizeof(ic->salt));
+		free(v);
+		return;
+	}
+	free(v);
+	if (RAND_bytes(ic->salt, sizeof(ic->salt)) != 1)
+		log_fatal("irc: no random bytes for the ident salt");
+	if (store_state_set(cw->store, c->domain, "", SALT_KEY, ic->salt,
+	    sizeof(ic->salt)) != 0)
+		log_warn("%s: cannot store the ident salt: ident names change "
+		    "at the next start", c->domain);
+}
+
+static int
+irc_init(struct component *c)
+{
+	struct irc_comp *ic = xcalloc(1, sizeof(*ic));
+	c->backend_data = ic;
+	/* Without a store (tests/unit/test_component drives the component
+	 * layer with the core's options only) there are no users: nothing
+	 * to salt, no identd. */
+	if (cw->store == NULL)
+		return 0;
+	salt_load(c, ic);
+	return identd_apply(c, ic);
+}
+
+static void
+irc_reload(struct component *c)
+{
+	struct irc_comp *ic = c->backend_data;
+	if (ic != NULL && cw->store != NULL && identd_apply(c, ic) != 0)
+		log_error("%s: the identd stays %s%s", c->domain,
+		    ic->identd ? "on " : "off", ic->identd ? ic->identd : "");
+}
+
+static void
+irc_shutdown(struct component *c)
+{
+	struct irc_comp *ic = c->backend_data;
+	if (ic == NULL)
+		return;
+	if (ic->identd != NULL && --identd_users == 0)
+		identd_stop();
+	free(ic->identd);
+	/* Sessions ended before this (their connections let go of the
+	 * known servers); anything left is freed all the same. */
+	while (ic->known != NULL) {
+		struct known_server *k = ic->known;
+		ic->known = k->next;
+		free(k->host);
+		free(k);
+	}
+	OPENSSL_cleanse(ic->salt, sizeof(ic->salt));
+	free(ic);
+	c->backend_data = NULL;
+}
+
+/* ---- ad-hoc commands: the user's settings per server and channel ---- */
+
+static const char *const tls_options[] = { "", "yes", "no", NULL };
+static const char *const persistent_options[] = { "", "yes", "no", NULL };
+
+static const struct form_field_spec server_cmd_fields[] = {
+	{ .var = "server", .type = FIELD_TEXT_SINGLE, .label = "IRC server",
+	  .desc = "e.g. irc.libera.chat", .required = 1, .max_len = 253 },
+	{ .var = "port", .type = FIELD_TEXT_SINGLE, .label = "Port",
+	  .desc = "empty: unchanged; -: the gateway's", .max_len = 5 },
+	{ .var = "tls", .type = FIELD_LIST_SINGLE, .label = "TLS",
+	  .desc = "empty: unchanged; no only where the gateway allows "
+	  "plaintext", .options = tls_options },
+	{ .var = "encoding", .type = FIELD_TEXT_SINGLE,
+	  .label = "Charset of messages that are not UTF-8",
+	  .desc = "e.g. ISO-8859-15; empty: unchanged; -: the gateway's",
+	  .max_len = 64 },
+	{ .var = "nickserv", .type = FIELD_TEXT_PRIVATE,
+	  .label = "NickServ identify line",
+	  .desc = "sent to NickServ after connecting when SASL did not log "
+	  "you in, e.g. IDENTIFY account password; empty: unchanged; -: "
+	  "none", .max_len = 400, .secret = 1 },
+};
+
+static const struct form_field_spec channel_cmd_fields[] = {
+	{ .var = "channel", .type = FIELD_TEXT_SINGLE, .label = "Channel",
+	  .desc = "as in its room address, e.g. #chan%irc.libera.chat",
+	  .required = 1, .max_len = 512 },
+	{ .var = "encoding", .type = FIELD_TEXT_SINGLE,
+	  .label = "Charset of messages that are not UTF-8",
+	  .desc = "e.g. ISO-8859-15; empty: unchanged; -: the server's",
+	  .max_len = 64 },
+	{ .var = "persistent", .type = FIELD_LIST_SINGLE,
+	  .label = "Stay in the channel while I am away (archive it)",
+	  .desc = "empty: unchanged", .options = persistent_options },
+};
+
+static int
+charset_ok(const char *charset)
+{
+	/* irc_to_utf8 refuses names outside this set; iconv must know it. */
+	if (strspn(charset, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789._:()+-") != strlen(charset))
+		return 0;
+	iconv_t cd = iconv_open("UTF-8", charset);
+	if (cd == (iconv_t)-1)
+		return 0;
+	iconv_close(cd);
+	return 1;
+}
+
+/* "" and NULL leave a setting as it is; "-" removes it. */
+static int
+setting_put(struct component *c, const char *user, const char *host,
+    const char *name, const void *value, size_t len)
+{
+	char *key = xasprintf(SETTING_PREFIX "%s/%s", host, name);
+	int r = value == NULL ? (store_state_remove(cw->store, c->domain,
+	    user, key) < 0 ? -1 : 0) : store_state_set(cw->store, c->domain,
+	    user, key, value, len);
+	free(key);
+	return r;
+}
+
+static int
+irc_cmd_server(struct component *c, const char *user, const struct form *in,
+    char **note)
+{
+	struct irc_addr a;
+	const char *host = form_value(in, "server");
+	const char *port = form_value(in, "port");
+	const char *tls = form_value(in, "tls");
+	const char *enc = form_value(in, "encoding");
+	const char *ns = form_value(in, "nickserv");
+	char *lhost = NULL;
+	if (fixed_server(c) != NULL && strcasecmp(host, fixed_server(c)) == 0) {
+		lhost = xstrdup(fixed_server(c));
+		for (char *p = lhost; *p; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+	} else if (fixed_server(c) == NULL && parse_addr(c, host, &a) == 0) {
+		if (a.kind == IRC_ADDR_SERVER)
+			lhost = xstrdup(a.server);
+		irc_addr_clear(&a);
+	}
+	if (lhost == NULL || !server_allowed(c, lhost)) {
+		*note = xstrdup("That is not an IRC server this gateway "
+		    "connects to.");
+		free(lhost);
+		return -1;
+	}
+	const struct config_section *sec = config_section_find(cw->config,
+	    "irc-server", lhost);
+	const char *why = NULL;
+	char *end = NULL;
+	long pv = port && *port && strcmp(port, "-") != 0 ?
+	    strtol(port, &end, 10) : 0;
+	if (end != NULL && (*end != '\0' || pv < 1 || pv > 65535))
+		why = "The port is a number from 1 to 65535.";
+	else if (tls != NULL && strcmp(tls, "no") == 0 && (sec == NULL ||
+	    config_bool(sec, "tls")))
+		why = "This gateway connects to that server with TLS only.";
+	else if (enc != NULL && *enc != '\0' && strcmp(enc, "-") != 0 &&
+	    !charset_ok(enc))
+		why = "This gateway does not know that charset.";
+	else if (ns != NULL && strpbrk(ns, "\r\n") != NULL)
+		why = "The NickServ line must be one line.";
+	if (why != NULL) {
+		*note = xstrdup(why);
+		free(lhost);
+		return -1;
+	}
+	int failed = 0;
+#define PUT(name, v) do { \
+		if ((v) != NULL && *(v) != '\0') \
+			failed |= setting_put(c, user, lhost, name, \
+			    strcmp((v), "-") == 0 ? NULL : (v), strlen(v)); \
+	} while (0)
+	PUT("port", port);
+	PUT("tls", tls);
+	PUT("encoding", enc);
+#undef PUT
+	if (ns != NULL && *ns != '\0' && strcmp(ns, "-") == 0) {
+		failed |= setting_put(c, user, lhost, "nickserv", NULL, 0);
+	} else if (ns != NULL && *ns != '\0') {
+		char *ad = session_secret_ad(c->domain, user);
+		size_t len;
+		unsigned char *sealed = secret_seal(cw->key, ad,
+		    (const unsigned char *)ns, strlen(ns), &len);
+		failed |= sealed == NULL || setting_put(c, user, lhost,
+		    "nickserv", sealed, len) != 0;
+		free(sealed);
+		free(ad);
+	}
+	if (failed) {
+		*note = xstrdup("The settings could not be stored.");
+		free(lhost);
+		return -1;
+	}
+	/* What the next connection will use, in one sentence. */
+	char *p = setting_get(c, user, lhost, "port", NULL);
+	char *t = setting_get(c, user, lhost, "tls", NULL);
+	char *e = setting_get(c, user, lhost, "encoding", NULL);
+	char *n = setting_get(c, user, lhost, "nickserv", NULL);
+	*note = xasprintf("Your settings for %s: port %s, TLS %s, charset %s, "
+	    "NickServ line %s.  They apply from your next connection to %s "
+	    "(the current one, if any, keeps its own).", lhost,
+	    p ? p : "(the gateway's)", t ? t : "(the gateway's)",
+	    e ? e : "(the gateway's)", n ? "set" : "none", lhost);
+	log_info("%s: %s changed the settings for %s", c->domain, user, lhost);
+	free(p);
+	free(t);
+	free(e);
+	free(n);
+	free(lhost);
+	return 0;
+}
+
+static int
+irc_cmd_channel(struct component *c, const char *user, const struct form *in,
+    char **note)
+{
+	struct irc_addr a;
+	const char *chan = form_value(in, "channel");
+	const char *enc = form_value(in, "encoding");
+	const char *pers = form_value(in, "persistent");
+	if (parse_addr(c, chan, &a) != 0 || a.kind != IRC_ADDR_CHANNEL) {
+		if (parse_addr(c, chan, &a) == 0)
+			irc_addr_clear(&a);
+		*note = xstrdup("That is not a channel address (#chan%server, "
+		    "as in the room's JID).");
+		return -1;
+	}
+	if (!server_allowed(c, a.server)) {
+		irc_addr_clear(&a);
+		*note = xstrdup("This gateway does not connect to that IRC "
+		    "server.");
+		return -1;
+	}
+	if (enc != NULL && *enc != '\0' && strcmp(enc, "-") != 0 &&
+	    !charset_ok(enc)) {
+		irc_addr_clear(&a);
+		*note = xstrdup("This gateway does not know that charset.");
+		return -1;
+	}
+	/* The room layer's key for its settings: the address in ASCII
+	 * lower case (room JIDs are case-folded). */
+	char *key = irc_addr_local(&a, fixed_server(c));
+	for (char *p = key; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	struct store_room cur;
+	memset(&cur, 0, sizeof(cur));
+	if (store_room_get(cw->store, c->domain, user, key, &cur) < 0) {
+		irc_addr_clear(&a);
+		free(key);
+		*note = xstrdup("The settings could not be read.");
+		return -1;
+	}
+	int persistent = pers == NULL || *pers == '\0' ? cur.persistent :
+	    strcmp(pers, "yes") == 0;
+	const char *encoding = enc == NULL || *enc == '\0' ? cur.encoding :
+	    strcmp(enc, "-") == 0 ? NULL : enc;
+	/* A room the user holds now is attached to its archive: turning
+	 * persistence off under it would delete the archive it writes. */
+	struct session *s = session_state_of(c, user) != SESSION_OFFLINE ?
+	    session_find_registered(c, user) : NULL;
+	struct irc_server *srv = s ? server_get(s, a.server, 0) : NULL;
+	int held = srv != NULL && chan_find(srv, a.name) != NULL;
+	int r = -1;
+	if (held && cur.persistent && !persistent) {
+		*note = xasprintf("You are in %s now (or it is kept while you "
+		    "are away): change that in the room's configuration form, "
+		    "or leave the room first.", a.name);
+	} else if (store_room_set(cw->store, c->domain, user, key,
+	    persistent, encoding) != 0) {
+		*note = xstrdup("The settings could not be stored.");
+	} else {
+		if (persistent && !cur.persistent)
+			/* What is archived from now on is news to the user. */
+			store_room_seen(cw->store, c->domain, user, key,
+			    store_archive_last(cw->store));
+		*note = xasprintf("Your settings for %s on %s: %s, charset %s. "
+		    " They apply from your next join of the room.", a.name,
+		    a.server, persistent ? "persistent" : "not persistent",
+		    encoding ? encoding : "(the server's)");
+		log_info("%s: %s: %s: persistent %s, encoding %s", c->domain,
+		    user, key, persistent ? "yes" : "no",
+		    encoding ? encoding : "(the server's)");
+		r = 0;
+	}
+	free(cur.encoding);
+	free(key);
+	irc_addr_clear(&a);
+	return r;
+}
+
+static const struct backend_command irc_commands[] = {
+	{ .node = "irc-server", .name = "Settings for an IRC server",
+	  .instructions = "Your own settings for one IRC server: port, TLS, "
+	  "charset, and a line for NickServ when SASL is not used.  Fields "
+	  "left empty stay as they are; - puts one back to the gateway's.",
+	  .fields = server_cmd_fields,
+	  .nfields = sizeof(server_cmd_fields) / sizeof(server_cmd_fields[0]),
+	  .run = irc_cmd_server },
+	{ .node = "irc-channel", .name = "Settings for an IRC channel",
+	  .instructions = "Your own settings for one channel, as in the "
+	  "room's configuration form.  Fields left empty stay as they are.",
+	  .fields = channel_cmd_fields,
+	  .nfields = sizeof(channel_cmd_fields) /
+	  sizeof(channel_cmd_fields[0]),
+	  .run = irc_cmd_channel },
+};
+
 const struct backend irc_backend = {
 	.abi = BACKEND_ABI,
 	.name = "irc",
@@ -1752,6 +2612,11 @@ const struct backend irc_backend = {
 	.description = "IRC",
 	.options = irc_options,
 	.sections = irc_sections,
+	.init = irc_init,
+	.reload = irc_reload,
+	.shutdown = irc_shutdown,
+	.commands = irc_commands,
+	.ncommands = sizeof(irc_commands) / sizeof(irc_commands[0]),
 	.nsections = sizeof(irc_sections) / sizeof(irc_sections[0]),
 	.register_fields = irc_fields,
 	.nregister_fields = sizeof(irc_fields) / sizeof(irc_fields[0]),

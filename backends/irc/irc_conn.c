@@ -49,6 +49,7 @@
 #include <openssl/x509_vfy.h>
 
 #include "irc_conn.h"
+#include "irc_identd.h"
 #include "irc_proto.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -110,6 +111,7 @@ static const char *const wanted_caps[] = {
 struct out_line {
 	TAILQ_ENTRY(out_line) entry;
 	int is_quit;
+	unsigned long tag;            /* irc_conn_send_tagged(); 0: none */
 	size_t len;
 	char data[];
 };
@@ -149,6 +151,8 @@ struct irc_conn {
 	char *webirc_gateway;
 	char *webirc_host;
 	char *webirc_ip;
+	char *ident;
+	char *nickserv;
 	unsigned burst;
 	unsigned rate_ms;
 	unsigned timeout;
@@ -170,6 +174,9 @@ struct irc_conn {
 	unsigned caps_avail;
 	unsigned caps_acked;
 	int sasl_plain;               /* the server's sasl= allows PLAIN */
+	int sasl_ok;                  /* SASL logged us in */
+	unsigned ident_lport;         /* given to the identd; 0: nothing */
+	unsigned ident_rport;
 	struct irc_isupport isupport;
 
 	int discarding;               /* dropping input up to the next LF */
@@ -191,6 +198,14 @@ struct irc_conn {
 	struct event *flood;
 	struct event *close_ev;
 	char *close_reason;
+	/* Tags of lines written, told to the owner from notify_ev; tags of
+	 * lines still queued when the connection closed, told before
+	 * closed(). */
+	unsigned long *written_tags;
+	size_t nwritten, written_cap;
+	unsigned long *unsent_tags;
+	size_t nunsent;
+	struct event *notify_ev;
 
 	int depth;                    /* inside read_cb() */
 	int freed;                    /* irc_conn_free() came during it */
@@ -254,6 +269,40 @@ queue_clear(struct irc_conn *c)
 	c->queued = 0;
 }
 
+/* The identd hears of the connection while its socket exists. */
+static void
+ident_register(struct irc_conn *c, const struct sockaddr *remote)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	if (c->ident == NULL || c->bev == NULL)
+		return;
+	int fd = bufferevent_getfd(c->bev);
+	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return;
+	unsigned lport = ss.ss_family == AF_INET6 ?
+	    ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) :
+	    ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	unsigned rport = remote->sa_family == AF_INET6 ?
+	    ntohs(((const struct sockaddr_in6 *)(const void *)remote)->
+	    sin6_port) : ntohs(((const struct sockaddr_in *)(const void *)
+	    remote)->sin_port);
+	if (lport == 0 || rport == 0)
+		return;
+	c->ident_lport = lport;
+	c->ident_rport = rport;
+	identd_add(lport, rport, c->ident);
+}
+
+static void
+ident_unregister(struct irc_conn *c)
+{
+	if (c->ident_lport == 0)
+		return;
+	identd_remove(c->ident_lport, c->ident_rport);
+	c->ident_lport = c->ident_rport = 0;
+}
+
 static void
 teardown(struct irc_conn *c)
 {
@@ -266,6 +315,7 @@ teardown(struct irc_conn *c)
 		if (r->req != NULL)
 			evdns_getaddrinfo_cancel(r->req);
 	}
+	ident_unregister(c);
 	if (c->bev != NULL) {
 		bufferevent_free(c->bev);
 		c->bev = NULL;
@@ -296,16 +346,56 @@ close_conn(struct irc_conn *c, const char *reason)
 	else
 		log_warn(CONN_FMT "connection lost: %s", CONN_ARGS(c),
 		    reason);
+	/* The owner hears which of its lines never left. */
+	struct out_line *l;
+	TAILQ_FOREACH(l, &c->queue, entry) {
+		if (l->tag == 0)
+			continue;
+		c->unsent_tags = xreallocarray(c->unsent_tags, c->nunsent + 1,
+		    sizeof(*c->unsent_tags));
+		c->unsent_tags[c->nunsent++] = l->tag;
+	}
 	teardown(c);
 	c->state = ST_CLOSED;
 	c->close_reason = xstrdup(reason);
 	event_active(c->close_ev, 0, 0);
 }
 
+/* Tells the owner of the lines written since the last turn. */
+static void
+notify_written(struct irc_conn *c)
+{
+	while (c->nwritten > 0 && !c->freed) {
+		/* written() may queue (and so write) more: take the list. */
+		unsigned long *tags = c->written_tags;
+		size_t n = c->nwritten;
+		c->written_tags = NULL;
+		c->nwritten = c->written_cap = 0;
+		for (size_t i = 0; i < n && !c->freed; i++)
+			if (c->cb.written != NULL)
+				c->cb.written(c->arg, tags[i]);
+		free(tags);
+	}
+}
+
+static void
+notify_ev_cb(evutil_socket_t fd, short what, void *arg)
+{
+	notify_written(arg);
+}
+
 static void
 close_ev_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct irc_conn *c = arg;
+	notify_written(c);
+	event_del(c->notify_ev);
+	for (size_t i = 0; i < c->nunsent && !c->freed; i++)
+		if (c->cb.unsent != NULL)
+			c->cb.unsent(c->arg, c->unsent_tags[i]);
+	free(c->unsent_tags);
+	c->unsent_tags = NULL;
+	c->nunsent = 0;
 	/* The owner may free c in here: touch nothing afterwards. */
 	if (c->cb.closed != NULL)
 		c->cb.closed(c->arg, c->close_reason);
@@ -319,6 +409,11 @@ destroy(struct irc_conn *c)
 	event_free(c->idle);
 	event_free(c->flood);
 	event_free(c->close_ev);
+	event_free(c->notify_ev);
+	free(c->written_tags);
+	free(c->unsent_tags);
+	free(c->ident);
+	free_secret(c->nickserv);
 	free(c->host);
 	free(c->ca_file);
 	free(c->nick_base);
@@ -698,8 +793,12 @@ try_connect(struct irc_conn *c)
 		bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATER);
 		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 		if (bufferevent_socket_connect(c->bev, ai->ai_addr,
-		    (int)ai->ai_addrlen) == 0)
+		    (int)ai->ai_addrlen) == 0) {
+			/* The port is bound now; the server may ask the
+			 * identd as soon as it accepts. */
+			ident_register(c, ai->ai_addr);
 			return;
+		}
 		snprintf(err, sizeof(err), "%s",
 		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 		log_info(CONN_FMT "cannot connect to %s: %s", CONN_ARGS(c),
@@ -780,6 +879,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 			log_info(CONN_FMT "%s; trying the next address",
 			    CONN_ARGS(c), evutil_socket_error_to_string(
 			    EVUTIL_SOCKET_ERROR()));
+			ident_unregister(c);
 			bufferevent_free(c->bev);
 			c->bev = NULL;
 			try_connect(c);
@@ -880,6 +980,16 @@ drain_queue(struct irc_conn *c)
 		bufferevent_write(c->bev, l->data, l->len);
 		c->stats.lines_out++;
 		c->tokens -= 1.0;
+		if (l->tag != 0) {
+			if (c->nwritten == c->written_cap) {
+				c->written_cap = c->written_cap ?
+				    2 * c->written_cap : 8;
+				c->written_tags = xreallocarray(c->written_tags,
+				    c->written_cap, sizeof(*c->written_tags));
+			}
+			c->written_tags[c->nwritten++] = l->tag;
+			event_active(c->notify_ev, 0, 0);
+		}
 		if (l->is_quit) {
 			c->quit_sent = 1;
 			event_del(c->idle);
@@ -1173,6 +1283,19 @@ registered(struct irc_conn *c, const struct irc_msg *m)
 	c->ping_out = 0;
 	add_timer_ms(c->idle, (uint64_t)c->timeout * 1000);
 	log_info(CONN_FMT "registered", CONN_ARGS(c));
+	/* The fallback when SASL did not log us in: identify before any
+	 * JOIN, so channels that want a registered nick let us in. */
+	if (c->nickserv != NULL && !c->sasl_ok) {
+		const char *p[] = { "NickServ", c->nickserv, NULL };
+		if (write_now(c, "PRIVMSG", p) == 0) {
+			log_info(CONN_FMT "identifying to NickServ",
+			    CONN_ARGS(c));
+			c->tokens -= 1.0;
+		} else {
+			log_warn(CONN_FMT "the NickServ line cannot be sent "
+			    "(too long, or CR, LF or NUL in it)", CONN_ARGS(c));
+		}
+	}
 	if (c->cb.registered != NULL) {
 		c->depth++;
 		c->cb.registered(c->arg, c->nick);
@@ -1225,6 +1348,7 @@ dispatch(struct irc_conn *c, const struct irc_msg *m)
 			log_info(CONN_FMT "SASL authentication as %s "
 			    "succeeded", CONN_ARGS(c), c->sasl_user);
 			c->sasl = SASL_NONE;
+			c->sasl_ok = 1;
 			cap_end(c);
 		}
 		return;
@@ -1375,6 +1499,8 @@ irc_conn_new(struct event_base *base, struct evdns_base *dns,
 	c->webirc_gateway = dup_or_null(cfg->webirc_gateway);
 	c->webirc_host = dup_or_null(cfg->webirc_host);
 	c->webirc_ip = dup_or_null(cfg->webirc_ip);
+	c->ident = dup_or_null(cfg->ident);
+	c->nickserv = dup_or_null(cfg->nickserv);
 	c->burst = cfg->throttle_burst != 0 ? cfg->throttle_burst :
 	    DEFAULT_BURST;
 	c->rate_ms = cfg->throttle_rate_ms != 0 ? cfg->throttle_rate_ms :
@@ -1386,8 +1512,9 @@ irc_conn_new(struct event_base *base, struct evdns_base *dns,
 	c->idle = evtimer_new(base, idle_cb, c);
 	c->flood = evtimer_new(base, flood_cb, c);
 	c->close_ev = event_new(base, -1, 0, close_ev_cb, c);
+	c->notify_ev = event_new(base, -1, 0, notify_ev_cb, c);
 	if (c->deadline == NULL || c->idle == NULL || c->flood == NULL ||
-	    c->close_ev == NULL)
+	    c->close_ev == NULL || c->notify_ev == NULL)
 		log_fatal("irc %s: cannot create timers", c->host);
 	c->state = ST_RESOLVING;
 	add_timer_ms(c->deadline, (uint64_t)c->timeout * 1000);
@@ -1467,6 +1594,7 @@ irc_conn_free(struct irc_conn *c)
 		c->freed = 1;
 		teardown(c);
 		event_del(c->close_ev);
+		event_del(c->notify_ev);
 		return;
 	}
 	destroy(c);
@@ -1475,6 +1603,13 @@ irc_conn_free(struct irc_conn *c)
 int
 irc_conn_send(struct irc_conn *c, const char *command,
     const char *const *params)
+{
+	return irc_conn_send_tagged(c, 0, command, params);
+}
+
+int
+irc_conn_send_tagged(struct irc_conn *c, unsigned long tag,
+    const char *command, const char *const *params)
 {
 	static const char *const none[] = { NULL };
 	if (c == NULL || !alive(c) || c->quitting || command == NULL)
@@ -1499,6 +1634,7 @@ irc_conn_send(struct irc_conn *c, const char *command,
 	size_t len = evbuffer_get_length(buf);
 	struct out_line *l = xmalloc(sizeof(*l) + len);
 	l->is_quit = 0;
+	l->tag = tag;
 	l->len = len;
 	evbuffer_remove(buf, l->data, len);
 	evbuffer_free(buf);
@@ -1541,6 +1677,7 @@ irc_conn_quit(struct irc_conn *c, const char *reason)
 	size_t len = evbuffer_get_length(buf);
 	struct out_line *l = xmalloc(sizeof(*l) + len);
 	l->is_quit = 1;
+	l->tag = 0;
 	l->len = len;
 	evbuffer_remove(buf, l->data, len);
 	evbuffer_free(buf);
@@ -1572,6 +1709,12 @@ irc_conn_has_cap(const struct irc_conn *c, const char *cap)
 {
 	int i = cap_index(cap, strlen(cap));
 	return i >= 0 && (c->caps_acked & (1u << i)) != 0;
+}
+
+int
+irc_conn_sasl_done(const struct irc_conn *c)
+{
+	return c->sasl_ok;
 }
 
 size_t

@@ -66,6 +66,16 @@ struct irc_conn_config {
 	unsigned throttle_rate_ms;    /* then one line per this (0: 500) */
 	unsigned timeout;             /* seconds: connect, register, idle
 	                               * (0: 60) */
+	const char *ident;            /* set: the connection's (local port,
+	                               * remote port) is given to the identd
+	                               * (irc_identd.h) under this user name
+	                               * from the moment connect() is called
+	                               * (servers ask at once) until it
+	                               * closes */
+	const char *nickserv;         /* set: sent as PRIVMSG NickServ right
+	                               * after 001, before anything queued,
+	                               * unless SASL logged us in ("IDENTIFY
+	                               * account password") */
 };
 
 struct irc_conn_callbacks {
@@ -81,6 +91,15 @@ struct irc_conn_callbacks {
 	 * ERROR from the server, irc_conn_quit done).  Called once; the
 	 * owner may free the connection from inside this callback. */
 	void (*closed)(void *arg, const char *reason);
+	/* A line queued with irc_conn_send_tagged() left the queue for the
+	 * socket.  Told from the loop (never from inside irc_conn_send),
+	 * in order; the owner must not free the connection here. */
+	void (*written)(void *arg, unsigned long tag);
+	/* The connection ended with that line still queued: it was never
+	 * sent.  Called for each such line, in order, after the pending
+	 * written() calls and just before closed(); the owner must not
+	 * free the connection here. */
+	void (*unsent)(void *arg, unsigned long tag);
 };
 
 /* Starts connecting at once; the config's strings are copied.  Never
@@ -101,6 +120,11 @@ void irc_conn_free(struct irc_conn *c);
  */
 int irc_conn_send(struct irc_conn *c, const char *command,
     const char *const *params);
+/* The same for a line the owner wants news of: written() or unsent()
+ * with tag (non-zero) follows, exactly once, unless the owner frees the
+ * connection first. */
+int irc_conn_send_tagged(struct irc_conn *c, unsigned long tag,
+    const char *command, const char *const *params);
 /* Sends QUIT (after what is queued), then closes; closed() follows. */
 void irc_conn_quit(struct irc_conn *c, const char *reason);
 
@@ -110,6 +134,8 @@ const char *irc_conn_nick(const struct irc_conn *c);
 const struct irc_isupport *irc_conn_isupport(const struct irc_conn *c);
 /* 1 when the capability was acknowledged ("server-time", ...). */
 int irc_conn_has_cap(const struct irc_conn *c, const char *cap);
+/* 1 when SASL logged us in on this connection. */
+int irc_conn_sasl_done(const struct irc_conn *c);
 /* Lines waiting in the flood-control queue. */
 size_t irc_conn_queued(const struct irc_conn *c);
 

@@ -38,8 +38,15 @@ counted in causeway's database); the owner form's encoding ISO-8859-15
 reads the bot's 0xA4 as the euro sign, for alice only; with nobody
 persisting #hist any more its archive is gone.
 
-A scripted server (FakeIrcd, on 127.0.0.4) covers old server-time tags
-(XEP-0203 delay on groupchat and room PMs) and a forced nick (210).
+A scripted server (FakeIrcd, on 127.0.0.4, CHANTYPES=#!+) covers old
+server-time tags (XEP-0203 delay on groupchat and room PMs), a forced
+nick (210), the identd (USERID for the link's ports, NO-USER, INVALID-PORT;
+the derived ident name, stable across links), +chan as a room from the
+server's CHANTYPES, a STATUSMSG shown but not archived, the irc-server and
+irc-channel commands (bad input refused; charset, NickServ line sent after
+USER and before the rejoin, persistence), a link cut with lines queued
+(error messages with the ids, nothing reflected), and the archive writer's
+link dropping while another user persists the channel.
 
   /usr/bin/python3 tests/e2e/test_irc.py            # both XMPP servers
   /usr/bin/python3 tests/e2e/test_irc.py prosody    # one of them
@@ -326,6 +333,7 @@ class FakeIrcd:
         self.port = self.sock.getsockname()[1]
         self.clients = []           # [socket, nick]
         self.lines = []             # every line received, in order
+        self.conns = []             # (socket, causeway's port) accepted
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
         cwtest.on_exit(self.close)
@@ -333,9 +341,11 @@ class FakeIrcd:
     def _accept(self):
         while True:
             try:
-                conn, _ = self.sock.accept()
+                conn, peer = self.sock.accept()
             except OSError:
                 return
+            with self.lock:
+                self.conns.append((conn, peer[1]))
             threading.Thread(target=self._serve, args=(conn,),
                              daemon=True).start()
 
@@ -410,8 +420,9 @@ class FakeIrcd:
                         self.clients.append(client)
                     n = client[1]
                     for l in (":fake 001 %s :Welcome" % n,
-                              ":fake 005 %s CHANTYPES=# PREFIX=(ov)@+ "
-                              "CASEMAPPING=ascii :are supported" % n,
+                              ":fake 005 %s CHANTYPES=#!+ PREFIX=(ov)@+ "
+                              "STATUSMSG=@+ CASEMAPPING=ascii :are supported"
+                              % n,
                               ":fake 422 %s :No MOTD" % n):
                         self._send(conn, l)
         with self.lock:
@@ -425,6 +436,41 @@ class FakeIrcd:
             clients = list(self.clients)
         for conn, nick in clients:
             self._send(conn, line.replace("{nick}", nick))
+
+    def send_all_raw(self, data):
+        """data (bytes, CR LF included) to every registered client."""
+        with self.lock:
+            clients = list(self.clients)
+        for conn, _ in clients:
+            try:
+                conn.sendall(data)
+            except OSError:
+                pass
+
+    def drop_all(self):
+        """Cuts every client's link (no ERROR): a network failure."""
+        with self.lock:
+            conns = [c for c, _ in self.conns]
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def drop_nick(self, nick):
+        """Cuts the link of the client registered as nick."""
+        with self.lock:
+            conns = [c for c, n in self.clients if n == nick]
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def open_ports(self):
+        """causeway's local ports of the links open now."""
+        with self.lock:
+            return [p for c, p in self.conns if c.fileno() >= 0]
 
     def nicks(self):
         with self.lock:
@@ -1097,6 +1143,337 @@ def check_fake(ctx, fake):
     a.wait(self_presence(room, "unavailable"), WAIT, m0)
 
 
+NS_COMMANDS = "http://jabber.org/protocol/commands"
+
+
+def run_command(user, node, fields):
+    """Runs a XEP-0050 command of one form: (completed, note type, note
+    text or the answer)."""
+    from xml.sax.saxutils import escape, quoteattr
+    r = user.iq(DOMAIN, "<command xmlns='%s' node='%s' action='execute'/>"
+                % (NS_COMMANDS, node), "set")
+    cmd = r.find("{%s}command" % NS_COMMANDS) if r.type == "result" else None
+    if cmd is None or cmd.get("sessionid") is None:
+        return False, None, "execute: %s %s" % (r.type, r)
+    xs = "".join("<field var=%s><value>%s</value></field>"
+                 % (quoteattr(k), escape(v)) for k, v in fields)
+    r = user.iq(DOMAIN, "<command xmlns='%s' node='%s' sessionid=%s "
+                "action='complete'><x xmlns='%s' type='submit'>%s</x>"
+                "</command>" % (NS_COMMANDS, node,
+                                quoteattr(cmd.get("sessionid")), NS_DATA, xs),
+                "set")
+    cmd = r.find("{%s}command" % NS_COMMANDS) if r.type == "result" else None
+    note = cmd.find("{%s}note" % NS_COMMANDS) if cmd is not None else None
+    return (cmd is not None and cmd.get("status") == "completed",
+            note.get("type") if note is not None else None,
+            note.text if note is not None else "%s %s" % (r.type, r))
+
+
+def identd_query(port, data):
+    s = socket.create_connection(("127.0.0.1", port), 5)
+    try:
+        s.settimeout(5)
+        s.sendall(data)
+        got = b""
+        while True:
+            chunk = s.recv(1024)
+            if not chunk:
+                break
+            got += chunk
+        return got.decode("utf-8", "replace")
+    except OSError as e:
+        return "error: %s" % e
+    finally:
+        s.close()
+
+
+def send_with_id(user, room, body, mid):
+    m = user.xmpp.make_message(mto=room, mbody=body, mtype="groupchat")
+    m["id"] = mid
+    m.send()
+
+
+def user_names(fake):
+    """USER's user names the scripted server received, in order."""
+    return [irc_parse(l)[2][0] for l in fake.received(lambda l: l.startswith("USER "))]
+
+
+def check_fake_more(ctx, fake, identd_port):
+    """Against the scripted server: the identd, CHANTYPES from ISUPPORT,
+    STATUSMSG kept out of the archive, the irc-server and irc-channel
+    commands, the NickServ line, and messages queued when the link drops."""
+    a = ctx.alice
+    room = room_jid("#drop", SRV_FAKE)
+    m0 = a.mark()
+    a.join(room, "alice")
+    me = a.wait(lambda k, el: presence_error(room)(k, el)
+                or self_presence(room)(k, el), 15, m0)
+    if not ctx.ok(me is not None and me.get("type") != "error",
+                  "alice joins #drop on the scripted server",
+                  diag="got %s\ncauseway:\n%s" % (xml_str(me), ctx.cw_lines())):
+        return
+    my_nick = resource(me.get("from"))
+
+    # The identd (RFC 1413) knows the link by its two ports.
+    names = user_names(fake)
+    ports = fake.open_ports()
+    ident = names[-1] if names else None
+    ctx.ok(ident is not None and re.fullmatch(r"cw[0-9a-f]{8}", ident)
+           and ident != "alice",
+           "USER's user name is the derived ident name cw + 8 hex digits "
+           "(%s), not the nick or the JID" % ident, diag="USER names %r" % names)
+    ans = identd_query(identd_port, b"%d, %d\r\n" % (ports[-1], fake.port)) \
+        if ports else ""
+    ctx.ok(ident is not None and ans == "%d , %d : USERID : UNIX : %s\r\n"
+           % (ports[-1], fake.port, ident),
+           "the identd answers the link's ports (%s, %d) with USERID and "
+           "that name" % (ports[-1] if ports else "?", fake.port),
+           diag="answer %r; open ports %r" % (ans, ports))
+    ans = identd_query(identd_port, b"%d , %d\r\n" % (ports[-1], fake.port + 1)) \
+        if ports else ""
+    ctx.ok(ans.endswith(": ERROR : NO-USER\r\n"),
+           "the identd answers NO-USER for ports that are no link of ours",
+           diag="answer %r" % ans)
+    ans = identd_query(identd_port, b"hello, world\r\n")
+    ctx.ok(ans == "0 , 0 : ERROR : INVALID-PORT\r\n",
+           "the identd answers INVALID-PORT to garbage", diag="answer %r" % ans)
+
+    # CHANTYPES=#!+: "+plus" is a channel on this server.
+    plus = room_jid("+plus", SRV_FAKE)
+    m0 = a.mark()
+    a.join(plus, "alice")
+    me = a.wait(lambda k, el: presence_error(plus)(k, el)
+                or self_presence(plus)(k, el), 15, m0)
+    ctx.ok(me is not None and me.get("type") != "error" and
+           fake.received(lambda l: l == "JOIN +plus"),
+           "with the server's CHANTYPES=#!+, +plus%%%s@%s is a room: JOIN +plus"
+           % (SRV_FAKE, DOMAIN),
+           diag="got %s\ncauseway:\n%s" % (xml_str(me), ctx.cw_lines()))
+    if me is not None and me.get("type") != "error":
+        a.leave(plus, resource(me.get("from")))
+        a.wait(self_presence(plus, "unavailable"), WAIT, m0)
+
+    # irc-channel: bad input, then #ops persistent from the next join.
+    done, ntype, note = run_command(a, "irc-channel", [("channel", "#a b%" + SRV_FAKE)])
+    ctx.ok(not done or ntype == "error",
+           "irc-channel refuses '#a b%%%s' (not a channel)" % SRV_FAKE,
+           diag="%s %s %s" % (done, ntype, note))
+    done, ntype, note = run_command(a, "irc-channel", [
+        ("channel", "#ops%" + SRV_FAKE), ("persistent", "yes"),
+        ("encoding", "no-such-charset")])
+    ctx.ok(ntype == "error", "irc-channel refuses an unknown charset",
+           diag="%s %s %s" % (done, ntype, note))
+    done, ntype, note = run_command(a, "irc-channel", [
+        ("channel", "#Ops%" + SRV_FAKE), ("persistent", "yes")])
+    ctx.ok(done and ntype == "info" and "next join" in (note or ""),
+           "irc-channel makes #ops persistent: completed, \"from your next "
+           "join\"", diag="%s %s %s" % (done, ntype, note))
+    ops = room_jid("#ops", SRV_FAKE)
+    m0 = a.mark()
+    a.join(ops, "alice")
+    me = a.wait(lambda k, el: presence_error(ops)(k, el)
+                or self_presence(ops)(k, el), 15, m0)
+    if ctx.ok(me is not None and me.get("type") != "error",
+              "alice joins #ops", diag=xml_str(me)):
+        r = a.iq(ops, "<query xmlns='%s'/>" % NS_MUC_OWNER)
+        pf = None
+        for f in r.findall(".//{%s}field" % NS_DATA) if r.type == "result" else []:
+            if f.get("var") == "persistent":
+                pf = f.findtext("{%s}value" % NS_DATA)
+        ctx.ok(pf in ("1", "true"), "the owner form of #ops shows persistent "
+               "set by the irc-channel command", diag="got %s" % r)
+        rows0 = archive_bodies(ctx.cw)
+        m0 = a.mark()
+        fake.send_all(":old!u@h PRIVMSG @#ops :ops only")
+        fake.send_all(":old!u@h PRIVMSG #ops :for all")
+        st = a.wait(lambda k, el: k == "message" and el.get("from") == ops
+                    and (el.findtext(C + "body") or "").endswith("ops only"),
+                    WAIT, m0)
+        pub = a.wait(groupchat(ops, "old", "for all"), WAIT, m0)
+        ctx.ok(st is not None and st.findtext(C + "body") ==
+               "old (to @#ops only): ops only",
+               "a STATUSMSG to @#ops comes as the room's notice \"old (to "
+               "@#ops only): ops only\"", diag="got %s\nreceived:\n%s"
+               % (xml_str(st), a.dump(m0)))
+        a.pump(1.5)
+        rows = archive_bodies(ctx.cw)[len(rows0):]
+        ctx.ok(pub is not None and "for all" in rows and
+               not any("ops only" in b for b in rows),
+               "the channel message is archived, the STATUSMSG is not",
+               diag="new archive rows %r" % rows)
+        done, ntype, note = run_command(a, "irc-channel", [
+            ("channel", "#ops%" + SRV_FAKE), ("persistent", "no")])
+        ctx.ok(not done or ntype == "error",
+               "irc-channel will not turn persistence off while alice is in "
+               "#ops", diag="%s %s %s" % (done, ntype, note))
+        r = a.iq(ops, owner_form(persistent="0"), "set")
+        m0 = a.mark()
+        a.leave(ops, resource(me.get("from")))
+        a.wait(self_presence(ops, "unavailable"), WAIT, m0)
+
+    # irc-server: bad input, then a charset and a NickServ line.
+    for fields, what in (
+            ([("server", SRV_FAKE), ("port", "70000")], "a port of 70000"),
+            ([("server", SRV_NOPIN), ("tls", "no")],
+             "plaintext to a server the operator keeps on TLS"),
+            ([("server", "not a host!")], "a server that is no host name"),
+            ([("server", SRV_FAKE), ("nickserv", "IDENTIFY a\nQUIT")],
+             "a NickServ line with a newline")):
+        done, ntype, note = run_command(a, "irc-server", fields)
+        ctx.ok(not done or ntype == "error", "irc-server refuses %s" % what,
+               diag="%s %s %s" % (done, ntype, note))
+    secret = "s3cret-" + os.urandom(3).hex()
+    done, ntype, note = run_command(a, "irc-server", [
+        ("server", SRV_FAKE), ("encoding", "ISO-8859-15"),
+        ("nickserv", "IDENTIFY alice " + secret)])
+    ctx.ok(done and ntype == "info" and "next connection" in (note or ""),
+           "irc-server sets a charset and a NickServ line for %s: completed, "
+           "\"from your next connection\"" % SRV_FAKE,
+           diag="%s %s %s" % (done, ntype, note))
+    ctx.ok(not state_has(ctx.cw, secret.encode()),
+           "the NickServ line is not stored in clear")
+
+    # Messages queued when the link drops: errors with their ids.
+    m0 = a.mark()
+    send_with_id(a, room, "before the drop", "msg-a")
+    refl = a.wait(lambda k, el: groupchat(room, my_nick, "before the drop")(k, el)
+                  and el.get("id") == "msg-a", WAIT, m0)
+    ctx.ok(refl is not None and fake.received(
+        lambda l: l == "PRIVMSG #drop :before the drop"),
+        "a message written to the server is reflected with its id",
+        diag="received:\n%s" % a.dump(m0))
+    m0 = a.mark()
+    users0 = len(user_names(fake))
+    send_with_id(a, room, "\n".join("long %d" % i for i in range(40)), "msg-b")
+    send_with_id(a, room, "after the long one", "msg-c")
+    a.pump_until(lambda: fake.received(lambda l: l == "PRIVMSG #drop :long 0"),
+                 WAIT)
+    fake.drop_all()
+    errs = {}
+
+    def got_errors():
+        for k, el in a.got[m0:]:
+            if k == "message" and el.get("type") == "error" and \
+                    el.get("from") == room:
+                errs[el.get("id")] = el
+        return "msg-b" in errs and "msg-c" in errs
+    a.pump_until(got_errors, 15)
+    sent_long = len(fake.received(lambda l: l.startswith("PRIVMSG #drop :long ")))
+    reflected = [el.get("id") for k, el in a.got[m0:] if k == "message"
+                 and el.get("type") == "groupchat" and el.get("id") in
+                 ("msg-b", "msg-c")]
+    ctx.ok("msg-b" in errs and "msg-c" in errs and not reflected and
+           sent_long < 40,
+           "the link drops with lines queued (%d of 40 sent): error messages "
+           "from the room with ids msg-b and msg-c, neither reflected"
+           % sent_long, diag="errors %r, reflected %r\nreceived:\n%s"
+           % (sorted(errs), reflected, a.dump(m0, 20)))
+    # The reconnect: NickServ line after USER and before the rejoin.
+    a.pump_until(lambda: len(user_names(fake)) > users0 and fake.received(
+        lambda l: l == "JOIN #drop") and len(fake.received(
+            lambda l: l == "JOIN #drop")) >= 2, 20)
+    lines = fake.received(lambda l: l.startswith(("USER ", "JOIN #drop",
+                                                  "PRIVMSG NickServ")))
+    tail = lines[max(i for i, l in enumerate(lines) if l.startswith("USER ")):] \
+        if any(l.startswith("USER ") for l in lines) else []
+    ctx.ok(len(tail) >= 3 and tail[1] == "PRIVMSG NickServ :IDENTIFY alice "
+           + secret and tail[2] == "JOIN #drop",
+           "after the reconnect the NickServ line goes out after USER and "
+           "before the rejoin (SASL not used)",
+           diag="lines %r" % [l.replace(secret, "<secret>") for l in tail])
+    names = user_names(fake)
+    ctx.ok(len(names) >= 2 and names[-1] == names[0] == ident,
+           "the ident name is the same on the new link", diag="%r" % names)
+    m0 = a.mark()
+    a.pump(1)
+    fake.send_all_raw(b":old!u@h PRIVMSG #drop :price \xa4 5\r\n")
+    eur = a.wait(groupchat(room, "old", "price \u20ac 5"), WAIT, m0)
+    ctx.ok(eur is not None, "the user's charset for the server (ISO-8859-15) "
+           "reads 0xA4 as the euro sign", diag="received:\n%s" % a.dump(m0))
+    run_command(a, "irc-server", [("server", SRV_FAKE), ("encoding", "-"),
+                                  ("nickserv", "-")])
+    m0 = a.mark()
+    a.leave(room, my_nick)
+    a.wait(self_presence(room, "unavailable"), WAIT, m0)
+
+
+def check_handover(ctx, fake, carol_password):
+    """Two users persist #keep on the scripted server; the archive
+    writer's link drops: the other one's link keeps the history."""
+    a = ctx.alice
+    room = room_jid("#keep", SRV_FAKE)
+    carol = User(ctx.server.c2s_port, "carol@localhost", carol_password)
+    joined = []
+    try:
+        if not ctx.ok(carol.login(), "carol logs in for #keep",
+                      diag=getattr(carol, "error", None)):
+            return
+        carol.iq(DOMAIN, "<query xmlns='%s'><x xmlns='%s' type='submit'/>"
+                 "</query>" % (NS_REGISTER, NS_DATA), "set")
+        nicks = {}
+        for u, nick in ((a, "alice"), (carol, "carol")):
+            m0 = u.mark()
+            u.join(room, nick)
+            me = u.wait(lambda k, el: presence_error(room)(k, el)
+                        or self_presence(room)(k, el), 15, m0)
+            ok = me is not None and me.get("type") != "error"
+            if ok:
+                joined.append((u, resource(me.get("from"))))
+                nicks[nick] = resource(me.get("from"))
+                ok = u.iq(room, owner_form(persistent="1"), "set").type == "result"
+            if not ctx.ok(ok, "%s joins #keep and makes it persistent (%s "
+                          "first: the archive's writer)" % (nick, "alice"),
+                          diag=xml_str(me)):
+                return
+        m0 = a.mark()
+        rows0 = len(archive_bodies(ctx.cw))
+        fake.drop_nick(nicks["alice"])
+        a.wait(lambda k, el: k == "message" and el.get("from") == room and
+               "lost" in (el.findtext(C + "body") or ""), WAIT, m0)
+        fake.send_all(":old!u@h PRIVMSG #keep :while the writer is away")
+        carol.wait(groupchat(room, "old", "while the writer is away"), WAIT)
+        a.pump(1.5)
+        rows = archive_bodies(ctx.cw)[rows0:]
+        ctx.ok(rows.count("while the writer is away") == 1,
+               "the writer's link drops: a line said meanwhile is archived "
+               "once, through carol's link", diag="new rows %r" % rows)
+        a.wait(lambda k, el: k == "message" and el.get("from") == room and
+               (el.findtext(C + "body") or "").startswith("Reconnected"),
+               20, m0)
+        m1 = a.mark()
+        fake.send_all(":old!u@h PRIVMSG #keep :both hear this")
+        a.wait(groupchat(room, "old", "both hear this"), WAIT, m1)
+        a.pump(1.5)
+        rows = archive_bodies(ctx.cw)[rows0:]
+        ctx.ok(rows.count("both hear this") == 1,
+               "with both links up again a line is archived once",
+               diag="new rows %r" % rows)
+    finally:
+        for u, nick in joined:
+            u.iq(room, owner_form(persistent="0"), "set")
+            m0 = u.mark()
+            u.leave(room, nick)
+            u.wait(self_presence(room, "unavailable"), WAIT, m0)
+        carol.close()
+
+
+def archive_bodies(cw):
+    db = sqlite3.connect(os.path.join(cw.dir, "causeway.db"), timeout=5)
+    try:
+        return [r[0] for r in db.execute("SELECT body FROM archive ORDER BY id")]
+    finally:
+        db.close()
+
+
+def state_has(cw, needle):
+    db = sqlite3.connect(os.path.join(cw.dir, "causeway.db"), timeout=5)
+    try:
+        return any(needle in bytes(r[0]) for r in
+                   db.execute("SELECT value FROM backend_state"))
+    finally:
+        db.close()
+
+
 def check_reconnect(ctx, in_tls_room):
     """alice is in #test (plain) and maybe #tls (pinned); the IRC server
     dies: the rooms say the link is lost, the bot leaves, alice stays.
@@ -1539,8 +1916,11 @@ def run_server(tap, cls):
 
         common = {"throttle_burst": 10, "throttle_rate": 100}
         fake = FakeIrcd()
+        identd_port = cwtest.free_ports(1)[0]
         cw = Causeway(server, tap=tap, name="causeway-%s" % label,
-                      backend="irc", options={"linger": 0},
+                      backend="irc", options={
+                          "linger": 0,
+                          "identd": "127.0.0.1:%d" % identd_port},
                       sections=[
                           ("irc-server %s" % SRV,
                            dict(port=ircd.port, tls="no", **common)),
@@ -1594,6 +1974,8 @@ def run_server(tap, cls):
             tap.skip("%s: SASL" % label, "atheme-services not installed")
         check_history(ctx, carol_password)
         check_kickjoin(ctx, fake)
+        check_fake_more(ctx, fake, identd_port)
+        check_handover(ctx, fake, carol_password)
         check_fake(ctx, fake)
         check_crowd(ctx, fake)
         in_tls = check_tls(ctx)

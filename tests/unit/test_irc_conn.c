@@ -35,6 +35,7 @@
 #include <openssl/x509v3.h>
 
 #include "irc_conn.h"
+#include "irc_identd.h"
 #include "irc_proto.h"
 #include "log.h"
 #include "tap.h"
@@ -62,6 +63,7 @@ struct fake {
 	const char *isupport;
 	/* what happened */
 	int cap_end, user, registered, eof, accepted;
+	int peer_port;                /* the client's port */
 	char nick[64];
 	char auth[2048];              /* the AUTHENTICATE payload */
 	int auth_lines;
@@ -81,6 +83,9 @@ struct client {
 	int ncmds;
 	char last_param[256];
 	void (*on_registered)(struct client *cl);
+	unsigned long written[64], unsent[64];   /* tags, in order */
+	int nwritten, nunsent;
+	int unsent_before_closed;                /* all came before closed() */
 };
 
 static int (*stop_cond)(void);
@@ -286,6 +291,8 @@ fake_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
 		return;
 	}
 	f->accepted++;
+	if (sa->sa_family == AF_INET)
+		f->peer_port = ntohs(((struct sockaddr_in *)(void *)sa)->sin_port);
 	if (f->sctx != NULL) {
 		SSL *ssl = SSL_new(f->sctx);
 		f->bev = bufferevent_openssl_socket_new(base, fd, ssl,
@@ -373,6 +380,24 @@ cl_message(void *arg, const struct irc_msg *m)
 
 /* The owner frees the connection from inside closed(), as it may. */
 static void
+cl_written(void *arg, unsigned long tag)
+{
+	struct client *cl = arg;
+	if (cl->nwritten < 64)
+		cl->written[cl->nwritten++] = tag;
+	check_stop();
+}
+
+static void
+cl_unsent(void *arg, unsigned long tag)
+{
+	struct client *cl = arg;
+	if (cl->nunsent < 64)
+		cl->unsent[cl->nunsent++] = tag;
+	cl->unsent_before_closed = cl->closed_calls == 0;
+}
+
+static void
 cl_closed(void *arg, const char *reason)
 {
 	struct client *cl = arg;
@@ -387,6 +412,8 @@ static const struct irc_conn_callbacks callbacks = {
 	.registered = cl_registered,
 	.message = cl_message,
 	.closed = cl_closed,
+	.written = cl_written,
+	.unsent = cl_unsent,
 };
 
 static int
@@ -999,6 +1026,123 @@ test_flood(void)
 	finish(&cl, f);
 }
 
+/* The NickServ line after 001 when SASL is not used, before anything
+ * queued; the identd knows the link while it is open. */
+static void
+on_registered_join(struct client *cl)
+{
+	const char *p[] = { "#chan", NULL };
+	irc_conn_send(cl->c, "JOIN", p);
+}
+
+static void
+test_nickserv_identd(void)
+{
+	struct fake *f = fake_new(NULL);
+	struct client cl = { 0 };
+	struct irc_conn_config cfg;
+	cfg_init(&cfg, f);
+	cfg.ident = "cw0123abcd";
+	cfg.username = "cw0123abcd";
+	cfg.nickserv = "IDENTIFY acct secret";
+	cl.on_registered = on_registered_join;
+	start(&cl, &cfg);
+	CHECK(run(stop_005, 5) == 0);
+	run(NULL, 0.1);
+	int user = fake_find(f, "USER ");
+	int ns = fake_find(f, "PRIVMSG NickServ");
+	int join = fake_find(f, "JOIN #chan");
+	CHECK(user >= 0 && ns > user && join > ns);
+	if (ns >= 0)
+		CHECK_STR(f->lines[ns], "PRIVMSG NickServ :IDENTIFY acct secret");
+	CHECK(!irc_conn_sasl_done(cl.c));
+	char q[64], a[256], want[128];
+	snprintf(q, sizeof(q), "%d, %d", f->peer_port, f->port);
+	identd_answer(q, a, sizeof(a));
+	snprintf(want, sizeof(want), "%d , %d : USERID : UNIX : cw0123abcd\r\n",
+	    f->peer_port, f->port);
+	CHECK_STR(a, want);
+	int lport = f->peer_port, rport = f->port;
+	finish(&cl, f);
+	/* Closed: the identd forgets it. */
+	snprintf(q, sizeof(q), "%d, %d", lport, rport);
+	identd_answer(q, a, sizeof(a));
+	CHECK(strstr(a, "NO-USER") != NULL);
+}
+
+/* With SASL done, no NickServ line. */
+static void
+test_nickserv_after_sasl(void)
+{
+	struct fake *f = fake_new(NULL);
+	struct client cl = { 0 };
+	struct irc_conn_config cfg;
+	cfg_init(&cfg, f);
+	cfg.sasl_user = "gwuser";
+	cfg.sasl_password = "gwpass123";
+	cfg.nickserv = "IDENTIFY acct secret";
+	start(&cl, &cfg);
+	CHECK(run(stop_005, 5) == 0);
+	run(NULL, 0.1);
+	CHECK(irc_conn_sasl_done(cl.c));
+	CHECK(fake_count(f, "PRIVMSG NickServ") == 0);
+	finish(&cl, f);
+}
+
+/* Tagged lines: written() for those that left, in order and never from
+ * inside irc_conn_send(); unsent() for those still queued when the link
+ * drops, before closed(). */
+static int written_inside_send;
+
+static void
+on_registered_tagged(struct client *cl)
+{
+	char text[16];
+	for (unsigned long i = 1; i <= 8; i++) {
+		snprintf(text, sizeof(text), "%lu", i);
+		const char *p[] = { "#chan", text, NULL };
+		int before = cl->nwritten;
+		irc_conn_send_tagged(cl->c, i, "PRIVMSG", p);
+		if (cl->nwritten != before)
+			written_inside_send = 1;
+	}
+}
+
+static int
+stop_two_written(void)
+{
+	return cur_client->nwritten >= 2 || cur_client->closed_calls > 0;
+}
+
+static void
+test_tagged(void)
+{
+	struct fake *f = fake_new(NULL);
+	struct client cl = { 0 };
+	struct irc_conn_config cfg;
+	cfg_init(&cfg, f);
+	cfg.throttle_burst = 2;
+	cfg.throttle_rate_ms = 1000;
+	cl.on_registered = on_registered_tagged;
+	start(&cl, &cfg);
+	CHECK(run(stop_two_written, 5) == 0);
+	CHECK(!written_inside_send);
+	CHECK(cl.nwritten == 2 && cl.written[0] == 1 && cl.written[1] == 2);
+	/* The server hangs up with 6 lines still waiting. */
+	run(NULL, 0.05);
+	bufferevent_free(f->bev);
+	f->bev = NULL;
+	CHECK(run(stop_closed, 5) == 0);
+	CHECK(cl.closed_calls == 1);
+	CHECK(cl.nwritten == 2);
+	CHECK(cl.nunsent == 6 && cl.unsent_before_closed);
+	int order = cl.nunsent == 6;
+	for (int i = 0; i < cl.nunsent && order; i++)
+		order = cl.unsent[i] == (unsigned long)i + 3;
+	CHECK(order);
+	finish(&cl, f);
+}
+
 /* irc_conn_free from inside message(): nothing may touch it after. */
 static void
 free_in_message(void *arg, const struct irc_msg *m)
@@ -1292,6 +1436,9 @@ main(void)
 	RUN(test_ping_timeout);
 	RUN(test_register_timeout);
 	RUN(test_flood);
+	RUN(test_nickserv_identd);
+	RUN(test_nickserv_after_sasl);
+	RUN(test_tagged);
 	RUN(test_free_in_callback);
 	RUN(test_bad_config);
 	RUN(test_ipv6);
