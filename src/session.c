@@ -75,6 +75,9 @@ struct session {
 	size_t ncontacts;
 	struct event *linger;
 	char *failure;               /* why the last login failed */
+	/* The resource that sent the last message to a contact: where a
+	 * failure the backend reports without a remembered id goes. */
+	char *last_resource;
 	/* Shown as the gateway's presence while online (a backend whose
 	 * connection is being retried), NULL: plain available. */
 	char *gw_show, *gw_status;
@@ -260,6 +263,7 @@ session_destroy(struct session *s)
 	forget_resources(s);
 	form_free(s->fields);
 	free(s->failure);
+	free(s->last_resource);
 	free(s->gw_show);
 	free(s->gw_status);
 	free(s->jid);
@@ -829,6 +833,8 @@ session_contact_known(struct session *s, const char *legacy,
 	free(contact);
 }
 
+static struct resource *resource_find(struct session *s, const char *name);
+
 void
 session_message_failed(struct session *s, const char *legacy,
     const char *id, const char *condition, const char *text)
@@ -837,8 +843,13 @@ session_message_failed(struct session *s, const char *legacy,
 	 * messages to a bare JID (RFC 6121 8.5.2.1.1). */
 	char *sender = NULL;
 	int receipt;
-	if (!sent_take(s, legacy, id, &sender, &receipt))
-		sender = xstrdup(s->jid);
+	if (!sent_take(s, legacy, id, &sender, &receipt)) {
+		/* Else the resource that last sent a message, while it is
+		 * online; the bare JID as a last resort. */
+		const char *r = s->last_resource;
+		sender = r != NULL && resource_find(s, r) != NULL ?
+		    xasprintf("%s/%s", s->jid, r) : xstrdup(s->jid);
+	}
 	char *from = session_contact_jid(s->c, legacy);
 	if (from == NULL) {
 		free(sender);
@@ -1090,6 +1101,10 @@ session_handle_message(struct component *c, const struct stanza *st,
 		free(why);
 	} else {
 		struct backend_error err = { .condition = NULL };
+		if (from->resource != NULL) {
+			free(s->last_resource);
+			s->last_resource = xstrdup(from->resource);
+		}
 		char *subject = stanza_child_text(st, "subject");
 		char *thread = stanza_child_text(st, "thread");
 		struct outgoing_message m = {

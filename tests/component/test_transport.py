@@ -368,6 +368,16 @@ def test_receipts(conn, cw):
               "(servers drop errors to a bare JID), and its receipt is "
               "forgotten", st is not None and conn_text(st))
 
+    conn.send("<message from='alice@localhost/a' to='echo@%s' "
+              "type='chat'><body>/drop</body></message>" % GW)
+    st = conn.next_stanza(3, lambda s: s.tag == q(NS_COMPONENT, "message")
+                          and s.get("type") == "error")
+    tap.check(error_condition(st) is not None
+              and st.get("to") == "alice@localhost/a",
+              "a message without an id lost later: the error goes to the "
+              "resource that last sent a message",
+              st is not None and conn_text(st))
+
     conn.send("<message from='alice@localhost/a' to='echo@%s' id='rc5' "
               "type='chat'><body>/rich mail &amp; more</body>"
               "<thread>t-42</thread><subject>hi</subject></message>" % GW)
