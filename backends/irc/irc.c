@@ -2311,11 +2311,6 @@ irc_init(struct component *c)
 {
 	struct irc_comp *ic = xcalloc(1, sizeof(*ic));
 	c->backend_data = ic;
-	/* Without a store (tests/unit/test_component drives the component
-	 * layer with the core's options only) there are no users: nothing
-	 * to salt, no identd. */
-	if (cw->store == NULL)
-		return 0;
 	salt_load(c, ic);
 	return identd_apply(c, ic);
 }
@@ -2324,7 +2319,7 @@ static void
 irc_reload(struct component *c)
 {
 	struct irc_comp *ic = c->backend_data;
-	if (ic != NULL && cw->store != NULL && identd_apply(c, ic) != 0)
+	if (ic != NULL && identd_apply(c, ic) != 0)
 		log_error("%s: the identd stays %s%s", c->domain,
 		    ic->identd ? "on " : "off", ic->identd ? ic->identd : "");
 }

@@ -38,7 +38,7 @@ causeway_component_closed(struct component *c)
 	event_base_loopexit(cw->base, NULL);
 }
 
-static const char *const backends[] = { "irc", NULL };
+static const char *const backends[] = { "echo", NULL };
 static const struct config_option options[] = {
 	{ .key = "backend", .type = CONFIG_ENUM, .choices = backends },
 	{ .key = "server", .type = CONFIG_STRING, .def = "127.0.0.1" },
@@ -183,7 +183,7 @@ test_queue_while_disconnected(void)
 
 	char path[] = "/tmp/cw-test-component-XXXXXX";
 	int fd = mkstemp(path);
-	dprintf(fd, "[component test.localhost]\nbackend = irc\n"
+	dprintf(fd, "[component test.localhost]\nbackend = echo\n"
 	    "port = %d\nsecret = qsecret\nqueue_max = 3\n",
 	    ntohs(bound.sin_port));
 	close(fd);
