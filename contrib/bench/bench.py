@@ -32,6 +32,10 @@ import traceback
 sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+if __name__ == "__main__":
+    # scale.py and mailsms.py import this module as "bench": one copy, so
+    # that every child is in the one list stop_all() stops.
+    sys.modules.setdefault("bench", sys.modules[__name__])
 from xmppload import (XmppClient, IrcBot, muc_status_codes,  # noqa: E402
                       NS_MUC_USER)
 
@@ -185,8 +189,10 @@ class Env:
         self.args = args
         self.tmp = tmp
         (self.c2s_port, self.comp_port, self.irc_port) = free_ports(3)
-        self.secret = {g: secrets.token_hex(12) for g in GATEWAYS}
+        self.secret = {g: secrets.token_hex(12)
+                       for g in GATEWAYS + ("mail", "sms")}
         self.prosody = self.ircd = None
+        self.mail = self.sms = None         # scenario 6 (mailsms.py)
 
     # -- Prosody --
     def start_prosody(self):
@@ -223,8 +229,15 @@ Component "irc.localhost"
 
 Component "biboumi.localhost"
   component_secret = "{s2}"
+
+Component "mail.localhost"
+  component_secret = "{s3}"
+
+Component "sms.localhost"
+  component_secret = "{s4}"
 """.format(d=d, c2s=self.c2s_port, comp=self.comp_port,
-           s1=self.secret["causeway"], s2=self.secret["biboumi"]))
+           s1=self.secret["causeway"], s2=self.secret["biboumi"],
+           s3=self.secret["mail"], s4=self.secret["sms"]))
         self.prosody_dir, self.prosody_cfg = d, cfg
         self.accounts_dir = os.path.join(d, "data", "localhost", "accounts")
         os.makedirs(self.accounts_dir)
@@ -909,7 +922,34 @@ ROWS = [
     ("4h with history", "Prosody CPU-s / 1000 stanzas", "fanh.prosody_cpu_per_1000", 1, "%.4f"),
     ("4h with history", "archived rows", "fanh.archived_rows", 1, "%.0f"),
     ("-", "gateway peak RSS (MB)", "rss_peak_kb", 1 / 1024, "%.1f"),
+    # scenario 6 (mailsms.py): causeway only, biboumi's column says n/a
+    ("6 email", "mails/s, LMTP to XMPP client", "email.mails_per_s", 1, "%.0f"),
+    ("6 email", "mails/s accepted by LMTP (Dovecot)", "email.lmtp_per_s", 1, "%.0f"),
+    ("6 email", "latency p50 (ms), in mailbox to client", "email.idle_p50_ms", 1, "%.1f"),
+    ("6 email", "latency p99 (ms), in mailbox to client", "email.idle_p99_ms", 1, "%.1f"),
+    ("6 email", "latency p50 (ms), from LMTP start", "email.lmtp_p50_ms", 1, "%.1f"),
+    ("6 email", "latency p99 (ms), from LMTP start", "email.lmtp_p99_ms", 1, "%.1f"),
+    ("6 email", "latency p50 (ms), one mail at a time", "email.single_p50_ms", 1, "%.1f"),
+    ("6 email", "loss (mails)", "email.loss", 1, "%.0f"),
+    ("6 email", "gateway CPU-s / 1000 mails", "email.gw_cpu_per_1000", 1, "%.4f"),
+    ("6 email", "Dovecot CPU-s / 1000 mails", "email.dovecot_cpu_per_1000", 1, "%.4f"),
+    ("6 email", "Prosody CPU-s / 1000 mails", "email.prosody_cpu_per_1000", 1, "%.4f"),
+    ("6 email", "load generator CPU-s / 1000 mails", "email.bench_cpu_per_1000", 1, "%.4f"),
+    ("6 SMS", "texts/s, phone to XMPP client", "sms.mo_per_s", 1, "%.0f"),
+    ("6 SMS", "round trips/s, phone to client to phone", "sms.rt_per_s", 1, "%.0f"),
+    ("6 SMS", "latency p50 (ms), phone to client", "sms.in_p50_ms", 1, "%.1f"),
+    ("6 SMS", "latency p99 (ms), phone to client", "sms.in_p99_ms", 1, "%.1f"),
+    ("6 SMS", "latency p50 (ms), client to phone", "sms.out_p50_ms", 1, "%.1f"),
+    ("6 SMS", "latency p99 (ms), client to phone", "sms.out_p99_ms", 1, "%.1f"),
+    ("6 SMS", "phone to client p50 (ms), one text at a time", "sms.single_in_p50_ms", 1, "%.1f"),
+    ("6 SMS", "round trip p50 (ms), one text at a time", "sms.single_rt_p50_ms", 1, "%.1f"),
+    ("6 SMS", "loss (texts, both ways)", "sms.loss", 1, "%.0f"),
+    ("6 SMS", "gateway CPU-s / 1000 round trips", "sms.gw_cpu_per_1000", 1, "%.4f"),
+    ("6 SMS", "Kannel CPU-s / 1000 round trips", "sms.kannel_cpu_per_1000", 1, "%.4f"),
+    ("6 SMS", "Prosody CPU-s / 1000 round trips", "sms.prosody_cpu_per_1000", 1, "%.4f"),
+    ("6 SMS", "load generator CPU-s / 1000 round trips", "sms.bench_cpu_per_1000", 1, "%.4f"),
 ]
+CAUSEWAY_ONLY = ("email", "sms")
 
 
 def summarize(results):
@@ -918,6 +958,9 @@ def summarize(results):
         row = {"scenario": scen, "figure": label, "key": path}
         for g in GATEWAYS:
             vals, na = [], False
+            if g != "causeway" and path.split(".")[0] in CAUSEWAY_ONLY:
+                row[g] = "n/a"
+                continue
             for r in results:
                 if r["gateway"] != g:
                     continue
@@ -956,11 +999,17 @@ def fmt_cell(v):
 
 def table(summary, args):
     head = ("scenario", "figure", "causeway", "biboumi", "cw/bb")
-    rows = []
+    rows, rows6 = [], []
     for r in summary:
+        six = r["scenario"].startswith("6")
+        if six and not isinstance(r["causeway"], dict):
+            continue                # shown as one "not run" line below
+        if not six and r["causeway"] is None and r["biboumi"] is None:
+            continue                # --email-sms-only
         ratio = "-" if r["ratio"] is None else "%.2f" % r["ratio"]
-        rows.append((r["scenario"], r["figure"], fmt_cell(r["causeway"]),
-                     fmt_cell(r["biboumi"]), ratio))
+        (rows6 if six else rows).append(
+            (r["scenario"], r["figure"], fmt_cell(r["causeway"]),
+             fmt_cell(r["biboumi"]), ratio))
     sc = getattr(args, "scale_result", None)
     if sc and sc.get("rss_per_session_kb") is not None:
         rows.append(("5 scale", "%d sessions: joined, RSS/session (KB)" % sc["sessions"],
@@ -969,7 +1018,13 @@ def table(summary, args):
     else:
         rows.append(("5 scale", "10,000 sessions", "not run" if not sc else
                      "failed: %s" % sc.get("error"), "not run", "-"))
-    rows.append(("6 email/SMS", "LMTP / Kannel rows", "not run", "not run", "-"))
+    rows += rows6
+    for key, label in (("email", "6 email"), ("sms", "6 SMS")):
+        if not any(r["scenario"] == label and isinstance(r["causeway"], dict)
+                   for r in summary):
+            why = getattr(args, "row6_skipped", {}).get(key, "not run")
+            rows.append((label, "LMTP to XMPP" if key == "email" else
+                         "Kannel to XMPP and back", why, "n/a", "-"))
     w = [max(len(str(x[i])) for x in rows + [head]) for i in range(5)]
     lines = ["| " + " | ".join(str(h).ljust(w[i]) for i, h in enumerate(head)) + " |",
              "|" + "|".join("-" * (w[i] + 2) for i in range(5)) + "|"]
@@ -1006,51 +1061,211 @@ def machine():
     return {"nproc": os.cpu_count(), "mem_mb": mem, "cpu": model,
             "kernel": platform.release(), "python": platform.python_version(),
             "prosody": ver("prosody"), "inspircd": ver("inspircd"),
-            "biboumi": ver("biboumi")}
+            "biboumi": ver("biboumi"), "dovecot": ver("dovecot-core"),
+            "postfix": ver("postfix"), "kannel": ver("kannel")}
 
 
-def plot(results, outdir):
-    """Latency CDFs (scenarios 3 and 4) and CPU per 1000 with gnuplot, if
-    installed.  Returns the PNG path or a note."""
+PLOT_NOTE = ("gnuplot not installed: no plots (apt-get install gnuplot-nox, "
+             "then run again)")
+
+
+def _cdf_file(outdir, name, lat):
+    lat = sorted(lat)
+    fn = os.path.join(outdir, "lat-%s.dat" % name)
+    with open(fn, "w") as f:
+        step = max(1, len(lat) // 2000)
+        for i in range(0, len(lat), step):
+            f.write("%.3f %.5f\n" % (max(lat[i], 0.001), (i + 1) / len(lat)))
+        f.write("%.3f 1.0\n" % max(lat[-1], 0.001))
+    return fn
+
+
+def plot(results, summary, outdir):
+    """With gnuplot: bench-latency.png (latency CDFs of scenarios 3, 4
+    and 6) and bench-cpu.png (gateway and Prosody CPU-s per 1000, medians
+    of the runs) in outdir.  Returns (list of PNGs, note)."""
     if not shutil.which("gnuplot"):
-        return None, "gnuplot not installed: no plot (apt-get install gnuplot-nox)"
-    files = []
-    for g in GATEWAYS:
-        for key, path in (("x2i", "x2i_latencies_ms"), ("fan", "fan.latencies_ms")):
-            lat = []
-            for r in results:
-                if r["gateway"] == g:
-                    v = getv(r, path)
-                    if isinstance(v, list):
-                        lat.extend(v)
-            if not lat:
-                continue
-            lat.sort()
-            fn = os.path.join(outdir, "lat-%s-%s.dat" % (key, g))
-            with open(fn, "w") as f:
-                step = max(1, len(lat) // 2000)
-                for i in range(0, len(lat), step):
-                    f.write("%.3f %.5f\n" % (lat[i], (i + 1) / len(lat)))
-            files.append((key, g, fn))
-    if not files:
-        return None, "no latency data to plot"
-    png = os.path.join(outdir, "bench.png")
-    script = os.path.join(outdir, "bench.gp")
-    with open(script, "w") as f:
-        f.write("set terminal png size 1000,500\nset output '%s'\n" % png)
-        f.write("set logscale x\nset xlabel 'latency (ms)'\nset ylabel 'fraction'\n"
-                "set key bottom right\nset grid\n")
-        f.write("plot " + ", ".join("'%s' using 1:2 with lines title '%s %s'"
-                                   % (fn, g, "XMPP->IRC" if k == "x2i" else "IRC->XMPP")
-                                   for k, g, fn in files) + "\n")
-    r = subprocess.run(["gnuplot", script], stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, timeout=60)
-    if r.returncode != 0:
-        return None, "gnuplot failed: %s" % r.stdout.decode(errors="replace")[:300]
-    return png, None
+        return [], PLOT_NOTE
+
+    def lat_of(g, path):
+        out = []
+        for r in results:
+            if r["gateway"] == g:
+                v = getv(r, path)
+                if isinstance(v, list):
+                    out.extend(v)
+        return out
+    panels = []
+    for title, series in (
+            ("XMPP->IRC (scenario 3)",
+             [(g, "x2i_latencies_ms", g) for g in GATEWAYS]),
+            ("IRC->XMPP fan-out (scenario 4)",
+             [(g, "fan.latencies_ms", g) for g in GATEWAYS] +
+             [(g, "fanh.latencies_ms", g + ", history") for g in GATEWAYS]),
+            ("email and SMS, causeway (scenario 6)",
+             [("causeway", "email.latencies_ms", "mail: in mailbox to client"),
+              ("causeway", "sms.latencies_in_ms", "SMS: phone to client"),
+              ("causeway", "sms.latencies_out_ms", "SMS: client to phone")])):
+        lines = []
+        for g, path, label in series:
+            lat = lat_of(g, path)
+            if lat:
+                name = "%s-%s" % (g, path.replace(".", "-").replace("_ms", ""))
+                lines.append((_cdf_file(outdir, name, lat), label, g))
+        if lines:
+            panels.append((title, lines))
+    pngs = []
+    color = {"causeway": "#1b7837", "biboumi": "#b2182b"}
+    if panels:
+        png = os.path.join(outdir, "bench-latency.png")
+        gp = ["set terminal pngcairo size %d,460 font 'sans,9'" % (480 * len(panels) + 40),
+              "set output '%s'" % png,
+              "set multiplot layout 1,%d title 'latency distributions (CDF, all runs)'"
+              % len(panels),
+              "set logscale x", "set xlabel 'latency (ms, log scale)'",
+              "set ylabel 'fraction of messages'", "set yrange [0:1]",
+              "set key top left", "set grid"]
+        for title, lines in panels:
+            gp.append("set title '%s'" % title)
+            items = []
+            for i, (fn, label, g) in enumerate(lines):
+                style = "lw 2 dt %d" % (2 if "history" in label else 1)
+                if len(set(x[2] for x in lines)) > 1:
+                    style += " lc rgb '%s'" % color.get(g, "#000000")
+                items.append("'%s' using 1:2 with lines %s title '%s'"
+                             % (fn, style, label))
+            gp.append("plot " + ", ".join(items))
+        gp.append("unset multiplot")
+        pngs.append((png, gp))
+
+    def med(path, g="causeway"):
+        for r in summary:
+            if r["key"] == path and isinstance(r.get(g), dict):
+                return r[g]["median"]
+        return None
+    groups = [("XMPP->IRC\\n/1000 msgs", "x2i_gw_cpu_per_1000", "x2i_prosody_cpu_per_1000"),
+              ("IRC->XMPP fan-out\\n/1000 stanzas", "fan.gw_cpu_per_1000",
+               "fan.prosody_cpu_per_1000"),
+              ("fan-out, history\\n/1000 stanzas", "fanh.gw_cpu_per_1000",
+               "fanh.prosody_cpu_per_1000"),
+              ("email\\n/1000 mails", "email.gw_cpu_per_1000",
+               "email.prosody_cpu_per_1000"),
+              ("SMS\\n/1000 round trips", "sms.gw_cpu_per_1000",
+               "sms.prosody_cpu_per_1000")]
+    rows = []
+    for label, gwk, pk in groups:
+        v = (med(gwk), med(gwk, "biboumi"), med(pk))
+        if any(x is not None for x in v):
+            rows.append((label, v))
+    if rows:
+        dat = os.path.join(outdir, "cpu.dat")
+        with open(dat, "w") as f:
+            for label, v in rows:
+                f.write('"%s" %s\n' % (label, " ".join(
+                    "NaN" if x is None else "%.5f" % max(x, 0.0001) for x in v)))
+        png = os.path.join(outdir, "bench-cpu.png")
+        lab = "($2==$2 ? sprintf('%.4f', $2) : '')"
+        gp = ["set terminal pngcairo size 1000,460 font 'sans,9'",
+              "set output '%s'" % png,
+              "set title 'CPU seconds per 1000 messages (median of the runs; "
+              "log scale; a bar at 0.0001 is below one clock tick)'",
+              "set style data histograms", "set style histogram clustered gap 1",
+              "set style fill solid 0.8 border -1", "set boxwidth 0.9",
+              "set logscale y", "set yrange [0.0001:20]", "set grid ytics",
+              "set ylabel 'CPU-s per 1000'", "set bmargin 5",
+              "set key outside top center horizontal",
+              "set datafile missing 'NaN'",
+              "plot '%s' using 2:xtic(1) lc rgb '#1b7837' title 'causeway', "
+              "'' using 3 lc rgb '#b2182b' title 'biboumi', "
+              "'' using 4 lc rgb '#6a6a6a' title 'Prosody (causeway runs)', "
+              "'' using ($0-0.25):2:%s with labels offset 0,0.6 notitle, "
+              "'' using ($0):3:%s with labels offset 0,0.6 notitle, "
+              "'' using ($0+0.25):4:%s with labels offset 0,0.6 notitle"
+              % (dat, lab, lab.replace("$2", "$3"), lab.replace("$2", "$4"))]
+        pngs.append((png, gp))
+    out, notes = [], []
+    for png, gp in pngs:
+        script = png[:-4] + ".gp"
+        with open(script, "w") as f:
+            f.write("\n".join(gp) + "\n")
+        r = subprocess.run(["gnuplot", script], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=60)
+        if r.returncode != 0 or not os.path.exists(png):
+            notes.append("gnuplot failed on %s: %s" % (
+                script, r.stdout.decode(errors="replace")[:300]))
+        else:
+            out.append(png)
+    if not out and not notes:
+        notes.append("no data to plot")
+    return out, "; ".join(notes) or None
+
+
+def copy_to_docs(pngs):
+    """--docs: the PNGs to docs/bench/ of the tree this bench is in."""
+    d = os.path.normpath(os.path.join(HERE, "..", "..", "docs", "bench"))
+    os.makedirs(d, exist_ok=True)
+    for p in pngs:
+        shutil.copy(p, os.path.join(d, os.path.basename(p)))
+    return d
 
 
 # --------------------------------------------------------------------------
+
+
+def setup_row6(args, env):
+    """Dovecot + Postfix and Kannel for scenario 6, once for all runs.
+    A row whose packages are missing or whose servers would not start is
+    skipped with the reason (args.row6_skipped), the rest goes on."""
+    import mailsms
+    args.row6_skipped = {}
+    for key, on in (("email", args.email), ("sms", args.sms)):
+        if not on:
+            args.row6_skipped[key] = "not run (--no-%s)" % key
+            continue
+        if "causeway" not in args.gateways:
+            args.row6_skipped[key] = "not run (causeway not in --gateways)"
+            continue
+        miss = mailsms.missing_for(key)
+        if miss:
+            args.row6_skipped[key] = "not run: missing Debian packages: %s" % miss
+            log("scenario 6 %s: %s" % (key, args.row6_skipped[key]))
+            continue
+        try:
+            t0 = time.monotonic()
+            if key == "email":
+                env.mail = mailsms.MailSystem(args.mail_users)
+                log("Dovecot (LMTP %d, IMAPS %d) and Postfix up, %d mailboxes "
+                    "(%.1f s)" % (env.mail.env.lmtp, env.mail.env.imaps,
+                                  args.mail_users, time.monotonic() - t0))
+            else:
+                env.sms = mailsms.SmsSystem()
+                log("Kannel up: bearerbox, smsbox (sendsms %d), fakesmsc "
+                    "(%.1f s)" % (env.sms.k.sendsms_port, time.monotonic() - t0))
+        except Exception as e:
+            args.row6_skipped[key] = "not run: %s: %s" % (type(e).__name__, e)
+            log("scenario 6 %s: %s" % (key, args.row6_skipped[key]))
+
+
+async def run_row6(args, env, users, results, run):
+    import mailsms
+    if env.mail is None and env.sms is None:
+        return
+    cw = next((r for r in results if r["gateway"] == "causeway"
+               and r["run"] == run), None)
+    if cw is None:
+        cw = {"gateway": "causeway", "run": run}
+        results.append(cw)
+    for key, fn, system in (("email", mailsms.email_run, env.mail),
+                            ("sms", mailsms.sms_run, env.sms)):
+        if system is None:
+            continue
+        log("run %d/%d: causeway, %s row ..." % (run, args.runs, key))
+        t0 = time.monotonic()
+        cw[key] = await fn(env, users, run, args)
+        log("run %d/%d: %s row done in %.0f s%s" % (
+            run, args.runs, key, time.monotonic() - t0,
+            (" -- ERROR: " + cw[key]["error"]) if "error" in cw[key] else ""))
+        await asyncio.sleep(1)
 
 
 async def bench(args, env):
@@ -1079,7 +1294,7 @@ async def bench(args, env):
     for run in range(1, args.runs + 1):
         order = list(GATEWAYS) if run % 2 else list(reversed(GATEWAYS))
         for g in order:
-            if g not in args.gateways:
+            if g not in args.gateways or args.email_sms_only:
                 continue
             tag = "%s%d" % ("cw" if g == "causeway" else "bb", run)
             log("run %d/%d: %s ..." % (run, args.runs, g))
@@ -1094,6 +1309,7 @@ async def bench(args, env):
                 run, args.runs, g, time.monotonic() - t0,
                 (" -- ERROR: " + r["error"]) if "error" in r else ""))
             await asyncio.sleep(1)
+        await run_row6(args, env, users, results, run)
     for u in users:
         await u.c.close()
     await env.probe.close()
@@ -1124,11 +1340,40 @@ def main():
                     help="users per channel in scenario 5 (default 10)")
     ap.add_argument("--scale-batch", type=int, default=500, metavar="B",
                     help="joins sent at once in scenario 5 (default 500)")
+    g6 = ap.add_argument_group("scenario 6: email and SMS rows (causeway only)")
+    g6.add_argument("--no-email", dest="email", action="store_false",
+                    help="skip the email row")
+    g6.add_argument("--no-sms", dest="sms", action="store_false",
+                    help="skip the SMS row")
+    g6.add_argument("--email-sms-only", action="store_true",
+                    help="run scenario 6 only (no InspIRCd, no biboumi)")
+    g6.add_argument("--mail-users", type=int, default=20, metavar="U",
+                    help="mailboxes, one per XMPP user, each in IMAP IDLE (default 20)")
+    g6.add_argument("--mails", type=int, metavar="M",
+                    help="mails delivered by LMTP per run (default 1000, 300 with --quick)")
+    g6.add_argument("--lmtp-conns", type=int, default=4, metavar="C",
+                    help="parallel LMTP connections (default 4)")
+    g6.add_argument("--mail-bytes", type=int, default=1024, metavar="B",
+                    help="size of each mail (default 1024)")
+    g6.add_argument("--sms-users", type=int, default=20, metavar="S",
+                    help="XMPP users with a phone number each (default 20, at most 150)")
+    g6.add_argument("--texts", type=int, metavar="T",
+                    help="texts from the phones per run (default 500, 200 with --quick)")
+    ap.add_argument("--docs", action="store_true",
+                    help="also copy the PNGs to docs/bench/ of this tree")
     args = ap.parse_args()
+    if args.mails is None:
+        args.mails = 300 if args.quick else 1000
+    if args.texts is None:
+        args.texts = 200 if args.quick else 500
+    args.sms_users = max(1, min(args.sms_users, 150))   # numbers: one config line
+    args.mail_users = max(1, args.mail_users)
     if args.scale_only and args.scale <= 0:
         args.scale = 10000
     if args.users is None:
         args.users = 50 if args.quick else 200
+        if args.email_sms_only:
+            args.users = max(args.mail_users, args.sms_users)
     if args.runs is None:
         args.runs = 1 if args.quick else 3
     args.gateways = [g.strip() for g in args.gateways.split(",") if g.strip()]
@@ -1148,13 +1393,15 @@ def main():
     rc = 0
     results = []
     try:
-        env.start_ircd()
+        if not args.email_sms_only:
+            env.start_ircd()
         if not args.scale_only:
             env.start_prosody()
-            if "biboumi" in args.gateways:
+            if "biboumi" in args.gateways and not args.email_sms_only:
                 Biboumi.make_schema(tmp)
-            log("InspIRCd on %d, Prosody c2s %d / components %d"
-                % (env.irc_port, env.c2s_port, env.comp_port))
+            log("InspIRCd on %s, Prosody c2s %d / components %d"
+                % (env.irc_port if env.ircd else "-", env.c2s_port, env.comp_port))
+            setup_row6(args, env)
             results = asyncio.run(bench(args, env))
         if args.scale > 0 and "causeway" in args.gateways:
             import scale
@@ -1169,6 +1416,12 @@ def main():
             traceback.print_exc()
         rc = 1
     finally:
+        for system in (env.mail, env.sms):
+            if system is not None:
+                try:
+                    system.stop()
+                except Exception as e:
+                    log("stopping %s: %s" % (type(system).__name__, e))
         pstat = {}
         for label, p in (("inspircd", env.ircd), ("prosody", env.prosody)):
             if p is not None:
@@ -1194,14 +1447,21 @@ def main():
         print("JSON: %s" % args.out)
     if results:
         summary = summarize(results)
-        png, note = plot(results, os.path.dirname(os.path.abspath(args.out)))
+        pngs, note = plot(results, summary,
+                          os.path.dirname(os.path.abspath(args.out)))
+        docs = copy_to_docs(pngs) if args.docs and pngs else None
         m = machine()
         out = {"params": {"users": args.users, "messages": args.messages,
                           "fanout": args.fanout, "runs": args.runs,
-                          "quick": args.quick, "history": args.history},
+                          "quick": args.quick, "history": args.history,
+                          "email": args.email, "mail_users": args.mail_users,
+                          "mails": args.mails, "lmtp_conns": args.lmtp_conns,
+                          "mail_bytes": args.mail_bytes, "sms": args.sms,
+                          "sms_users": args.sms_users, "texts": args.texts,
+                          "row6_skipped": getattr(args, "row6_skipped", {})},
                "machine": m, "accounts": getattr(env, "accounts", None),
                "summary": [{k: v for k, v in r.items()} for r in summary],
-               "runs": results, "plot": png, "plot_note": note,
+               "runs": results, "plots": pngs, "plot_note": note,
                "scale": sc,
                "date": time.strftime("%Y-%m-%d %H:%M:%S %z")}
         with open(args.out, "w") as f:
@@ -1227,15 +1487,37 @@ def main():
                           % (r["run"], r["persist_ok"], args.users,
                              r.get("persist_errors", "")))
         for r in results:
-            if "error" in r or r.get("log_problems"):
-                print("%s run %d: %s" % (r["gateway"], r["run"],
-                                         r.get("error", "finished")))
-                for l in r.get("log_problems", [])[-8:]:
-                    print("    log: " + l)
-                for l in r.get("log_tail", [])[-10:] if "error" in r else []:
-                    print("    tail: " + l)
+            rows = [(r["gateway"], r)] + [
+                ("causeway %s row" % k, r[k]) for k in ("email", "sms")
+                if isinstance(r.get(k), dict)]
+            for label, x in rows:
+                if "error" in x or x.get("log_problems"):
+                    print("%s run %d: %s" % (label, r["run"],
+                                             x.get("error", "finished")))
+                    for l in x.get("log_problems", [])[-8:]:
+                        print("    log: " + l)
+                    for l in x.get("log_tail", [])[-10:] if "error" in x else []:
+                        print("    tail: " + l)
+            for k in ("email", "sms"):
+                x = r.get(k)
+                if not isinstance(x, dict):
+                    continue
+                notes = []
+                for f in ("register_errors", "lmtp_errors", "not_accepted",
+                          "dups", "dups_in", "dups_out", "misrouted"):
+                    if x.get(f):
+                        notes.append("%s %s" % (f, x[f]))
+                if k == "email" and x.get("inbox_open") not in (None, x["users"]):
+                    notes.append("INBOX open for %s of %s" % (x["inbox_open"], x["users"]))
+                if notes:
+                    print("causeway %s row, run %d: %s" % (k, r["run"], "; ".join(notes)))
         print("JSON: %s" % args.out)
-        print("plot: %s" % (png or note))
+        for p in pngs:
+            print("plot: %s" % p)
+        if note:
+            print("plot: %s" % note)
+        if docs:
+            print("plots copied to %s" % docs)
     if args.keep:
         log("kept %s" % tmp)
     else:

@@ -6,7 +6,8 @@
 #
 # Installs nothing.  Needs (Debian packages): prosody, inspircd, biboumi,
 # python3 (standard library only), util-linux (prlimit); gnuplot is
-# optional (plot).  The causeway binary is build/causeway, or
+# optional (plots: apt-get install gnuplot-nox), and so are dovecot-imapd,
+# dovecot-lmtpd, postfix (email row) and kannel, kannel-extras (SMS row).  The causeway binary is build/causeway, or
 # --causeway PATH / $CAUSEWAY_BIN.  Everything runs on 127.0.0.1 in a temp
 # dir; every process started is stopped by PID, also on Ctrl-C.
 # Exit status: 0 when it ran (whatever the figures), 1 when it could not.
