@@ -142,6 +142,8 @@ fuzz() {
 	fi
 	if [ -d tests/fuzz/corpus_sms ]; then
 		fuzz_one sms_text tests/fuzz/corpus_sms || rc=1
+		fuzz_one smstools tests/fuzz/corpus_smstools || rc=1
+		fuzz_one sms_query tests/fuzz/corpus_sms_query || rc=1
 	fi
 	return $rc
 }

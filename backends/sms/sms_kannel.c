@@ -15,10 +15,10 @@
  *
  * In: only GET /kannel/{token}/mo and /kannel/{token}/dlr.  The token is
  * compared in constant time; a wrong or missing one is answered 403 and
- * changes nothing.  Queries are decoded strictly (a bad %-escape is a
- * 400), sizes are bounded (request line and headers, body, text), and an
- * MO is answered 200 only once the backend has it (sms_received() 0):
- * until then Kannel keeps it.
+ * changes nothing.  Queries are decoded strictly by sms_query.c (a bad
+ * %-escape is a 400), sizes are bounded (request line and headers, body,
+ * text), and an MO is answered 200 only once the backend has it
+ * (sms_received() 0): until then Kannel keeps it.
  */
 #include "autoconf.h"
 
@@ -41,6 +41,7 @@
 #include "config.h"
 #include "log.h"
 #include "sms_driver.h"
+#include "sms_query.h"
 #include "sms_text.h"
 #include "xmalloc.h"
 
@@ -53,7 +54,6 @@
 #define TEXT_MAX (16 * 1024)    /* an MO's text, in bytes, as sent */
 #define FIELD_MAX 64            /* from, to, ref, status, coding... */
 #define ANSWER_MAX 160          /* of Kannel's answer, for the user */
-#define PARAMS_MAX 32
 #define TOKEN_MIN 16
 
 struct job {
@@ -316,112 +316,11 @@ loggable(const char *s, char buf[48])
 	return buf;
 }
 
-struct param {
-	const char *key;
-	size_t klen;
-	char *val;                  /* decoded, NUL-terminated */
-	size_t len;                 /* decoded length (may hold NULs) */
-};
-
-static int
-hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
-/* Strict application/x-www-form-urlencoded: '+' is a space, '%' needs
- * two hex digits.  -1 on a bad escape. */
-static int
-decode(const char *s, size_t n, char **out, size_t *outlen)
-{
-	char *o = xmalloc(n + 1);
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '%') {
-			int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) :
-			    -1;
-			int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) :
-			    -1;
-			if (hi < 0 || lo < 0) {
-				free(o);
-				return -1;
-			}
-			o[k++] = (char)(hi << 4 | lo);
-			i += 2;
-		} else
-			o[k++] = s[i] == '+' ? ' ' : s[i];
-	}
-	o[k] = '\0';
-	*out = o;
-	*outlen = k;
-	return 0;
-}
-
-static void
-params_free(struct param *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(p[i].val);
-}
-
-/* Splits and decodes the query; -1 with *why on bad input. */
-static int
-parse_query(const char *q, struct param *p, size_t *np, const char **why)
-{
-	size_t n = 0;
-	while (q != NULL && *q != '\0') {
-		const char *amp = strchr(q, '&');
-		size_t len = amp ? (size_t)(amp - q) : strlen(q);
-		if (len > 0) {
-			const char *eq = memchr(q, '=', len);
-			if (n == PARAMS_MAX) {
-				*why = "too many parameters";
-				goto fail;
-			}
-			p[n].key = q;
-			p[n].klen = eq ? (size_t)(eq - q) : len;
-			const char *v = eq ? eq + 1 : q + len;
-			if (decode(v, (size_t)(q + len - v), &p[n].val,
-			    &p[n].len) != 0) {
-				*why = "bad percent-encoding";
-				goto fail;
-			}
-			n++;
-		}
-		q = amp ? amp + 1 : NULL;
-	}
-	*np = n;
-	return 0;
-fail:
-	params_free(p, n);
-	return -1;
-}
-
-static const struct param *
-param(const struct param *p, size_t n, const char *key)
-{
-	size_t kl = strlen(key);
-	for (size_t i = 0; i < n; i++)
-		if (p[i].klen == kl && memcmp(p[i].key, key, kl) == 0)
-			return &p[i];
-	return NULL;
-}
-
 /* A short field (number, ref, status): present, no NUL, not too long. */
 static const char *
-field(const struct param *p, size_t n, const char *key)
+field(const struct sms_query_param *p, size_t n, const char *key)
 {
-	const struct param *f = param(p, n, key);
-	if (f == NULL || f->len == 0 || f->len > FIELD_MAX ||
-	    memchr(f->val, '\0', f->len) != NULL)
-		return NULL;
-	return f->val;
+	return sms_query_field(p, n, key, FIELD_MAX);
 }
 
 static void
@@ -442,36 +341,16 @@ bad(struct evhttp_request *req, const char *why)
 	reply(req, 400, "Bad Request", why);
 }
 
-/* Kannel's %t ("2026-11-21 10:15:50", UTC) or seconds; 0 when absent or
- * not understood. */
-static time_t
-parse_ts(const char *s)
-{
-	if (s == NULL)
-		return 0;
-	struct tm tm;
-	memset(&tm, 0, sizeof(tm));
-	const char *end = strptime(s, "%Y-%m-%d %H:%M:%S", &tm);
-	if (end != NULL && *end == '\0') {
-		time_t t = timegm(&tm);
-		return t > 0 ? t : 0;
-	}
-	char *e;
-	long long v = strtoll(s, &e, 10);
-	if (*s != '\0' && *e == '\0' && v > 0 && v < 4102444800LL)
-		return (time_t)v;
-	return 0;
-}
-
 static void
-on_mo(struct sms_driver *d, struct evhttp_request *req, const struct param *p,
-    size_t n)
+on_mo(struct sms_driver *d, struct evhttp_request *req,
+    const struct sms_query_param *p, size_t n)
 {
 	const char *from = field(p, n, "from");
 	const char *to = field(p, n, "to");
-	const struct param *text = param(p, n, "text");
+	const struct sms_query_param *text = sms_query_param(p, n, "text");
 	const char *coding = field(p, n, "coding");
-	const struct param *charset = param(p, n, "charset");
+	const struct sms_query_param *charset = sms_query_param(p, n,
+	    "charset");
 	if (from == NULL || to == NULL || text == NULL) {
 		bad(req, "from, to and text are required (and short)");
 		return;
@@ -509,7 +388,7 @@ on_mo(struct sms_driver *d, struct evhttp_request *req, const struct param *p,
 		}
 	}
 	char *body = sms_decode(cs, text->val, text->len);
-	time_t stamp = parse_ts(field(p, n, "ts"));
+	time_t stamp = sms_query_time(field(p, n, "ts"));
 	int r = sms_received(d->c, from, to, body, stamp);
 	free(body);
 	if (r == 0)
@@ -522,11 +401,12 @@ on_mo(struct sms_driver *d, struct evhttp_request *req, const struct param *p,
 
 static void
 on_dlr(struct sms_driver *d, struct evhttp_request *req,
-    const struct param *p, size_t n)
+    const struct sms_query_param *p, size_t n)
 {
 	const char *ref = field(p, n, "ref");
 	const char *status = field(p, n, "status");
-	const struct param *answer = param(p, n, "answer");
+	const struct sms_query_param *answer = sms_query_param(p, n,
+	    "answer");
 	if (ref == NULL || status == NULL) {
 		bad(req, "ref and status are required");
 		return;
@@ -609,10 +489,11 @@ on_request(struct evhttp_request *req, void *arg)
 		reply(req, 404, "Not Found", "only mo and dlr");
 		return;
 	}
-	struct param p[PARAMS_MAX] = { { .key = NULL } };
+	struct sms_query_param p[SMS_QUERY_PARAMS_MAX];
 	size_t n = 0;
 	const char *why = NULL;
-	if (parse_query(qm ? qm + 1 : NULL, p, &n, &why) != 0) {
+	if (sms_query_parse(qm ? qm + 1 : NULL, p, SMS_QUERY_PARAMS_MAX, &n,
+	    &why) != 0) {
 		bad(req, why);
 		return;
 	}
@@ -620,7 +501,7 @@ on_request(struct evhttp_request *req, void *arg)
 		on_mo(d, req, p, n);
 	else
 		on_dlr(d, req, p, n);
-	params_free(p, n);
+	sms_query_clear(p, n);
 }
 
 /* ---- lifecycle ---- */

@@ -238,25 +238,41 @@ smstools_message_ids(const char *value, int *ids, size_t max)
 int
 smstools_time_parse(const char *s, time_t *out)
 {
+	static const char shape[] = "99-99-99 99:99:99";
 	struct tm tm;
-	int y, mo, d, h, mi, se, used = 0;
+	int v[6];
+	size_t i;
 	time_t t;
 
-	if (sscanf(s, "%2d-%2d-%2d %2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &se,
-	    &used) != 6 || s[used] != '\0')
+	/* Exactly the shape, digit for digit: no sign, no blank, no
+	 * short field (the first byte that differs, s's NUL included,
+	 * stops the loop, so nothing past s is read). */
+	for (i = 0; shape[i] != '\0'; i++)
+		if (shape[i] == '9' ? !(s[i] >= '0' && s[i] <= '9') :
+		    s[i] != shape[i])
+			return -1;
+	if (s[i] != '\0')
 		return -1;
-	if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 ||
-	    h > 23 || mi < 0 || mi > 59 || se < 0 || se > 60)
+	for (i = 0; i < 6; i++)
+		v[i] = (s[3 * i] - '0') * 10 + (s[3 * i + 1] - '0');
+	if (v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31 || v[3] > 23 ||
+	    v[4] > 59 || v[5] > 59)
 		return -1;
 	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = 100 + y;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = se;
+	tm.tm_year = 100 + v[0];
+	tm.tm_mon = v[1] - 1;
+	tm.tm_mday = v[2];
+	tm.tm_hour = v[3];
+	tm.tm_min = v[4];
+	tm.tm_sec = v[5];
 	tm.tm_isdst = -1;
 	if ((t = mktime(&tm)) == (time_t)-1)
+		return -1;
+	/* mktime moves a day that the month lacks (02-30) or a local
+	 * time that the clock skipped: such a date is not smsd's */
+	if (tm.tm_year != 100 + v[0] || tm.tm_mon != v[1] - 1 ||
+	    tm.tm_mday != v[2] || tm.tm_hour != v[3] || tm.tm_min != v[4] ||
+	    tm.tm_sec != v[5])
 		return -1;
 	*out = t;
 	return 0;

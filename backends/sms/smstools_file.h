@@ -57,7 +57,9 @@ struct smstools_report {
 	                         * message received by the SME"), cleaned */
 };
 /* 1 when the body is a status report ("SMS STATUS REPORT" first) and
- * *r is filled, 0 when it is not one. */
+ * *r is filled, 0 when it is not one (*r then empty).  The last
+ * "Message_id:" and "Status:" lines count, each read as its first 255
+ * bytes up to a NUL; an id or status of more than 9 digits is -1. */
 int smstools_report_parse(const char *body, size_t len,
     struct smstools_report *r);
 
@@ -77,13 +79,18 @@ enum smstools_status smstools_status_kind(int status);
  */
 int smstools_message_ids(const char *value, int *ids, size_t max);
 
-/* smsd's default date_format, "yy-mm-dd hh:mm:ss" in local time, to a
- * time_t; 0 and *out, or -1. */
+/* smsd's default date_format, "yy-mm-dd hh:mm:ss" (20yy) in local
+ * time, to a time_t; 0 and *out, or -1 (*out untouched).  Exactly that
+ * shape, two digits each, and only a time that exists on the local
+ * clock (no 02-30, no second 60, none in a DST gap). */
 int smstools_time_parse(const char *s, time_t *out);
 
 /* ISO-8859-15 (what smsd writes for "Alphabet: ISO" without
- * incoming_utf8) to UTF-8; caller frees; never NULL.  The result still
- * needs sms_decode() for XML (control characters, NUL). */
+ * incoming_utf8) to UTF-8; caller frees; never NULL.  Every byte is one
+ * character: 1 byte of UTF-8 below 0x80, 3 for 0xA4 (U+20AC), 2 for
+ * every other byte (U+0080..U+00FF and the seven other letters where
+ * ISO-8859-15 differs from Latin-1), so *outlen <= 3 * len.  The result still needs sms_decode()
+ * for XML (control characters, NUL). */
 char *smstools_latin9_to_utf8(const char *in, size_t len, size_t *outlen);
 
 /*

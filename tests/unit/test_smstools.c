@@ -152,6 +152,12 @@ test_time(void)
 	CHECK(smstools_time_parse("26-11-21 10:16", &t) == -1);
 	CHECK(smstools_time_parse("26-11-21 10:16:39 x", &t) == -1);
 	CHECK(smstools_time_parse("yesterday", &t) == -1);
+	/* Dates mktime() would quietly move, and shapes sscanf() would
+	 * take: a day February lacks, second 60, signs and blanks. */
+	CHECK(smstools_time_parse("26-02-30 10:00:00", &t) == -1);
+	CHECK(smstools_time_parse("26-11-21 10:16:60", &t) == -1);
+	CHECK(smstools_time_parse("+6-11-21 10:16:39", &t) == -1);
+	CHECK(smstools_time_parse(" 6-11-21 10:16:39", &t) == -1);
 }
 
 static void
