@@ -1089,6 +1089,7 @@ class Client:
         xmpp.add_event_handler("connection_failed",
                                lambda e: finish(False, "connection failed: %s" % (e,)))
         self.xmpp = xmpp
+        self.prepare(xmpp)
         xmpp.connect(address=(LOOPBACK, self.port), force_starttls=False,
                      disable_starttls=True)
         try:
@@ -1098,6 +1099,24 @@ class Client:
         if not ok:
             self.close()
         return ok
+
+    def prepare(self, xmpp):
+        """Called with each new stream before it connects: subclasses
+        set options and register handlers here."""
+
+    def record(self, xmpp, paths, store):
+        """Hands a copy of every stanza matching one of paths (kind ->
+        XPath) to store(kind, element), in order of arrival."""
+        from slixmpp.xmlstream.handler import Callback
+        from slixmpp.xmlstream.matcher import MatchXPath
+        from xml.etree import ElementTree as ET
+
+        def handler(kind):
+            # A copy: slixmpp may change the element afterwards.
+            return lambda st: store(kind, ET.fromstring(ET.tostring(st.xml)))
+        for kind, path in paths.items():
+            xmpp.register_handler(Callback("cwtest " + kind,
+                                           MatchXPath(path), handler(kind)))
 
     def iq(self, to, payload, itype="get", timeout=10):
         """Send <iq type=itype to=to> with payload (XML string) and wait for

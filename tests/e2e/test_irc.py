@@ -140,46 +140,17 @@ class User(Client):
         super().__init__(port, jid, password)
         self.got = []           # (kind, element)
 
-    def login(self, timeout=20):
-        self.close()
-        loop = cwtest.event_loop()
-        from slixmpp.xmlstream.handler import Callback
-        from slixmpp.xmlstream.matcher import MatchXPath
-        xmpp = self.slixmpp.ClientXMPP(self.jid, self.password)
-        xmpp["feature_mechanisms"].unencrypted_plain = True
+    def prepare(self, xmpp):
         xmpp.auto_authorize = None
         xmpp.auto_subscribe = False
-        done = loop.create_future()
-        self.error = None
+        self.record(xmpp, {"presence": C + "presence", "message": C + "message"},
+                    lambda kind, el: self.got.append((kind, el)))
 
-        def finish(ok, why=None):
-            if not done.done():
-                self.error = why
-                done.set_result(ok)
-
-        def record(kind):
-            def fn(st):
-                self.got.append((kind, ET.fromstring(ET.tostring(st.xml))))
-            return fn
-        for kind in ("presence", "message"):
-            xmpp.register_handler(Callback("cwtest " + kind,
-                                           MatchXPath(C + kind), record(kind)))
-        xmpp.add_event_handler("session_start", lambda _: finish(True))
-        xmpp.add_event_handler("failed_auth", lambda _: finish(False, "auth failed"))
-        xmpp.add_event_handler("connection_failed",
-                               lambda e: finish(False, "connection failed: %s" % (e,)))
-        self.xmpp = xmpp
-        xmpp.connect(address=(cwtest.LOOPBACK, self.port), force_starttls=False,
-                     disable_starttls=True)
-        try:
-            ok = loop.run_until_complete(asyncio.wait_for(done, timeout))
-        except asyncio.TimeoutError:
-            ok, self.error = False, "no session within %ds" % timeout
-        if not ok:
-            self.close()
+    def login(self, timeout=20):
+        if not super().login(timeout):
             return False
         self.iq(None, "<query xmlns='%s'/>" % NS_ROSTER)
-        xmpp.send_presence()
+        self.xmpp.send_presence()
         return True
 
     def mark(self):
