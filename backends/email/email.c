@@ -11,8 +11,10 @@
  *   idling: the loop watches the socket; readable, or the idle_refresh
  *           timer (under 29 minutes) -> SYNC job
  *   no IDLE: the poll_interval timer -> SYNC job
- *   any failure: connection dropped, mailbox contact xa with the error,
- *                reconnect after 2 s doubling to 300 s (with jitter)
+ *   any failure: connection dropped, the gateway's presence (and the
+ *                mailbox contact's) xa with the error, reconnect after
+ *                2 s doubling to 300 s (with jitter); the backoff and
+ *                the presence are reset by the next sync that works
  *
  * Only one job holds a connection at a time (u->busy); the loop never
  * touches it meanwhile.  A logout during a job marks the user closing
@@ -20,9 +22,11 @@
  *
  * What keeps mail from being lost or doubled: the UIDVALIDITY and the
  * last delivered UID per user in the store ("imap/INBOX"), written
- * after each delivered mail; a new registration starts at UIDNEXT; a
- * changed UIDVALIDITY starts again at UIDNEXT (logged: the old numbers
- * mean nothing any more).
+ * after each delivered mail; a new registration starts at UIDNEXT (plus,
+ * when its form asked with last_unread, that many of the newest unread
+ * mails, delivered once); a changed UIDVALIDITY starts again at UIDNEXT
+ * (logged: the old numbers mean nothing any more).  A mail the core
+ * could not take (session_deliver() -1) is fetched again later.
  *
  * Replies: send_message() composes the mail (email_compose.c), writes
  * it to the store ("out/<seq>") and only then accepts it; the outbox
@@ -74,6 +78,9 @@
 #define RETRY_MAX 300
 #define FETCH_BATCH 20         /* mails per SYNC job */
 #define STATE_KEY "imap/INBOX"
+#define LAST_UNREAD_MAX 50     /* unread mails a registration may ask for */
+#define STUCK_RETRY 30         /* seconds before an undeliverable mail is
+                                * tried again */
 
 extern const struct backend email_backend;
 
@@ -85,7 +92,7 @@ static const struct config_option email_options[] = {
 	  .help = "extra CA certificates (PEM) trusted besides the system's" },
 	{ .key = "allow_plaintext", .type = CONFIG_BOOL, .def = "no",
 	  .help = "let users choose security none (passwords in clear)" },
-	{ .key = "poll_interval", .type = CONFIG_INT, .def = "60", .min = 5,
+	{ .key = "poll_interval", .type = CONFIG_INT, .def = "60", .min = 1,
 	  .max = 86400, .help = "seconds between checks when the server "
 	  "has no IDLE" },
 	{ .key = "idle_refresh", .type = CONFIG_INT, .def = "1500", .min = 5,
@@ -155,6 +162,11 @@ static const struct form_field_spec email_fields[] = {
 	  .max_len = 1024, .secret = 1 },
 	{ .var = "mark_read", .type = FIELD_BOOLEAN,
 	  .label = "Mark delivered mail as read", .def = "0" },
+	{ .var = "last_unread", .type = FIELD_TEXT_SINGLE,
+	  .label = "Unread mails to deliver at once (0-50)",
+	  .desc = "On registration, the newest unread mails already in the "
+	  "mailbox, up to this many; later mail always arrives", .def = "0",
+	  .max_len = 2 },
 	{ .var = "add_contacts", .type = FIELD_BOOLEAN,
 	  .label = "Add every sender to my contacts at once",
 	  .desc = "Otherwise a correspondent becomes a contact when you "
@@ -210,6 +222,18 @@ email_account_free(struct email_account *a)
 }
 
 typedef const char *(*value_fn)(const void *ctx, const char *var);
+
+/* The last_unread field: 0..LAST_UNREAD_MAX, -1 when it is not that. */
+static int
+last_unread_parse(const char *v)
+{
+	char *end;
+	long n = strtol(v, &end, 10);
+	if (*v < '0' || *v > '9' || *end != '\0' || n < 0 ||
+	    n > LAST_UNREAD_MAX)
+		return -1;
+	return (int)n;
+}
 
 static const char *
 form_get(const void *ctx, const char *var)
@@ -346,6 +370,12 @@ account_resolve(struct component *c, value_fn get, const void *ctx,
 	a->smtp_user = xstrdup(v ? v : a->imap_user);
 	v = get(ctx, "smtp_password");
 	a->smtp_password = xstrdup(v ? v : a->imap_password);
+	v = get(ctx, "last_unread");
+	if (v != NULL && last_unread_parse(v) < 0) {
+		snprintf(err, errlen, "last_unread: a number from 0 to %d",
+		    LAST_UNREAD_MAX);
+		goto fail;
+	}
 	v = get(ctx, "mark_read");
 	a->mark_read = v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
 	a->ca_file = xstrdup(config_str(c->section, "ca_file"));
@@ -504,6 +534,8 @@ struct imap_job {
 	struct email_account *acct;  /* borrowed from u (fixed meanwhile) */
 	int was_idling;
 	uint32_t after;
+	size_t backlog;        /* CONNECT of a new registration: unread
+	                        * mails it asked for */
 	/* results */
 	enum email_fail why;
 	char err[512];
@@ -513,6 +545,8 @@ struct imap_job {
 	int more;
 	int idle;              /* -1 no IDLE, 0 idling, 1 has data */
 };
+
+static void load_state(struct email_user *u);
 
 static void user_schedule(struct email_user *u, int seconds);
 static void submit_sync(struct email_user *u, int was_idling);
@@ -563,12 +597,14 @@ imap_work(void *arg)
 	case JOB_CONNECT:
 		j->im = email_imap_open(j->acct, &j->why, j->err,
 		    sizeof(j->err));
-		if (j->im != NULL && email_imap_select(j->im, &j->uidvalidity,
-		    &j->uidnext, j->err, sizeof(j->err)) != 0) {
-			j->why = EMAIL_FAIL_NETWORK;
-			email_imap_abort(j->im);
-			j->im = NULL;
-		}
+		if (j->im == NULL)
+			return;
+		if (email_imap_select(j->im, &j->uidvalidity, &j->uidnext,
+		    j->err, sizeof(j->err)) != 0 || (j->backlog > 0 &&
+		    email_imap_fetch_unseen(j->im, j->acct, j->uidnext,
+		    j->backlog, &j->mails, &j->nmails, j->err,
+		    sizeof(j->err)) != 0))
+			break;
 		return;
 	case JOB_SYNC:
 		if (j->was_idling && email_imap_idle_done(j->im, j->err,
@@ -597,8 +633,8 @@ imap_work(void *arg)
 	j->im = NULL;
 }
 
-/* One fetched mail to the user. */
-static void
+/* One fetched mail to the user; -1 when the core could not take it. */
+static int
 deliver(struct email_user *u, struct email_fetched *f)
 {
 	struct session *s = u->s;
@@ -618,8 +654,14 @@ deliver(struct email_user *u, struct email_fetched *f)
 	struct legacy_message lm = { .body = body ? body : t->body,
 	    .subject = t->subject, .thread = t->thread, .nick = t->from_name,
 	    .stamp = t->date };
-	session_deliver(s, legacy, &lm);
+	int r = session_deliver(s, legacy, &lm);
 	free(body);
+	if (r != 0) {
+		log_warn("email: %s: %s: mail UID %u could not be delivered; "
+		    "trying again in %d s", c->domain, session_jid(s), f->uid,
+		    STUCK_RETRY);
+		return -1;
+	}
 	if (legacy == t->from_addr) {
 		context_set(s, "corr", legacy, t->message_id, t->references,
 		    t->subject);
@@ -630,6 +672,7 @@ deliver(struct email_user *u, struct email_fetched *f)
 	if (t->thread != NULL)
 		context_set(s, "thread", t->thread, t->message_id,
 		    t->references, t->subject);
+	return 0;
 }
 
 static void
@@ -666,6 +709,9 @@ connection_failed(struct email_user *u, const char *err)
 	drop_connection(u);
 	char *status = xasprintf("mailbox unreachable: %s", err);
 	mailbox_presence(u, "xa", status);
+	/* What XEP-0100 clients show: the gateway's own presence. */
+	if (u->s != NULL)
+		session_gateway_status(u->s, "xa", status);
 	free(status);
 	unsigned d = u->backoff ? u->backoff : RETRY_MIN;
 	u->backoff = d * 2 > RETRY_MAX ? RETRY_MAX : d * 2;
@@ -720,10 +766,14 @@ imap_done(void *arg)
 			session_login_result(u->s, 1, NULL);
 			session_contact_known(u->s, u->acct->email, "Mailbox");
 		}
-		u->backoff = 0;
+		/* The backoff is reset by the first sync that works: a server
+		 * that lets us in and then fails every FETCH is not hammered
+		 * every 2 s. */
 		mailbox_presence(u, "", NULL);
+		session_gateway_status(u->s, NULL, NULL);
 		load_state(u);
 		if (!u->have_state || u->uidvalidity != j->uidvalidity) {
+			int first = !u->have_state;
 			if (u->have_state)
 				log_warn("email: %s: %s: UIDVALIDITY changed "
 				    "(%u to %u): starting from the newest "
@@ -731,8 +781,19 @@ imap_done(void *arg)
 				    u->uidvalidity, j->uidvalidity);
 			u->uidvalidity = j->uidvalidity;
 			u->last_uid = j->uidnext > 0 ? j->uidnext - 1 : 0;
+			/* Saved before the backlog goes out: a crash then
+			 * loses it rather than doubling it. */
 			save_state(u);
+			if (first && j->nmails > 0)
+				log_info("email: %s: %s: delivering %zu unread "
+				    "mail(s) of the registration",
+				    u->c->domain, session_jid(u->s),
+				    j->nmails);
+			for (size_t i = 0; first && i < j->nmails; i++)
+				if (deliver(u, &j->mails[i]) != 0)
+					break;
 		}
+		email_fetched_free(j->mails, j->nmails);
 		log_info("email: %s: %s: INBOX open (UIDVALIDITY %u, last "
 		    "UID %u)", u->c->domain, session_jid(u->s),
 		    u->uidvalidity, u->last_uid);
@@ -741,10 +802,14 @@ imap_done(void *arg)
 		return;
 	}
 	/* JOB_SYNC */
-	for (size_t i = 0; i < j->nmails; i++) {
+	int stuck = 0;
+	for (size_t i = 0; i < j->nmails && !stuck; i++) {
 		if (j->mails[i].uid <= u->last_uid)
 			continue;
-		deliver(u, &j->mails[i]);
+		if (deliver(u, &j->mails[i]) != 0) {
+			stuck = 1;
+			break;
+		}
 		u->last_uid = j->mails[i].uid;
 		save_state(u);
 	}
@@ -756,14 +821,17 @@ imap_done(void *arg)
 	}
 	int more = j->more, idle = j->idle;
 	free(j);
-	if (more || idle == 1) {
+	u->backoff = 0;
+	if (!stuck && (more || idle == 1)) {
 		submit_sync(u, idle == 1);
 		return;
 	}
-	u->idling = idle == 0;
-	user_schedule(u, idle == 0 ? (int)config_int(u->c->section,
-	    "idle_refresh") : (int)config_int(u->c->section,
-	    "poll_interval"));
+	/* The server is in IDLE whether or not it said something already
+	 * (idle 1 is left here only when a delivery got stuck). */
+	u->idling = idle >= 0;
+	user_schedule(u, stuck ? STUCK_RETRY : idle == 0 ?
+	    (int)config_int(u->c->section, "idle_refresh") :
+	    (int)config_int(u->c->section, "poll_interval"));
 }
 
 static void
@@ -788,6 +856,14 @@ submit_job(struct email_user *u, enum job_kind kind, int was_idling)
 	j->acct = u->acct;
 	j->was_idling = was_idling;
 	j->after = u->last_uid;
+	if (kind == JOB_CONNECT) {
+		/* A new registration (no state yet) may want its unread
+		 * mails. */
+		const char *v = session_field(u->s, "last_unread");
+		int n = v != NULL ? last_unread_parse(v) : 0;
+		load_state(u);
+		j->backlog = !u->have_state && n > 0 ? (size_t)n : 0;
+	}
 	u->im = NULL;
 	u->busy = 1;
 	worker_submit(cw->workers, imap_work, imap_done, j);

@@ -71,6 +71,11 @@ struct email_fetched {
 int email_imap_fetch_new(struct email_imap *im, const struct email_account *a,
     uint32_t after, size_t max, struct email_fetched **out, size_t *n,
     int *more, char *err, size_t errlen);
+/* The newest max unread mails with UID < before, oldest first, parsed
+ * (and marked \Seen when the account asks).  -1 with err. */
+int email_imap_fetch_unseen(struct email_imap *im,
+    const struct email_account *a, uint32_t before, size_t max,
+    struct email_fetched **out, size_t *n, char *err, size_t errlen);
 void email_fetched_free(struct email_fetched *v, size_t n);
 int email_imap_has_idle(const struct email_imap *im);
 /* IDLE: 1 when the server has already said something (call

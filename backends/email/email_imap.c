@@ -38,7 +38,10 @@ struct email_imap {
 static ssize_t
 low_read(mailstream_low *s, void *buf, size_t count)
 {
-	return email_net_read(s->data, buf, count);
+	/* EOF is an error here: libetpan reading a literal takes 0 for
+	 * "nothing yet" and would ask again forever. */
+	ssize_t r = email_net_read(s->data, buf, count);
+	return r == 0 ? -1 : r;
 }
 
 static ssize_t
@@ -108,10 +111,16 @@ email_imap_abort(struct email_imap *im)
 {
 	if (im == NULL)
 		return;
-	if (im->imap != NULL)
+	if (im->imap != NULL) {
+		/* mailimap_free() says LOGOUT on a stream still open: not
+		 * to a server that just failed us.  A stream libetpan closed
+		 * already (LOGOUT, a failed greeting) took net with it. */
+		if (im->imap->imap_stream != NULL)
+			email_net_abandon(im->net);
 		mailimap_free(im->imap);   /* frees the stream and net */
-	else
+	} else {
 		email_net_close(im->net);
+	}
 	free(im);
 }
 
@@ -200,7 +209,8 @@ email_imap_open(const struct email_account *a, enum email_fail *why,
 	if (r != MAILIMAP_NO_ERROR) {
 		if (r == MAILIMAP_ERROR_LOGIN)
 			*why = EMAIL_FAIL_AUTH;
-		server_text(im, r, "IMAP login refused", err, errlen);
+		server_text(im, r, r == MAILIMAP_ERROR_LOGIN ? "IMAP login "
+		    "refused" : "IMAP LOGIN", err, errlen);
 		goto fail;
 	}
 	/* Servers list more capabilities once logged in. */
@@ -296,6 +306,17 @@ cmp_fetched(const void *a, const void *b)
 	return x->uid < y->uid ? -1 : x->uid > y->uid;
 }
 
+static int
+cmp_uid(const void *a, const void *b)
+{
+	const uint32_t *x = a, *y = b;
+	return *x < *y ? -1 : *x > *y;
+}
+
+static int fetch_uids(struct email_imap *, const struct email_account *,
+    const uint32_t *, size_t, struct email_fetched **, size_t *, char *,
+    size_t);
+
 int
 email_imap_fetch_new(struct email_imap *im, const struct email_account *a,
     uint32_t after, size_t max, struct email_fetched **out, size_t *n,
@@ -344,16 +365,31 @@ email_imap_fetch_new(struct email_imap *im, const struct email_account *a,
 		return 0;
 	}
 	/* The oldest max. */
-	for (size_t i = 1; i < nuids; i++)
-		for (size_t k = i; k > 0 && uids[k - 1] > uids[k]; k--) {
-			uint32_t t = uids[k];
-			uids[k] = uids[k - 1];
-			uids[k - 1] = t;
-		}
+	qsort(uids, nuids, sizeof(*uids), cmp_uid);
 	if (nuids > max) {
 		*more = 1;
 		nuids = max;
 	}
+	int r2 = fetch_uids(im, a, uids, nuids, out, n, err, errlen);
+	free(uids);
+	return r2;
+}
+
+/* The mails of uids (ascending), capped and parsed, \Seen set when the
+ * account asks.  -1 with err. */
+static int
+fetch_uids(struct email_imap *im, const struct email_account *a,
+    const uint32_t *uids, size_t nuids, struct email_fetched **out,
+    size_t *n, char *err, size_t errlen)
+{
+	struct mailimap_set *set;
+	struct mailimap_fetch_type *ft;
+	clist *res;
+	int r;
+	*out = NULL;
+	*n = 0;
+	if (nuids == 0)
+		return 0;
 	struct email_fetched *v = xcalloc(nuids, sizeof(*v));
 	size_t got = 0;
 	for (size_t i = 0; i < nuids; i++) {
@@ -374,7 +410,6 @@ email_imap_fetch_new(struct email_imap *im, const struct email_account *a,
 		if (r != MAILIMAP_NO_ERROR) {
 			server_text(im, r, "IMAP UID FETCH", err, errlen);
 			email_fetched_free(v, got);
-			free(uids);
 			return -1;
 		}
 		const char *body = NULL;
@@ -434,15 +469,52 @@ email_imap_fetch_new(struct email_imap *im, const struct email_account *a,
 		if (r != MAILIMAP_NO_ERROR) {
 			server_text(im, r, "IMAP STORE \\Seen", err, errlen);
 			email_fetched_free(v, got);
-			free(uids);
 			return -1;
 		}
 	}
-	free(uids);
 	qsort(v, got, sizeof(*v), cmp_fetched);
 	*out = v;
 	*n = got;
 	return 0;
+}
+
+int
+email_imap_fetch_unseen(struct email_imap *im, const struct email_account *a,
+    uint32_t before, size_t max, struct email_fetched **out, size_t *n,
+    char *err, size_t errlen)
+{
+	*out = NULL;
+	*n = 0;
+	if (max == 0 || before <= 1)
+		return 0;
+	struct mailimap_search_key *key = mailimap_search_key_new(
+	    MAILIMAP_SEARCH_KEY_UNSEEN, NULL, NULL, NULL, NULL, NULL, NULL,
+	    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL,
+	    NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL);
+	clist *res = NULL;
+	budget(im, 16 * 1024 * 1024);
+	int r = mailimap_uid_search(im->imap, NULL, key, &res);
+	mailimap_search_key_free(key);
+	if (r != MAILIMAP_NO_ERROR) {
+		server_text(im, r, "IMAP UID SEARCH UNSEEN", err, errlen);
+		return -1;
+	}
+	uint32_t *uids = NULL;
+	size_t nuids = 0;
+	for (clistiter *it = clist_begin(res); it; it = clist_next(it)) {
+		uint32_t *u = clist_content(it);
+		if (u == NULL || *u == 0 || *u >= before)
+			continue;
+		uids = xreallocarray(uids, nuids + 1, sizeof(*uids));
+		uids[nuids++] = *u;
+	}
+	mailimap_search_result_free(res);
+	/* The newest max of them, delivered oldest first. */
+	qsort(uids, nuids, sizeof(*uids), cmp_uid);
+	size_t skip = nuids > max ? nuids - max : 0;
+	r = fetch_uids(im, a, uids + skip, nuids - skip, out, n, err, errlen);
+	free(uids);
+	return r;
 }
 
 int

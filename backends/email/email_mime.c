@@ -755,6 +755,9 @@ email_mime_parse_from(const char *value, char **addr, char **name)
 		char *a = NULL, *n = NULL;
 		mailbox(start, (size_t)(p - start), &a, &n);
 		if (a != NULL) {
+			/* The name that goes with this address, not one of
+			 * an earlier token without an address. */
+			free(*name);
 			*addr = a;
 			*name = n;
 			return;

@@ -32,6 +32,7 @@ struct email_net {
 	size_t budget, used;
 	char rbuf[4096];       /* read ahead by read_line */
 	size_t rlen, roff;
+	int dead;              /* abandoned: no more waiting on the peer */
 	char error[256];
 };
 
@@ -185,8 +186,24 @@ email_net_start_tls(struct email_net *n, SSL_CTX *ctx, const char *host,
 }
 
 static ssize_t
+raw_read_once(struct email_net *, void *, size_t);
+
+/* As raw_read_once(), an EOF said in n->error for libetpan's sake. */
+static ssize_t
 raw_read(struct email_net *n, void *buf, size_t len)
 {
+	ssize_t r = raw_read_once(n, buf, len);
+	if (r == 0)
+		snprintf(n->error, sizeof(n->error), "the server closed the "
+		    "connection");
+	return r;
+}
+
+static ssize_t
+raw_read_once(struct email_net *n, void *buf, size_t len)
+{
+	if (n->dead)
+		return -1;
 	if (n->budget > 0 && n->used >= n->budget) {
 		snprintf(n->error, sizeof(n->error), "the server sent more "
 		    "than %zu bytes in answer to one command", n->budget);
@@ -214,6 +231,14 @@ raw_read(struct email_net *n, void *buf, size_t len)
 			}
 			if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
 				return 0;
+			if (e == SSL_ERROR_SSL && ERR_GET_REASON(
+			    ERR_peek_error()) ==
+			    SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+				/* Closed without close_notify: for us the
+				 * same as a plain close. */
+				ERR_clear_error();
+				return 0;
+			}
 			ssl_error(n->error, sizeof(n->error), "TLS");
 			return -1;
 		}
@@ -255,6 +280,8 @@ email_net_write(struct email_net *n, const void *buf, size_t len)
 {
 	const char *p = buf;
 	size_t left = len;
+	if (n->dead)
+		return -1;
 	while (left > 0) {
 		ssize_t w;
 		if (n->ssl != NULL) {
@@ -349,6 +376,12 @@ email_net_set_budget(struct email_net *n, size_t budget)
 {
 	n->budget = budget;
 	n->used = 0;
+}
+
+void
+email_net_abandon(struct email_net *n)
+{
+	n->dead = 1;
 }
 
 void

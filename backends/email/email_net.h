@@ -48,6 +48,9 @@ int email_net_fd(const struct email_net *n);
 /* Reads beyond budget bytes fail (0: no budget); counting restarts. */
 void email_net_set_budget(struct email_net *n, size_t budget);
 void email_net_set_timeout(struct email_net *n, int seconds);
+/* From now on every read and write fails at once (a connection given up
+ * on: whatever a library still wants to say on it is not waited for). */
+void email_net_abandon(struct email_net *n);
 /* What went wrong last. */
 const char *email_net_error(const struct email_net *n);
 void email_net_close(struct email_net *n);

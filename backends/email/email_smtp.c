@@ -4,7 +4,17 @@
  * Sending is libesmtp's, with an SSL_CTX of our own (peer verification,
  * the operator's ca_file, the host name checked through the context's
  * verify parameters, so every SSL libesmtp makes from it inherits
- * them), and its certificate events answered "not acceptable".  The
+ * them), and its certificate events answered "not acceptable".
+ *
+ * That context stops at TLS 1.2.  With TLS 1.3 the server sends its
+ * session tickets after the handshake has finished on our side, and
+ * libesmtp's loop, once it has buffered the EHLO that follows STARTTLS,
+ * asks poll() for both reading and writing and serves reading first: if
+ * a ticket has arrived by then, it waits for the EHLO answer without
+ * having sent the EHLO, until the timeout (Postfix then logs "lost
+ * connection after STARTTLS"; about one send in three stalled so on
+ * loopback).  TLS 1.2 has nothing to say after its Finished message.  A
+ * server that refuses TLS 1.2 is tried again at once with TLS 1.3.  The
  * outcome is read from the message's and the recipient's status, not
  * only from smtp_start_session(): 2xx delivered, 5xx permanent, the
  * rest (4xx, no connection, timeouts) temporary.
@@ -23,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <auth-client.h>
@@ -154,10 +165,13 @@ email_smtp_check(const struct email_account *a, enum email_fail *why,
 	if (w != 0 || (code = reply(n, text, sizeof(text), NULL, NULL)) < 0)
 		goto proto;
 	if (code != 235) {
+		/* 4xx (the server's own authentication service is away) is
+		 * no verdict on the password. */
 		char *clean = email_mime_clean_utf8(text, strlen(text), 0);
-		snprintf(err, errlen, "SMTP login refused: %d %s", code, clean);
+		snprintf(err, errlen, "SMTP login %s: %d %s", code >= 500 ?
+		    "refused" : "failed for now", code, clean);
 		free(clean);
-		*why = EMAIL_FAIL_AUTH;
+		*why = code >= 500 ? EMAIL_FAIL_AUTH : EMAIL_FAIL_NETWORK;
 		goto out;
 	}
 	command(n, "QUIT\r\n");
@@ -241,6 +255,9 @@ status_text(char *err, size_t errlen, const smtp_status_t *st)
 	free(clean);
 }
 
+static int send_once(const struct email_account *, const char *,
+    const char *, int, char *, size_t);
+
 enum email_smtp_result
 email_smtp_send(const struct email_account *a, const char *rcpt,
     const char *mail, char *err, size_t errlen)
@@ -250,12 +267,26 @@ email_smtp_send(const struct email_account *a, const char *rcpt,
 		    "use STARTTLS");
 		return EMAIL_SMTP_PERM;
 	}
+	int res = send_once(a, rcpt, mail, 1, err, errlen);
+	if (res < 0)
+		res = send_once(a, rcpt, mail, 0, err, errlen);
+	return res < 0 ? EMAIL_SMTP_TEMP : (enum email_smtp_result)res;
+}
+
+/* One SMTP session; tls12: the context stops at TLS 1.2 (see above).
+ * An enum email_smtp_result, or -1 when the server refused TLS 1.2. */
+static int
+send_once(const struct email_account *a, const char *rcpt, const char *mail,
+    int tls12, char *err, size_t errlen)
+{
 	struct send_ctx sc = { .a = a };
 	SSL_CTX *ctx = NULL;
 	if (a->smtp_security == EMAIL_STARTTLS) {
 		ctx = email_net_ctx(a->ca_file, err, errlen);
 		if (ctx == NULL)
 			return EMAIL_SMTP_TEMP;
+		if (tls12)
+			SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
 		X509_VERIFY_PARAM_set1_host(SSL_CTX_get0_param(ctx),
 		    a->smtp_host, 0);
 	}
@@ -290,8 +321,18 @@ email_smtp_send(const struct email_account *a, const char *rcpt,
 	smtp_recipient_t r = smtp_add_recipient(m, rcpt);
 	smtp_set_message_str(m, (void *)mail);
 
-	enum email_smtp_result res;
-	if (!smtp_start_session(ss)) {
+	int res;
+	ERR_clear_error();
+	int started = smtp_start_session(ss);
+	/* The handshake's errors are still in this thread's queue. */
+	unsigned long tls_err = ERR_peek_last_error();
+	ERR_clear_error();
+	if (tls12 && ctx != NULL && ERR_GET_LIB(tls_err) == ERR_LIB_SSL &&
+	    (ERR_GET_REASON(tls_err) == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION ||
+	    ERR_GET_REASON(tls_err) == SSL_R_UNSUPPORTED_PROTOCOL)) {
+		snprintf(err, errlen, "SMTP: the server refused TLS 1.2");
+		res = -1;
+	} else if (!started) {
 		char buf[128];
 		snprintf(err, errlen, "SMTP: %s", smtp_strerror(smtp_errno(),
 		    buf, sizeof(buf)));

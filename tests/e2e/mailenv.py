@@ -5,7 +5,9 @@ LMTP for delivery, and its auth service for Postfix) and a private
 Postfix instance (submission with STARTTLS + AUTH, handing every
 recipient to Dovecot's LMTP) in one temp dir, on free 127.0.0.1 ports,
 with a self-signed certificate for "localhost" that the gateway trusts
-through its ca_file.  Nothing outside the temp dir is read or changed
+through its ca_file.  make_cert() makes further ones (another trusted
+certificate, an untrusted one, an expired one) for fakeimap.py.
+Nothing outside the temp dir is read or changed
 except Postfix's own meta_directory files; processes are stopped by PID.
 
 The config text lives here, not in templates, so the tests run from any
@@ -144,6 +146,53 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
+def make_cert(directory, name, expired=False):
+    """A certificate for "localhost" in directory: (cert, key, trust),
+    trust being what a client must trust for it.  Self-signed (trust is
+    the certificate itself), or with expired=True issued by a CA of its
+    own (trust is the CA, valid) but valid only in January 2020 ("openssl
+    ca" takes explicit dates), so that expiry is its only fault."""
+    cert = os.path.join(directory, name + ".pem")
+    key = os.path.join(directory, name + ".key")
+    quiet = dict(check=True, stdout=subprocess.DEVNULL,
+                 stderr=subprocess.DEVNULL)
+
+    def selfsigned(c, k, cn, ext):
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+             "-days", "30", "-subj", "/CN=" + cn, "-addext", ext,
+             "-keyout", k, "-out", c], **quiet)
+    if not expired:
+        selfsigned(cert, key, "localhost", "subjectAltName=DNS:localhost")
+        return cert, key, cert
+    ca = os.path.join(directory, name + "-ca")
+    os.makedirs(ca)
+    ca_cert = os.path.join(ca, "ca.pem")
+    ca_key = os.path.join(ca, "ca.key")
+    selfsigned(ca_cert, ca_key, "causeway test CA " + name,
+               "basicConstraints=critical,CA:TRUE")
+    open(os.path.join(ca, "index.txt"), "w").close()
+    with open(os.path.join(ca, "serial"), "w") as f:
+        f.write("01\n")
+    with open(os.path.join(ca, "ca.cnf"), "w") as f:
+        f.write("[ca]\ndefault_ca = d\n[d]\ndir = %s\ndatabase = "
+                "$dir/index.txt\nserial = $dir/serial\nnew_certs_dir = "
+                "$dir\ndefault_md = sha256\npolicy = p\ncopy_extensions = "
+                "copy\nunique_subject = no\n[p]\ncommonName = supplied\n"
+                % ca)
+    csr = os.path.join(ca, "req.csr")
+    subprocess.run(
+        ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj",
+         "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-keyout", key, "-out", csr], **quiet)
+    subprocess.run(
+        ["openssl", "ca", "-batch", "-config", os.path.join(ca, "ca.cnf"),
+         "-cert", ca_cert, "-keyfile", ca_key, "-in", csr, "-startdate",
+         "20200101000000Z", "-enddate", "20200201000000Z", "-out", cert],
+        **quiet)
+    return cert, key, ca_cert
+
+
 class MailEnv:
     passwords = {"alice@example.test": "alicepw",
                  "bob@example.net": "bobpw",
@@ -240,11 +289,17 @@ class MailEnv:
         self.master_pid = None
         cwtest.wait_until(lambda: not cwtest.port_open(self.submission), 10)
 
-    def stop(self):
-        self.stop_postfix()
+    def stop_dovecot(self):
         if self.dovecot is not None:
             cwtest.stop_pid(self.dovecot.pid, 10, popen=self.dovecot)
             self.dovecot = None
+            cwtest.wait_until(lambda: not any(
+                cwtest.port_open(p) for p in (self.imap, self.imaps,
+                                               self.lmtp, self.auth)), 10)
+
+    def stop(self):
+        self.stop_postfix()
+        self.stop_dovecot()
 
     # -- mail --
 
