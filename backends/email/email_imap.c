@@ -317,8 +317,40 @@ static int fetch_uids(struct email_imap *, const struct email_account *,
     const uint32_t *, size_t, struct email_fetched **, size_t *, char *,
     size_t);
 
+/* The mailbox's message count as the server last said (EXISTS). */
+static uint32_t
+exists_of(const struct email_imap *im)
+{
+	const struct mailimap_selection_info *si =
+	    im->imap->imap_selection_info;
+	return si != NULL ? si->sel_exists : 0;
+}
+
+static int fetch_new(struct email_imap *im, const struct email_account *a,
+    uint32_t after, size_t max, struct email_fetched **out, size_t *n,
+    int *more, char *err, size_t errlen);
+
+/*
+ * A mail that arrives while we fetch is announced by an untagged EXISTS
+ * inside the FETCH responses; libetpan takes it in silently, and the
+ * IDLE that follows would never hear of that mail again (the server
+ * told us already).  So a count that moved during the fetch means
+ * "look again" before idling.
+ */
 int
 email_imap_fetch_new(struct email_imap *im, const struct email_account *a,
+    uint32_t after, size_t max, struct email_fetched **out, size_t *n,
+    int *more, char *err, size_t errlen)
+{
+	uint32_t before = exists_of(im);
+	int r = fetch_new(im, a, after, max, out, n, more, err, errlen);
+	if (r == 0 && exists_of(im) != before)
+		*more = 1;
+	return r;
+}
+
+static int
+fetch_new(struct email_imap *im, const struct email_account *a,
     uint32_t after, size_t max, struct email_fetched **out, size_t *n,
     int *more, char *err, size_t errlen)
 {
