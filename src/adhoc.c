@@ -877,13 +877,14 @@ cmd_backend(struct adhoc_ctx *x, const struct form *in)
 {
 	const struct backend_command *bc = x->cmd->bc;
 	char *error = NULL;
-	if (in == NULL) {
+	/* A command without fields runs at once. */
+	if (in == NULL && bc->nfields > 0) {
 		x->form = form_build("form", bc->name, bc->instructions, NULL,
 		    bc->fields, bc->nfields, NULL);
 		return ADHOC_EXECUTING;
 	}
-	if (form_validate(in, NULL, bc->fields, bc->nfields, NULL,
-	    &error) != 0)
+	if (in != NULL && form_validate(in, NULL, bc->fields, bc->nfields,
+	    NULL, &error) != 0)
 		return ask_again(x, form_build("form", bc->name, NULL, NULL,
 		    bc->fields, bc->nfields, in), error);
 	char *note = NULL;

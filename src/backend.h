@@ -51,8 +51,9 @@ struct backend_command {
 	const char *instructions;
 	const struct form_field_spec *fields;
 	size_t nfields;
-	/* Runs with the submitted form, already validated against fields;
-	 * user is the requester's bare JID.  0: done; -1: refused.  *note
+	/* Runs with the submitted form, already validated against fields
+	 * (a command without fields runs at once, in NULL); user is the
+	 * requester's bare JID.  0: done; -1: refused.  *note
 	 * (malloc'ed; may be left NULL) is shown either way. */
 	int (*run)(struct component *c, const char *user,
 	    const struct form *in, char **note);

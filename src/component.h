@@ -124,6 +124,7 @@ struct component {
 	struct session_table *sessions;  /* session.c's */
 	struct adhoc_state *adhoc;       /* adhoc.c's */
 	int rooms_restored;              /* persistent rooms rejoined */
+	time_t sent_expired;             /* old "sent" rows last dropped */
 	long kept;                       /* stanzas in the store for the
 	                                  * server (-1: not counted yet) */
 	struct event *replay_timer;      /* next batch of kept stanzas */

@@ -61,6 +61,8 @@ struct contact_presence {
 #define SENT_ID_MAX 256
 #define SENT_KEEP (7 * 86400)
 
+static void sent_expire(struct component *c);
+
 struct session {
 	struct session *next;        /* hash chain */
 	struct component *c;
@@ -343,12 +345,7 @@ session_component_ready(struct component *c)
 		c->rooms_restored = 1;
 		/* Messages whose delivery was never reported (a report
 		 * the network lost) are not remembered for ever. */
-		int old = store_state_expire(cw->store, c->domain,
-		    SENT_KEY, time(NULL) - SENT_KEEP);
-		if (old > 0)
-			log_info("%s: forgot %d messages whose delivery was "
-			    "not reported in %d days", c->domain, old,
-			    SENT_KEEP / 86400);
+		sent_expire(c);
 		room_restore(c);
 	}
 }
@@ -658,13 +655,51 @@ session_deliver(struct session *s, const char *legacy,
 }
 
 /* Remembers a message handed to a backend that reports deliveries. */
+/* 1 when id can key a "sent" row: short, and without control
+ * characters (a backend may clean those away before reporting). */
+static int
+sent_id_ok(const char *id)
+{
+	if (id == NULL || *id == '\0' || strlen(id) > SENT_ID_MAX)
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return 0;
+	return 1;
+}
+
+/* The row's key: the contact and the id, so the same id toward two
+ * contacts names two messages.  No JID part holds a control character,
+ * so LF separates them. */
+static char *
+sent_key(const char *legacy, const char *id)
+{
+	return xasprintf(SENT_KEY "%s\n%s", legacy, id);
+}
+
+/* Rows never reported go after SENT_KEEP, checked at most hourly. */
+static void
+sent_expire(struct component *c)
+{
+	time_t now = time(NULL);
+	if (now - c->sent_expired < 3600)
+		return;
+	c->sent_expired = now;
+	int old = store_state_expire(cw->store, c->domain, SENT_KEY,
+	    now - SENT_KEEP);
+	if (old > 0)
+		log_info("%s: forgot %d messages whose delivery was not "
+		    "reported in %d days", c->domain, old, SENT_KEEP / 86400);
+}
+
 static void
 sent_remember(struct session *s, const char *legacy, const char *id,
     const char *from_full, int receipt)
 {
-	if (id == NULL || *id == '\0' || strlen(id) > SENT_ID_MAX)
+	sent_expire(s->c);
+	if (!sent_id_ok(id))
 		return;
-	char *key = xasprintf(SENT_KEY "%s", id);
+	char *key = sent_key(legacy, id);
 	char *value = xasprintf("%s\n%d\n%s", legacy, receipt ? 1 : 0,
 	    from_full);
 	store_state_set(cw->store, s->c->domain, s->jid, key, value,
@@ -679,9 +714,9 @@ static int
 sent_take(struct session *s, const char *legacy, const char *id, char **to,
     int *receipt)
 {
-	if (id == NULL || *id == '\0' || strlen(id) > SENT_ID_MAX)
+	if (!sent_id_ok(id))
 		return 0;
-	char *key = xasprintf(SENT_KEY "%s", id);
+	char *key = sent_key(legacy, id);
 	char *value = NULL;
 	int found = store_state_get(cw->store, s->c->domain, s->jid, key,
 	    &value, NULL) == 1;

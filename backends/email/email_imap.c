@@ -344,7 +344,11 @@ email_imap_fetch_new(struct email_imap *im, const struct email_account *a,
 {
 	uint32_t before = exists_of(im);
 	int r = fetch_new(im, a, after, max, out, n, more, err, errlen);
-	if (r == 0 && exists_of(im) != before)
+	/* A count that stayed the same can still hide an arrival (another
+	 * client expunged a mail meanwhile): a round that brought mail is
+	 * followed by one more, which costs one UID FETCH when nothing
+	 * came. */
+	if (r == 0 && (exists_of(im) != before || *n > 0))
 		*more = 1;
 	return r;
 }
@@ -447,9 +451,16 @@ fetch_uids(struct email_imap *im, const struct email_account *a,
 		const char *body = NULL;
 		size_t blen = 0, size = 0;
 		uint32_t uid = 0;
-		for (clistiter *it = clist_begin(res); it; it =
-		    clist_next(it)) {
+		/* Every FETCH response of the command is in res, also
+		 * unsolicited ones (another client set \Seen on another
+		 * mail: "* 57 FETCH (UID 99 FLAGS (\Seen))"): only the one
+		 * whose UID is ours counts, size and body taken from it. */
+		for (clistiter *it = clist_begin(res); it && uid != uids[i];
+		    it = clist_next(it)) {
 			struct mailimap_msg_att *ma = clist_content(it);
+			const char *mb = NULL;
+			size_t mblen = 0, msize = 0;
+			uint32_t muid = 0;
 			for (clistiter *j = clist_begin(ma->att_list); j;
 			    j = clist_next(j)) {
 				struct mailimap_msg_att_item *item =
@@ -460,18 +471,24 @@ fetch_uids(struct email_imap *im, const struct email_account *a,
 				struct mailimap_msg_att_static *st =
 				    item->att_data.att_static;
 				if (st->att_type == MAILIMAP_MSG_ATT_UID)
-					uid = st->att_data.att_uid;
+					muid = st->att_data.att_uid;
 				else if (st->att_type ==
 				    MAILIMAP_MSG_ATT_RFC822_SIZE)
-					size = st->att_data.att_rfc822_size;
+					msize = st->att_data.att_rfc822_size;
 				else if (st->att_type ==
 				    MAILIMAP_MSG_ATT_BODY_SECTION &&
 				    st->att_data.att_body_section != NULL) {
-					body = st->att_data.att_body_section->
+					mb = st->att_data.att_body_section->
 					    sec_body_part;
-					blen = st->att_data.att_body_section->
+					mblen = st->att_data.att_body_section->
 					    sec_length;
 				}
+			}
+			if (muid == uids[i]) {
+				uid = muid;
+				size = msize;
+				body = mb;
+				blen = mblen;
 			}
 		}
 		if (uid == uids[i]) {
@@ -559,6 +576,7 @@ int
 email_imap_idle(struct email_imap *im, char *err, size_t errlen)
 {
 	budget(im, 65536);
+	uint32_t before = exists_of(im);
 	int r = mailimap_idle(im->imap);
 	if (r != MAILIMAP_NO_ERROR) {
 		server_text(im, r, "IMAP IDLE", err, errlen);
@@ -568,6 +586,10 @@ email_imap_idle(struct email_imap *im, char *err, size_t errlen)
 	 * the loop would never see it. */
 	if (im->imap->imap_stream->read_buffer_len > 0 ||
 	    email_net_pending(im->net) > 0)
+		return 1;
+	/* An EXISTS the server sent before "+ idling" was read with the
+	 * continuation and will not be sent again. */
+	if (exists_of(im) != before)
 		return 1;
 	return 0;
 }

@@ -249,6 +249,7 @@ struct sms {
 	size_t nassigned;
 	unsigned country;
 	unsigned long long ref_next, ref_end;
+	time_t pruned;         /* when old report rows were last dropped */
 };
 
 static struct sms *
@@ -665,6 +666,10 @@ out_done(struct out *o)
 	out_free(o);
 }
 
+static void forget_report(struct component *c, const char *ref);
+static int prune_report(void *arg, const char *jid, const char *key,
+    const void *value, size_t len);
+
 static void
 out_fire(evutil_socket_t fd, short what, void *arg)
 {
@@ -685,6 +690,21 @@ out_fire(evutil_socket_t fd, short what, void *arg)
 		    sms->c->domain, o->jid, o->ref);
 		map_del(&sms->outbox, o->ref);
 		out_free(o);
+		return;
+	}
+	/* An admin released the number meanwhile: it no longer speaks
+	 * for this user, whatever is still queued. */
+	if (claim_holds(sms->c, o->jid, o->from) == 0 ||
+	    !assigned_to(sms, o->from, o->jid)) {
+		log_info("%s: %s: text %s dropped: %s is no longer the user's",
+		    sms->c->domain, o->jid, o->ref, o->from);
+		struct session *s = session_find_registered(sms->c, o->jid);
+		if (s != NULL)
+			session_message_failed(s, o->to, o->id, "not-allowed",
+			    "the number this text would go out from is no "
+			    "longer yours");
+		forget_report(sms->c, o->ref);
+		out_done(o);
 		return;
 	}
 	o->attempts++;
@@ -771,6 +791,13 @@ sms_send_message(struct session *s, const char *legacy,
 	const char *jid = session_jid(s);
 	char from[SMS_NUMBER_SIZE];
 
+	/* Reports that never came are not kept for ever, however long
+	 * causeway runs. */
+	if (time(NULL) - sms->pruned >= 3600) {
+		store_state_foreach(cw->store, c->domain, "", "dlr/",
+		    prune_report, sms);
+		sms->pruned = time(NULL);
+	}
 	if (user_number(s, from) != 0 || !assigned_to(sms, from, jid) ||
 	    claim_holds(c, jid, from) != 1) {
 		err->condition = "not-allowed";
@@ -1107,6 +1134,7 @@ sms_init(struct component *c)
 		goto fail;
 	store_state_foreach(cw->store, c->domain, "", "dlr/", prune_report,
 	    sms);
+	sms->pruned = time(NULL);
 	if (store_state_foreach(cw->store, c->domain, NULL, "out/", load_out,
 	    sms) != 0)
 		log_error("%s: could not read the outbox", c->domain);

@@ -424,13 +424,12 @@ on_incoming(struct sms_driver *d, const struct smstools_file *f,
 	const char *sent = smstools_file_header(f, "Sent");
 	char from_buf[64], to_buf[SMS_NUMBER_SIZE + 1], *text;
 	const char *to;
-	struct smstools_report r;
 	time_t stamp = 0;
 	int rc;
 
-	/* Without a report = folder smsd puts status reports here. */
-	if (smstools_report_parse(f->body, f->bodylen, &r) == 1)
-		return on_report(d, f, &r, name);
+	/* Status reports are read from report/ only: in incoming/ a text
+	 * whose body looks like one is just a text (anyone may send the
+	 * user "SMS STATUS REPORT ... Status: 0" to fake a receipt). */
 	if (from == NULL || *from == '\0' || strlen(from) > 40) {
 		log_warn("%s: smstools: incoming %s has no usable From:",
 		    d->c->domain, name);

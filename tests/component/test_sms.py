@@ -261,6 +261,10 @@ def command(conn, who, node, fields, id_):
     cmd = res.find(q(CMDS, "command")) if res is not None else None
     if cmd is None:
         return (res.get("type") if res is not None else None, None, None)
+    if cmd.get("status") == "completed":        # no form to fill
+        note = cmd.find(q(CMDS, "note"))
+        return ("completed", note.get("type") if note is not None else None,
+                note.text if note is not None else None)
     res = conn.iq("<command xmlns='%s' node='%s' sessionid='%s'>%s</command>"
                   % (CMDS, node, cmd.get("sessionid"), form(fields)),
                   type_="set", frm=who, id_=id_ + "b")

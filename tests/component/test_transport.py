@@ -343,6 +343,17 @@ def test_receipts(conn, cw):
               and receipt_rows(cw) == [],
               "the answer arrives too and the receipt is forgotten once sent")
 
+    # The same id toward two contacts names two messages: two receipts.
+    for contact in ("echo", "other"):
+        conn.send("<message from='alice@localhost/a' to='%s@%s' id='same' "
+                  "type='chat'><body>twice</body><request xmlns='%s'/>"
+                  "</message>" % (contact, GW, RECEIPTS))
+    got = messages(conn, 3, 4)
+    rec = sorted(m.get("from") for m in got
+                 if m.find(q(RECEIPTS, "received")) is not None)
+    tap.check(rec == ["echo@" + GW, "other@" + GW] and receipt_rows(cw) == [],
+              "one id used toward two contacts: each gets its receipt", rec)
+
     conn.send("<message from='alice@localhost/a' to='echo@%s' id='rc2' "
               "type='chat'><body>no receipt</body></message>" % GW)
     got = messages(conn, 1.5)
