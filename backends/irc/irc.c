@@ -1868,26 +1868,30 @@ irc_dispatch(struct irc_server *srv, const struct irc_msg *m)
 
 /* ---- from XMPP ---- */
 
+/* 1 when legacy parses as an address of that kind (and, with allowed,
+ * on a server the operator allows). */
 static int
-irc_is_room(struct component *c, const char *legacy)
+addr_is(struct component *c, const char *legacy, enum irc_addr_kind kind,
+    int allowed)
 {
 	struct irc_addr a;
 	if (parse_addr(c, legacy, &a) != 0)
 		return 0;
-	int room = a.kind == IRC_ADDR_CHANNEL;
+	int ok = a.kind == kind && (!allowed || server_allowed(c, a.server));
 	irc_addr_clear(&a);
-	return room;
+	return ok;
+}
+
+static int
+irc_is_room(struct component *c, const char *legacy)
+{
+	return addr_is(c, legacy, IRC_ADDR_CHANNEL, 0);
 }
 
 static int
 irc_valid_address(struct component *c, const char *legacy)
 {
-	struct irc_addr a;
-	if (parse_addr(c, legacy, &a) != 0)
-		return 0;
-	int ok = a.kind == IRC_ADDR_NICK && server_allowed(c, a.server);
-	irc_addr_clear(&a);
-	return ok;
+	return addr_is(c, legacy, IRC_ADDR_NICK, 1);
 }
 
 /* "irc.example.org@irc.gw": users register a nick and an account per
@@ -1895,12 +1899,7 @@ irc_valid_address(struct component *c, const char *legacy)
 static int
 irc_register_scope(struct component *c, const char *legacy)
 {
-	struct irc_addr a;
-	if (parse_addr(c, legacy, &a) != 0)
-		return 0;
-	int ok = a.kind == IRC_ADDR_SERVER && server_allowed(c, a.server);
-	irc_addr_clear(&a);
-	return ok;
+	return addr_is(c, legacy, IRC_ADDR_SERVER, 1);
 }
 
 static void

@@ -1145,6 +1145,18 @@ class Client:
         """Let the client process its socket for a while."""
         event_loop().run_until_complete(asyncio.sleep(seconds))
 
+    def pump_until(self, cond, timeout):
+        """Process the stream until cond() is true (its value) or the
+        timeout passed (cond()'s last value)."""
+        async def poll():
+            deadline = time.monotonic() + timeout
+            while True:
+                v = cond()
+                if v or time.monotonic() >= deadline:
+                    return v
+                await asyncio.sleep(0.02)
+        return event_loop().run_until_complete(poll())
+
     def close(self, timeout=3):
         xmpp, self.xmpp = self.xmpp, None
         if xmpp is None:
@@ -1210,3 +1222,32 @@ def main_per_server(what, run_server, requires=()):
     if rc:
         mark_failed()
     return rc
+
+
+class RecordingClient(Client):
+    """A client that keeps (kind, element) of what record() hands it in
+    self.got, in order of arrival."""
+
+    def __init__(self, port, jid, password):
+        super().__init__(port, jid, password)
+        self.got = []
+
+    def keep(self, kind, el):
+        self.got.append((kind, el))
+
+    def mark(self):
+        return len(self.got)
+
+    def find(self, pred, since=0):
+        """The first stanza since mark since with pred(kind, element)."""
+        for kind, el in self.got[since:]:
+            if pred(kind, el):
+                return el
+        return None
+
+    def wait(self, pred, timeout, since=0):
+        """Process the stream until a recorded stanza matches
+        pred(kind, element); return it, or None after timeout."""
+        # (An element without children is false: test against None.)
+        self.pump_until(lambda: self.find(pred, since) is not None, timeout)
+        return self.find(pred, since)

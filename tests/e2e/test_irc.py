@@ -132,19 +132,15 @@ def muc_item(el):
     return el.find("{%s}x/{%s}item" % (NS_MUC_USER, NS_MUC_USER))
 
 
-class User(Client):
+class User(cwtest.RecordingClient):
     """An IM client: roster, initial presence, and a record of every
     presence and message received, in order."""
-
-    def __init__(self, port, jid, password):
-        super().__init__(port, jid, password)
-        self.got = []           # (kind, element)
 
     def prepare(self, xmpp):
         xmpp.auto_authorize = None
         xmpp.auto_subscribe = False
         self.record(xmpp, {"presence": C + "presence", "message": C + "message"},
-                    lambda kind, el: self.got.append((kind, el)))
+                    self.keep)
 
     def login(self, timeout=20):
         if not super().login(timeout):
@@ -153,28 +149,8 @@ class User(Client):
         self.xmpp.send_presence()
         return True
 
-    def mark(self):
-        return len(self.got)
-
-    def find(self, pred, since=0):
-        for kind, el in self.got[since:]:
-            if pred(kind, el):
-                return el
-        return None
-
-    def pump_until(self, cond, timeout):
-        async def poll():
-            deadline = time.monotonic() + timeout
-            while True:
-                v = cond()
-                if v or time.monotonic() >= deadline:
-                    return v
-                await asyncio.sleep(0.02)
-        return cwtest.event_loop().run_until_complete(poll())
-
     def wait(self, pred, timeout=WAIT, since=0):
-        self.pump_until(lambda: self.find(pred, since) is not None, timeout)
-        return self.find(pred, since)
+        return super().wait(pred, timeout, since)
 
     def wait_irc(self, bot, pred, timeout=WAIT, since=0):
         """Wait for a line at the IRC bot while this client's stream runs."""

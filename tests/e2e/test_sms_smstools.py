@@ -76,16 +76,6 @@ class User(Client):
     def mark(self):
         return len(self.got)
 
-    def pump_until(self, cond, timeout):
-        async def poll():
-            deadline = time.monotonic() + timeout
-            while True:
-                v = cond()
-                if v or time.monotonic() >= deadline:
-                    return v
-                await asyncio.sleep(0.05)
-        return cwtest.event_loop().run_until_complete(poll())
-
     def messages(self, since=0, frm=None, mtype=None):
         return [m for m in self.got[since:]
                 if (frm is None or bare(m.get("from")) == frm.lower())

@@ -76,22 +76,18 @@ def adhoc_implemented():
     return not re.search(r"\bstub\b", text[:600]) and text.count("\n") > 80
 
 
-class User(Client):
+class User(cwtest.RecordingClient):
     """A client that behaves like an IM client: it fetches its roster,
     sends available presence, and records every presence, message and
     roster push it receives.  Subscription requests are answered by the
     test (auto_authorize off)."""
-
-    def __init__(self, port, jid, password):
-        super().__init__(port, jid, password)
-        self.got = []           # (kind, ElementTree element), in order
 
     def prepare(self, xmpp):
         xmpp.auto_authorize = None          # the test answers requests
         xmpp.auto_subscribe = False
         self.record(xmpp, {"presence": C + "presence", "message": C + "message",
                            "push": "%siq/{%s}query" % (C, NS_ROSTER)},
-                    lambda kind, el: self.got.append((kind, el)))
+                    self.keep)
 
     def login(self, timeout=20, presence=True):
         if not super().login(timeout):
@@ -104,31 +100,6 @@ class User(Client):
 
     # -- what arrived --
 
-    def mark(self):
-        return len(self.got)
-
-    def find(self, pred, since=0):
-        for kind, el in self.got[since:]:
-            if pred(kind, el):
-                return el
-        return None
-
-    def wait(self, pred, timeout, since=0):
-        """Process the stream until a recorded stanza matches
-        pred(kind, element); return it, or None after timeout."""
-        # (An element without children is false: test against None.)
-        self.pump_until(lambda: self.find(pred, since) is not None, timeout)
-        return self.find(pred, since)
-
-    def pump_until(self, cond, timeout):
-        async def poll():
-            deadline = time.monotonic() + timeout
-            while True:
-                v = cond()
-                if v or time.monotonic() >= deadline:
-                    return v
-                await asyncio.sleep(0.05)
-        return cwtest.event_loop().run_until_complete(poll())
 
     def wait_log(self, cw, regex, count=1, timeout=10):
         """cw.wait_for() while the client keeps its stream going."""
