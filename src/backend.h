@@ -15,7 +15,7 @@
 
 #include "config.h"
 
-#define BACKEND_ABI 3
+#define BACKEND_ABI 4
 
 struct component;
 struct form;
@@ -64,6 +64,15 @@ struct backend {
 	const char *name;             /* "irc": the value of backend = */
 	const char *gateway_type;     /* XEP-0030 gateway identity type */
 	const char *description;      /* "IRC", for the default disco name */
+	/*
+	 * 1: a JID that the component's allow list admits may join rooms,
+	 * message contacts, list rooms and run the user commands without
+	 * registering first; the core creates the user and the session on
+	 * first use.  Registration then only adds credentials.  The
+	 * component's require_registration key overrides it.  0: a
+	 * registration comes first (mail and SMS need credentials).
+	 */
+	int open_access;
 	/* Keys this backend adds to its [component ...] section. */
 	const struct config_option *options;
 	/* Section types of its own ([irc-server HOST]), nsections of them. */
@@ -169,6 +178,28 @@ struct backend {
 	    const char *nick, struct backend_error *err);
 	int (*kick)(struct session *s, const char *room, const char *nick,
 	    const char *reason, struct backend_error *err);
+	/*
+	 * muc#admin (XEP-0045 9 and 10): give nick the role "visitor",
+	 * "participant" or "moderator" (IRC: -v, +v, +o), or the
+	 * affiliation "outcast", "none", "member", "admin" or "owner"
+	 * (IRC: +b on the nick's mask for outcast, -b to lift it).  A kick
+	 * (role none) goes to kick().  0: sent; -1: refused, err filled.
+	 * NULL: not supported.
+	 */
+	int (*set_role)(struct session *s, const char *room, const char *nick,
+	    const char *role, const char *reason, struct backend_error *err);
+	int (*set_affiliation)(struct session *s, const char *room,
+	    const char *nick, const char *affiliation, const char *reason,
+	    struct backend_error *err);
+	/*
+	 * A name a person reads for a legacy address (unescaped), for disco
+	 * and nicknames: "#test on irc.libera.chat" for a room, "bot" for a
+	 * contact "bot%irc.libera.chat".  Writes at most len bytes to buf
+	 * and returns 1, or 0 to let the core show the address itself.
+	 * NULL: the address is shown as it is.
+	 */
+	int (*display_name)(struct component *c, const char *legacy,
+	    char *buf, size_t len);
 	/* Ad-hoc commands of the backend's own, ncommands of them. */
 	const struct backend_command *commands;
 	size_t ncommands;
