@@ -87,6 +87,12 @@ static struct config_option component_options[] = {
 	{ .key = "linger", .type = CONFIG_INT, .def = "10", .min = 0,
 	  .max = 86400, .help = "seconds a legacy session outlives the "
 	  "user's last resource" },
+	{ .key = "history_days", .type = CONFIG_INT, .def = "30", .min = 0,
+	  .max = 36500, .help = "days a room's messages are kept (0: no "
+	  "age limit)" },
+	{ .key = "history_max", .type = CONFIG_INT, .def = "10000",
+	  .min = 0, .max = 100000000, .help = "messages kept per room, the "
+	  "newest (0: no limit)" },
 	{ .key = NULL },
 };
 

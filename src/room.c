@@ -76,6 +76,7 @@
 
 #include <errno.h>
 #include <iconv.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +91,7 @@
 #include "backend.h"
 #include "causeway.h"
 #include "component.h"
+#include "config.h"
 #include "form.h"
 #include "jid.h"
 #include "log.h"
@@ -133,6 +135,7 @@ struct member {
 	char *id;             /* its join presence's id, echoed back */
 	int want_subject;     /* in the room, its subject not sent yet */
 	long hist_max;        /* <history maxstanzas/>; -1: not asked */
+	long hist_chars;      /* <history maxchars/>; -1: not asked */
 	time_t hist_since;    /* <history seconds/ since/>; 0: not asked */
 };
 
@@ -879,42 +882,49 @@ room_key(const char *room)
 	return key;
 }
 
-/* Attached to the room's archive exactly while persistent and JOINED. */
+/* Attached to the room's archive exactly while JOINED (the user is in
+ * the channel, present or kept persistent): every joined room is
+ * archived, and the attachment is the user's membership. */
 static void
 archive_update(struct room *r)
 {
-	int want = r->persistent && r->state == ROOM_JOINED;
+	int want = r->state == ROOM_JOINED;
 	if (want && r->archive == NULL) {
 		r->archive = archive_attach(session_component(r->s)->domain,
-		    r->key, r);
+		    r->key, r, session_jid(r->s));
 	} else if (!want && r->archive != NULL) {
 		archive_detach(r->archive, r);
 		r->archive = NULL;
 	}
 }
 
-/* Archives a message heard in r, if r writes its room's archive; sid
- * gets the stanza-id to send it with, else is "". */
+/* Archives a message heard in r (once for all users who hear it); sid
+ * gets the stanza-id to send it with, the same for every user, else is
+ * "". */
 static void
 archive_message(struct room *r, const char *nick, const char *body,
     time_t stamp, char *sid, size_t len)
 {
 	sid[0] = '\0';
-	if (nick == NULL || !archive_is_writer(r->archive, r))
+	if (nick == NULL || r->archive == NULL)
 		return;
-	if (archive_add(r->archive, nick, body, stamp > 0 ? stamp :
-	    time(NULL), sid, len) < 0)
+	if (archive_heard(r->archive, r, nick, body, stamp, sid, len) < 0)
 		sid[0] = '\0';
 }
 
-/* XEP-0045 7.2.15: the history since the user left, each message with
- * its time (XEP-0203), as much of it as the member's <history/> asks
- * and ROOM_HISTORY_MAX allows.  Read from the store on the loop: a join
- * is rare, the read is one index range of at most 100 rows. */
+/*
+ * XEP-0045 7.2.15: recent history, each message with its time
+ * (XEP-0203): what was said while the user was in the room (the
+ * archive's reader filter), since the user last left a persistent room,
+ * as much as the member's <history/> asks (maxstanzas, maxchars counted
+ * on the stanzas as sent, seconds, since) and ROOM_HISTORY_MAX allows:
+ * a request for more gets that many.  Read from the store on the loop:
+ * a join is rare, the read is one index range of at most 100 rows.
+ */
 static void
 send_history(struct session *s, struct room *r, struct member *m)
 {
-	if (r->archive == NULL || m->hist_max == 0)
+	if (r->archive == NULL || m->hist_max == 0 || m->hist_chars == 0)
 		return;
 	struct store_archive_query q = {
 		.room = archive_room_id(r->archive),
@@ -923,22 +933,38 @@ send_history(struct session *s, struct room *r, struct member *m)
 		.max = m->hist_max > 0 && m->hist_max < ROOM_HISTORY_MAX ?
 		    (size_t)m->hist_max : ROOM_HISTORY_MAX,
 		.backward = 1,
+		.reader = session_jid(s),
 	};
 	struct store_archive_msg *v;
 	size_t n;
 	if (store_archive_query(cw->store, &q, &v, &n) != 0)
 		return;
-	for (size_t i = 0; i < n; i++) {
-		struct stanza *msg = groupchat_sid(r, v[i].nick, NULL,
-		    v[i].body, v[i].sid);
+	struct stanza **out = xcalloc(n + 1, sizeof(*out));
+	size_t first = n;           /* the oldest that fits */
+	long chars = 0;
+	while (first > 0) {
+		struct stanza *msg = groupchat_sid(r, v[first - 1].nick, NULL,
+		    v[first - 1].body, v[first - 1].sid);
 		stanza_set_attr(msg, "to", m->jid);
-		stanza_add_delay(msg, r->jid, v[i].stamp);
-		send_user(s, msg);
+		stanza_add_delay(msg, r->jid, v[first - 1].stamp);
+		if (m->hist_chars > 0) {
+			char *text = stanza_to_string(msg);
+			chars += (long)strlen(text);
+			free(text);
+			if (chars > m->hist_chars) {
+				stanza_free(msg);
+				break;
+			}
+		}
+		out[--first] = msg;
 	}
-	if (n > 0)
+	for (size_t i = first; i < n; i++)
+		send_user(s, out[i]);
+	if (n > first)
 		log_info("%s: %s: %zu messages of history in %s to %s",
-		    session_component(s)->domain, session_jid(s), n, r->name,
-		    m->jid);
+		    session_component(s)->domain, session_jid(s), n - first,
+		    r->name, m->jid);
+	free(out);
 	store_archive_msgs_free(v, n);
 }
 
@@ -976,6 +1002,21 @@ parse_datetime(const char *v)
 	return t == (time_t)-1 ? -1 : t - offset;
 }
 
+/* A <history/> count: a non-negative integer, -1 when it is not one
+ * (then ignored, as if not given). */
+static long
+history_count(const char *v)
+{
+	if (v == NULL || *v < '0' || *v > '9')
+		return -1;
+	char *end;
+	errno = 0;
+	long n = strtol(v, &end, 10);
+	if (*end != '\0')
+		return -1;
+	return errno == ERANGE ? LONG_MAX : n;
+}
+
 /* What the join presence's <history/> asks (XEP-0045 7.2.15). */
 static void
 read_history_request(struct member *m, const struct stanza *st)
@@ -983,23 +1024,17 @@ read_history_request(struct member *m, const struct stanza *st)
 	const struct stanza *x = stanza_child(st, "x", NS_MUC);
 	const struct stanza *h = x ? stanza_child(x, "history", NULL) : NULL;
 	m->hist_max = -1;
+	m->hist_chars = -1;
 	m->hist_since = 0;
 	if (h == NULL)
 		return;
-	const char *v;
-	if ((v = stanza_attr(h, "maxstanzas")) != NULL)
-		m->hist_max = strtol(v, NULL, 10) < 0 ? 0 :
-		    strtol(v, NULL, 10);
-	/* Characters cannot be counted as the client would; only "none"
-	 * is honoured. */
-	if ((v = stanza_attr(h, "maxchars")) != NULL &&
-	    strtol(v, NULL, 10) <= 0)
+	m->hist_max = history_count(stanza_attr(h, "maxstanzas"));
+	m->hist_chars = history_count(stanza_attr(h, "maxchars"));
+	long secs = history_count(stanza_attr(h, "seconds"));
+	if (secs == 0)
 		m->hist_max = 0;
-	if ((v = stanza_attr(h, "seconds")) != NULL) {
-		long secs = strtol(v, NULL, 10);
-		m->hist_since = secs <= 0 ? time(NULL) + 1 :
-		    time(NULL) - secs;
-	}
+	else if (secs > 0)
+		m->hist_since = secs >= time(NULL) ? 1 : time(NULL) - secs;
 	time_t since = parse_datetime(stanza_attr(h, "since"));
 	if (since > 0 && since > m->hist_since)
 		m->hist_since = since;
@@ -1514,10 +1549,9 @@ disco_info(struct component *c, const struct stanza *iq, struct session *s,
 	for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++)
 		stanza_set_attr(stanza_new_child(qy, "feature", NULL), "var",
 		    features[i]);
-	/* XEP-0313 8: archived rooms say so. */
-	if ((r != NULL && r->archive != NULL) || archive_of(c, room) > 0)
-		stanza_set_attr(stanza_new_child(qy, "feature", NULL), "var",
-		    NS_MAM);
+	/* XEP-0313 8: every room is archived while a user of the gateway
+	 * is in it; saying so for every room tells nothing about anyone. */
+	stanza_set_attr(stanza_new_child(qy, "feature", NULL), "var", NS_MAM);
 	return res;
 }
 
@@ -1652,8 +1686,6 @@ owner(struct component *c, const struct stanza *iq,
 	}
 	char *encoding = enc ? xstrdup(enc) : NULL;
 	form_free(f);
-	/* Detached first: with the last reference gone the store deletes
-	 * the archive, and nothing may be attached to it then. */
 	int was = r->persistent;
 	r->persistent = persistent;
 	archive_update(r);
@@ -1756,18 +1788,19 @@ mam(struct component *c, const struct stanza *iq, const struct stanza *query,
 	struct session *s;
 	struct member *m;
 	struct room *r = joined_room(c, from, room, &s, &m);
+	/* Only what was said while the user was in the room: the reader
+	 * filter of every query below.  Someone who never was gets a
+	 * refusal rather than an empty archive. */
+	char *reader = jid_bare_string(from);
 	char *key = room_key(room);
-	int allowed = r != NULL;
-	if (!allowed && s != NULL) {
-		struct store_room set;
-		allowed = store_room_get(cw->store, c->domain, session_jid(s),
-		    key, &set) == 1 && set.persistent;
-		free(set.encoding);
-	}
+	int allowed = r != NULL || store_member_any(cw->store, c->domain,
+	    reader, key) == 1;
 	free(key);
-	if (!allowed)
-		return stanza_error_reply(iq, "forbidden", "only users in the "
-		    "room, or who keep it persistent, may read its archive");
+	if (!allowed) {
+		free(reader);
+		return stanza_error_reply(iq, "forbidden", "only users who "
+		    "were in the room may read its archive");
+	}
 
 	if (strcmp(stanza_attr(iq, "type"), "get") == 0) {
 		/* XEP-0313 5.1: the fields this archive can filter on. */
@@ -1775,10 +1808,12 @@ mam(struct component *c, const struct stanza *iq, const struct stanza *query,
 		struct stanza *q = stanza_new_child(res, "query", NS_MAM);
 		stanza_add_child(q, form_build("form", NULL, NULL, NS_MAM,
 		    mam_fields, NMAM_FIELDS, NULL));
+		free(reader);
 		return res;
 	}
 
-	struct store_archive_query q = { .max = MAM_PAGE_DEFAULT };
+	struct store_archive_query q = { .max = MAM_PAGE_DEFAULT,
+	    .reader = reader };
 	struct room_mam mr = { .queryid = stanza_attr(query, "queryid") };
 	char *room_jid = session_contact_jid(c, room);
 	mr.room_jid = room_jid;
@@ -1795,6 +1830,7 @@ mam(struct component *c, const struct stanza *iq, const struct stanza *query,
 		free(why);
 		form_free(f);
 		free(room_jid);
+		free(reader);
 		return e;
 	}
 	const char *v;
@@ -1852,7 +1888,7 @@ mam(struct component *c, const struct stanza *iq, const struct stanza *query,
 	if (bad == NULL && anchor_text != NULL) {
 		anchor = mam_id(anchor_text);
 		if (anchor == 0 || q.room <= 0 || store_archive_has(cw->store,
-		    q.room, anchor) != 1)
+		    q.room, anchor, reader) != 1)
 			answer = stanza_error_reply(iq, "item-not-found",
 			    "no message in this archive has that id");
 		else if (q.backward)
@@ -1869,6 +1905,7 @@ mam(struct component *c, const struct stanza *iq, const struct stanza *query,
 		free(after_text);
 		free(before_text);
 		free(room_jid);
+		free(reader);
 		return answer;
 	}
 
@@ -1888,6 +1925,7 @@ mam(struct component *c, const struct stanza *iq, const struct stanza *query,
 			free(after_text);
 			free(before_text);
 			free(room_jid);
+			free(reader);
 			return stanza_error_reply(iq, "internal-server-error",
 			    NULL);
 		}
@@ -1930,6 +1968,7 @@ mam(struct component *c, const struct stanza *iq, const struct stanza *query,
 	free(after_text);
 	free(before_text);
 	free(room_jid);
+	free(reader);
 	return res;
 }
 
@@ -2519,5 +2558,9 @@ restore_one(void *arg, const char *jid, const char *room)
 void
 room_restore(struct component *c)
 {
+	if (c->section != NULL)
+		archive_retention(c->domain,
+		    (unsigned)config_int(c->section, "history_days"),
+		    (size_t)config_int(c->section, "history_max"));
 	store_room_persistent_foreach(cw->store, c->domain, restore_one, c);
 }

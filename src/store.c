@@ -150,6 +150,32 @@ static const char *const migrations[] = {
 	    "	DELETE FROM backend_state WHERE component = old.component\n"
 	    "	    AND jid = old.jid;\n"
 	    "END;"),
+	/*
+	 * Who may read which part of a room's archive: each row is one
+	 * stretch of a user's membership of a room, the archive ids in
+	 * (from_id, to_id], to_id NULL while it lasts.  Archives no longer
+	 * depend on anyone persisting the room (every joined room is
+	 * archived); retention removes old rows (store_archive_expire).
+	 * No foreign key: a user who never registered has no users row;
+	 * the trigger removes a user's rows with the user.  Nothing is
+	 * granted for what was archived before this version: nobody's
+	 * membership was recorded then.
+	 */
+	MIGRATION(5,
+	    "CREATE TABLE room_members (\n"
+	    "	component TEXT NOT NULL,\n"
+	    "	jid TEXT NOT NULL,\n"
+	    "	room TEXT NOT NULL,\n"
+	    "	from_id INTEGER NOT NULL,\n"
+	    "	to_id INTEGER\n"
+	    ");\n"
+	    "CREATE INDEX room_members_user ON room_members (component, jid, "
+	    "room, from_id);\n"
+	    "CREATE INDEX archive_stamp ON archive (room, stamp);\n"
+	    "CREATE TRIGGER users_members_delete AFTER DELETE ON users BEGIN\n"
+	    "	DELETE FROM room_members WHERE component = old.component\n"
+	    "	    AND jid = old.jid;\n"
+	    "END;"),
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -177,7 +203,6 @@ enum stmt_id {
 	STMT_ROOM_PERSISTENT,
 	STMT_ARCHIVE_ROOM_ADD,
 	STMT_ARCHIVE_ROOM_FIND,
-	STMT_ARCHIVE_ROOM_FORGET,
 	STMT_ARCHIVE_MAX_ID,
 	STMT_ARCHIVE_INSERT,
 	STMT_ARCHIVE_PRUNE,
@@ -185,6 +210,15 @@ enum stmt_id {
 	STMT_ARCHIVE_BACKWARD,
 	STMT_ARCHIVE_COUNT,
 	STMT_ARCHIVE_HAS,
+	STMT_MEMBER_REOPEN,
+	STMT_MEMBER_OPEN,
+	STMT_MEMBER_CLOSE,
+	STMT_MEMBER_ANY,
+	STMT_MEMBER_CLOSE_ALL,
+	STMT_MEMBER_MAX_ID,
+	STMT_MEMBER_EXPIRE,
+	STMT_ARCHIVE_EXPIRE_AGE,
+	STMT_ARCHIVE_ROOMS_OF,
 	STMT_STATE_SET,
 	STMT_STATE_GET,
 	STMT_STATE_REMOVE,
@@ -192,6 +226,16 @@ enum stmt_id {
 	STMT_STATE_EXPIRE,
 	STMT_COUNT
 };
+
+/*
+ * ?8: the bare JID reading (only the archive ids of its stretches of
+ * membership of the room, room_members), or NULL for everything.
+ */
+#define READER_SQL							\
+	"(?8 IS NULL OR EXISTS (SELECT 1 FROM room_members m, "		\
+	"archive_rooms r WHERE r.id = ?1 AND m.component = r.component "	\
+	"AND m.room = r.room AND m.jid = ?8 AND archive.id > m.from_id "	\
+	"AND (m.to_id IS NULL OR archive.id <= m.to_id)))"
 
 static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_USER_VERSION] = "PRAGMA user_version",
@@ -257,11 +301,6 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	    "VALUES (?1, ?2)",
 	[STMT_ARCHIVE_ROOM_FIND] =
 	    "SELECT id FROM archive_rooms WHERE component = ?1 AND room = ?2",
-	/* The last reference is gone: the archive goes (ON DELETE CASCADE). */
-	[STMT_ARCHIVE_ROOM_FORGET] =
-	    "DELETE FROM archive_rooms WHERE component = ?1 AND room = ?2 "
-	    "AND NOT EXISTS (SELECT 1 FROM room_settings WHERE "
-	    "component = ?1 AND room = ?2 AND persistent = 1)",
 	[STMT_ARCHIVE_MAX_ID] =
 	    "SELECT coalesce(max(id), 0) FROM archive",
 	[STMT_ARCHIVE_INSERT] =
@@ -279,17 +318,56 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_ARCHIVE_FORWARD] =
 	    "SELECT id, stamp, nick, body, sid FROM archive WHERE room = ?1 "
 	    "AND id > ?2 AND id < ?3 AND stamp >= ?4 AND stamp <= ?5 "
-	    "AND (?6 IS NULL OR nick = ?6) ORDER BY id ASC LIMIT ?7",
+	    "AND (?6 IS NULL OR nick = ?6) AND " READER_SQL
+	    " ORDER BY id ASC LIMIT ?7",
 	[STMT_ARCHIVE_BACKWARD] =
 	    "SELECT id, stamp, nick, body, sid FROM archive WHERE room = ?1 "
 	    "AND id > ?2 AND id < ?3 AND stamp >= ?4 AND stamp <= ?5 "
-	    "AND (?6 IS NULL OR nick = ?6) ORDER BY id DESC LIMIT ?7",
+	    "AND (?6 IS NULL OR nick = ?6) AND " READER_SQL
+	    " ORDER BY id DESC LIMIT ?7",
 	[STMT_ARCHIVE_COUNT] =
 	    "SELECT count(*) FROM archive WHERE room = ?1 "
 	    "AND id > ?2 AND id < ?3 AND stamp >= ?4 AND stamp <= ?5 "
-	    "AND (?6 IS NULL OR nick = ?6)",
+	    "AND (?6 IS NULL OR nick = ?6) AND " READER_SQL,
 	[STMT_ARCHIVE_HAS] =
-	    "SELECT 1 FROM archive WHERE room = ?1 AND id = ?2",
+	    "SELECT 1 FROM archive WHERE room = ?1 AND id = ?2 AND "
+	    READER_SQL,
+	/* Membership stretches (migration 5).  A join right after a leave
+	 * with nothing said between continues the last stretch, so joins
+	 * and leaves in a loop cost no rows. */
+	[STMT_MEMBER_REOPEN] =
+	    "UPDATE room_members SET to_id = NULL WHERE component = ?1 AND "
+	    "jid = ?2 AND room = ?3 AND to_id = ?4 AND NOT EXISTS (SELECT 1 "
+	    "FROM room_members WHERE component = ?1 AND jid = ?2 AND "
+	    "room = ?3 AND to_id IS NULL)",
+	[STMT_MEMBER_OPEN] =
+	    "INSERT INTO room_members (component, jid, room, from_id) "
+	    "SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM "
+	    "room_members WHERE component = ?1 AND jid = ?2 AND room = ?3 "
+	    "AND to_id IS NULL)",
+	[STMT_MEMBER_CLOSE] =
+	    "UPDATE room_members SET to_id = ?4 WHERE component = ?1 AND "
+	    "jid = ?2 AND room = ?3 AND to_id IS NULL",
+	[STMT_MEMBER_ANY] =
+	    "SELECT 1 FROM room_members WHERE component = ?1 AND jid = ?2 "
+	    "AND room = ?3 LIMIT 1",
+	/* At open: nobody is in any room before causeway joins it again. */
+	[STMT_MEMBER_CLOSE_ALL] =
+	    "UPDATE room_members SET to_id = ?1 WHERE to_id IS NULL",
+	[STMT_MEMBER_MAX_ID] =
+	    "SELECT max(coalesce(max(from_id), 0), coalesce(max(to_id), 0)) "
+	    "FROM room_members",
+	/* A stretch that ended before the oldest message kept in its room
+	 * grants nothing any more. */
+	[STMT_MEMBER_EXPIRE] =
+	    "DELETE FROM room_members WHERE component = ?1 AND to_id IS NOT "
+	    "NULL AND to_id < (SELECT coalesce(min(a.id), ?2) FROM archive a, "
+	    "archive_rooms r WHERE r.component = ?1 AND "
+	    "r.room = room_members.room AND a.room = r.id)",
+	[STMT_ARCHIVE_EXPIRE_AGE] =
+	    "DELETE FROM archive WHERE room = ?1 AND stamp < ?2",
+	[STMT_ARCHIVE_ROOMS_OF] =
+	    "SELECT id FROM archive_rooms WHERE component = ?1 ORDER BY id",
 	[STMT_STATE_SET] =
 	    "INSERT OR REPLACE INTO backend_state (component, jid, key, value, "
 	    "updated) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -307,6 +385,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	    "AND (?2 IS NULL OR jid = ?2) AND substr(key, 1, length(?3)) = ?3 "
 	    "ORDER BY jid, key",
 };
+
+static int run_write(struct store *st, sqlite3_stmt *s, const char *what);
 
 /* An archived message waiting for the next batch (store_archive_add). */
 struct archive_row {
@@ -707,6 +787,25 @@ setup(struct store *st)
 	}
 	st->archive_last = sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
+	/* Ids never go back, not even when retention emptied the archive:
+	 * a stretch of membership recorded earlier must not cover messages
+	 * archived later. */
+	s = st->stmt[STMT_MEMBER_MAX_ID];
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		log_error("store %s: reading room members: %s", st->path,
+		    sqlite3_errmsg(st->db));
+		sqlite3_reset(s);
+		return -1;
+	}
+	if (sqlite3_column_int64(s, 0) > st->archive_last)
+		st->archive_last = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	/* Whoever was in a room when the last run ended is not any more
+	 * (a killed run closed nothing): their stretches end here. */
+	s = st->stmt[STMT_MEMBER_CLOSE_ALL];
+	sqlite3_bind_int64(s, 1, st->archive_last);
+	if (run_write(st, s, "closing room memberships") < 0)
+		return -1;
 	unsigned char raw[8];
 	sqlite3_randomness(sizeof(raw), raw);
 	for (size_t i = 0; i < sizeof(raw); i++)
@@ -1236,22 +1335,9 @@ store_room_set(struct store *st, const char *component, const char *jid,
 	sqlite3_bind_int(s, 4, persistent ? 1 : 0);
 	if (encoding != NULL && *encoding != '\0')
 		sqlite3_bind_text(s, 5, encoding, -1, SQLITE_STATIC);
-	if (run_write(st, s, "storing room settings") < 0)
-		return -1;
-	if (persistent)
-		return 0;
-	/* Perhaps the last reference to the room's archive: queued rows
-	 * go first, so none refers to a room that is gone. */
-	if (store_archive_flush(st) < 0)
-		return -1;
-	s = st->stmt[STMT_ARCHIVE_ROOM_FORGET];
-	if (bind_user(st, s, component, room) == -1)
-		return -1;
-	int n = run_write(st, s, "forgetting a room's archive");
-	if (n > 0)
-		log_info("store %s: %s: nobody keeps %s any more; its archive "
-		    "is deleted", st->path, component, room);
-	return n < 0 ? -1 : 0;
+	/* The archive stays: it is everyone's who was in the room, and
+	 * retention (store_archive_expire) decides when it goes. */
+	return run_write(st, s, "storing room settings") < 0 ? -1 : 0;
 }
 
 int
@@ -1457,6 +1543,8 @@ bind_query(sqlite3_stmt *s, const struct store_archive_query *q)
 	sqlite3_bind_int64(s, 5, q->end > 0 ? (long long)q->end : INT64_MAX);
 	if (q->nick != NULL)
 		sqlite3_bind_text(s, 6, q->nick, -1, SQLITE_STATIC);
+	if (q->reader != NULL)
+		sqlite3_bind_text(s, 8, q->reader, -1, SQLITE_STATIC);
 }
 
 int
@@ -1528,13 +1616,16 @@ store_archive_count(struct store *st, const struct store_archive_query *q)
 }
 
 int
-store_archive_has(struct store *st, long long room, long long id)
+store_archive_has(struct store *st, long long room, long long id,
+    const char *reader)
 {
 	if (st == NULL || store_archive_flush(st) < 0)
 		return -1;
 	sqlite3_stmt *s = st->stmt[STMT_ARCHIVE_HAS];
 	sqlite3_bind_int64(s, 1, room);
 	sqlite3_bind_int64(s, 2, id);
+	if (reader != NULL)
+		sqlite3_bind_text(s, 8, reader, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(s);
 	int ret = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 	if (ret < 0)
@@ -1542,6 +1633,130 @@ store_archive_has(struct store *st, long long room, long long id)
 		    sqlite3_errmsg(st->db));
 	done_with(s);
 	return ret;
+}
+
+/* Binds component, jid and room as ?1..?3; -1 on a bad argument. */
+static int
+bind_member(struct store *st, sqlite3_stmt *s, const char *what,
+    const char *component, const char *jid, const char *room)
+{
+	if (bad_args(st, what, component, jid, 1) || room == NULL)
+		return -1;
+	if (bind_user(st, s, component, jid) == -1)
+		return -1;
+	sqlite3_bind_text(s, 3, room, -1, SQLITE_STATIC);
+	return 0;
+}
+
+int
+store_member_open(struct store *st, const char *component, const char *jid,
+    const char *room)
+{
+	sqlite3_stmt *s = st ? st->stmt[STMT_MEMBER_REOPEN] : NULL;
+	if (bind_member(st, s, "store_member_open", component, jid, room) < 0)
+		return -1;
+	sqlite3_bind_int64(s, 4, st->archive_last);
+	int n = run_write(st, s, "continuing a room membership");
+	if (n != 0)
+		return n < 0 ? -1 : 0;
+	s = st->stmt[STMT_MEMBER_OPEN];
+	if (bind_member(st, s, "store_member_open", component, jid, room) < 0)
+		return -1;
+	sqlite3_bind_int64(s, 4, st->archive_last);
+	return run_write(st, s, "recording a room membership") < 0 ? -1 : 0;
+}
+
+int
+store_member_close(struct store *st, const char *component, const char *jid,
+    const char *room)
+{
+	sqlite3_stmt *s = st ? st->stmt[STMT_MEMBER_CLOSE] : NULL;
+	if (bind_member(st, s, "store_member_close", component, jid, room) < 0)
+		return -1;
+	sqlite3_bind_int64(s, 4, st->archive_last);
+	return run_write(st, s, "ending a room membership") < 0 ? -1 : 0;
+}
+
+int
+store_member_any(struct store *st, const char *component, const char *jid,
+    const char *room)
+{
+	sqlite3_stmt *s = st ? st->stmt[STMT_MEMBER_ANY] : NULL;
+	if (bind_member(st, s, "store_member_any", component, jid, room) < 0)
+		return -1;
+	int rc = sqlite3_step(s);
+	int ret = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+	if (ret < 0)
+		log_error("store %s: reading room members: %s", st->path,
+		    sqlite3_errmsg(st->db));
+	done_with(s);
+	return ret;
+}
+
+long long
+store_archive_expire(struct store *st, const char *component, time_t before,
+    size_t keep)
+{
+	if (bad_args(st, "store_archive_expire", component, NULL, 0))
+		return -1;
+	if (store_archive_flush(st) < 0)
+		return -1;
+	/* The rooms first (a statement is not stepped while another
+	 * writes), then one transaction for all of them. */
+	sqlite3_stmt *s = st->stmt[STMT_ARCHIVE_ROOMS_OF];
+	if (bind_user(st, s, component, NULL) == -1)
+		return -1;
+	long long *rooms = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			rooms = xreallocarray(rooms, cap, sizeof(*rooms));
+		}
+		rooms[n++] = sqlite3_column_int64(s, 0);
+	}
+	done_with(s);
+	if (rc != SQLITE_DONE) {
+		log_error("store %s: listing archives: %s", st->path,
+		    sqlite3_errmsg(st->db));
+		free(rooms);
+		return -1;
+	}
+	long long gone = 0;
+	int ok = exec_sql(st, "BEGIN IMMEDIATE", "starting an expiry") == 0;
+	for (size_t i = 0; ok && i < n; i++) {
+		int k;
+		if (before > 0) {
+			s = st->stmt[STMT_ARCHIVE_EXPIRE_AGE];
+			sqlite3_bind_int64(s, 1, rooms[i]);
+			sqlite3_bind_int64(s, 2, (long long)before);
+			ok = (k = run_write(st, s, "expiring old messages")) >= 0;
+			gone += ok ? k : 0;
+		}
+		if (ok && keep > 0) {
+			s = st->stmt[STMT_ARCHIVE_PRUNE];
+			sqlite3_bind_int64(s, 1, rooms[i]);
+			sqlite3_bind_int64(s, 2, (sqlite3_int64)keep);
+			ok = (k = run_write(st, s, "pruning an archive")) >= 0;
+			gone += ok ? k : 0;
+		}
+	}
+	if (ok) {
+		s = st->stmt[STMT_MEMBER_EXPIRE];
+		if (bind_user(st, s, component, NULL) == -1)
+			ok = 0;
+		else {
+			sqlite3_bind_int64(s, 2, st->archive_last + 1);
+			ok = run_write(st, s, "expiring room memberships") >= 0;
+		}
+	}
+	if (ok)
+		ok = exec_sql(st, "COMMIT", "committing an expiry") == 0;
+	if (!ok)
+		exec_sql(st, "ROLLBACK", "rolling back an expiry");
+	free(rooms);
+	return ok ? gone : -1;
 }
 
 void

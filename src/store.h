@@ -114,8 +114,8 @@ struct store_room {
 /* -1 error, 0 none (out zeroed), 1 found. */
 int store_room_get(struct store *st, const char *component, const char *jid,
     const char *room, struct store_room *out);
-/* Insert or update (seen kept).  Turning persistent off deletes the
- * room's archive when no other user persists the room.  -1 or 0. */
+/* Insert or update (seen kept); the archive does not depend on it.
+ * -1 or 0. */
 int store_room_set(struct store *st, const char *component, const char *jid,
     const char *room, int persistent, const char *encoding);
 /* -1 or 0 (no settings row: nothing to update). */
@@ -160,6 +160,8 @@ struct store_archive_query {
 	const char *nick;           /* NULL: anyone */
 	size_t max;
 	int backward;               /* the newest max, not the oldest */
+	const char *reader;         /* bare JID: only its stretches of
+	                             * membership; NULL: everything */
 };
 struct store_archive_msg {
 	long long id;
@@ -173,8 +175,34 @@ int store_archive_query(struct store *st, const struct store_archive_query *q,
 /* How many match, ignoring max and backward; -1 on error. */
 long long store_archive_count(struct store *st,
     const struct store_archive_query *q);
-/* -1 error, 0 no, 1 the id is in that room's archive. */
-int store_archive_has(struct store *st, long long room, long long id);
+/* -1 error, 0 no, 1 the id is in that room's archive (and, reader not
+ * NULL, in a stretch of the reader's membership). */
+int store_archive_has(struct store *st, long long room, long long id,
+    const char *reader);
+/* Retention for one component: messages older than before (0: any
+ * age) and beyond the newest keep per room (0: no limit) go, and the
+ * stretches of membership that cover nothing left.  The number of
+ * messages removed, or -1. */
+long long store_archive_expire(struct store *st, const char *component,
+    time_t before, size_t keep);
+
+/*
+ * Membership of rooms (issue: a user reads a room's archive only for
+ * the time they were in it).  Each stretch covers the archive ids
+ * handed out while it lasted: store_member_open() starts one at the
+ * newest id now (nothing if one is open; a stretch that ended at that
+ * same id goes on instead of a new row), store_member_close() ends the
+ * open one at the newest id now.  Opening the store ends every stretch
+ * a previous run left open.  room: the room's folded name.  -1 or 0.
+ */
+int store_member_open(struct store *st, const char *component,
+    const char *jid, const char *room);
+int store_member_close(struct store *st, const char *component,
+    const char *jid, const char *room);
+/* -1 error, 0 the user never was in the room (as far as the archive
+ * still remembers), 1 was or is. */
+int store_member_any(struct store *st, const char *component,
+    const char *jid, const char *room);
 void store_archive_msgs_free(struct store_archive_msg *v, size_t n);
 
 /*

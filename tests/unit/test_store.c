@@ -289,10 +289,11 @@ test_reopen(void)
 	    "SELECT created FROM users WHERE jid = 'a@example.org'");
 	CHECK_STR(created2, created1);
 	/* Reopening creates no table twice: users, user_fields, contacts,
-	 * pending, room_settings, archive_rooms, archive, backend_state. */
+	 * pending, room_settings, archive_rooms, archive, backend_state,
+	 * room_members. */
 	char *n = query_other(path, "SELECT count(*) FROM sqlite_master "
 	    "WHERE type = 'table'");
-	CHECK_STR(n, "8");
+	CHECK_STR(n, "9");
 	free(n);
 	free(created1);
 	free(created2);
@@ -501,6 +502,56 @@ test_newer_schema_refused(void)
 	char *v = query_other(path, "PRAGMA user_version");
 	CHECK_STR(v, "999");
 	free(v);
+	free(path);
+	remove_dir(dir);
+}
+
+/*
+ * Migration 5 on a version-4 file: the archive and the settings stay,
+ * the membership table comes empty (keeping a room persistent before
+ * the upgrade grants nothing), and removing the user removes its rows.
+ */
+static void
+test_migration_members(void)
+{
+	char *dir = make_dir();
+	char *path = join(dir, "causeway.db");
+	struct store *st = store_open(path);
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	CHECK(store_user_add(st, "c", "a@x") == 1);
+	CHECK(store_room_set(st, "c", "a@x", "#r%s", 1, NULL) == 0);
+	long long room = store_archive_room(st, "c", "#r%s", 1);
+	store_archive_add(st, room, 100, "n", "old", NULL, 0);
+	store_close(st);
+	/* Back to what version 4 wrote. */
+	sqlite3 *db;
+	CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL)
+	    == SQLITE_OK);
+	CHECK(sqlite3_exec(db, "DROP TRIGGER users_members_delete; "
+	    "DROP TABLE room_members; DROP INDEX archive_stamp; "
+	    "PRAGMA user_version = 4; PRAGMA wal_checkpoint(TRUNCATE)",
+	    NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	st = store_open(path);
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	CHECK(store_schema_version(st) == 5);
+	struct store_archive_query q = { .room = room, .max = 10 };
+	CHECK(store_archive_count(st, &q) == 1);
+	q.reader = "a@x";
+	CHECK(store_archive_count(st, &q) == 0);
+	CHECK(store_member_any(st, "c", "a@x", "#r%s") == 0);
+	CHECK(store_member_open(st, "c", "a@x", "#r%s") == 0);
+	CHECK(store_member_any(st, "c", "a@x", "#r%s") == 1);
+	CHECK(store_user_remove(st, "c", "a@x") == 1);
+	CHECK(store_member_any(st, "c", "a@x", "#r%s") == 0);
+	/* Someone who never registered has rows all the same. */
+	CHECK(store_member_open(st, "c", "guest@x", "#r%s") == 0);
+	CHECK(store_member_any(st, "c", "guest@x", "#r%s") == 1);
+	store_close(st);
 	free(path);
 	remove_dir(dir);
 }
@@ -750,6 +801,7 @@ main(void)
 	RUN(test_corrupt_refused);
 	RUN(test_newer_schema_refused);
 	RUN(test_missing_dir_refused);
+	RUN(test_migration_members);
 	RUN(test_wide_mode_opens);
 	RUN(test_relative_special_name);
 	RUN(test_fields_contacts_pending);
