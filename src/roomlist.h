@@ -10,7 +10,10 @@
  *
  * The answer leaves at done, or after ROOM_LIST_TIMEOUT seconds with
  * what has arrived (the backend still calls done later, which then only
- * frees the list).  At most ROOM_LIST_MAX rooms are listed.  A backend
+ * frees the list).  At most ROOM_LIST_MAX rooms are kept, and an answer
+ * holds at most ROOM_LIST_PAGE: clients page through the rest with
+ * XEP-0059 (max, after, before; count and first/last in every page),
+ * in the order of the rooms' JIDs.  A backend
  * must call room_list_done for every list it was given, also when the
  * session logs out.
  */
@@ -22,7 +25,8 @@ struct room_list;
 struct stanza;
 
 #define ROOM_LIST_TIMEOUT 30
-#define ROOM_LIST_MAX 1000
+#define ROOM_LIST_MAX 50000
+#define ROOM_LIST_PAGE 1000
 
 /* disco#items to a scope: NULL when the answer comes later, else the
  * answer (an error). */

@@ -8,6 +8,7 @@ Persistent rooms: the owner form, a room kept while the user is away,
 history on the rejoin, XEP-0313 MAM on the room."""
 
 import os
+import xml.etree.ElementTree as ET
 import signal
 import sqlite3
 import sys
@@ -676,6 +677,368 @@ def test_persistent(conn, cw):
     drain(conn)
 
 
+BOB = "carol@localhost/c"
+
+
+def say(conn, who, room, body, id_):
+    """A groupchat line and its reflection and echo's answer to who:
+    (reflection, echo's line)."""
+    groupchat(conn, who, room, body, id_)
+    refl = conn.next_stanza(3, lambda s: s.get("id") == id_
+                            and s.get("to") == who)
+    echo = conn.next_stanza(3, lambda s: s.get("to") == who and
+                            s.get("from") == room_jid(room, "echo") and
+                            text(s, "body") == "echo: " + body)
+    return refl, echo
+
+
+def history_of(conn, who, room, nick, extra, id_):
+    """Joins with <history/> extra: the history messages of the join
+    sequence (or None when it did not complete)."""
+    join_presence(conn, who, room, nick, id_=id_, extra=extra)
+    seq, done = join_sequence(conn, who, room)
+    if not done:
+        return None
+    return [s for s in seq if s.tag == q(NS_COMPONENT, "message")
+            and s.find(q(NS_COMPONENT, "subject")) is None]
+
+
+def leave_room(conn, who, room, nick):
+    conn.send("<presence from='%s' to='%s' type='unavailable'/>"
+              % (who, room_jid(room, nick)))
+    conn.next_stanza(3, lambda s: s.get("to") == who and
+                     s.get("type") == "unavailable" and "110" in codes(s))
+
+
+def mam_query(conn, who, room, id_, form="", rsm=""):
+    """(results [(id, nick, body)], fin element or None)."""
+    x = ("<x xmlns='%s' type='submit'><field var='FORM_TYPE' "
+         "type='hidden'><value>%s</value></field>%s</x>" % (DATA, MAM, form)
+         if form else "")
+    conn.send("<iq type='set' id='%s' to='%s' from='%s'><query xmlns='%s' "
+              "queryid='%s'>%s%s</query></iq>" % (id_, room_jid(room), who,
+                                                  MAM, id_, x, rsm))
+    out, fin = collect(conn, lambda s: s.get("id") == id_,
+                       lambda s: s.get("to") == who and (
+                           s.get("id") == id_ or
+                           s.find(q(MAM, "result")) is not None))
+    res = []
+    for st in out:
+        r = st.find(q(MAM, "result"))
+        if r is None or r.get("queryid") != id_:
+            continue
+        m = r.find(q(FORWARD, "forwarded")).find(q("jabber:client",
+                                                    "message"))
+        res.append((r.get("id"), nick_of(m), text(m, "body",
+                                                  "jabber:client")))
+    if not fin:
+        return res, None
+    if out[-1].get("type") == "error":
+        return res, out[-1]
+    return res, out[-1].find(q(MAM, "fin"))
+
+
+def rsm_of(fin):
+    st = fin.find(q(RSM, "set")) if fin is not None else None
+    if st is None:
+        return {}
+    return {c.tag.split("}")[1]: c.text for c in st}
+
+
+def test_history(conn, cw):
+    """Join history in a room nobody keeps persistent, with every
+    <history/> limit, and MAM with filters and paging; the ids are the
+    ones the live messages carried."""
+    join_presence(conn, A, "#hist", "alice", id_="jh1")
+    seq, done = join_sequence(conn, A, "#hist")
+    live = []       # (stanza-id, nick, body) as the live copies had them
+    for i in range(1, 6):
+        refl, echo = say(conn, A, "#hist", "h%d" % i, "h%d" % i)
+        for st in (refl, echo):
+            live.append((stanza_id(st)[0] if stanza_id(st) else None,
+                         nick_of(st), text(st, "body")))
+    tap.check(done and len(live) == 10 and all(x[0] for x in live),
+              "a plain room: 5 lines and echo's 5 answers, live with "
+              "stanza-ids", live)
+
+    hist = history_of(conn, B, "#hist", "alice", "<history maxstanzas='3'/>",
+                      "jh2")
+    got = [(stanza_id(m)[0] if stanza_id(m) else None, nick_of(m),
+            text(m, "body")) for m in hist or []]
+    tap.check(got == live[-3:] and
+              all(m.find(q(DELAY, "delay")) is not None for m in hist),
+              "a second resource joining a plain room: maxstanzas=3 gives "
+              "the newest 3, with delays and the live stanza-ids", got)
+    leave_room(conn, B, "#hist", "alice")
+
+    hist = history_of(conn, B, "#hist", "alice", "<history maxchars='1'/>",
+                      "jh3")
+    tap.check(hist == [], "maxchars=1: no history", hist)
+    leave_room(conn, B, "#hist", "alice")
+    hist = history_of(conn, B, "#hist", "alice",
+                      "<history maxchars='700'/>", "jh4")
+    tap.check(hist is not None and 1 <= len(hist) < 10 and
+              text(hist[-1], "body") == live[-1][2],
+              "maxchars=700: the newest messages that fit in 700 "
+              "characters, not all 10", hist and len(hist))
+    leave_room(conn, B, "#hist", "alice")
+    hist = history_of(conn, B, "#hist", "alice", "<history seconds='0'/>",
+                      "jh5")
+    tap.check(hist == [], "seconds=0: no history", hist)
+    leave_room(conn, B, "#hist", "alice")
+    hist = history_of(conn, B, "#hist", "alice",
+                      "<history seconds='3600'/>", "jh6")
+    tap.check(hist is not None and len(hist) == 10,
+              "seconds=3600: all 10", hist and len(hist))
+    leave_room(conn, B, "#hist", "alice")
+    future = time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                           time.gmtime(time.time() + 3600))
+    hist = history_of(conn, B, "#hist", "alice",
+                      "<history since='%s'/>" % future, "jh7")
+    tap.check(hist == [], "since an hour from now: no history", hist)
+    leave_room(conn, B, "#hist", "alice")
+    past = time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                         time.gmtime(time.time() - 3600))
+    hist = history_of(conn, B, "#hist", "alice",
+                      "<history since='%s' maxstanzas='4'/>" % past, "jh8")
+    tap.check(hist is not None and len(hist) == 4,
+              "since an hour ago with maxstanzas=4: 4", hist and len(hist))
+    leave_room(conn, B, "#hist", "alice")
+    hist = history_of(conn, B, "#hist", "alice",
+                      "<history maxstanzas='x1'/>", "jh9")
+    tap.check(hist is not None and len(hist) == 10,
+              "maxstanzas not a number: ignored (all 10)", hist and len(hist))
+    leave_room(conn, B, "#hist", "alice")
+
+    # More than the limit: 110 lines with echo's answers make 230.
+    for i in range(110):
+        groupchat(conn, A, "#hist", "bulk %d" % i, "bk%d" % i)
+    conn.next_stanza(10, lambda s: text(s, "body") == "echo: bulk 109")
+    drain(conn)
+    newest, _ = mam_query(conn, A, "#hist", "mh0",
+                          rsm="<set xmlns='%s'><max>5</max><before/></set>"
+                          % RSM)
+    hist = history_of(conn, B, "#hist", "alice",
+                      "<history maxstanzas='1000'/>", "jh10")
+    tap.check(hist is not None and len(hist) == 100 and len(newest) == 5
+              and stanza_id(hist[-1])[0] == newest[-1][0],
+              "maxstanzas=1000 over 230 messages: the limit, 100, the "
+              "newest last", hist and len(hist))
+    leave_room(conn, B, "#hist", "alice")
+
+    # MAM: forward pages of 4 from the start, then on with after.
+    res, fin = mam_query(conn, A, "#hist", "mh1",
+                         rsm="<set xmlns='%s'><max>4</max></set>" % RSM)
+    rs = rsm_of(fin)
+    tap.check([(i, n, b) for i, n, b in res] == live[:4] and
+              fin is not None and fin.get("complete") is None and
+              rs.get("count") == "230" and rs.get("first") == live[0][0] and
+              rs.get("last") == live[3][0],
+              "MAM max=4: the oldest 4 with the live stanza-ids, count "
+              "230, first/last, not complete", (res, rs))
+    res, fin = mam_query(conn, A, "#hist", "mh2",
+                         rsm="<set xmlns='%s'><max>4</max><after>%s</after>"
+                         "</set>" % (RSM, live[3][0]))
+    tap.check([(i, n, b) for i, n, b in res] == live[4:8],
+              "MAM after the last of page 1: the next 4", res)
+    res, fin = mam_query(conn, A, "#hist", "mh3",
+                         rsm="<set xmlns='%s'><max>3</max><before/></set>"
+                         % RSM)
+    last3 = res
+    tap.check(res == newest[2:] and
+              fin is not None and fin.get("complete") is None,
+              "MAM before (empty): the last page of 3", res)
+    res, fin = mam_query(conn, A, "#hist", "mh4",
+                         rsm="<set xmlns='%s'><max>2</max><before>%s"
+                         "</before></set>" % (RSM, last3[0][0] if last3
+                                              else "x"))
+    tap.check(res == newest[:2],
+              "MAM before the first of the last page: the 2 before it",
+              res)
+    res, fin = mam_query(conn, A, "#hist", "mh5",
+                         rsm="<set xmlns='%s'><max>50</max><after>%s</after>"
+                         "</set>" % (RSM, live[3][0]),
+                         form="<field var='with'><value>%s</value></field>"
+                         % room_jid("#hist", "echo"))
+    tap.check(len(res) == 50 and all(n == "echo" for _, n, _ in res) and
+              res[0][2] == "echo: h3" and rsm_of(fin).get("count") == "115",
+              "MAM with=room/echo after an id: echo's lines only, count 115",
+              (len(res), res[:2], rsm_of(fin)))
+    res, fin = mam_query(conn, A, "#hist", "mh6",
+                         form="<field var='start'><value>%s</value></field>"
+                         % future)
+    tap.check(res == [] and fin is not None and
+              fin.get("complete") == "true" and
+              rsm_of(fin).get("count") == "0",
+              "MAM start an hour from now: nothing, complete, count 0",
+              (res, rsm_of(fin)))
+    res, fin = mam_query(conn, A, "#hist", "mh7",
+                         form="<field var='end'><value>%s</value></field>"
+                         % past)
+    tap.check(res == [] and fin is not None and
+              fin.get("complete") == "true",
+              "MAM end an hour ago: nothing", res)
+    res, fin = mam_query(conn, A, "#hist", "mh8",
+                         form="<field var='start'><value>%s</value></field>"
+                         "<field var='end'><value>%s</value></field>"
+                         % (past, future),
+                         rsm="<set xmlns='%s'><max>0</max></set>" % RSM)
+    tap.check(res == [] and rsm_of(fin).get("count") == "230" and
+              fin.get("complete") is None,
+              "MAM between an hour ago and an hour from now, max=0: the "
+              "count alone, 230", rsm_of(fin))
+    res, fin = mam_query(conn, A, "#hist", "mh9",
+                         rsm="<set xmlns='%s'><after>999999-nope</after>"
+                         "</set>" % RSM)
+    tap.check(fin is not None and error_condition(fin) ==
+              ("cancel", "item-not-found"),
+              "MAM after an id that is not in the archive: item-not-found",
+              fin)
+    res, fin = mam_query(conn, A, "#hist", "mh10",
+                         rsm="<set xmlns='%s'><max>-1</max></set>" % RSM)
+    tap.check(fin is not None and error_condition(fin) ==
+              ("modify", "bad-request"), "MAM max=-1: bad-request", fin)
+    leave_room(conn, A, "#hist", "alice")
+    drain(conn)
+
+
+def test_archive_access(conn, cw):
+    """Issue 12 item 1: a user reads a room's archive only for the time
+    they were in it; keeping the room persistent grants nothing from
+    before; disco#info tells nothing about other users."""
+    join_presence(conn, A, "#secret", "alice", id_="js1")
+    join_sequence(conn, A, "#secret")
+    owner_set(conn, A, "#secret", "so1", persistent="1")
+    say(conn, A, "#secret", "before bob", "sb1")
+    drain(conn)
+
+    # What disco#info tells bob (never there) of a room alice keeps and
+    # of a room nobody was ever in: the same.
+    feats = []
+    for i, room in enumerate(("#secret", "#never")):
+        res = conn.iq("<query xmlns='%s'/>" % DISCO_INFO, to=room_jid(room),
+                      frm=BOB, id_="sd%d" % i)
+        feats.append(sorted(f.get("var") for f in res.iter(
+            q(DISCO_INFO, "feature"))) if res is not None else None)
+    tap.check(feats[0] is not None and feats[0] == feats[1] and
+              MAM in feats[0],
+              "disco#info of a room alice keeps and of a room nobody "
+              "joined, asked by carol: the same features (MAM in both)",
+              feats)
+
+    res, fin = mam_query(conn, BOB, "#secret", "sm1")
+    tap.check(res == [] and fin is not None and
+              error_condition(fin) == ("auth", "forbidden"),
+              "MAM by carol, never in the room: forbidden, nothing", (res, fin))
+
+    join_presence(conn, BOB, "#secret", "bob", id_="js2",
+                  extra="<history maxstanzas='50'/>")
+    seq, done = join_sequence(conn, BOB, "#secret")
+    hist = [text(s, "body") for s in seq if s.tag == q(NS_COMPONENT,
+            "message") and s.find(q(NS_COMPONENT, "subject")) is None]
+    tap.check(done and hist == [],
+              "carol joins: no history from before she was in", hist)
+    res = owner_set(conn, BOB, "#secret", "so2", persistent="1")
+    say(conn, A, "#secret", "while bob in", "sb2")
+    drain(conn)
+    res, fin = mam_query(conn, BOB, "#secret", "sm2")
+    bodies = [b for _, _, b in res]
+    tap.check(bodies == ["while bob in", "echo: while bob in"] and
+              rsm_of(fin).get("count") == "2",
+              "carol marks it persistent and reads MAM: only what was said "
+              "since she joined (count 2), nothing from before",
+              (bodies, rsm_of(fin)))
+    res, fin = mam_query(conn, BOB, "#secret", "sm3",
+                         rsm="<set xmlns='%s'><after>%s</after></set>"
+                         % (RSM, "1"))
+    tap.check(fin is not None and error_condition(fin) ==
+              ("cancel", "item-not-found"),
+              "carol paging from an id of before she was in: item-not-found",
+              fin)
+
+    # Kicked: bob reads nothing said after the kick.
+    groupchat(conn, BOB, "#secret", "/kickme", "sk1")
+    st = conn.next_stanza(3, lambda s: s.get("to") == BOB and
+                          s.get("type") == "unavailable" and
+                          "307" in codes(s))
+    say(conn, A, "#secret", "after the kick", "sb3")
+    drain(conn)
+    res, fin = mam_query(conn, BOB, "#secret", "sm4")
+    bodies = [b for _, _, b in res]
+    tap.check(st is not None and "after the kick" not in bodies and
+              "echo: after the kick" not in bodies and
+              "while bob in" in bodies,
+              "kicked, carol reads what was said while she was in, nothing "
+              "after the kick", bodies)
+    hist = history_of(conn, BOB, "#secret", "bob",
+                      "<history maxstanzas='50'/>", "js3")
+    tap.check(hist is not None and not any(
+        "after the kick" in (text(m, "body") or "") for m in hist),
+        "carol rejoins: the history skips what was said while she was out",
+        hist and [text(m, "body") for m in hist])
+    leave_room(conn, BOB, "#secret", "bob")
+    owner_set(conn, A, "#secret", "so3", persistent="0")
+    leave_room(conn, A, "#secret", "alice")
+    drain(conn)
+
+
+def test_room_list_paging(conn, cw):
+    """disco#items on a scope pages with XEP-0059 (echo lists #echo,
+    #lobby and #test)."""
+    scope = "list@" + GW
+    # Listing needs the legacy session online: a room keeps it so.
+    join_presence(conn, A, "#listing", "alice", id_="jl")
+    join_sequence(conn, A, "#listing")
+    names = lambda res: [i.get("jid").split("@")[0] for i in res.iter(
+        q("http://jabber.org/protocol/disco#items", "item"))] \
+        if res is not None else None
+    rs = lambda res: rsm_of(res.find(q(
+        "http://jabber.org/protocol/disco#items", "query"))) \
+        if res is not None else {}
+    res = conn.iq("<query xmlns='http://jabber.org/protocol/disco#items'/>",
+                  to=scope, frm=A, id_="rl0", timeout=5)
+    tap.check(names(res) == ["#echo", "#lobby", "#test"] and rs(res) == {},
+              "the room list without <set/>: all three, no set",
+              res is not None and ET.tostring(res))
+    res = conn.iq("<query xmlns='http://jabber.org/protocol/disco#items'>"
+                  "<set xmlns='%s'><max>2</max></set></query>" % RSM,
+                  to=scope, frm=A, id_="rl1", timeout=5)
+    r = rs(res)
+    tap.check(names(res) == ["#echo", "#lobby"] and r.get("count") == "3"
+              and r.get("first") == room_jid("#echo") and
+              r.get("last") == room_jid("#lobby"),
+              "max=2: the first two, count 3, first/last", (names(res), r))
+    res = conn.iq("<query xmlns='http://jabber.org/protocol/disco#items'>"
+                  "<set xmlns='%s'><max>2</max><after>%s</after></set>"
+                  "</query>" % (RSM, room_jid("#lobby")),
+                  to=scope, frm=A, id_="rl2", timeout=5)
+    tap.check(names(res) == ["#test"] and rs(res).get("count") == "3",
+              "after the last of page 1: the third", names(res))
+    res = conn.iq("<query xmlns='http://jabber.org/protocol/disco#items'>"
+                  "<set xmlns='%s'><max>1</max><before/></set></query>"
+                  % RSM, to=scope, frm=A, id_="rl3", timeout=5)
+    tap.check(names(res) == ["#test"],
+              "before (empty), max=1: the last page", names(res))
+    res = conn.iq("<query xmlns='http://jabber.org/protocol/disco#items'>"
+                  "<set xmlns='%s'><max>5</max><before>%s</before></set>"
+                  "</query>" % (RSM, room_jid("#test")),
+                  to=scope, frm=A, id_="rl4", timeout=5)
+    tap.check(names(res) == ["#echo", "#lobby"],
+              "before #test: the two before it", names(res))
+    res = conn.iq("<query xmlns='http://jabber.org/protocol/disco#items'>"
+                  "<set xmlns='%s'><max>0</max></set></query>" % RSM,
+                  to=scope, frm=A, id_="rl5", timeout=5)
+    tap.check(names(res) == [] and rs(res).get("count") == "3",
+              "max=0: the count alone", (names(res), rs(res)))
+    res = conn.iq("<query xmlns='http://jabber.org/protocol/disco#items'>"
+                  "<set xmlns='%s'><max>many</max></set></query>" % RSM,
+                  to=scope, frm=A, id_="rl6", timeout=5)
+    tap.check(error_condition(res) == ("modify", "bad-request"),
+              "max not a number: bad-request", res)
+    leave_room(conn, A, "#listing", "alice")
+    drain(conn)
+
+
 def main():
     srv = FakeServer(domain=GW)
     cw = Causeway(srv.port, domain=GW, backend="echo",
@@ -685,6 +1048,9 @@ def main():
         res = register(conn, A, "alice", "r1")
         tap.check(res is not None and res.get("type") == "result",
                   "alice registers", res)
+        res = register(conn, BOB, "carol", "r2")
+        tap.check(res is not None and res.get("type") == "result",
+                  "carol registers", res)
         drain(conn)
         test_refused_joins(conn, cw)
         test_join(conn, cw)
@@ -700,6 +1066,9 @@ def main():
         test_offline(conn, cw)
         test_bad_rooms(conn, cw)
         test_persistent(conn, cw)
+        test_history(conn, cw)
+        test_archive_access(conn, cw)
+        test_room_list_paging(conn, cw)
         # Stop with a room open, so its state is freed at shutdown (and
         # a sanitizer build reports any leak).
         join_presence(conn, A, "#last", "alice", id_="jz")
