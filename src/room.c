@@ -57,14 +57,16 @@
  *            history since the user left between self-presence and
  *            subject (XEP-0045 7.2.15, each with a XEP-0203 delay)
  *
- * - A persistent JOINED room is attached to its room's archive
- *   (archive.h), kept once per room whoever persists it; only the
- *   writer among the attached rooms archives a message, the others hear
- *   the same message on their own connections.  The archive's id is the
- *   XEP-0359 stanza-id of the writer's live copy and the XEP-0313 MAM
- *   result id, so a client can tell the two are one message.  Users who
- *   are not the writer get their own stanza-ids live (their copies are
- *   separate stanzas); MAM gives them the archive's.
+ * - Every JOINED room is attached to its room's archive (archive.h),
+ *   kept once per room however many users are in it: each user's room
+ *   reports what it hears and the archive pairs up the reports, so the
+ *   archive's id is the XEP-0359 stanza-id of every user's live copy
+ *   and the XEP-0313 MAM result id.
+ * - The attachment is the user's membership for the store (its link up,
+ *   store_member_*): join history and MAM read only the archive ids of
+ *   the user's stretches of membership, so nothing said before the user
+ *   joined, while they were out, or after a kick is theirs to read, and
+ *   setting a room persistent grants nothing by itself.
  * - "Since the user left" is the archive id handed out last when the
  *   last member left (seen, stored), so history is exact even for
  *   messages of the same second.
@@ -2359,8 +2361,8 @@ room_link_lost(struct session *s, const char *room, const char *text)
 	log_info("%s: %s: %s is out of reach, %u occupants gone: %s",
 	    session_component(s)->domain, session_jid(s), r->name,
 	    r->occ.n > 0 ? r->occ.n - 1 : 0, text ? text : "");
-	/* Another user who persists the room writes its archive meanwhile
-	 * (until this one hears the room again). */
+	/* Out of the channel until the link is back: the user's stretch of
+	 * membership ends here (others in the channel go on archiving). */
 	archive_set_down(r->archive, r, 1);
 	/* A status message from the room itself (clients show it in the
 	 * room's window), then everyone else leaves; the user stays, so

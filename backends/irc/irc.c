@@ -2548,8 +2548,8 @@ irc_cmd_channel(struct component *c, const char *user, const struct form *in,
 	    strcmp(pers, "yes") == 0;
 	const char *encoding = enc == NULL || *enc == '\0' ? cur.encoding :
 	    strcmp(enc, "-") == 0 ? NULL : enc;
-	/* A room the user holds now is attached to its archive: turning
-	 * persistence off under it would delete the archive it writes. */
+	/* A room the user holds now is bounced by its persistence: turning
+	 * it off under it is done in the room's own form (or by leaving). */
 	struct session *s = session_state_of(c, user) != SESSION_OFFLINE ?
 	    session_find_registered(c, user) : NULL;
 	struct irc_server *srv = s ? server_get(s, a.server, 0) : NULL;
