@@ -28,6 +28,7 @@
 /* A message one owner reported, waiting for the others' reports. */
 struct recent {
 	uint64_t seq;
+	uint64_t hash;             /* of nick and body: most entries differ */
 	time_t at;                 /* when it was first reported */
 	long long id;
 	char *nick, *body, *sid;
@@ -245,16 +246,33 @@ reported_by(const struct recent *e, const void *owner)
 	return 0;
 }
 
-/* The oldest remembered message that is this one for owner i, or NULL. */
+/* FNV-1a of nick, a NUL, and body: a quick "not this one". */
+static uint64_t
+line_hash(const char *nick, const char *body)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (const unsigned char *p = (const unsigned char *)nick; ; p++) {
+		h = (h ^ *p) * 0x100000001b3ULL;
+		if (*p == '\0')
+			break;
+	}
+	for (const unsigned char *p = (const unsigned char *)body; *p; p++)
+		h = (h ^ *p) * 0x100000001b3ULL;
+	return h;
+}
+
+/* The oldest remembered message that is this one for owner i, or NULL.
+ * Oldest first: the same line said twice pairs up in order. */
 static struct recent *
-recent_match(struct archive *a, size_t i, const char *nick, const char *body,
-    time_t now)
+recent_match(struct archive *a, size_t i, uint64_t hash, const char *nick,
+    const char *body, time_t now)
 {
 	for (size_t k = 0; a->recent != NULL && k < a->nrecent; k++) {
 		struct recent *e = &a->recent[(a->head + k) % ARCHIVE_RECENT];
-		if (e->seq <= a->floor[i] || now - e->at > ARCHIVE_MATCH_SECS ||
-		    reported_by(e, a->owners[i]) ||
-		    strcmp(e->nick, nick) != 0 || strcmp(e->body, body) != 0)
+		if (e->hash != hash || e->seq <= a->floor[i] ||
+		    now - e->at > ARCHIVE_MATCH_SECS ||
+		    strcmp(e->nick, nick) != 0 || strcmp(e->body, body) != 0 ||
+		    reported_by(e, a->owners[i]))
 			continue;
 		return e;
 	}
@@ -262,7 +280,7 @@ recent_match(struct archive *a, size_t i, const char *nick, const char *body,
 }
 
 static void
-recent_add(struct archive *a, const void *owner, long long id,
+recent_add(struct archive *a, const void *owner, long long id, uint64_t hash,
     const char *nick, const char *body, const char *sid, time_t now)
 {
 	if (a->recent == NULL)
@@ -276,6 +294,7 @@ recent_add(struct archive *a, const void *owner, long long id,
 		e = &a->recent[(a->head + a->nrecent++) % ARCHIVE_RECENT];
 	}
 	e->seq = a->seq;
+	e->hash = hash;
 	e->at = now;
 	e->id = id;
 	e->nick = xstrdup(nick);
@@ -294,8 +313,9 @@ archive_heard(struct archive *a, const void *owner, const char *nick,
 	if (a == NULL || i == a->nowners || nick == NULL || body == NULL)
 		return -1;
 	time_t now = time(NULL);
-	struct recent *e = a->nowners > 1 ? recent_match(a, i, nick, body,
-	    now) : NULL;
+	uint64_t hash = a->nowners > 1 ? line_hash(nick, body) : 0;
+	struct recent *e = a->nowners > 1 ? recent_match(a, i, hash, nick,
+	    body, now) : NULL;
 	if (e != NULL) {
 		e->by = xreallocarray(e->by, e->nby + 1, sizeof(*e->by));
 		e->by[e->nby++] = owner;
@@ -308,7 +328,7 @@ archive_heard(struct archive *a, const void *owner, const char *nick,
 		return -1;
 	a->seq++;
 	if (a->nowners > 1)
-		recent_add(a, owner, id, nick, body, sid, now);
+		recent_add(a, owner, id, hash, nick, body, sid, now);
 	if (store_archive_queued(cw->store) >= ARCHIVE_FLUSH_ROWS) {
 		event_del(flush_timer);
 		archive_flush();

@@ -1039,6 +1039,45 @@ def test_room_list_paging(conn, cw):
     drain(conn)
 
 
+def test_retention(srv, cw):
+    """history_days and history_max, applied when causeway starts: rows
+    older than the days go, each room keeps its newest history_max."""
+    path = os.path.join(cw.tmp, "causeway.db")
+    db = sqlite3.connect(path)
+    room = db.execute("SELECT id FROM archive_rooms WHERE room = '#hist'"
+                      ).fetchone()[0]
+    top = db.execute("SELECT max(id) FROM archive").fetchone()[0]
+    for i in range(3):
+        db.execute("INSERT INTO archive (id, room, stamp, nick, body, sid) "
+                   "VALUES (?, ?, 1000, 'old', 'ancient', 'x')",
+                   (top + 1 + i, room))
+    db.commit()
+    before = db.execute("SELECT count(*) FROM archive WHERE room = ?",
+                        (room,)).fetchone()[0]
+    db.close()
+    cw2 = Causeway(srv.port, domain=GW, backend="echo", tmp=cw.tmp,
+                   extra="linger = 0\nhistory_days = 1\n"
+                   "history_max = 50\n").start()
+    conn = srv.accept()
+    removed = cw2.wait_log("archive retention removed", timeout=10)
+    cw2.signal(signal.SIGTERM)
+    cw2.wait_exit(15)
+    conn.close()
+    db = sqlite3.connect(path)
+    ancient = db.execute("SELECT count(*) FROM archive WHERE body = "
+                         "'ancient'").fetchone()[0]
+    per_room = db.execute("SELECT max(n) FROM (SELECT count(*) AS n FROM "
+                          "archive GROUP BY room)").fetchone()[0]
+    hist = db.execute("SELECT count(*) FROM archive WHERE room = ?",
+                      (room,)).fetchone()[0]
+    db.close()
+    tap.check(removed and before == 233 and ancient == 0 and
+              per_room <= 50 and hist == 50,
+              "restarted with history_days = 1, history_max = 50: the "
+              "3 rows of 1970 are gone and #hist keeps its newest 50 of "
+              "233", (removed, before, ancient, per_room, hist))
+
+
 def main():
     srv = FakeServer(domain=GW)
     cw = Causeway(srv.port, domain=GW, backend="echo",
@@ -1087,6 +1126,7 @@ def main():
         tap.check(("alice", "queued at exit") in rows,
                   "archived messages still queued at the SIGTERM are "
                   "written at shutdown", rows)
+        test_retention(srv, cw)
         log = cw.log_text()
         tap.check("ERROR: AddressSanitizer" not in log
                   and "ERROR: LeakSanitizer" not in log
