@@ -771,44 +771,31 @@ def test_history(conn, cw):
               "the newest 3, with delays and the live stanza-ids", got)
     leave_room(conn, B, "#hist", "alice")
 
-    hist = history_of(conn, B, "#hist", "alice", "<history maxchars='1'/>",
-                      "jh3")
-    tap.check(hist == [], "maxchars=1: no history", hist)
-    leave_room(conn, B, "#hist", "alice")
-    hist = history_of(conn, B, "#hist", "alice",
-                      "<history maxchars='700'/>", "jh4")
-    tap.check(hist is not None and 1 <= len(hist) < 10 and
-              text(hist[-1], "body") == live[-1][2],
-              "maxchars=700: the newest messages that fit in 700 "
-              "characters, not all 10", hist and len(hist))
-    leave_room(conn, B, "#hist", "alice")
-    hist = history_of(conn, B, "#hist", "alice", "<history seconds='0'/>",
-                      "jh5")
-    tap.check(hist == [], "seconds=0: no history", hist)
-    leave_room(conn, B, "#hist", "alice")
-    hist = history_of(conn, B, "#hist", "alice",
-                      "<history seconds='3600'/>", "jh6")
-    tap.check(hist is not None and len(hist) == 10,
-              "seconds=3600: all 10", hist and len(hist))
-    leave_room(conn, B, "#hist", "alice")
     future = time.strftime("%Y-%m-%dT%H:%M:%SZ",
                            time.gmtime(time.time() + 3600))
-    hist = history_of(conn, B, "#hist", "alice",
-                      "<history since='%s'/>" % future, "jh7")
-    tap.check(hist == [], "since an hour from now: no history", hist)
-    leave_room(conn, B, "#hist", "alice")
     past = time.strftime("%Y-%m-%dT%H:%M:%SZ",
                          time.gmtime(time.time() - 3600))
-    hist = history_of(conn, B, "#hist", "alice",
-                      "<history since='%s' maxstanzas='4'/>" % past, "jh8")
-    tap.check(hist is not None and len(hist) == 4,
-              "since an hour ago with maxstanzas=4: 4", hist and len(hist))
-    leave_room(conn, B, "#hist", "alice")
-    hist = history_of(conn, B, "#hist", "alice",
-                      "<history maxstanzas='x1'/>", "jh9")
-    tap.check(hist is not None and len(hist) == 10,
-              "maxstanzas not a number: ignored (all 10)", hist and len(hist))
-    leave_room(conn, B, "#hist", "alice")
+    cases = [
+        ("maxchars='1'", lambda h: h == [], "maxchars=1: no history"),
+        ("maxchars='700'", lambda h: 1 <= len(h) < 10 and
+         text(h[-1], "body") == live[-1][2],
+         "maxchars=700: the newest messages that fit in 700 characters, "
+         "not all 10"),
+        ("seconds='0'", lambda h: h == [], "seconds=0: no history"),
+        ("seconds='3600'", lambda h: len(h) == 10, "seconds=3600: all 10"),
+        ("since='%s'" % future, lambda h: h == [],
+         "since an hour from now: no history"),
+        ("since='%s' maxstanzas='4'" % past, lambda h: len(h) == 4,
+         "since an hour ago with maxstanzas=4: 4"),
+        ("maxstanzas='x1'", lambda h: len(h) == 10,
+         "maxstanzas not a number: ignored (all 10)"),
+    ]
+    for i, (attrs, good, desc) in enumerate(cases):
+        hist = history_of(conn, B, "#hist", "alice",
+                          "<history %s/>" % attrs, "jc%d" % i)
+        tap.check(hist is not None and good(hist), desc,
+                  hist and [text(m, "body") for m in hist])
+        leave_room(conn, B, "#hist", "alice")
 
     # More than the limit: 110 lines with echo's answers make 230.
     for i in range(110):
