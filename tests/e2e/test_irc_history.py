@@ -212,6 +212,37 @@ def check_secret(ctx, carol):
     bot.send("PART #secret")
 
 
+def check_list_paging(ctx):
+    """The channel list of the IRC server (disco#items on server@gw,
+    IRC LIST) in pages of one (XEP-0059)."""
+    items_ns = "http://jabber.org/protocol/disco#items"
+    rsm = "http://jabber.org/protocol/rsm"
+
+    def page(set_xml):
+        r = ctx.alice.iq("%s@%s" % (SRV, DOMAIN), "<query xmlns='%s'>"
+                         "<set xmlns='%s'>%s</set></query>"
+                         % (items_ns, rsm, set_xml))
+        jids = [i.get("jid") for i in r.findall(".//{%s}item" % items_ns)]
+        st = r.find("{%s}query/{%s}set" % (items_ns, rsm))
+        info = {c.tag.split("}")[1]: c.text for c in st} \
+            if st is not None else {}
+        return r.type, jids, info
+    for chan in ("#list-a", "#list-b"):
+        ctx.bot.join(chan)
+    t1, p1, i1 = page("<max>1</max>")
+    t2, p2, i2 = page("<max>1</max><after>%s</after>" % (p1 or ["x"])[0])
+    t3, p3, i3 = page("<max>1</max><before/>")
+    count = int(i1.get("count") or 0)
+    for chan in ("#list-a", "#list-b"):
+        ctx.bot.send("PART %s" % chan)
+    ctx.ok(t1 == t2 == t3 == "result" and len(p1) == len(p2) == 1 and
+           len(p3) == 1 and p1[0] < p2[0] < p3[0] and count >= 3 and
+           i1.get("first") == p1[0] and i3.get("last") == p3[0],
+           "the IRC channel list in pages of one: the first, the one after "
+           "it, the last (count %d)" % count,
+           diag="%r %r %r" % ((t1, p1, i1), (t2, p2, i2), (t3, p3, i3)))
+
+
 def check_kicked(ctx, carol):
     """Kicked from #plain (which alice keeps persistent, so it was
     archived before this version too), carol reads nothing said after
@@ -222,6 +253,7 @@ def check_kicked(ctx, carol):
     ok = joined(ctx, a, room, "alice") is not None and a.iq(
         room, ti.owner_form(persistent="1"), "set").type == "result"
     ctx.ok(ok, "alice back in #plain, keeping it persistent")
+    check_list_paging(ctx)
     bot_says(ctx, [a, carol], room, ["k0 before the kick"])
     m = carol.mark()
     bot.send("KICK #plain carol :out")
