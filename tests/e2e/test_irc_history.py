@@ -18,6 +18,7 @@ installed):
   a channel nobody ever joined.  Carol kicked from #plain (kept
   persistent by alice) by the bot, then marking it persistent with
   irc-channel, reads nothing said after the kick.
+- The IRC channel list (disco#items on server@gw) pages with XEP-0059.
 
   /usr/bin/python3 tests/e2e/test_irc_history.py [prosody|ejabberd]
 Environment: CAUSEWAY_BIN, CWTEST_KEEP=1.  Needs inspircd; output is TAP.
