@@ -676,6 +676,7 @@ member_add(struct room *r, const char *jid, const char *asked,
 	m->id = id ? xstrdup(id) : NULL;
 	m->want_subject = 0;
 	m->hist_max = -1;
+	m->hist_chars = -1;
 	m->hist_since = 0;
 	return m;
 }
