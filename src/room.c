@@ -1850,7 +1850,12 @@ mam(struct component *c, const struct stanza *iq, const struct stanza *query,
 	struct stanza *answer = NULL;
 	q.room = archive_of(c, room);
 	if (bad == NULL && anchor_text != NULL) {
-		anchor = mam_id(anchor_text);
+		/* A stanza-id kept by an import (biboumi's uuids) first:
+		 * one may begin with digits and a dash. */
+		anchor = q.room > 0 ? store_archive_find_sid(cw->store,
+		    q.room, anchor_text) : 0;
+		if (anchor <= 0)
+			anchor = mam_id(anchor_text);
 		if (anchor == 0 || q.room <= 0 || store_archive_has(cw->store,
 		    q.room, anchor) != 1)
 			answer = stanza_error_reply(iq, "item-not-found",
