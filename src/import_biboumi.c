@@ -415,6 +415,23 @@ not_carried(struct import *im, const char *jid, const char *where,
 	im->not_carried++;
 }
 
+/* value as it is stored (caller frees): a copy, or sealed with the key
+ * and the user's associated data as registration seals it; NULL when
+ * sealing failed (logged). */
+static unsigned char *
+stored_form(struct import *im, const char *jid, const char *value, int seal,
+    size_t *len)
+{
+	*len = strlen(value);
+	if (!seal)
+		return (unsigned char *)xstrdup(value);
+	char *ad = session_secret_ad(im->domain, jid);
+	unsigned char *sealed = secret_seal(im->key, ad,
+	    (const unsigned char *)value, *len, len);
+	free(ad);
+	return sealed;
+}
+
 /* A registration value SCOPE/name, sealed when the backend's field is
  * secret; kept when the user has one. -1 on a store error. */
 static int
@@ -441,19 +458,12 @@ field_put(struct import *im, const char *jid, const char *scope,
 	int r = store_field_foreach(im->st, im->domain, jid, field_find_cb, &k);
 	if (r == 0 && k.found) {
 		im->values_kept++;
-	} else if (r == 0 && !f->secret) {
-		r = store_field_set(im->st, im->domain, jid, var, value,
-		    strlen(value), 0);
-		im->values++;
 	} else if (r == 0) {
-		char *ad = session_secret_ad(im->domain, jid);
 		size_t len;
-		unsigned char *sealed = secret_seal(im->key, ad,
-		    (const unsigned char *)value, strlen(value), &len);
-		r = sealed == NULL ? -1 : store_field_set(im->st, im->domain,
-		    jid, var, sealed, len, 1);
-		free(sealed);
-		free(ad);
+		unsigned char *v = stored_form(im, jid, value, f->secret, &len);
+		r = v == NULL ? -1 : store_field_set(im->st, im->domain, jid,
+		    var, v, len, f->secret);
+		free(v);
 		im->values++;
 	}
 	free(var);
@@ -473,19 +483,12 @@ setting_put(struct import *im, const char *jid, const char *host,
 	if (r == 1) {
 		im->settings_kept++;
 		r = 0;
-	} else if (r == 0 && !seal) {
-		r = store_state_set(im->st, im->domain, jid, key, value,
-		    strlen(value));
-		im->settings++;
 	} else if (r == 0) {
-		char *ad = session_secret_ad(im->domain, jid);
 		size_t len;
-		unsigned char *sealed = secret_seal(im->key, ad,
-		    (const unsigned char *)value, strlen(value), &len);
-		r = sealed == NULL ? -1 : store_state_set(im->st, im->domain,
-		    jid, key, sealed, len);
-		free(sealed);
-		free(ad);
+		unsigned char *v = stored_form(im, jid, value, seal, &len);
+		r = v == NULL ? -1 : store_state_set(im->st, im->domain, jid,
+		    key, v, len);
+		free(v);
 		im->settings++;
 	}
 	free(key);
@@ -674,36 +677,41 @@ store_in_use(const char *database, long *pid)
 
 /* ---- the tables ---- */
 
+/* Runs sql on the biboumi file and row() on each row; -1 when a row
+ * failed or the file could not be read. */
 static int
-import_globals(struct import *im)
+each_row(struct import *im, const char *sql,
+    int (*row)(struct import *, sqlite3_stmt *))
 {
 	sqlite3_stmt *s;
-	if (sqlite3_prepare_v2(im->bib, sql_globals, -1, &s, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(im->bib, sql, -1, &s, NULL) != SQLITE_OK)
 		return -1;
-	int rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		char *jid = owner_jid(im, col_text(s, 0));
-		if (jid == NULL)
-			continue;
-		if (user_ensure(im, jid) != 0) {
-			free(jid);
-			break;
-		}
-		if (sqlite3_column_int(s, 1) != 0)
-			strset_add(&im->persistent_by_default, jid);
-		if (sqlite3_column_type(s, 2) != SQLITE_NULL &&
-		    sqlite3_column_int(s, 2) == 0)
-			not_carried(im, jid, "global options", "history not "
-			    "recorded: causeway archives a channel once for "
-			    "everyone in it");
-		if (sqlite3_column_type(s, 3) != SQLITE_NULL &&
-		    sqlite3_column_int(s, 3) != BIB_HISTORY)
-			not_carried(im, jid, "global options", "history "
-			    "length: the client's <history/> asks for it");
-		free(jid);
-	}
+	int rc, r = 0;
+	while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		r = row(im, s);
 	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return r != 0 || rc != SQLITE_DONE ? -1 : 0;
+}
+
+static int
+import_global(struct import *im, sqlite3_stmt *s)
+{
+	char *jid = owner_jid(im, col_text(s, 0));
+	if (jid == NULL)
+		return 0;
+	int r = user_ensure(im, jid);
+	if (sqlite3_column_int(s, 1) != 0)
+		strset_add(&im->persistent_by_default, jid);
+	if (sqlite3_column_type(s, 2) != SQLITE_NULL &&
+	    sqlite3_column_int(s, 2) == 0)
+		not_carried(im, jid, "global options", "history not recorded: "
+		    "causeway archives a channel once for everyone in it");
+	if (sqlite3_column_type(s, 3) != SQLITE_NULL &&
+	    sqlite3_column_int(s, 3) != BIB_HISTORY)
+		not_carried(im, jid, "global options", "history length: the "
+		    "client's <history/> asks for it");
+	free(jid);
+	return r;
 }
 
 /* The first port of biboumi's "6697;6670" list, or 0. */
@@ -875,19 +883,6 @@ import_server(struct import *im, sqlite3_stmt *s)
 }
 
 static int
-import_servers(struct import *im)
-{
-	sqlite3_stmt *s;
-	if (sqlite3_prepare_v2(im->bib, sql_servers, -1, &s, NULL) != SQLITE_OK)
-		return -1;
-	int rc, r = 0;
-	while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
-		r = import_server(im, s);
-	sqlite3_finalize(s);
-	return r != 0 || rc != SQLITE_DONE ? -1 : 0;
-}
-
-static int
 import_channel(struct import *im, sqlite3_stmt *s)
 {
 	char *jid = owner_jid(im, col_text(s, 0));
@@ -948,42 +943,20 @@ out:
 	return r;
 }
 
-static int
-import_channels(struct import *im)
-{
-	sqlite3_stmt *s;
-	if (sqlite3_prepare_v2(im->bib, sql_channels, -1, &s, NULL) !=
-	    SQLITE_OK)
-		return -1;
-	int rc, r = 0;
-	while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
-		r = import_channel(im, s);
-	sqlite3_finalize(s);
-	return r != 0 || rc != SQLITE_DONE ? -1 : 0;
-}
-
 /* Who subscribed to the gateway's own JID: users, so causeway probes
  * their presence after each connection as biboumi sent them its own.
  * Entries for server JIDs (server@gw) stay in the XMPP server's roster;
  * causeway answers them without a row. */
 static int
-import_roster(struct import *im)
+import_roster_item(struct import *im, sqlite3_stmt *s)
 {
-	sqlite3_stmt *s;
-	if (sqlite3_prepare_v2(im->bib, sql_roster, -1, &s, NULL) != SQLITE_OK)
-		return -1;
-	int rc, r = 0;
-	while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *local = col_text(s, 0);
-		if (local == NULL || strcasecmp(local, im->domain) != 0)
-			continue;
-		char *jid = owner_jid(im, col_text(s, 1));
-		if (jid != NULL)
-			r = user_ensure(im, jid);
-		free(jid);
-	}
-	sqlite3_finalize(s);
-	return r != 0 || rc != SQLITE_DONE ? -1 : 0;
+	const char *local = col_text(s, 0);
+	if (local == NULL || strcasecmp(local, im->domain) != 0)
+		return 0;
+	char *jid = owner_jid(im, col_text(s, 1));
+	int r = jid != NULL ? user_ensure(im, jid) : 0;
+	free(jid);
+	return r;
 }
 
 /* ---- the log ---- */
@@ -1265,13 +1238,13 @@ run(struct import *im)
 {
 	if (store_begin(im->st) != 0)
 		return -1;
-	int r = import_globals(im);
+	int r = each_row(im, sql_globals, import_global);
 	if (r == 0)
-		r = import_servers(im);
+		r = each_row(im, sql_servers, import_server);
 	if (r == 0)
-		r = import_channels(im);
+		r = each_row(im, sql_channels, import_channel);
 	if (r == 0)
-		r = import_roster(im);
+		r = each_row(im, sql_roster, import_roster_item);
 	if (r == 0)
 		r = import_history(im);
 	if (r == 0)

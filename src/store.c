@@ -1233,6 +1233,20 @@ store_room_get(struct store *st, const char *component, const char *jid,
 	return ret;
 }
 
+/* Binds a room's settings as ?1..?5 (encoding NULL or "": none). */
+static int
+bind_room(struct store *st, sqlite3_stmt *s, const char *component,
+    const char *jid, const char *room, int persistent, const char *encoding)
+{
+	if (bind_user(st, s, component, jid) == -1)
+		return -1;
+	sqlite3_bind_text(s, 3, room, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 4, persistent ? 1 : 0);
+	if (encoding != NULL && *encoding != '\0')
+		sqlite3_bind_text(s, 5, encoding, -1, SQLITE_STATIC);
+	return 0;
+}
+
 int
 store_room_set(struct store *st, const char *component, const char *jid,
     const char *room, int persistent, const char *encoding)
@@ -1240,12 +1254,8 @@ store_room_set(struct store *st, const char *component, const char *jid,
 	if (bad_args(st, "store_room_set", component, jid, 1) || room == NULL)
 		return -1;
 	sqlite3_stmt *s = st->stmt[STMT_ROOM_SET];
-	if (bind_user(st, s, component, jid) == -1)
+	if (bind_room(st, s, component, jid, room, persistent, encoding) != 0)
 		return -1;
-	sqlite3_bind_text(s, 3, room, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 4, persistent ? 1 : 0);
-	if (encoding != NULL && *encoding != '\0')
-		sqlite3_bind_text(s, 5, encoding, -1, SQLITE_STATIC);
 	if (run_write(st, s, "storing room settings") < 0)
 		return -1;
 	if (persistent)
@@ -1743,12 +1753,8 @@ store_room_add(struct store *st, const char *component, const char *jid,
 	if (bad_args(st, "store_room_add", component, jid, 1) || room == NULL)
 		return -1;
 	sqlite3_stmt *s = st->stmt[STMT_ROOM_ADD];
-	if (bind_user(st, s, component, jid) == -1)
+	if (bind_room(st, s, component, jid, room, persistent, encoding) != 0)
 		return -1;
-	sqlite3_bind_text(s, 3, room, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 4, persistent ? 1 : 0);
-	if (encoding != NULL && *encoding != '\0')
-		sqlite3_bind_text(s, 5, encoding, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 6, seen);
 	return run_write(st, s, "adding room settings");
 }
