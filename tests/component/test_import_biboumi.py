@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Tap, FakeServer, causeway_bin  # noqa: E402
 
 tap = Tap()
+STDERRS = []      # every run's stderr, for a sanitizer build's reports
 GW = "irc.example.org"
 SERVER = "irc.libera.example"
 
@@ -157,8 +158,9 @@ class Setup:
         p = subprocess.run([causeway_bin(), "-c", self.conf] + list(args),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=60)
+        STDERRS.append(p.stderr.decode("utf-8", "replace"))
         return (p.returncode, p.stdout.decode("utf-8", "replace"),
-                p.stderr.decode("utf-8", "replace"))
+                STDERRS[-1])
 
     def query(self, sql, args=()):
         db = sqlite3.connect(self.db)
@@ -509,6 +511,10 @@ def main():
     test_rollback(bib)
     test_running(bib)
     s.close()
+    reports = [e for e in STDERRS if "Sanitizer" in e or
+               "runtime error" in e]
+    tap.check(not reports, "no sanitizer report in %d runs of the import"
+              % len(STDERRS), "\n".join(reports)[-3000:])
     return tap.done()
 
 
