@@ -327,9 +327,9 @@ bad:
 }
 
 /* A server causeway connects this component's users to, lower-cased
- * (caller frees), or NULL (logged). */
+ * (caller frees), or NULL and why not. */
 static char *
-server_host(struct import *im, const char *raw)
+server_host(struct import *im, const char *raw, const char **whyp)
 {
 	struct irc_addr a;
 	char *host = NULL;
@@ -350,19 +350,28 @@ server_host(struct import *im, const char *raw)
 		why = "not the fixed_server of the component";
 	else if (!ok)
 		why = "not in allowed_servers";
+	*whyp = why;
 	if (why == NULL)
 		return host;
 	free(host);
 	return NULL;
 }
 
-/* The room settings' and archive's name for a channel (ASCII lower
- * case, as the room layer folds it), or NULL. */
+/* The room settings' and archive's name for channel chan of server
+ * (ASCII lower case, as the room layer folds it; caller frees), or NULL
+ * and why not. */
 static char *
-room_key(struct import *im, const char *host, const char *chan)
+room_key(struct import *im, const char *server, const char *chan,
+    const char **whyp)
 {
-	if (host == NULL || chan == NULL)
+	char *host = server_host(im, server, whyp);
+	if (host == NULL)
 		return NULL;
+	if (chan == NULL) {
+		free(host);
+		*whyp = "no channel name";
+		return NULL;
+	}
 	char *local = im->fixed != NULL ? xstrdup(chan) :
 	    xasprintf("%s%%%s", chan, host);
 	struct irc_addr a;
@@ -373,9 +382,12 @@ room_key(struct import *im, const char *host, const char *chan)
 		irc_addr_clear(&a);
 	}
 	free(local);
+	free(host);
 	for (char *p = key; p != NULL && *p; p++)
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p - 'A' + 'a');
+	if (key == NULL)
+		*whyp = "not a channel name causeway can address";
 	return key;
 }
 
@@ -785,12 +797,11 @@ import_server(struct import *im, sqlite3_stmt *s)
 	char *jid = owner_jid(im, col_text(s, 1));
 	if (jid == NULL)
 		return 0;
-	const char *raw = col_text(s, 2);
-	char *host = server_host(im, raw);
+	const char *raw = col_text(s, 2), *why;
+	char *host = server_host(im, raw, &why);
 	if (host == NULL) {
-		log_warn("%s: %s: the settings for %s are skipped: causeway "
-		    "does not connect this component's users there",
-		    im->file, jid, raw && text_ok(raw, 253) ? raw : "?");
+		log_warn("%s: %s: the settings for server %s are skipped: %s",
+		    im->file, jid, raw && text_ok(raw, 253) ? raw : "?", why);
 		im->skipped++;
 		free(jid);
 		return 0;
@@ -888,15 +899,13 @@ import_channel(struct import *im, sqlite3_stmt *s)
 	char *jid = owner_jid(im, col_text(s, 0));
 	if (jid == NULL)
 		return 0;
-	char *host = server_host(im, col_text(s, 1));
-	char *key = room_key(im, host, col_text(s, 2));
-	const char *chan = col_text(s, 2);
+	const char *server = col_text(s, 1), *chan = col_text(s, 2), *why;
+	char *key = room_key(im, server, chan, &why);
 	int r = 0;
 	if (key == NULL) {
 		log_warn("%s: %s: the settings of channel %s on %s are skipped: "
-		    "not a channel this component reaches", im->file, jid,
-		    chan && text_ok(chan, 200) ? chan : "?",
-		    host ? host : "?");
+		    "%s", im->file, jid, chan && text_ok(chan, 200) ? chan : "?",
+		    server && text_ok(server, 253) ? server : "?", why);
 		im->skipped++;
 		goto out;
 	}
@@ -938,7 +947,6 @@ import_channel(struct import *im, sqlite3_stmt *s)
 	}
 out:
 	free(key);
-	free(host);
 	free(jid);
 	return r;
 }
@@ -1022,13 +1030,12 @@ static int
 flush_channel(struct import *im, struct chan_lines *cl)
 {
 	int r = 0;
-	char *host = server_host(im, cl->server);
-	char *key = room_key(im, host, cl->chan);
+	const char *why;
+	char *key = room_key(im, cl->server, cl->chan, &why);
 	if (key == NULL) {
-		log_warn("%s: the history of %s on %s is skipped: not a channel "
-		    "this component reaches", im->file,
+		log_warn("%s: the history of %s on %s is skipped: %s", im->file,
 		    text_ok(cl->chan, 200) ? cl->chan : "?",
-		    text_ok(cl->server, 253) ? cl->server : "?");
+		    text_ok(cl->server, 253) ? cl->server : "?", why);
 		im->skipped++;
 		goto out;
 	}
@@ -1077,7 +1084,6 @@ flush_channel(struct import *im, struct chan_lines *cl)
 		    added);
 out:
 	free(key);
-	free(host);
 	for (size_t i = 0; i < cl->n; i++)
 		line_free(&cl->ring[(cl->head + i) % cl->cap]);
 	cl->n = cl->head = 0;

@@ -342,6 +342,54 @@ def test_import():
     return s, bib
 
 
+def test_fixed_server_and_limits():
+    """A component with fixed_server (rooms are #chan@gw): keys without
+    the server; rows for other servers skipped; hostile log lines (a
+    100 KB body, a nick with a control character) not archived."""
+    s = Setup(extra="fixed_server = %s" % SERVER.upper())
+    bib = os.path.join(s.tmp, "biboumi.sqlite")
+    make_biboumi(bib, [
+        "INSERT INTO ircchanneloptions_ (owner_, server_, channel_, "
+        "encodingout_, encodingin_, maxhistorylength_, persistent_, "
+        "recordhistory_) VALUES ('alice@example.net', 'irc.other.example', "
+        "'#elsewhere', '', '', 20, 1, 0)",
+        "INSERT INTO muclogline_ (uuid_, owner_, ircchanname_, "
+        "ircservername_, date_, body_, nick_) VALUES ('big', "
+        "'alice@example.net', '#chan', '%s', %d, '%s', 'carol')"
+        % (SERVER, T0 + 30, "x" * 100000),
+        "INSERT INTO muclogline_ (uuid_, owner_, ircchanname_, "
+        "ircservername_, date_, body_, nick_) VALUES ('ctl', "
+        "'alice@example.net', '#chan', '%s', %d, 'hi', 'ca' || char(1) || "
+        "'rol')" % (SERVER, T0 + 31)])
+    rc, out, err = s.run("--import-biboumi", bib)
+    rooms = sorted(r[0] for r in s.query(
+        "SELECT room FROM room_settings WHERE jid = 'alice@example.net'"))
+    tap.check(rc == 0 and rooms == ["#chan", "#latin"],
+              "fixed_server: channels are keyed as the rooms #chan@gw; a "
+              "channel on another server is skipped", (rooms, out, err))
+    nick = s.query("SELECT var FROM user_fields WHERE var LIKE '%/nick'")
+    tap.check(nick == [(SERVER + "/nick",)],
+              "fixed_server: values are scoped to the fixed server", nick)
+    arch = s.query("SELECT r.room, count(*) FROM archive a JOIN "
+                   "archive_rooms r ON a.room = r.id GROUP BY r.room")
+    tap.check(("#chan", 4) in arch and "3 unreadable" in out,
+              "a 100 KB line and a nick with a control character are not "
+              "archived", (arch, out))
+    s.close()
+
+    s = Setup(extra="allowed_servers = irc.only.example")
+    bib = os.path.join(s.tmp, "biboumi.sqlite")
+    make_biboumi(bib)
+    rc, out, err = s.run("--import-biboumi", bib)
+    n = s.query("SELECT (SELECT count(*) FROM room_settings) + (SELECT "
+                "count(*) FROM archive) + (SELECT count(*) FROM "
+                "user_fields)")[0][0]
+    tap.check(rc == 0 and n == 0 and err.count("not in allowed_servers") == 9,
+              "servers outside allowed_servers: their settings and history "
+              "are skipped and said so", (n, out, err))
+    s.close()
+
+
 def test_component_choice(bib):
     s = Setup(components=[(GW, "irc"), ("irc2.example.org", "irc"),
                           ("echo.example.org", "echo")])
@@ -507,6 +555,7 @@ def main():
     test_usage()
     s, bib = test_import()
     test_bad_inputs(s)
+    test_fixed_server_and_limits()
     test_component_choice(bib)
     test_rollback(bib)
     test_running(bib)
