@@ -391,6 +391,22 @@ room_key(struct import *im, const char *server, const char *chan,
 	return key;
 }
 
+/* A nick the IRC backend would accept in an address (no space, comma,
+ * control, ! @ * ?, not starting like a channel). */
+static int
+nick_valid(const char *nick, const char *host)
+{
+	char *local = xasprintf("%s%%%s", nick, host);
+	struct irc_addr a;
+	int ok = irc_addr_parse(local, NULL, CHANTYPES, &a) == 0;
+	if (ok) {
+		ok = a.kind == IRC_ADDR_NICK;
+		irc_addr_clear(&a);
+	}
+	free(local);
+	return ok;
+}
+
 static int
 user_ensure(struct import *im, const char *jid)
 {
@@ -808,6 +824,10 @@ import_server(struct import *im, sqlite3_stmt *s)
 	}
 	int r = user_ensure(im, jid);
 	const char *nick = col_text(s, 3), *sasl = col_text(s, 6);
+	if (nick != NULL && !nick_valid(nick, host)) {
+		not_carried(im, jid, host, "nick: not a valid IRC nick");
+		nick = NULL;
+	}
 	if (r == 0 && nick != NULL)
 		r = field_put(im, jid, host, "nick", nick, "nick");
 	if (r == 0 && col_text(s, 4) != NULL)

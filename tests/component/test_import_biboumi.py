@@ -353,6 +353,8 @@ def test_fixed_server_and_limits():
         "encodingout_, encodingin_, maxhistorylength_, persistent_, "
         "recordhistory_) VALUES ('alice@example.net', 'irc.other.example', "
         "'#elsewhere', '', '', 20, 1, 0)",
+        "UPDATE ircserveroptions_ SET nick_ = 'bad nick' WHERE owner_ = "
+        "'alice@example.net'",
         "INSERT INTO muclogline_ (uuid_, owner_, ircchanname_, "
         "ircservername_, date_, body_, nick_) VALUES ('big', "
         "'alice@example.net', '#chan', '%s', %d, '%s', 'carol')"
@@ -367,9 +369,15 @@ def test_fixed_server_and_limits():
     tap.check(rc == 0 and rooms == ["#chan", "#latin"],
               "fixed_server: channels are keyed as the rooms #chan@gw; a "
               "channel on another server is skipped", (rooms, out, err))
-    nick = s.query("SELECT var FROM user_fields WHERE var LIKE '%/nick'")
-    tap.check(nick == [(SERVER + "/nick",)],
-              "fixed_server: values are scoped to the fixed server", nick)
+    names = s.query("SELECT var FROM user_fields WHERE var LIKE "
+                    "'%/realname'")
+    tap.check(names == [(SERVER + "/realname",)],
+              "fixed_server: values are scoped to the fixed server", names)
+    nick = s.query("SELECT var FROM user_fields WHERE var LIKE '%/nick' OR "
+                   "var LIKE '%/sasl_user'")
+    tap.check(nick == [] and "nick: not a valid IRC nick" in err,
+              "a nick with a space is not carried over (nor used as the "
+              "SASL account), and said so", (nick, err))
     arch = s.query("SELECT r.room, count(*) FROM archive a JOIN "
                    "archive_rooms r ON a.room = r.id GROUP BY r.room")
     tap.check(("#chan", 4) in arch and "3 unreadable" in out,
