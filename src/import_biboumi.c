@@ -150,20 +150,23 @@ static const char sql_channels[] =
 static const char sql_roster[] = "SELECT local, remote FROM roster";
 /*
  * The log, one copy of each line: k numbers the identical lines (same
- * channel, second, nick, text) of one owner, and the first row of each
- * (line, k) over all owners is kept, so a line said twice is kept twice
- * and a line every owner logged once is kept once.  Ordered by channel,
+ * channel, second, nick, text) of one owner, and each (line, k) over
+ * all owners is one line, so a line said twice is kept twice and a line
+ * every owner logged once is kept once.  The uuid is the oldest copy's
+ * (SQLite takes bare columns from the min() row); the owners who logged
+ * it, one a line, say who was in the channel then.  Ordered by channel,
  * then time, then biboumi's id (the order it logged them in).
  */
 static const char sql_log[] =
-    "SELECT srv, chan, date_, nick_, body_, uuid_, k FROM ("
-    " SELECT *, row_number() OVER (PARTITION BY srv, chan, date_, nick_,"
-    "  body_, k ORDER BY id_) AS copy FROM ("
-    "  SELECT id_, uuid_, date_, nick_, body_, lower(ircservername_) AS srv,"
-    "   lower(ircchanname_) AS chan, row_number() OVER (PARTITION BY"
-    "   lower(ircservername_), lower(ircchanname_), date_, nick_, body_,"
-    "   lower(owner_) ORDER BY id_) AS k FROM muclogline_))"
-    " WHERE copy = 1 ORDER BY srv, chan, date_, id_";
+    "SELECT srv, chan, date_, nick_, body_, uuid_, k, min(id_) AS first,"
+    " group_concat(owner_, char(10)) FROM ("
+    " SELECT id_, uuid_, date_, nick_, body_, owner_,"
+    "  lower(ircservername_) AS srv, lower(ircchanname_) AS chan,"
+    "  row_number() OVER (PARTITION BY lower(ircservername_),"
+    "  lower(ircchanname_), date_, nick_, body_, lower(owner_) ORDER BY id_)"
+    "  AS k FROM muclogline_)"
+    " GROUP BY srv, chan, date_, nick_, body_, k"
+    " ORDER BY srv, chan, date_, first";
 
 /* ---- a set of strings (users, stanza-ids), kept in insertion order ---- */
 
@@ -247,9 +250,12 @@ struct import {
 	struct strset users;         /* bare JIDs met */
 	struct strset persistent_by_default;
 	struct strset made_persistent;   /* "JID\nROOM" added by this run */
+	struct strset owner_raw;     /* owner_ values met in the log */
+	char **owner_norm;           /* ... as bare JIDs (NULL: not one) */
 	unsigned users_new, values, values_kept, settings, settings_kept;
 	unsigned rooms, rooms_kept, persistent, not_carried, skipped;
 	unsigned long lines, lines_there, lines_older, lines_bad, lines_pruned;
+	unsigned long spans;
 	unsigned archives;
 };
 
@@ -992,6 +998,13 @@ import_roster_item(struct import *im, sqlite3_stmt *s)
 struct line {
 	time_t stamp;
 	char *nick, *body, *sid;
+	char *owners;          /* biboumi's owner_ of each copy, one a line */
+};
+
+/* A user's stretch of membership being built from consecutive imported
+ * lines of one channel: archive ids (from, to]. */
+struct run {
+	long long from, to;
 };
 
 /* One channel's lines, the newest `cap` of them (the retention). */
@@ -1007,6 +1020,75 @@ line_free(struct line *l)
 	free(l->nick);
 	free(l->body);
 	free(l->sid);
+	free(l->owners);
+}
+
+/* owner_ as a bare JID, remembered (borrowed; NULL: not one). */
+static const char *
+owner_cached(struct import *im, const char *raw)
+{
+	if (strset_add(&im->owner_raw, raw)) {
+		struct jid j;
+		char *bare = NULL;
+		if (jid_parse(raw, &j) == 0) {
+			if (j.local != NULL && j.resource == NULL)
+				bare = jid_bare_string(&j);
+			jid_clear(&j);
+		}
+		im->owner_norm = xreallocarray(im->owner_norm, im->owner_raw.n,
+		    sizeof(*im->owner_norm));
+		im->owner_norm[im->owner_raw.n - 1] = bare;
+	}
+	return im->owner_norm[*strset_slot(&im->owner_raw, raw) - 1];
+}
+
+/*
+ * Who may read the imported lines (what causeway lets a user read of a
+ * channel's archive: the stretches they were in it): each owner whose
+ * biboumi log had a line was in the channel then.  Consecutive imported
+ * lines an owner logged are one stretch; id is the line just archived.
+ */
+static int
+note_owners(struct import *im, const char *key, struct strset *who,
+    struct run **runs, const char *owners, long long id)
+{
+	int r = 0;
+	char *list = xstrdup(owners ? owners : "");
+	for (char *save = NULL, *o = strtok_r(list, "\n", &save); o != NULL &&
+	    r == 0; o = strtok_r(NULL, "\n", &save)) {
+		const char *jid = owner_cached(im, o);
+		if (jid == NULL)
+			continue;
+		if (strset_add(who, jid)) {
+			*runs = xreallocarray(*runs, who->n, sizeof(**runs));
+			(*runs)[who->n - 1] = (struct run){ id - 1, id };
+			continue;
+		}
+		struct run *u = &(*runs)[*strset_slot(who, jid) - 1];
+		if (u->to == id || u->to == id - 1) {
+			u->to = id;
+			continue;
+		}
+		r = store_member_span(im->st, im->domain, jid, key, u->from,
+		    u->to);
+		im->spans += r == 0;
+		*u = (struct run){ id - 1, id };
+	}
+	free(list);
+	return r;
+}
+
+static int
+close_runs(struct import *im, const char *key, struct strset *who,
+    struct run *runs)
+{
+	int r = 0;
+	for (size_t i = 0; r == 0 && i < who->n; i++) {
+		r = store_member_span(im->st, im->domain, who->items[i], key,
+		    runs[i].from, runs[i].to);
+		im->spans += r == 0;
+	}
+	return r;
 }
 
 /* A stanza-id for a line biboumi stored without a usable one: derived
@@ -1077,6 +1159,9 @@ flush_channel(struct import *im, struct chan_lines *cl)
 	}
 	store_archive_msgs_free(v, n);
 	unsigned long added = 0;
+	long long id;
+	struct strset who = { 0 };
+	struct run *runs = NULL;
 	for (size_t i = 0; r == 0 && i < cl->n; i++) {
 		struct line *l = &cl->ring[(cl->head + i) % cl->cap];
 		if (strset_has(&sids, l->sid)) {
@@ -1086,14 +1171,19 @@ flush_channel(struct import *im, struct chan_lines *cl)
 			 * in id order: a line older than what causeway
 			 * archived already cannot go after it. */
 			im->lines_older++;
-		} else if (store_archive_put(im->st, room, l->stamp, l->nick,
-		    l->body, l->sid) < 0) {
+		} else if ((id = store_archive_put(im->st, room, l->stamp,
+		    l->nick, l->body, l->sid)) < 0) {
 			r = -1;
 		} else {
 			strset_add(&sids, l->sid);
 			added++;
+			r = note_owners(im, key, &who, &runs, l->owners, id);
 		}
 	}
+	if (r == 0)
+		r = close_runs(im, key, &who, runs);
+	strset_clear(&who);
+	free(runs);
 	strset_clear(&sids);
 	if (r == 0 && added > 0 && store_archive_trim(im->st, room) < 0)
 		r = -1;
@@ -1155,8 +1245,10 @@ import_history(struct import *im)
 			r = -1;
 			break;
 		}
+		const char *owners = col_text(s, 8);
 		struct line l = { .stamp = (time_t)stamp, .nick = xstrdup(nick),
-		    .body = xstrdup(body), .sid = sid };
+		    .body = xstrdup(body), .sid = sid,
+		    .owners = owners ? xstrdup(owners) : NULL };
 		if (cl.n < cl.cap) {
 			cl.ring[(cl.head + cl.n++) % cl.cap] = l;
 		} else {
@@ -1331,11 +1423,13 @@ import_biboumi(const struct config *cfg, const char *database,
 	    "settings (%u already set); %u channel settings, %u persistent "
 	    "(%u already set); %lu history lines in %u channels (%lu already "
 	    "there, %lu older than the archive, %lu past the retention, %lu "
-	    "unreadable); %u not carried over, %u skipped (see the log)\n",
+	    "unreadable; %lu stretches of membership); %u not carried over, "
+	    "%u skipped (see the log)\n",
 	    file, im.domain, im.users.n, im.users_new, im.values, im.settings,
 	    im.values_kept + im.settings_kept, im.rooms, im.persistent,
 	    im.rooms_kept, im.lines, im.archives, im.lines_there,
-	    im.lines_older, im.lines_pruned, im.lines_bad, im.not_carried,
+	    im.lines_older, im.lines_pruned, im.lines_bad, im.spans,
+	    im.not_carried,
 	    im.skipped);
 	status = 0;
 out:
@@ -1345,6 +1439,10 @@ out:
 	strset_clear(&im.users);
 	strset_clear(&im.persistent_by_default);
 	strset_clear(&im.made_persistent);
+	for (size_t i = 0; i < im.owner_raw.n; i++)
+		free(im.owner_norm[i]);
+	free(im.owner_norm);
+	strset_clear(&im.owner_raw);
 	return status;
 }
 

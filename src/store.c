@@ -149,6 +149,31 @@ static const char *const migrations[] = {
 	    "CREATE TRIGGER users_state_delete AFTER DELETE ON users BEGIN\n"
 	    "	DELETE FROM backend_state WHERE component = old.component\n"
 	    "	    AND jid = old.jid;\n"
+	    "END;"),	/*
+	 * Who may read which part of a room's archive: each row is one
+	 * stretch of a user's membership of a room, the archive ids in
+	 * (from_id, to_id], to_id NULL while it lasts.  Archives no longer
+	 * depend on anyone persisting the room (every joined room is
+	 * archived); retention removes old rows (store_archive_expire).
+	 * No foreign key: a user who never registered has no users row;
+	 * the trigger removes a user's rows with the user.  Nothing is
+	 * granted for what was archived before this version: nobody's
+	 * membership was recorded then.
+	 */
+	MIGRATION(5,
+	    "CREATE TABLE room_members (\n"
+	    "	component TEXT NOT NULL,\n"
+	    "	jid TEXT NOT NULL,\n"
+	    "	room TEXT NOT NULL,\n"
+	    "	from_id INTEGER NOT NULL,\n"
+	    "	to_id INTEGER\n"
+	    ");\n"
+	    "CREATE INDEX room_members_user ON room_members (component, jid, "
+	    "room, from_id);\n"
+	    "CREATE INDEX archive_stamp ON archive (room, stamp);\n"
+	    "CREATE TRIGGER users_members_delete AFTER DELETE ON users BEGIN\n"
+	    "	DELETE FROM room_members WHERE component = old.component\n"
+	    "	    AND jid = old.jid;\n"
 	    "END;"),
 };
 
@@ -192,6 +217,7 @@ enum stmt_id {
 	STMT_STATE_EXPIRE,
 	STMT_ROOM_ADD,
 	STMT_ARCHIVE_SID,
+	STMT_MEMBER_SPAN,
 	STMT_COUNT
 };
 
@@ -316,6 +342,9 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	 * through archive_room, a millisecond for the largest. */
 	[STMT_ARCHIVE_SID] =
 	    "SELECT id FROM archive WHERE room = ?1 AND sid = ?2",
+	[STMT_MEMBER_SPAN] =
+	    "INSERT INTO room_members (component, jid, room, from_id, to_id) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5)",
 };
 
 /* An archived message waiting for the next batch (store_archive_add). */
@@ -1233,20 +1262,6 @@ store_room_get(struct store *st, const char *component, const char *jid,
 	return ret;
 }
 
-/* Binds a room's settings as ?1..?5 (encoding NULL or "": none). */
-static int
-bind_room(struct store *st, sqlite3_stmt *s, const char *component,
-    const char *jid, const char *room, int persistent, const char *encoding)
-{
-	if (bind_user(st, s, component, jid) == -1)
-		return -1;
-	sqlite3_bind_text(s, 3, room, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 4, persistent ? 1 : 0);
-	if (encoding != NULL && *encoding != '\0')
-		sqlite3_bind_text(s, 5, encoding, -1, SQLITE_STATIC);
-	return 0;
-}
-
 int
 store_room_set(struct store *st, const char *component, const char *jid,
     const char *room, int persistent, const char *encoding)
@@ -1254,8 +1269,12 @@ store_room_set(struct store *st, const char *component, const char *jid,
 	if (bad_args(st, "store_room_set", component, jid, 1) || room == NULL)
 		return -1;
 	sqlite3_stmt *s = st->stmt[STMT_ROOM_SET];
-	if (bind_room(st, s, component, jid, room, persistent, encoding) != 0)
+	if (bind_user(st, s, component, jid) == -1)
 		return -1;
+	sqlite3_bind_text(s, 3, room, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 4, persistent ? 1 : 0);
+	if (encoding != NULL && *encoding != '\0')
+		sqlite3_bind_text(s, 5, encoding, -1, SQLITE_STATIC);
 	if (run_write(st, s, "storing room settings") < 0)
 		return -1;
 	if (persistent)
@@ -1752,9 +1771,14 @@ store_room_add(struct store *st, const char *component, const char *jid,
 {
 	if (bad_args(st, "store_room_add", component, jid, 1) || room == NULL)
 		return -1;
+	/* INSERT OR IGNORE: ?1..?5 as for store_room_set, ?6 seen. */
 	sqlite3_stmt *s = st->stmt[STMT_ROOM_ADD];
-	if (bind_room(st, s, component, jid, room, persistent, encoding) != 0)
+	if (bind_user(st, s, component, jid) == -1)
 		return -1;
+	sqlite3_bind_text(s, 3, room, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 4, persistent ? 1 : 0);
+	if (encoding != NULL && *encoding != '\0')
+		sqlite3_bind_text(s, 5, encoding, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 6, seen);
 	return run_write(st, s, "adding room settings");
 }
@@ -1823,4 +1847,21 @@ store_archive_find_sid(struct store *st, long long room, const char *sid)
 	}
 	done_with(s);
 	return id;
+}
+
+int
+store_member_span(struct store *st, const char *component, const char *jid,
+    const char *room, long long from_id, long long to_id)
+{
+	if (bad_args(st, "store_member_span", component, jid, 1) ||
+	    room == NULL || from_id < 0 || to_id <= from_id)
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_MEMBER_SPAN];
+	if (bind_user(st, s, component, jid) == -1)
+		return -1;
+	sqlite3_bind_text(s, 3, room, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, from_id);
+	sqlite3_bind_int64(s, 5, to_id);
+	return run_write(st, s, "recording a past room membership") < 0 ?
+	    -1 : 0;
 }

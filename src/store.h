@@ -235,5 +235,10 @@ size_t store_archive_keep(const struct store *st);
  * made here (an imported archive keeps its own). */
 long long store_archive_find_sid(struct store *st, long long room,
     const char *sid);
+/* A past stretch of a user's membership of a room (room_members,
+ * migration 5): the user was there for the archive ids in
+ * (from_id, to_id].  -1 or 0. */
+int store_member_span(struct store *st, const char *component,
+    const char *jid, const char *room, long long from_id, long long to_id);
 
 #endif

@@ -314,6 +314,18 @@ def test_import():
               "the log is archived once per channel, with biboumi's times "
               "and stanza ids; a line two users logged is kept once, a "
               "line said twice stays twice", arch)
+    ids = [a[0] for a in arch]
+    bid = s.query("SELECT a.id FROM archive a JOIN archive_rooms r ON "
+                  "a.room = r.id WHERE r.room = ?", ("#bobchan%" + SERVER,))
+    spans = s.query("SELECT jid, room, from_id, to_id FROM room_members "
+                    "ORDER BY jid, room")
+    tap.check(len(ids) == 4 and len(bid) == 1 and spans == [
+        ("alice@example.net", chan, ids[0] - 1, ids[3]),
+        ("bob@example.net", "#bobchan%" + SERVER, bid[0][0] - 1, bid[0][0]),
+        ("bob@example.net", chan, ids[0] - 1, ids[1])],
+        "each user may read the imported lines their biboumi log had (a "
+        "stretch of membership over them): alice all of #chan, bob the "
+        "two lines he logged", (spans, ids, bid))
     seen = rooms.get(("alice@example.net", chan), (0, 0, 0))[2]
     tap.check(arch and seen == arch[-1][0],
               "the persistent channel's history counts as read (what "
@@ -356,6 +368,26 @@ def test_fixed_server_and_limits():
         "UPDATE ircserveroptions_ SET nick_ = 'bad nick' WHERE owner_ = "
         "'alice@example.net'",
         "INSERT INTO muclogline_ (uuid_, owner_, ircchanname_, "
+        "ircservername_, date_, body_, nick_) VALUES ('g0alice', "
+        "'alice@example.net', '#gap', '%s', %d, 'gap 0', 'zed')"
+        % (SERVER, T0 + 100),
+        "INSERT INTO muclogline_ (uuid_, owner_, ircchanname_, "
+        "ircservername_, date_, body_, nick_) VALUES ('g0bob', "
+        "'bob@example.net', '#gap', '%s', %d, 'gap 0', 'zed')"
+        % (SERVER, T0 + 100),
+        "INSERT INTO muclogline_ (uuid_, owner_, ircchanname_, "
+        "ircservername_, date_, body_, nick_) VALUES ('g1alice', "
+        "'alice@example.net', '#gap', '%s', %d, 'gap 1', 'zed')"
+        % (SERVER, T0 + 101),
+        "INSERT INTO muclogline_ (uuid_, owner_, ircchanname_, "
+        "ircservername_, date_, body_, nick_) VALUES ('g2alice', "
+        "'alice@example.net', '#gap', '%s', %d, 'gap 2', 'zed')"
+        % (SERVER, T0 + 102),
+        "INSERT INTO muclogline_ (uuid_, owner_, ircchanname_, "
+        "ircservername_, date_, body_, nick_) VALUES ('g2bob', "
+        "'bob@example.net', '#gap', '%s', %d, 'gap 2', 'zed')"
+        % (SERVER, T0 + 102),
+        "INSERT INTO muclogline_ (uuid_, owner_, ircchanname_, "
         "ircservername_, date_, body_, nick_) VALUES ('big', "
         "'alice@example.net', '#chan', '%s', %d, '%s', 'carol')"
         % (SERVER, T0 + 30, "x" * 100000),
@@ -383,6 +415,17 @@ def test_fixed_server_and_limits():
     tap.check(("#chan", 4) in arch and "3 unreadable" in out,
               "a 100 KB line and a nick with a control character are not "
               "archived", (arch, out))
+    gap = [r[0] for r in s.query(
+        "SELECT a.id FROM archive a JOIN archive_rooms r ON a.room = r.id "
+        "WHERE r.room = '#gap' ORDER BY a.id")]
+    spans = s.query("SELECT jid, from_id, to_id FROM room_members WHERE "
+                    "room = '#gap' ORDER BY jid, from_id")
+    tap.check(len(gap) == 3 and spans == [
+        ("alice@example.net", gap[0] - 1, gap[2]),
+        ("bob@example.net", gap[0] - 1, gap[0]),
+        ("bob@example.net", gap[1], gap[2])],
+        "a user whose log misses a line in the middle gets two stretches, "
+        "around it", (spans, gap))
     s.close()
 
     s = Setup(extra="allowed_servers = irc.only.example")

@@ -289,10 +289,11 @@ test_reopen(void)
 	    "SELECT created FROM users WHERE jid = 'a@example.org'");
 	CHECK_STR(created2, created1);
 	/* Reopening creates no table twice: users, user_fields, contacts,
-	 * pending, room_settings, archive_rooms, archive, backend_state. */
+	 * pending, room_settings, archive_rooms, archive, backend_state,
+	 * room_members. */
 	char *n = query_other(path, "SELECT count(*) FROM sqlite_master "
 	    "WHERE type = 'table'");
-	CHECK_STR(n, "8");
+	CHECK_STR(n, "9");
 	free(n);
 	free(created1);
 	free(created2);
