@@ -149,7 +149,8 @@ static const char *const migrations[] = {
 	    "CREATE TRIGGER users_state_delete AFTER DELETE ON users BEGIN\n"
 	    "	DELETE FROM backend_state WHERE component = old.component\n"
 	    "	    AND jid = old.jid;\n"
-	    "END;"),	/*
+	    "END;"),
+	/*
 	 * Who may read which part of a room's archive: each row is one
 	 * stretch of a user's membership of a room, the archive ids in
 	 * (from_id, to_id], to_id NULL while it lasts.  Archives no longer
