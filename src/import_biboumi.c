@@ -1203,6 +1203,19 @@ out:
 	return r;
 }
 
+/* A whole number of the component's section, or -1 when the key is
+ * not set (or this causeway has no such key). */
+static long
+component_number(struct import *im, const char *key)
+{
+	const char *v = config_declares(im->sec, key) ?
+	    config_str(im->sec, key) : NULL;
+	char *end;
+	errno = 0;
+	long n = v != NULL ? strtol(v, &end, 10) : -1;
+	return v == NULL || errno != 0 || end == v || *end != '\0' ? -1 : n;
+}
+
 static int
 import_history(struct import *im)
 {
@@ -1212,9 +1225,17 @@ import_history(struct import *im)
 		    sqlite3_errmsg(im->bib));
 		return -1;
 	}
-	struct chan_lines cl = { .cap = store_archive_keep(im->st) };
+	/* The component's retention, where this causeway has one
+	 * (history_days, history_max): what it would delete at its next
+	 * start is not imported. */
+	long days = component_number(im, "history_days");
+	long max = component_number(im, "history_max");
+	struct chan_lines cl = { .cap = max > 0 ? (size_t)max :
+	    store_archive_keep(im->st) };
 	cl.ring = xcalloc(cl.cap, sizeof(*cl.ring));
 	time_t now = time(NULL);
+	sqlite3_int64 oldest = days > 0 ? (sqlite3_int64)now - days * 86400 :
+	    0;
 	int rc, r = 0;
 	while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *server = col_text(s, 0), *chan = col_text(s, 1);
@@ -1236,6 +1257,10 @@ import_history(struct import *im)
 		    !text_ok(nick, LINE_NICK_MAX) || body == NULL ||
 		    strlen(body) > LINE_BODY_MAX) {
 			im->lines_bad++;
+			continue;
+		}
+		if (stamp < oldest) {
+			im->lines_pruned++;
 			continue;
 		}
 		const char *uuid = col_text(s, 5);

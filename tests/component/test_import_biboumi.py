@@ -57,7 +57,8 @@ BIBOUMI9 = [
     "ircchanname_,ircservername_)",
 ]
 
-T0 = 1700000000
+# Recent: a causeway with a retention (history_days) keeps them.
+T0 = (int(time.time()) // 60 - 5 * 24 * 60) * 60
 # uuids as biboumi makes them; the second starts with digits and a dash,
 # which causeway's own ids do too.
 UUIDS = ["a3f1c2d4-0b1e-4c2a-9f00-000000000001",
@@ -441,6 +442,34 @@ def test_fixed_server_and_limits():
     s.close()
 
 
+def test_retention():
+    """The component's retention (history_days, history_max, where this
+    causeway has them): what it would delete at start is not imported."""
+    s = Setup(extra="history_days = 2\nhistory_max = 2")
+    rc, out, err = s.run("--check-config")
+    if rc != 0:
+        tap.n += 1
+        print("ok %d - retention # SKIP this causeway has no history_days "
+              "(%s)" % (tap.n, (out + err).strip().splitlines()[-1:]))
+        s.close()
+        return
+    bib = os.path.join(s.tmp, "biboumi.sqlite")
+    now = int(time.time())
+    make_biboumi(bib, [
+        "INSERT INTO muclogline_ (uuid_, owner_, ircchanname_, "
+        "ircservername_, date_, body_, nick_) VALUES ('f%d', "
+        "'alice@example.net', '#fresh', '%s', %d, 'fresh %d', 'zed')"
+        % (i, SERVER, now - 3600 + i, i) for i in range(3)])
+    rc, out, err = s.run("--import-biboumi", bib)
+    rows = s.query("SELECT r.room, a.body FROM archive a JOIN archive_rooms "
+                   "r ON a.room = r.id ORDER BY a.id")
+    tap.check(rc == 0 and rows == [("#fresh%" + SERVER, "fresh 1"),
+                                   ("#fresh%" + SERVER, "fresh 2")],
+              "lines older than history_days, and beyond the newest "
+              "history_max of a channel, are not imported", (rows, out))
+    s.close()
+
+
 def test_component_choice(bib):
     s = Setup(components=[(GW, "irc"), ("irc2.example.org", "irc"),
                           ("echo.example.org", "echo")])
@@ -607,6 +636,7 @@ def main():
     s, bib = test_import()
     test_bad_inputs(s)
     test_fixed_server_and_limits()
+    test_retention()
     test_component_choice(bib)
     test_rollback(bib)
     test_running(bib)

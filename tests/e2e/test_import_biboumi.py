@@ -54,7 +54,8 @@ NS_MAM = "urn:xmpp:mam:2"
 NS_RSM = "http://jabber.org/protocol/rsm"
 NS_FORWARD = "urn:xmpp:forward:0"
 NS_DELAY = "urn:xmpp:delay"
-T0 = 1700000000
+# Recent: a causeway with a retention (history_days) keeps them.
+T0 = (int(time.time()) // 60 - 5 * 24 * 60) * 60
 LINES = [("1b0e6a2c-7d7b-4c57-a1f0-5c8a1e9f0001", T0, "carol", "first"),
          ("20240101-7d7b-4c57-a1f0-5c8a1e9f0002", T0 + 60, "dave", "second"),
          ("f3c1d2e4-7d7b-4c57-a1f0-5c8a1e9f0003", T0 + 120, "carol",
