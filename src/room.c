@@ -1715,10 +1715,14 @@ mam_id(const char *text)
 	char *end;
 	errno = 0;
 	long long id = strtoll(text, &end, 10);
-	if (errno != 0 || end == text || id <= 0 || (*end != '-' &&
-	    *end != '\0'))
+	if (errno != 0 || end == text || id <= 0)
 		return 0;
-	return id;
+	/* Our suffix is 16 hex digits: an imported id that merely starts
+	 * with digits and a dash (a uuid) is not an archive id. */
+	if (*end == '-' && strlen(end + 1) == 16 &&
+	    strspn(end + 1, "0123456789abcdef") == 16)
+		return id;
+	return *end == '\0' ? id : 0;
 }
 
 static struct stanza *

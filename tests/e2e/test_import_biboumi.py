@@ -197,6 +197,14 @@ def run_server(tap, cls):
                "and a dash) returns what followed it" % label,
                diag="%s\n%s" % (r, got))
 
+        r, got = mam(alice, "q2b", after="00000001-0b1e-4c2a-9f00-"
+                     "000000000001")
+        tap.ok(r.type == "error" and r.error_condition == "item-not-found"
+               and got == [],
+               "%s: a uuid-shaped id that is in no archive row (its first "
+               "group all digits, 1) is item-not-found, not archive id 1"
+               % label, diag="%s\n%s" % (r, got))
+
         bot.send("PRIVMSG #imported :said after the switch")
         deadline = time.monotonic() + 10
         got = []
