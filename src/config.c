@@ -1189,3 +1189,9 @@ config_list(const struct config_section *sec, const char *key, size_t *n)
 	*n = s->nitems;
 	return (const char *const *)s->items;
 }
+
+int
+config_declares(const struct config_section *sec, const char *key)
+{
+	return find_slot(sec, key) != NULL;
+}

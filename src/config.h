@@ -103,6 +103,9 @@ int config_section_line(const struct config_section *sec);
 int config_key_line(const struct config_section *sec, const char *key);
 /* 1 when the key was written in the file (not a default). */
 int config_has(const struct config_section *sec, const char *key);
+/* 1 when an option table of the section declares key (code that must
+ * work with and without an option asks first), else 0. */
+int config_declares(const struct config_section *sec, const char *key);
 
 /*
  * Typed values; a key that is absent takes its option's default.  Asking

@@ -31,6 +31,7 @@
 #include "causeway.h"
 #include "component.h"
 #include "config.h"
+#include "import_biboumi.h"
 #include "jid.h"
 #include "log.h"
 #include "secret.h"
@@ -400,6 +401,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: causeway -c FILE [--check-config]\n"
+	    "       causeway -c FILE --import-biboumi BIBOUMI.sqlite "
+	    "[--component DOMAIN]\n"
 	    "       causeway --version\n");
 }
 
@@ -423,9 +426,12 @@ main(int argc, char **argv)
 		{ "check-config", no_argument, NULL, 'C' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "import-biboumi", required_argument, NULL, 'I' },
+		{ "component", required_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = NULL;
+	const char *import_file = NULL, *import_domain = NULL;
 	int check_only = 0, ch;
 
 	while ((ch = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
@@ -439,6 +445,12 @@ main(int argc, char **argv)
 		case 'V':
 			print_version();
 			return 0;
+		case 'I':
+			import_file = optarg;
+			break;
+		case 'D':
+			import_domain = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -447,7 +459,8 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (path == NULL || optind != argc) {
+	if (path == NULL || optind != argc || (import_domain != NULL &&
+	    import_file == NULL) || (import_file != NULL && check_only)) {
 		usage(stderr);
 		return 2;
 	}
@@ -469,6 +482,15 @@ main(int argc, char **argv)
 	if (cw->config == NULL)
 		return 1;
 	apply_logging(cw->config);
+	if (import_file != NULL) {
+		/* A command, not the daemon: its messages go to stderr. */
+		log_init(log_get_level(), 0);
+		int st = import_biboumi(cw->config, general_str("database"),
+		    general_str("key_file"), import_file, import_domain);
+		config_free(cw->config);
+		free(section_types);
+		return st;
+	}
 	log_info("causeway %s starting with %s", PACKAGE_VERSION, path);
 
 	if (evthread_use_pthreads() != 0)

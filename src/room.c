@@ -1750,10 +1750,14 @@ mam_id(const char *text)
 	char *end;
 	errno = 0;
 	long long id = strtoll(text, &end, 10);
-	if (errno != 0 || end == text || id <= 0 || (*end != '-' &&
-	    *end != '\0'))
+	if (errno != 0 || end == text || id <= 0)
 		return 0;
-	return id;
+	/* Our suffix is 16 hex digits: an imported id that merely starts
+	 * with digits and a dash (a uuid) is not an archive id. */
+	if (*end == '-' && strlen(end + 1) == 16 &&
+	    strspn(end + 1, "0123456789abcdef") == 16)
+		return id;
+	return *end == '\0' ? id : 0;
 }
 
 static struct stanza *
@@ -1889,7 +1893,12 @@ mam(struct component *c, const struct stanza *iq, const struct stanza *query,
 	struct stanza *answer = NULL;
 	q.room = archive_of(c, room);
 	if (bad == NULL && anchor_text != NULL) {
-		anchor = mam_id(anchor_text);
+		/* A stanza-id kept by an import (biboumi's uuids) first:
+		 * one may begin with digits and a dash. */
+		anchor = q.room > 0 ? store_archive_find_sid(cw->store,
+		    q.room, anchor_text) : 0;
+		if (anchor <= 0)
+			anchor = mam_id(anchor_text);
 		if (anchor == 0 || q.room <= 0 || store_archive_has(cw->store,
 		    q.room, anchor, reader) != 1)
 			answer = stanza_error_reply(iq, "item-not-found",

@@ -224,6 +224,9 @@ enum stmt_id {
 	STMT_STATE_REMOVE,
 	STMT_STATE_FOREACH,
 	STMT_STATE_EXPIRE,
+	STMT_ROOM_ADD,
+	STMT_ARCHIVE_SID,
+	STMT_MEMBER_SPAN,
 	STMT_COUNT
 };
 
@@ -384,6 +387,17 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	    "SELECT jid, key, value FROM backend_state WHERE component = ?1 "
 	    "AND (?2 IS NULL OR jid = ?2) AND substr(key, 1, length(?3)) = ?3 "
 	    "ORDER BY jid, key",
+	/* An import never overwrites what the user set since. */
+	[STMT_ROOM_ADD] =
+	    "INSERT OR IGNORE INTO room_settings (component, jid, room, "
+	    "persistent, encoding, seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	/* No index on sid: one room's rows (at most archive_keep) are read
+	 * through archive_room, a millisecond for the largest. */
+	[STMT_ARCHIVE_SID] =
+	    "SELECT id FROM archive WHERE room = ?1 AND sid = ?2",
+	[STMT_MEMBER_SPAN] =
+	    "INSERT INTO room_members (component, jid, room, from_id, to_id) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5)",
 };
 
 static int run_write(struct store *st, sqlite3_stmt *s, const char *what);
@@ -1914,4 +1928,130 @@ store_state_expire(struct store *st, const char *component,
 		return -1;
 	sqlite3_bind_int64(s, 3, (sqlite3_int64)before);
 	return run_write(st, s, "expiring backend state");
+}
+
+/* ---- bulk writes (the biboumi import) ---- */
+
+int
+store_begin(struct store *st)
+{
+	if (st == NULL)
+		return -1;
+	/* Queued archive rows first: they must not land inside (or be
+	 * rolled back with) the caller's transaction. */
+	if (store_archive_flush(st) < 0)
+		return -1;
+	return exec_sql(st, "BEGIN IMMEDIATE", "starting a transaction");
+}
+
+int
+store_end(struct store *st, int commit)
+{
+	if (st == NULL)
+		return -1;
+	if (commit && exec_sql(st, "COMMIT", "committing") == 0)
+		return 0;
+	exec_sql(st, "ROLLBACK", "rolling back");
+	return -1;
+}
+
+int
+store_room_add(struct store *st, const char *component, const char *jid,
+    const char *room, int persistent, const char *encoding, long long seen)
+{
+	if (bad_args(st, "store_room_add", component, jid, 1) || room == NULL)
+		return -1;
+	/* INSERT OR IGNORE: ?1..?5 as for store_room_set, ?6 seen. */
+	sqlite3_stmt *s = st->stmt[STMT_ROOM_ADD];
+	if (bind_user(st, s, component, jid) == -1)
+		return -1;
+	sqlite3_bind_text(s, 3, room, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 4, persistent ? 1 : 0);
+	if (encoding != NULL && *encoding != '\0')
+		sqlite3_bind_text(s, 5, encoding, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 6, seen);
+	return run_write(st, s, "adding room settings");
+}
+
+long long
+store_archive_put(struct store *st, long long room, time_t stamp,
+    const char *nick, const char *body, const char *sid)
+{
+	if (st == NULL || room <= 0 || nick == NULL || body == NULL ||
+	    sid == NULL || *sid == '\0') {
+		log_error("store: store_archive_put called with a bad argument");
+		return -1;
+	}
+	/* Anything queued holds smaller ids: it is written first. */
+	if (st->nqueue > 0) {
+		log_error("store: store_archive_put with archive rows queued");
+		return -1;
+	}
+	long long id = st->archive_last + 1;
+	sqlite3_stmt *s = st->stmt[STMT_ARCHIVE_INSERT];
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int64(s, 2, room);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)stamp);
+	sqlite3_bind_text(s, 4, nick, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, body, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 6, sid, -1, SQLITE_STATIC);
+	if (run_write(st, s, "archiving a message") < 0)
+		return -1;
+	st->archive_last = id;
+	return id;
+}
+
+int
+store_archive_trim(struct store *st, long long room)
+{
+	if (st == NULL || room <= 0)
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_ARCHIVE_PRUNE];
+	sqlite3_bind_int64(s, 1, room);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)st->archive_keep);
+	return run_write(st, s, "pruning an archive");
+}
+
+size_t
+store_archive_keep(const struct store *st)
+{
+	return st ? st->archive_keep : STORE_ARCHIVE_KEEP;
+}
+
+long long
+store_archive_find_sid(struct store *st, long long room, const char *sid)
+{
+	if (st == NULL || room <= 0 || sid == NULL)
+		return -1;
+	if (store_archive_flush(st) < 0)
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_ARCHIVE_SID];
+	sqlite3_bind_int64(s, 1, room);
+	sqlite3_bind_text(s, 2, sid, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	long long id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		log_error("store %s: finding a stanza-id: %s", st->path,
+		    sqlite3_errmsg(st->db));
+		id = -1;
+	}
+	done_with(s);
+	return id;
+}
+
+int
+store_member_span(struct store *st, const char *component, const char *jid,
+    const char *room, long long from_id, long long to_id)
+{
+	if (bad_args(st, "store_member_span", component, jid, 1) ||
+	    room == NULL || from_id < 0 || to_id <= from_id)
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_MEMBER_SPAN];
+	if (bind_user(st, s, component, jid) == -1)
+		return -1;
+	sqlite3_bind_text(s, 3, room, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, from_id);
+	sqlite3_bind_int64(s, 5, to_id);
+	return run_write(st, s, "recording a past room membership") < 0 ?
+	    -1 : 0;
 }

@@ -235,4 +235,38 @@ typedef int (*store_state_cb)(void *arg, const char *jid, const char *key,
 int store_state_foreach(struct store *st, const char *component,
     const char *jid, const char *prefix, store_state_cb cb, void *arg);
 
+/*
+ * Bulk writes, for the biboumi import (src/import_biboumi.c), which runs
+ * with no event loop and wants all or nothing.  store_begin() writes
+ * the archive queue, then opens one transaction (BEGIN IMMEDIATE: a
+ * second writer waits, then fails); store_end() commits (commit 1) or
+ * rolls back, and returns -1 when it rolled back.
+ */
+int store_begin(struct store *st);
+int store_end(struct store *st, int commit);
+/* Room settings only when the user has none for the room (never
+ * overwrites, never deletes an archive): -1 error, 0 there already,
+ * 1 added. */
+int store_room_add(struct store *st, const char *component, const char *jid,
+    const char *room, int persistent, const char *encoding, long long seen);
+/* Writes one archive row now, with the stanza-id it had elsewhere, and
+ * returns its new id (ids still only grow), or -1.  Refused while rows
+ * are queued (store_archive_add): they hold smaller ids. */
+long long store_archive_put(struct store *st, long long room, time_t stamp,
+    const char *nick, const char *body, const char *sid);
+/* Prunes a room to the retention (rows removed, or -1). */
+int store_archive_trim(struct store *st, long long room);
+/* The retention per room (store_archive_set_keep). */
+size_t store_archive_keep(const struct store *st);
+/* The archive id of the row with stanza-id sid in room: > 0, 0 when
+ * none, -1 on error.  MAM anchors may be stanza-ids that were not
+ * made here (an imported archive keeps its own). */
+long long store_archive_find_sid(struct store *st, long long room,
+    const char *sid);
+/* A past stretch of a user's membership of a room (room_members,
+ * migration 5): the user was there for the archive ids in
+ * (from_id, to_id].  -1 or 0. */
+int store_member_span(struct store *st, const char *component,
+    const char *jid, const char *room, long long from_id, long long to_id);
+
 #endif

@@ -783,6 +783,68 @@ test_backend_state(void)
 	remove_dir(dir);
 }
 
+/* The bulk writes the biboumi import uses: one transaction that rolls
+ * back as a whole, room settings that never overwrite, archive rows
+ * with a stanza-id of their own, found again by it. */
+static void
+test_bulk_import(void)
+{
+	char *dir = make_dir();
+	char *path = join(dir, "causeway.db");
+	struct store *st = store_open(path);
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	const char *gw = "irc.example.org", *u = "a@example.org";
+	CHECK(store_user_add(st, gw, u) == 1);
+	long long room = store_archive_room(st, gw, "#c%irc.x", 1);
+	CHECK(room > 0);
+
+	/* Rolled back: the user and the row are gone again. */
+	CHECK(store_begin(st) == 0);
+	CHECK(store_user_add(st, gw, "b@example.org") == 1);
+	CHECK(store_archive_put(st, room, 100, "n", "gone", "u-0") > 0);
+	CHECK(store_end(st, 0) == -1);
+	CHECK(store_user_exists(st, gw, "b@example.org") == 0);
+	CHECK(store_archive_find_sid(st, room, "u-0") == 0);
+
+	CHECK(store_begin(st) == 0);
+	CHECK(store_room_add(st, gw, u, "#c%irc.x", 1, "latin1", 7) == 1);
+	/* Never overwritten. */
+	CHECK(store_room_add(st, gw, u, "#c%irc.x", 0, NULL, 0) == 0);
+	long long id1 = store_archive_put(st, room, 100, "carol", "one",
+	    "12345678-aaaa");
+	long long id2 = store_archive_put(st, room, 101, "dave", "two",
+	    "b-2");
+	CHECK(id1 > 0 && id2 > id1);
+	CHECK(store_end(st, 1) == 0);
+	struct store_room r;
+	CHECK(store_room_get(st, gw, u, "#c%irc.x", &r) == 1);
+	CHECK(r.persistent == 1 && r.seen == 7);
+	CHECK_STR(r.encoding, "latin1");
+	free(r.encoding);
+	/* Found by the stanza-id it came with, not by its leading digits. */
+	CHECK(store_archive_find_sid(st, room, "12345678-aaaa") == id1);
+	CHECK(store_archive_find_sid(st, room, "b-2") == id2);
+	CHECK(store_archive_find_sid(st, room, "nope") == 0);
+	/* Ids keep growing past imported rows. */
+	char sid[64];
+	CHECK(store_archive_add(st, room, 102, "e", "three", sid,
+	    sizeof(sid)) > id2);
+	/* Not while rows are queued (they hold smaller ids). */
+	CHECK(store_archive_put(st, room, 103, "n", "x", "q-1") == -1);
+	CHECK(store_archive_flush(st) == 1);
+	/* Retention. */
+	store_archive_set_keep(st, 2);
+	CHECK(store_archive_keep(st) == 2);
+	CHECK(store_archive_trim(st, room) == 1);
+	CHECK(store_archive_find_sid(st, room, "12345678-aaaa") == 0);
+	CHECK(store_archive_put(st, room, 100, "n", "x", "") == -1);
+	store_close(st);
+	free(path);
+	remove_dir(dir);
+}
+
 int
 main(void)
 {
@@ -806,5 +868,6 @@ main(void)
 	RUN(test_relative_special_name);
 	RUN(test_fields_contacts_pending);
 	RUN(test_backend_state);
+	RUN(test_bulk_import);
 	return TAP_DONE();
 }
