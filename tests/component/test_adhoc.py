@@ -303,10 +303,10 @@ def test_settings(conn, cw):
     tap.check(cmd_error(res) == "bad-sessionid",
               "another resource of the same user: bad-sessionid (the full "
               "JID owns the session)")
-    res = run(conn, ALICE, "settings", action="next", sessionid=sid,
+    res = run(conn, ALICE, "settings", action="prev", sessionid=sid,
               fields={"greeting": "x"})
     tap.check(cmd_error(res) == "bad-action",
-              "an action the step does not offer (next): <bad-action/>")
+              "an action the step does not offer (prev): <bad-action/>")
     res = run(conn, ALICE, "settings", action="complete", sessionid=sid)
     tap.check(cmd_error(res) == "bad-payload",
               "completing without a form: <bad-payload/>")
@@ -327,6 +327,15 @@ def test_settings(conn, cw):
               fields={"greeting": "again: "})
     tap.check(cmd_error(res) == "bad-sessionid",
               "a completed session's id is no longer valid")
+    # poezio submits a one-form command with "next": it completes too.
+    res = run(conn, ALICE, "settings")
+    sid = command(res).get("sessionid") if command(res) is not None else None
+    res = run(conn, ALICE, "settings", action="next", sessionid=sid,
+              fields={"username": "alice", "greeting": "new: "})
+    tap.check(status(res) == "completed" and note(res)[0] == "info"
+              and command(res).get("sessionid") == sid,
+              "settings submitted with action next: completed with a note",
+              note(res))
     drain(conn, 0.3)
 
     conn.send("<presence from='%s' to='%s'/>" % (ALICE, GW))
