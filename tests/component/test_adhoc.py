@@ -352,6 +352,36 @@ def test_settings(conn, cw):
               "the echo contact answers with the new greeting",
               body_of(st))
 
+    # The same values again: saved, and the live session is left alone.
+    outs = cw.log_text().count("alice@localhost: logging out")
+    res = run(conn, ALICE, "settings")
+    sid = command(res).get("sessionid") if command(res) is not None else None
+    res = run(conn, ALICE, "settings", action="complete", sessionid=sid,
+              fields={"username": "alice", "greeting": "new: "})
+    time.sleep(0.5)
+    tap.check(status(res) == "completed" and note(res)[0] == "info"
+              and cw.log_text().count("alice@localhost: logging out") == outs,
+              "settings submitted unchanged: saved, the session is not "
+              "logged out", note(res))
+    # The backend's check refuses: nothing changes.
+    res = run(conn, ALICE, "settings")
+    sid = command(res).get("sessionid") if command(res) is not None else None
+    res = run(conn, ALICE, "settings", action="complete", sessionid=sid,
+              fields={"username": "taken", "greeting": "bad: "})
+    tap.check(status(res) == "completed" and note(res)[0] == "error"
+              and "Nothing was changed" in note(res)[1],
+              "settings the backend's live check refuses: an error note",
+              note(res))
+    res = run(conn, ALICE, "settings")
+    x = xform(res)
+    tap.check(value(x, "username") == "alice" and value(x, "greeting") ==
+              "new: ", "... and the stored values are as they were",
+              fields_of(x))
+    if command(res) is not None:
+        run(conn, ALICE, "settings", action="cancel",
+            sessionid=command(res).get("sessionid"))
+    drain(conn, 0.3)
+
 
 def test_user_details(conn):
     res = run(conn, ADMIN, "user-details")
