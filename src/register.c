@@ -174,15 +174,17 @@ registration_form(struct component *c, const struct stanza *iq,
 {
 	const struct backend *b = c->backend;
 	int registered = store_user_exists(cw->store, c->domain, jid) == 1;
-	/* A user who only used an open gateway has not registered. */
-	if (registered && scope == NULL && session_is_first_use(c, jid))
-		registered = 0;
 	struct form *current = NULL;
 	if (registered) {
 		current = form_new();
 		if (add_values(c, jid, scope, current) == 0 && scope != NULL)
 			registered = 0;
 	}
+	/* A user who only used an open gateway has not registered (the
+	 * values saved through the settings command are shown all the
+	 * same). */
+	if (registered && scope == NULL && session_is_first_use(c, jid))
+		registered = 0;
 	char *instructions = xasprintf("%s%s",
 	    b->register_instructions ? b->register_instructions :
 	    "Fill in your account on the legacy network.",
@@ -312,7 +314,9 @@ register_request_done(struct register_request *req, const char *condition,
 	 * gateway; a registration on the gateway itself does (and then
 	 * the gateway asks for the user's presence, XEP-0100). */
 	int first = 0;
-	if (accepted && req->scope == NULL)
+	if (accepted && req->done != NULL)
+		first = 0;    /* settings change values; they register no one */
+	else if (accepted && req->scope == NULL)
 		first = added == 1 || was_first_use;
 	else if (accepted && added == 1 && c->open_access)
 		session_set_first_use(c, req->jid, 1);

@@ -405,6 +405,15 @@ def check_settings_unchanged(ctx, alice):
            "IRC, no 332 in her rooms",
            diag="note %s; quits %s; closed %s" % (cmd_note(r), quits,
                                                   xml_str(closed)))
+    r = alice.iq(DOMAIN, "<query xmlns='%s'/>" % NS_REGISTER)
+    sub = alice.find(lambda k, el: k == "presence" and el.get("type") ==
+                     "subscribe" and bare(el.get("from")) == DOMAIN, m0)
+    ctx.ok(r.type == "result" and sub is None and
+           r.find("{%s}query/{%s}registered" % (NS_REGISTER, NS_REGISTER))
+           is None, "saving settings registers nobody: no <registered/>, "
+           "no subscription request from the gateway",
+           diag="%s
+%s" % (r, xml_str(sub)))
     b1 = bot.mark()
     alice.groupchat(room_jid("#access"), "still here")
     ctx.ok(alice.wait_irc(bot, irc("PRIVMSG", nick="Carol2",
