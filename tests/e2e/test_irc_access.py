@@ -412,8 +412,7 @@ def check_settings_unchanged(ctx, alice):
            r.find("{%s}query/{%s}registered" % (NS_REGISTER, NS_REGISTER))
            is None, "saving settings registers nobody: no <registered/>, "
            "no subscription request from the gateway",
-           diag="%s
-%s" % (r, xml_str(sub)))
+           diag="%s\n%s" % (r, xml_str(sub)))
     b1 = bot.mark()
     alice.groupchat(room_jid("#access"), "still here")
     ctx.ok(alice.wait_irc(bot, irc("PRIVMSG", nick="Carol2",
