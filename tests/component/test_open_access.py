@@ -100,77 +100,74 @@ def users(cw):
         db.close()
 
 
-def open_gateway(ircd):
+def gateway(ircd, key, check):
+    """Runs check(conn, cw, ircd) against a causeway whose component section
+    has key (a line) and reaches ircd as 127.0.0.1."""
     srv = FakeServer(domain=GW)
     cw = Causeway(srv.port, domain=GW, extra=(
-        "linger = 0\nallow = localhost\n\n[irc-server 127.0.0.1]\n"
-        "port = %d\ntls = no\n" % ircd.port)).start()
+        "linger = 0\n%s\n\n[irc-server 127.0.0.1]\nport = %d\n"
+        "tls = no\n" % (key, ircd.port))).start()
     conn = srv.accept()
     try:
-        room = "#c%127.0.0.1"
-        st = join(conn, "alice@localhost/a", room, "Al", "j1")
-        tap.check(st is not None and st.get("type") != "error"
-                  and st.get("from") == "%s@%s/Al" % (room, GW),
-                  "an allowed JID that never registered joins a channel "
-                  "(self-presence from room/Al)", st)
-        tap.check(users(cw) == ["alice@localhost"],
-                  "... and the core created its user row then", users(cw))
-        res = conn.iq("<query xmlns='%s'/>" % REG, frm="alice@localhost/a",
-                      id_="rg")
-        tap.check(res is not None and res.get("type") == "result"
-                  and res.find("%s/%s" % (q(REG, "query"),
-                                          q(REG, "registered"))) is None,
-                  "the registration form does not call it registered", res)
-        n = ircd.conns
-        st = join(conn, "eve@elsewhere.example/e", room, "Eve", "j2")
-        tap.check(error_condition(st) == ("auth", "forbidden"),
-                  "a JID outside allow joining: forbidden", st)
-        tap.check(ircd.conns == n and "eve@elsewhere.example" not in
-                  users(cw), "... with no IRC connection and no user row")
-        res = conn.iq("<query xmlns='%s'><remove/></query>" % REG,
-                      type_="set", frm="alice@localhost/a", id_="rm")
-        tap.check(res is not None and res.get("type") == "result"
-                  and users(cw) == [],
-                  "<remove/> from the first-use user: result, row deleted",
-                  res)
-        tap.check(cw.alive(), "causeway is still running")
+        check(conn, cw, ircd)
     finally:
         cw.close()
         srv.close()
 
 
-def closed_gateway(ircd):
-    srv = FakeServer(domain=GW)
-    cw = Causeway(srv.port, domain=GW, extra=(
-        "linger = 0\nrequire_registration = yes\n\n[irc-server 127.0.0.1]\n"
-        "port = %d\ntls = no\n" % ircd.port)).start()
-    conn = srv.accept()
-    try:
-        n = ircd.conns
-        who = "bob@localhost/b"
-        conds = {}
-        st = join(conn, who, "#c%127.0.0.1", "Bob", "k1")
-        conds["join"] = error_condition(st)
-        conn.send("<message from='%s' to='x%%127.0.0.1@%s' id='k2' "
-                  "type='chat'><body>hi</body></message>" % (who, GW))
-        conds["message"] = error_condition(conn.next_stanza(
-            5, lambda s: s.get("id") == "k2"))
-        conds["list"] = error_condition(conn.iq(
-            "<query xmlns='%s'/>" % ITEMS, to="127.0.0.1@" + GW, frm=who,
-            id_="k3"))
-        conds["command"] = error_condition(conn.iq(
-            "<command xmlns='%s' node='settings'/>" % CMD, type_="set",
-            frm=who, id_="k4"))
-        tap.check(all(c is not None and c[1] == "registration-required"
-                      for c in conds.values()),
-                  "require_registration = yes: a join, a private message, "
-                  "a channel list and a command get registration-required",
-                  conds)
-        tap.check(ircd.conns == n and users(cw) == [],
-                  "... with no IRC connection and no user row")
-    finally:
-        cw.close()
-        srv.close()
+def open_gateway(conn, cw, ircd):
+    room = "#c%127.0.0.1"
+    st = join(conn, "alice@localhost/a", room, "Al", "j1")
+    tap.check(st is not None and st.get("type") != "error"
+              and st.get("from") == "%s@%s/Al" % (room, GW),
+              "an allowed JID that never registered joins a channel "
+              "(self-presence from room/Al)", st)
+    tap.check(users(cw) == ["alice@localhost"],
+              "... and the core created its user row then", users(cw))
+    res = conn.iq("<query xmlns='%s'/>" % REG, frm="alice@localhost/a",
+                  id_="rg")
+    tap.check(res is not None and res.get("type") == "result"
+              and res.find("%s/%s" % (q(REG, "query"),
+                                      q(REG, "registered"))) is None,
+              "the registration form does not call it registered", res)
+    n = ircd.conns
+    st = join(conn, "eve@elsewhere.example/e", room, "Eve", "j2")
+    tap.check(error_condition(st) == ("auth", "forbidden"),
+              "a JID outside allow joining: forbidden", st)
+    tap.check(ircd.conns == n and "eve@elsewhere.example" not in
+              users(cw), "... with no IRC connection and no user row")
+    res = conn.iq("<query xmlns='%s'><remove/></query>" % REG,
+                  type_="set", frm="alice@localhost/a", id_="rm")
+    tap.check(res is not None and res.get("type") == "result"
+              and users(cw) == [],
+              "<remove/> from the first-use user: result, row deleted",
+              res)
+    tap.check(cw.alive(), "causeway is still running")
+
+
+def closed_gateway(conn, cw, ircd):
+    n = ircd.conns
+    who = "bob@localhost/b"
+    conds = {}
+    st = join(conn, who, "#c%127.0.0.1", "Bob", "k1")
+    conds["join"] = error_condition(st)
+    conn.send("<message from='%s' to='x%%127.0.0.1@%s' id='k2' "
+              "type='chat'><body>hi</body></message>" % (who, GW))
+    conds["message"] = error_condition(conn.next_stanza(
+        5, lambda s: s.get("id") == "k2"))
+    conds["list"] = error_condition(conn.iq(
+        "<query xmlns='%s'/>" % ITEMS, to="127.0.0.1@" + GW, frm=who,
+        id_="k3"))
+    conds["command"] = error_condition(conn.iq(
+        "<command xmlns='%s' node='settings'/>" % CMD, type_="set",
+        frm=who, id_="k4"))
+    tap.check(all(c is not None and c[1] == "registration-required"
+                  for c in conds.values()),
+              "require_registration = yes: a join, a private message, "
+              "a channel list and a command get registration-required",
+              conds)
+    tap.check(ircd.conns == n and users(cw) == [],
+              "... with no IRC connection and no user row")
 
 
 def config_checks():
@@ -195,8 +192,8 @@ def config_checks():
 def main():
     ircd = TinyIrcd()
     try:
-        open_gateway(ircd)
-        closed_gateway(ircd)
+        gateway(ircd, "allow = localhost", open_gateway)
+        gateway(ircd, "require_registration = yes", closed_gateway)
         config_checks()
     finally:
         ircd.close()
