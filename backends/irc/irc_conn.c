@@ -1270,7 +1270,11 @@ nick_mended(const char *cur, const char *base, const char *user,
 			return out;
 	}
 	free(out);
-	if (user != NULL && *user != '\0' && strncmp(user, cur, 9) != 0)
+	/* The user name (our ident: "cw" and hex) when it is letters and
+	 * digits, as it is unless an owner chose another. */
+	if (user != NULL && (*user >= 'a' && *user <= 'z') && strspn(user,
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+	    == strlen(user) && strncmp(user, cur, 9) != 0)
 		return xstrndup(user, 9);
 	/* Nothing new: step aside from the user name. */
 	out = xasprintf("cw%u_", tries);
@@ -1578,11 +1582,19 @@ irc_conn_new(struct event_base *base, struct evdns_base *dns,
 		c->pinned = 1;
 	}
 	/* NICK's one parameter could legally be a trailing one with
-	 * spaces ("NICK :a b"); a nick never has them. */
+	 * spaces ("NICK :a b"); a nick never has them.  A nick typed in a
+	 * join is the user's: mended as after a 432, not refused (the
+	 * owner sees the nick it got at 001). */
 	if (c->nick_base[0] == '\0' || c->nick_base[0] == ':' ||
 	    strpbrk(c->nick_base, " \r\n,") != NULL) {
-		close_conn(c, "the configured nick is not a valid IRC nick");
-		return c;
+		char *mended = nick_mended(c->nick_base, c->nick_base,
+		    c->username, 0);
+		log_info(CONN_FMT "not a valid IRC nick; trying %s",
+		    CONN_ARGS(c), mended);
+		free(c->nick_base);
+		free(c->nick);
+		c->nick_base = mended;
+		c->nick = xstrdup(mended);
 	}
 	if (c->host[0] == '\0' || c->port <= 0 || c->port > 65535) {
 		close_conn(c, "no IRC server host or port configured");
