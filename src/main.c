@@ -76,6 +76,11 @@ static struct config_option component_options[] = {
 	  .help = "who may use the gateway: domains, *.domains, JIDs or *" },
 	{ .key = "admins", .type = CONFIG_LIST, .def = "",
 	  .help = "bare JIDs allowed to run admin commands" },
+	/* No default here: it is the opposite of the backend's open_access
+	 * (component.c reads it with config_has). */
+	{ .key = "require_registration", .type = CONFIG_BOOL,
+	  .help = "yes: users register before joining, messaging or "
+	  "listing (default: no for IRC, yes for mail and SMS)" },
 	{ .key = "max_stanza_size", .type = CONFIG_SIZE, .def = "256k",
 	  .min = 4096, .max = 16 * 1024 * 1024,
 	  .help = "largest stanza accepted from the server" },
@@ -87,11 +92,6 @@ static struct config_option component_options[] = {
 	{ .key = "linger", .type = CONFIG_INT, .def = "10", .min = 0,
 	  .max = 86400, .help = "seconds a legacy session outlives the "
 	  "user's last resource" },
-	/* No default here: it is the opposite of the backend's open_access
-	 * (component.c reads it with config_has). */
-	{ .key = "require_registration", .type = CONFIG_BOOL,
-	  .help = "yes: users register before joining, messaging or "
-	  "listing (default: no for IRC, yes for mail and SMS)" },
 	{ .key = NULL },
 };
 
