@@ -165,7 +165,11 @@ def closed_gateway(conn, cw, ircd):
 
 
 def config_checks():
-    d = tempfile.mkdtemp(prefix="cw-comp-")
+    with tempfile.TemporaryDirectory(prefix="cw-comp-") as d:
+        config_checks_in(d)
+
+
+def config_checks_in(d):
     out = {}
     for backend, value in (("echo", "no"), ("irc", "yes"), ("irc", "no")):
         cfg = os.path.join(d, "%s-%s.conf" % (backend, value))

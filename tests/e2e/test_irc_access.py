@@ -47,7 +47,6 @@ import base64
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True
@@ -644,7 +643,7 @@ def check_credentials(ctx, gina):
 
 
 def check_email_config(tap):
-    d = tempfile.mkdtemp(prefix="cwtest-access-")
+    d = cwtest.make_tempdir("cwtest-access-")
     cfg = os.path.join(d, "causeway.conf")
     with open(cfg, "w") as f:
         f.write("[causeway]\ndatabase = %s/db\nkey_file = %s/key\n\n"
