@@ -111,6 +111,10 @@ static const struct config_option email_options[] = {
 	{ .key = "smtp_give_up", .type = CONFIG_INT, .def = "172800",
 	  .min = 60, .max = 30 * 86400, .help = "seconds after which an "
 	  "unsendable reply is reported as failed" },
+	{ .key = "smtp_no_auth_hosts", .type = CONFIG_STRING, .def = "",
+	  .help = "SMTP hosts (names or addresses, space-separated) that may "
+	  "take mail without AUTH; everywhere else a mail leaves only after "
+	  "AUTH succeeded over verified TLS" },
 	{ .key = NULL },
 };
 
@@ -122,9 +126,13 @@ static const struct config_option mail_domain_options[] = {
 	  .choices = security_choices },
 	{ .key = "smtp_host", .type = CONFIG_STRING, .def = "" },
 	{ .key = "smtp_port", .type = CONFIG_INT, .def = "0", .min = 0,
-	  .max = 65535, .help = "0: 587 for starttls, 25 for none" },
+	  .max = 65535, .help = "0: 465 for tls, 587 for starttls, 25 for "
+	  "none" },
 	{ .key = "smtp_security", .type = CONFIG_ENUM, .def = "starttls",
 	  .choices = security_choices },
+	{ .key = "smtp_no_auth", .type = CONFIG_BOOL, .def = "no",
+	  .help = "the preset SMTP host takes mail without AUTH (a relay "
+	  "that trusts the gateway); only for that host" },
 	{ .key = NULL },
 };
 
@@ -270,16 +278,23 @@ parse_security(const char *v, enum email_security *out)
 static int
 resolve_side(struct component *c, const struct config_section *preset,
     value_fn get, const void *ctx, const char *side, const char *fallback,
-    char **host, enum email_security *sec, int *port, char *err,
-    size_t errlen)
+    int fallback_trusted, char **host, int *trusted,
+    enum email_security *sec, int *port, char *err, size_t errlen)
 {
 	char var[32];
 	snprintf(var, sizeof(var), "%s_host", side);
 	const char *h = get(ctx, var);
-	if (h == NULL && preset != NULL && *config_str(preset, var) != '\0')
+	/* A host the operator preset is trusted as it is; one the user
+	 * typed goes through the destination policy. */
+	*trusted = 0;
+	if (h == NULL && preset != NULL && *config_str(preset, var) != '\0') {
 		h = config_str(preset, var);
-	if (h == NULL)
+		*trusted = 1;
+	}
+	if (h == NULL) {
 		h = fallback;
+		*trusted = fallback_trusted;
+	}
 	if (h == NULL) {
 		snprintf(err, errlen, "no %s server given (and none is preset "
 		    "for your domain)", strcmp(side, "imap") ? "SMTP" : "IMAP");
@@ -298,11 +313,6 @@ resolve_side(struct component *c, const struct config_section *preset,
 	if (*sec == EMAIL_PLAIN && !config_bool(c->section, "allow_plaintext")) {
 		snprintf(err, errlen, "this gateway does not allow %s without "
 		    "TLS", strcmp(side, "imap") ? "SMTP" : "IMAP");
-		return -1;
-	}
-	if (*sec == EMAIL_TLS && strcmp(side, "smtp") == 0) {
-		snprintf(err, errlen, "implicit TLS (port 465) is not "
-		    "supported for SMTP: use starttls (port 587)");
 		return -1;
 	}
 	snprintf(var, sizeof(var), "%s_port", side);
@@ -324,9 +334,33 @@ resolve_side(struct component *c, const struct config_section *preset,
 		if (strcmp(side, "imap") == 0)
 			*port = *sec == EMAIL_TLS ? 993 : 143;
 		else
-			*port = *sec == EMAIL_PLAIN ? 25 : 587;
+			*port = *sec == EMAIL_PLAIN ? 25 : *sec == EMAIL_TLS ?
+			    465 : 587;
 	}
 	*host = xstrdup(h);
+	return 0;
+}
+
+/* Whether the operator lets host take mail without AUTH: listed in the
+ * component's smtp_no_auth_hosts, or the preset's own SMTP host with
+ * smtp_no_auth = yes. */
+static int
+no_auth_allowed(struct component *c, const struct config_section *preset,
+    const char *host)
+{
+	if (preset != NULL && config_bool(preset, "smtp_no_auth") &&
+	    strcasecmp(config_str(preset, "smtp_host"), host) == 0)
+		return 1;
+	const char *l = config_str(c->section, "smtp_no_auth_hosts");
+	size_t hl = strlen(host);
+	while (*l != '\0') {
+		while (*l == ' ' || *l == ',')
+			l++;
+		size_t n = strcspn(l, " ,");
+		if (n == hl && n > 0 && strncasecmp(l, host, n) == 0)
+			return 1;
+		l += n;
+	}
 	return 0;
 }
 
@@ -350,11 +384,12 @@ account_resolve(struct component *c, value_fn get, const void *ctx,
 	const char *domain = strrchr(a->email, '@') + 1;
 	const struct config_section *preset = config_section_find(cw->config,
 	    "mail-domain", domain);
-	if (resolve_side(c, preset, get, ctx, "imap", NULL, &a->imap_host,
-	    &a->imap_security, &a->imap_port, err, errlen) != 0 ||
+	if (resolve_side(c, preset, get, ctx, "imap", NULL, 0, &a->imap_host,
+	    &a->imap_trusted, &a->imap_security, &a->imap_port, err,
+	    errlen) != 0 ||
 	    resolve_side(c, preset, get, ctx, "smtp", a->imap_host,
-	    &a->smtp_host, &a->smtp_security, &a->smtp_port, err,
-	    errlen) != 0)
+	    a->imap_trusted, &a->smtp_host, &a->smtp_trusted,
+	    &a->smtp_security, &a->smtp_port, err, errlen) != 0)
 		goto fail;
 	const char *v = get(ctx, "name");
 	a->name = v ? xstrdup(v) : NULL;
@@ -378,6 +413,7 @@ account_resolve(struct component *c, value_fn get, const void *ctx,
 	}
 	v = get(ctx, "mark_read");
 	a->mark_read = v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
+	a->smtp_no_auth = no_auth_allowed(c, preset, a->smtp_host);
 	a->ca_file = xstrdup(config_str(c->section, "ca_file"));
 	a->timeout = (int)config_int(c->section, "timeout");
 	a->fetch_max = (size_t)config_int(c->section, "fetch_max");
@@ -419,13 +455,36 @@ check_work(void *arg)
 	if (im == NULL)
 		return;
 	email_imap_close(im);
-	email_smtp_check(&j->a, &j->why, j->err, sizeof(j->err));
+}
+
+static void check_finish(struct check_job *j);
+
+/* The SMTP half of the check: the session sending uses, up to AUTH. */
+static void
+check_smtp_done(void *arg, enum email_smtp_result res, enum email_fail why,
+    const char *err)
+{
+	struct check_job *j = arg;
+	(void)res;
+	j->why = why;
+	snprintf(j->err, sizeof(j->err), "%s", err);
+	check_finish(j);
 }
 
 static void
 check_done(void *arg)
 {
 	struct check_job *j = arg;
+	if (j->why == EMAIL_FAIL_NONE) {
+		email_smtp_start(&j->a, NULL, NULL, check_smtp_done, j);
+		return;
+	}
+	check_finish(j);
+}
+
+static void
+check_finish(struct check_job *j)
+{
 	if (j->why == EMAIL_FAIL_NONE)
 		register_request_done(j->req, NULL, NULL);
 	else
@@ -1030,14 +1089,6 @@ outbox_add(struct email_comp *ec, const char *jid, const char *key)
 	outbox_try(it);
 }
 
-static void
-send_work(void *arg)
-{
-	struct send_job *j = arg;
-	j->res = email_smtp_send(j->acct, j->rcpt, j->mail, j->err,
-	    sizeof(j->err));
-}
-
 /* The stored entry: "rcpt\nid\ncreated\n" then the mail. */
 struct out_entry {
 	char *raw;
@@ -1060,9 +1111,13 @@ out_parse(char *raw, struct out_entry *e)
 }
 
 static void
-send_done(void *arg)
+send_done(void *arg, enum email_smtp_result res, enum email_fail why,
+    const char *err)
 {
 	struct send_job *j = arg;
+	(void)why;
+	j->res = res;
+	snprintf(j->err, sizeof(j->err), "%s", err);
 	struct component *c = component_by_domain(j->domain);
 	struct email_comp *ec = c ? c->backend_data : NULL;
 	struct outbox_item *it = ec ? outbox_find(ec, j->jid, j->key) : NULL;
@@ -1159,7 +1214,7 @@ outbox_try(struct outbox_item *it)
 	j->mail = xstrdup(e.mail);
 	free(raw);
 	it->busy = 1;
-	worker_submit(cw->workers, send_work, send_done, j);
+	email_smtp_start(j->acct, j->rcpt, j->mail, send_done, j);
 }
 
 static int
@@ -1313,11 +1368,7 @@ static int
 email_init(struct component *c)
 {
 	struct email_comp *ec = xcalloc(1, sizeof(*ec));
-	static int esmtp_ready;
-	if (!esmtp_ready) {
-		email_smtp_init();
-		esmtp_ready = 1;
-	}
+	email_smtp_init();
 	ec->c = c;
 	c->backend_data = ec;
 	/* The outbox of the last run, once the component is settled. */

@@ -24,6 +24,7 @@
 
 #include "email.h"
 #include "email_net.h"
+#include "tls.h"
 #include "xmalloc.h"
 
 struct email_imap {
@@ -145,15 +146,15 @@ email_imap_open(const struct email_account *a, enum email_fail *why,
 	struct email_imap *im = xcalloc(1, sizeof(*im));
 	/* A command's answer: a batch of capped mails plus slack. */
 	im->budget = a->fetch_max * 20 + 1024 * 1024;
-	im->net = email_net_connect(a->imap_host, a->imap_port, a->timeout,
-	    err, errlen);
+	im->net = email_net_connect(a->imap_host, a->imap_port,
+	    a->imap_trusted, a->timeout, err, errlen);
 	if (im->net == NULL) {
 		free(im);
 		return NULL;
 	}
 	SSL_CTX *ctx = NULL;
 	if (a->imap_security != EMAIL_PLAIN) {
-		ctx = email_net_ctx(a->ca_file, err, errlen);
+		ctx = tls_client_ctx(a->ca_file, err, errlen);
 		if (ctx == NULL)
 			goto fail;
 	}
@@ -194,8 +195,6 @@ email_imap_open(const struct email_account *a, enum email_fail *why,
 		    errlen) != 0)
 			goto fail;
 	}
-	SSL_CTX_free(ctx);
-	ctx = NULL;
 	struct mailimap_capability_data *cap = NULL;
 	budget(im, 65536);
 	r = mailimap_capability(im->imap, &cap);
@@ -226,7 +225,6 @@ email_imap_open(const struct email_account *a, enum email_fail *why,
 	*why = EMAIL_FAIL_NONE;
 	return im;
 fail:
-	SSL_CTX_free(ctx);
 	email_imap_abort(im);
 	return NULL;
 }

@@ -22,7 +22,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "destination.h"
 #include "email_net.h"
+#include "tls.h"
 #include "xmalloc.h"
 
 struct email_net {
@@ -49,27 +51,6 @@ ssl_error(char *err, size_t errlen, const char *what)
 	ERR_clear_error();
 }
 
-SSL_CTX *
-email_net_ctx(const char *ca_file, char *err, size_t errlen)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-	if (ctx == NULL) {
-		ssl_error(err, errlen, "TLS");
-		return NULL;
-	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	if (SSL_CTX_set_default_verify_paths(ctx) != 1)
-		ERR_clear_error();
-	if (ca_file != NULL && *ca_file != '\0' &&
-	    SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
-		ssl_error(err, errlen, "cannot read ca_file");
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	return ctx;
-}
-
 /* Waits for events on the socket within the timeout: 1 ready, 0
  * timed out, -1 error. */
 static int
@@ -92,18 +73,32 @@ wait_fd(struct email_net *n, short events)
 }
 
 struct email_net *
-email_net_connect(const char *host, int port, int timeout, char *err,
-    size_t errlen)
+email_net_connect(const char *host, int port, int trusted, int timeout,
+    char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC,
-	    .ai_socktype = SOCK_STREAM }, *res, *ai;
+	    .ai_socktype = SOCK_STREAM }, *res, *ai, checked;
+	struct destination d;
 	char service[16];
 	snprintf(service, sizeof(service), "%d", port);
-	int r = getaddrinfo(host, service, &hints, &res);
-	if (r != 0) {
-		snprintf(err, errlen, "cannot resolve %s: %s", host,
-		    gai_strerror(r));
-		return NULL;
+	if (!trusted) {
+		/* The one address the policy allowed, nothing else. */
+		if (destination_resolve(host, port, DESTINATION_IMAP, &d, err,
+		    errlen) != 0)
+			return NULL;
+		memset(&checked, 0, sizeof(checked));
+		checked.ai_family = d.addr.ss_family;
+		checked.ai_socktype = SOCK_STREAM;
+		checked.ai_addr = (struct sockaddr *)&d.addr;
+		checked.ai_addrlen = d.len;
+		res = &checked;
+	} else {
+		int r = getaddrinfo(host, service, &hints, &res);
+		if (r != 0) {
+			snprintf(err, errlen, "cannot resolve %s: %s", host,
+			    gai_strerror(r));
+			return NULL;
+		}
 	}
 	struct email_net *n = xcalloc(1, sizeof(*n));
 	n->fd = -1;
@@ -131,7 +126,8 @@ email_net_connect(const char *host, int port, int timeout, char *err,
 		close(fd);
 		n->fd = -1;
 	}
-	freeaddrinfo(res);
+	if (res != &checked)
+		freeaddrinfo(res);
 	if (n->fd < 0) {
 		free(n);
 		return NULL;
@@ -149,12 +145,10 @@ email_net_start_tls(struct email_net *n, SSL_CTX *ctx, const char *host,
 		return -1;
 	}
 	SSL_set_fd(n->ssl, n->fd);
-	SSL_set_tlsext_host_name(n->ssl, host);
-	/* The certificate must name the host we were told to reach. */
-	if (SSL_set1_host(n->ssl, host) != 1) {
-		ssl_error(err, errlen, "TLS");
+	/* The certificate must name the host (or the address) we were
+	 * told to reach: tls.c decides how. */
+	if (tls_client_prepare(n->ssl, host, 1, err, errlen) != 0)
 		return -1;
-	}
 	for (;;) {
 		ERR_clear_error();
 		int r = SSL_connect(n->ssl);

@@ -83,6 +83,28 @@ protocol lmtp {{
 """
 
 # A "#" after a value would be part of it: no trailing comments here.
+# Dovecot's own submission service (dovecot-submissiond), a proxy that
+# relays what it accepts to Postfix's plain port: STARTTLS on one port,
+# implicit TLS on another.
+DOVECOT_SUBMISSION = """\
+protocols = $protocols submission
+hostname = mx.example.test
+submission_relay_host = 127.0.0.1
+submission_relay_port = {smtp}
+submission_relay_trusted = yes
+service submission-login {{
+  inet_listener submission {{
+    address = 127.0.0.1
+    port = {dsub}
+  }}
+  inet_listener submissions {{
+    address = 127.0.0.1
+    port = {dsubs}
+    ssl = yes
+  }}
+}}
+"""
+
 POSTFIX_MAIN = """\
 compatibility_level = 3.6
 queue_directory = {dir}/pf/queue
@@ -198,8 +220,12 @@ class MailEnv:
                  "bob@example.net": "bobpw",
                  "victim@example.net": "victimpw"}
 
-    def __init__(self, tap=None):
+    def __init__(self, tap=None, submission=False):
+        """submission: Dovecot's submission service too, STARTTLS on
+        self.dsub and implicit TLS on self.dsubs (the certificate names
+        localhost and 127.0.0.1)."""
         self.tap = tap
+        self.with_dsub = submission
         self.dir = cwtest.make_tempdir("cwtest-mail-")
         os.chmod(self.dir, 0o755)       # "mail" and "postfix" traverse it
         (self.imap, self.imaps, self.lmtp, self.auth, self.smtp,
@@ -210,15 +236,20 @@ class MailEnv:
         subprocess.run(
             ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
              "-days", "30", "-subj", "/CN=localhost", "-addext",
-             "subjectAltName=DNS:localhost", "-keyout",
+             "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout",
              os.path.join(self.dir, "key.pem"), "-out", self.cert],
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.chmod(os.path.join(self.dir, "key.pem"), 0o644)
+        self.dsub, self.dsubs = cwtest.free_ports(2) if submission else \
+            (None, None)
         v = dict(dir=self.dir, tag=os.getpid(), imap=self.imap,
                  imaps=self.imaps, lmtp=self.lmtp, auth=self.auth,
-                 smtp=self.smtp, submission=self.submission)
+                 smtp=self.smtp, submission=self.submission,
+                 dsub=self.dsub, dsubs=self.dsubs)
         with open(os.path.join(self.dir, "dovecot.conf"), "w") as f:
             f.write(DOVECOT_CONF.format(**v))
+            if submission:
+                f.write(DOVECOT_SUBMISSION.format(**v))
         with open(os.path.join(self.dir, "users"), "w") as f:
             for u, p in self.passwords.items():
                 f.write("%s:{PLAIN}%s\n" % (u, p))
@@ -255,7 +286,8 @@ class MailEnv:
         out.close()
         if not cwtest.wait_until(
                 lambda: all(cwtest.port_open(p) for p in
-                            (self.imap, self.imaps, self.lmtp, self.auth)),
+                            (self.imap, self.imaps, self.lmtp, self.auth) +
+                            ((self.dsub, self.dsubs) if self.dsub else ())),
                 timeout):
             raise RuntimeError("dovecot did not open its ports")
 
