@@ -250,6 +250,11 @@ finish(struct email_smtp *t, CURLcode rc)
 	long code = t->reply_code;
 	char said[512], err[640];
 	server_reply(t, said, sizeof(said));
+	/* curl names the operator's CA file in its text: not the user's
+	 * business. */
+	char *ca = strstr(t->errbuf, " CAfile:");
+	if (ca != NULL)
+		*ca = '\0';
 	enum email_smtp_result res = EMAIL_SMTP_TEMP;
 	enum email_fail why = EMAIL_FAIL_NETWORK;
 	if (rc == CURLE_OK && !t->auth_ok && !t->no_auth_ok) {

@@ -1,0 +1,300 @@
+#!/usr/bin/python3
+"""End-to-end: sending mail through Dovecot's own submission service
+(dovecot-submissiond: STARTTLS on one port, implicit TLS on another,
+relaying to a private Postfix) and the destination policy, through
+Prosody and ejabberd.
+
+Against the real servers: registration and a reply over 587 (STARTTLS)
+and 465 (implicit TLS), each by host name and by IP literal (the
+certificate names localhost and 127.0.0.1), the reply read back from
+the correspondent's mailbox and receipted.
+
+Against fakeimap.py's FakeSmtp: a wrong (untrusted) certificate on 465
+and on 587 is refused before AUTH; bad inputs, each refused with nothing
+sent: a server that offers AUTH only before TLS (registration, and a
+send to a server that changed so: no mail leaves), a 465 port that
+speaks plaintext, a 587 port that never offers STARTTLS.
+
+The destination policy, with causeway restarted without
+destinations_allow: loopback, an internal address and an unusual port
+are refused with one text and no connection; a preset host (the
+operator's) still works.
+
+  CAUSEWAY_BIN=build/causeway /usr/bin/python3 \\
+      tests/e2e/test_email_submission.py [prosody] [ejabberd]
+"""
+
+import os
+import sys
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cwtest                                   # noqa: E402
+from cwtest import Causeway                     # noqa: E402
+from fakeimap import FakeSmtp                   # noqa: E402
+from mailenv import MailEnv, make_cert          # noqa: E402
+from test_email import (DOMAIN, HANDSHAKE, NS_RECEIPTS, ALICE, BOB,  # noqa
+                        BOB_JID, User, register, err_text, gw_presence,
+                        C)
+
+REFUSED = "the gateway does not connect to this server"
+
+
+def receipt(mid):
+    def pred(kind, el):
+        r = el.find("{%s}received" % NS_RECEIPTS)
+        return kind == "message" and r is not None and r.get("id") == mid
+    return pred
+
+
+def error_for(mid):
+    def pred(kind, el):
+        return kind == "message" and el.get("type") == "error" and \
+            el.get("id") == mid
+    return pred
+
+
+def fields(env, smtp_host, smtp_port, security, imap_host="localhost"):
+    return [("email", ALICE), ("imap_host", imap_host),
+            ("imap_port", env.imaps), ("imap_security", "tls"),
+            ("imap_password", "alicepw"), ("smtp_host", smtp_host),
+            ("smtp_port", smtp_port), ("smtp_security", security)]
+
+
+class Users:
+    """A fresh XMPP account per case (one registration each)."""
+
+    def __init__(self, server):
+        self.server = server
+        self.n = 0
+        self.open = []
+
+    def new(self):
+        self.n += 1
+        name = "sub%d" % self.n
+        self.server.register(name, "pw-" + name)
+        u = User(self.server.c2s_port, "%s@localhost" % name, "pw-" + name)
+        if not u.login():
+            return None
+        self.open.append(u)
+        return u
+
+    def close(self):
+        for u in self.open:
+            u.close()
+        self.open = []
+
+
+def online(u):
+    since = u.mark()
+    u.xmpp.send_presence(pto=DOMAIN)
+    return u.wait(gw_presence(), 20, since) is not None
+
+
+def real_submission(tap, env, users):
+    """Registration and a reply over 587 and 465, by name and by IP."""
+    dlog = env.dovecot_log
+    for label, host, port, sec in (
+            ("587 STARTTLS by name", "localhost", env.dsub, "starttls"),
+            ("465 implicit TLS by name", "localhost", env.dsubs, "tls"),
+            ("587 STARTTLS by IP literal", "127.0.0.1", env.dsub,
+             "starttls"),
+            ("465 implicit TLS by IP literal", "127.0.0.1", env.dsubs,
+             "tls")):
+        u = users.new()
+        if not tap.ok(u is not None, "%s: a user logs in" % label):
+            continue
+        r = register(u, fields(env, host, port, sec))
+        tap.ok(r.type == "result", "%s: registration against Dovecot's "
+               "submission" % label, diag=err_text(r))
+        if r.type != "result":
+            continue
+        online(u)
+        before = open(dlog, errors="replace").read().count(
+            "submission(alice@example.test)")
+        since = u.mark()
+        body = "through dovecot %s %d" % (label, time.time_ns())
+        mid = "sub-%d" % users.n
+        u.send(BOB_JID, body, receipt=True, mid=mid)
+        rc = u.wait(receipt(mid), 20, since)
+        got = env.wait_message(BOB, lambda raw: body.encode() in raw, 20)
+        tap.ok(rc is not None and got is not None, "%s: the reply is "
+               "receipted and reaches bob's mailbox" % label,
+               diag=str(u.all(error_for(mid), since)[:1]))
+        after = open(dlog, errors="replace").read().count(
+            "submission(alice@example.test)")
+        tap.ok(after > before, "%s: ... through Dovecot's submission "
+               "service (its log: %d new lines)" % (label, after - before))
+
+
+def no_auth(smtp):
+    return not any(v == "AUTH" for v, _ in smtp.commands)
+
+
+def fake_cases(tap, env, users, certs):
+    good, bad = certs
+    # -- a wrong certificate, on 465 and on 587: refused before AUTH --
+    for label, implicit in (("465", True), ("587", False)):
+        smtp = FakeSmtp(*bad[:2], implicit=implicit)
+        smtp.start()
+        u = users.new()
+        r = register(u, fields(env, "localhost", smtp.port,
+                               "tls" if implicit else "starttls"))
+        tap.ok(r.type == "error" and "certificate" in err_text(r),
+               "%s: an untrusted certificate is refused: %s"
+               % (label, err_text(r)))
+        tap.ok(no_auth(smtp) and not smtp.mails, "%s: ... before AUTH "
+               "(commands seen: %s)" % (label, " ".join(
+                   v for v, _ in smtp.commands) or "none"))
+        smtp.stop()
+
+    # -- AUTH offered only before TLS --
+    smtp = FakeSmtp(*good[:2], mode="auth_before_tls")
+    smtp.start()
+    u = users.new()
+    r = register(u, fields(env, "localhost", smtp.port, "starttls"))
+    tap.ok(r.type == "error" and "no AUTH" in err_text(r),
+           "a server offering AUTH only before TLS: registration refused: "
+           "%s" % err_text(r))
+    tap.ok(no_auth(smtp) and not any(v == "MAIL" for v, _ in smtp.commands),
+           "... no AUTH in clear, no MAIL FROM (commands: %s)"
+           % " ".join(v for v, _ in smtp.commands))
+    # The same server, well-behaved for the registration, then not.
+    smtp.mode = "normal"
+    u2 = users.new()
+    r = register(u2, fields(env, "localhost", smtp.port, "starttls"))
+    tap.ok(r.type == "result", "registration while it behaves",
+           diag=err_text(r))
+    online(u2)
+    smtp.mode = "auth_before_tls"
+    smtp.mails.clear()
+    since = u2.mark()
+    u2.send(BOB_JID, "must not leave unauthenticated", receipt=True,
+            mid="noauth-1")
+    el = u2.wait(error_for("noauth-1"), 20, since)
+    tap.ok(el is not None and "no AUTH" in err_text(el),
+           "a send to it once it offers AUTH only before TLS: an error "
+           "to the user: %s" % err_text(el))
+    tap.ok(not smtp.mails and not u2.all(receipt("noauth-1"), since),
+           "... and no mail left (the fake accepted %d, no receipt)"
+           % len(smtp.mails))
+    smtp.stop()
+
+    # -- a 465 port that speaks plaintext --
+    smtp = FakeSmtp(*good[:2], implicit=True, mode="plain")
+    smtp.start()
+    u = users.new()
+    t = time.monotonic()
+    r = register(u, fields(env, "localhost", smtp.port, "tls"))
+    tap.ok(r.type == "error" and "TLS" in err_text(r),
+           "465 speaking plaintext: registration refused (%.1f s): %s"
+           % (time.monotonic() - t, err_text(r)))
+    tap.ok(no_auth(smtp) and not smtp.mails, "... nothing sent to it")
+    smtp.stop()
+
+    # -- a 587 port that never offers STARTTLS --
+    smtp = FakeSmtp(*good[:2], mode="no_starttls")
+    smtp.start()
+    u = users.new()
+    r = register(u, fields(env, "localhost", smtp.port, "starttls"))
+    tap.ok(r.type == "error" and "STARTTLS" in err_text(r),
+           "587 without STARTTLS: registration refused: %s" % err_text(r))
+    tap.ok(no_auth(smtp), "... its AUTH offered in clear is not used "
+           "(commands: %s)" % " ".join(v for v, _ in smtp.commands))
+    smtp.stop()
+
+
+def default_policy(tap, env, users, cw):
+    """causeway without destinations_allow."""
+    cases = (("loopback by name", "localhost", env.imaps),
+             ("loopback by address", "127.0.0.1", env.imaps),
+             ("an RFC 1918 address", "10.255.255.1", 993),
+             ("link-local (cloud metadata)", "169.254.169.254", 993),
+             ("a public address on an unusual port", "192.0.2.1", 2222))
+    for label, host, port in cases:
+        u = users.new()
+        f = fields(env, "localhost", env.dsub, "starttls", imap_host=host)
+        f = [(k, port if k == "imap_port" else v) for k, v in f]
+        t = time.monotonic()
+        r = register(u, f)
+        dt = time.monotonic() - t
+        tap.ok(r.type == "error" and err_text(r).startswith(REFUSED) and
+               dt < 3, "default policy: %s refused at once (%.2f s) with "
+               "the one text" % (label, dt), diag=err_text(r))
+    # The SMTP side too (IMAP through the operator's preset host).
+    u = users.new()
+    r = register(u, [("email", ALICE), ("imap_password", "alicepw"),
+                     ("smtp_host", "127.0.0.1"), ("smtp_port", env.dsub),
+                     ("smtp_security", "starttls")])
+    tap.ok(r.type == "error" and err_text(r).startswith(REFUSED),
+           "default policy: a loopback SMTP host refused with the same "
+           "text", diag=err_text(r))
+    u = users.new()
+    r = register(u, [("email", ALICE), ("imap_password", "alicepw")])
+    tap.ok(r.type == "result", "the operator's preset (loopback) is "
+           "trusted", diag=err_text(r))
+    tap.ok(cw.wait_for(r"refused or not found", 1, 5),
+           "the refusals are logged for the operator")
+
+
+def run_server(tap, cls):
+    label = cls.name
+    t_server = time.monotonic()
+    env = MailEnv(tap=tap, submission=True)
+    env.start()
+    tap.ok(True, "%s: dovecot (with submission) and postfix up (%.1f s)"
+           % (label, time.monotonic() - t_server))
+    certdir = cwtest.make_tempdir("cwtest-certs-")
+    good = make_cert(certdir, "good")
+    bad = make_cert(certdir, "untrusted")
+    ca_file = os.path.join(certdir, "ca.pem")
+    with open(ca_file, "w") as f:
+        for path in (env.cert, good[2]):
+            f.write(open(path).read())
+    server = cls(domain=DOMAIN, tap=tap)
+    cw = None
+    users = None
+    try:
+        server.start()
+        opts = {"linger": 0, "ca_file": ca_file, "timeout": 5,
+                "smtp_retry": 1, "idle_refresh": 60}
+        sections = [("mail-domain example.test",
+                     {"imap_host": "localhost", "imap_port": env.imaps,
+                      "imap_security": "tls", "smtp_host": "localhost",
+                      "smtp_port": env.dsubs, "smtp_security": "tls"})]
+        cw = Causeway(server, tap=tap, name="causeway-sub", backend="email",
+                      options=opts, sections=sections,
+                      general={"destinations_allow": "127.0.0.0/8"})
+        cw.start()
+        if not tap.ok(cw.wait_for(HANDSHAKE, 1, 20), "%s: causeway attached"
+                      % label):
+            return
+        users = Users(server)
+        real_submission(tap, env, users)
+        fake_cases(tap, env, users, (good, bad))
+        users.close()
+        cw.stop()
+        cw = Causeway(server, tap=tap, name="causeway-sub2",
+                      backend="email", options=opts, sections=sections)
+        cw.start()
+        if tap.ok(cw.wait_for(HANDSHAKE, 1, 20), "%s: causeway restarted "
+                  "with the default destination policy" % label):
+            default_policy(tap, env, users, cw)
+        tap.ok(cw.alive(), "%s: causeway stayed up" % label)
+    except Exception as e:
+        cwtest.mark_failed()
+        tap.bail("%s: unexpected exception: %s" % (label, e), e)
+    finally:
+        if users is not None:
+            users.close()
+        cwtest.stop_all(tap, label, server, t_server, cw, env)
+
+
+def main():
+    return cwtest.main_per_server("email submission tests", run_server,
+                                  requires=("dovecot", "postfix"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
