@@ -175,6 +175,10 @@ static const struct form_field_spec email_fields[] = {
 	  .desc = "On registration, the newest unread mails already in the "
 	  "mailbox, up to this many; later mail always arrives", .def = "0",
 	  .max_len = 2 },
+	{ .var = "sent_copy", .type = FIELD_BOOLEAN,
+	  .label = "Keep a copy of my replies in Sent",
+	  .desc = "Turn off when your provider files sent mail itself",
+	  .def = "1" },
 	{ .var = "add_contacts", .type = FIELD_BOOLEAN,
 	  .label = "Add every sender to my contacts at once",
 	  .desc = "Otherwise a correspondent becomes a contact when you "
@@ -413,6 +417,10 @@ account_resolve(struct component *c, value_fn get, const void *ctx,
 	}
 	v = get(ctx, "mark_read");
 	a->mark_read = v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
+	/* On unless turned off (accounts older than the setting too). */
+	v = get(ctx, "sent_copy");
+	a->sent_copy = v == NULL || strcmp(v, "1") == 0 ||
+	    strcmp(v, "true") == 0;
 	a->smtp_no_auth = no_auth_allowed(c, preset, a->smtp_host);
 	a->ca_file = xstrdup(config_str(c->section, "ca_file"));
 	a->timeout = (int)config_int(c->section, "timeout");
@@ -1042,6 +1050,87 @@ struct send_job {
 
 static void outbox_try(struct outbox_item *it);
 
+/* ---- the copy in Sent ---- */
+
+#define SENT_WARNED_KEY "sent/warned"
+
+struct sent_job {
+	char *domain, *jid, *rcpt;
+	struct email_account *acct;
+	char *mail;
+	int ok;
+	char err[512];
+};
+
+static void
+sent_work(void *arg)
+{
+	struct sent_job *j = arg;
+	enum email_fail why;
+	struct email_imap *im = email_imap_open(j->acct, &why, j->err,
+	    sizeof(j->err));
+	if (im == NULL)
+		return;
+	j->ok = email_imap_append_sent(im, j->mail, strlen(j->mail), j->err,
+	    sizeof(j->err)) == 0;
+	email_imap_close(im);
+}
+
+/* A copy that could not be kept: the mail went all the same; the user
+ * hears of it once (a missing or read-only Sent stays so), the
+ * operator every time. */
+static void
+sent_done(void *arg)
+{
+	struct sent_job *j = arg;
+	struct component *c = component_by_domain(j->domain);
+	if (j->ok || c == NULL) {
+		if (j->ok)
+			log_debug("email: %s: %s: copy in Sent kept", j->domain,
+			    j->jid);
+		goto out;
+	}
+	log_info("email: %s: %s: no copy in Sent of the mail to %s: %s",
+	    j->domain, j->jid, j->rcpt, j->err);
+	struct session *s = session_find_registered(c, j->jid);
+	char *raw = NULL;
+	if (s == NULL || store_state_get(cw->store, c->domain, j->jid,
+	    SENT_WARNED_KEY, &raw, NULL) != 0) {
+		free(raw);
+		goto out;
+	}
+	char *body = xasprintf("Your mail to %s was sent, but no copy could "
+	    "be kept in your Sent folder (%s). Create a Sent folder, or turn "
+	    "off \"Keep a copy of my replies in Sent\" in the gateway's "
+	    "settings. (Said once.)", j->rcpt, j->err);
+	struct legacy_message lm = { .body = body };
+	if (session_deliver(s, j->acct->email, &lm) == 0)
+		store_state_set(cw->store, c->domain, j->jid, SENT_WARNED_KEY,
+		    "1", 1);
+	free(body);
+out:
+	email_account_free(j->acct);
+	free(j->domain);
+	free(j->jid);
+	free(j->rcpt);
+	OPENSSL_cleanse(j->mail, strlen(j->mail));
+	free(j->mail);
+	free(j);
+}
+
+static void
+sent_copy_submit(struct component *c, const char *jid,
+    const struct email_account *a, const char *rcpt, const char *mail)
+{
+	struct sent_job *j = xcalloc(1, sizeof(*j));
+	j->domain = xstrdup(c->domain);
+	j->jid = xstrdup(jid);
+	j->rcpt = xstrdup(rcpt);
+	j->acct = email_account_copy(a);
+	j->mail = xstrdup(mail);
+	worker_submit(cw->workers, sent_work, sent_done, j);
+}
+
 static struct outbox_item *
 outbox_find(struct email_comp *ec, const char *jid, const char *key)
 {
@@ -1154,6 +1243,8 @@ send_done(void *arg, enum email_smtp_result res, enum email_fail why,
 		    j->jid, e.rcpt);
 		if (s != NULL && *e.id != '\0')
 			session_message_delivered(s, e.rcpt, e.id);
+		if (j->acct->sent_copy)
+			sent_copy_submit(c, j->jid, j->acct, e.rcpt, e.mail);
 	} else {
 		log_info("email: %s: %s: mail to %s failed: %s", c->domain,
 		    j->jid, e.rcpt, j->err);

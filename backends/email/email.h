@@ -35,6 +35,7 @@ struct email_account {
 	int imap_trusted;      /* the host is the operator's (a preset): */
 	int smtp_trusted;      /* else the destination policy applies */
 	int mark_read;
+	int sent_copy;         /* replies copied to the Sent mailbox */
 	/* From the component section. */
 	char *ca_file;
 	int timeout;           /* seconds per network wait */
@@ -87,6 +88,11 @@ int email_imap_has_idle(const struct email_imap *im);
 int email_imap_idle(struct email_imap *im, char *err, size_t errlen);
 /* DONE, and the server's answer.  -1 with err. */
 int email_imap_idle_done(struct email_imap *im, char *err, size_t errlen);
+/* A copy of mail (RFC 5322, CRLF lines) in the Sent mailbox (the one
+ * marked \Sent, else "Sent"), flagged \Seen.  -1 with err (the
+ * server's words: no such mailbox, read-only...). */
+int email_imap_append_sent(struct email_imap *im, const char *mail,
+    size_t len, char *err, size_t errlen);
 /* The socket to watch while idling. */
 int email_imap_fd(const struct email_imap *im);
 /* LOGOUT (briefly), then frees; NULL is a no-op. */

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <libetpan/libetpan.h>
 
@@ -608,4 +609,65 @@ int
 email_imap_fd(const struct email_imap *im)
 {
 	return email_net_fd(im->net);
+}
+
+/* ---- the copy in Sent ---- */
+
+/* The mailbox that holds sent mail: the one LIST marks \Sent (RFC
+ * 6154), else "Sent".  Owned by the caller; NULL with err when LIST
+ * failed. */
+static char *
+sent_mailbox(struct email_imap *im, char *err, size_t errlen)
+{
+	clist *res = NULL;
+	budget(im, 4 * 1024 * 1024);
+	int r = mailimap_list(im->imap, "", "*", &res);
+	if (r != MAILIMAP_NO_ERROR) {
+		server_text(im, r, "IMAP LIST", err, errlen);
+		return NULL;
+	}
+	char *found = NULL;
+	for (clistiter *it = clist_begin(res); it && !found;
+	    it = clist_next(it)) {
+		struct mailimap_mailbox_list *mb = clist_content(it);
+		if (mb->mb_flag == NULL || mb->mb_flag->mbf_oflags == NULL)
+			continue;
+		for (clistiter *f = clist_begin(mb->mb_flag->mbf_oflags); f;
+		    f = clist_next(f)) {
+			struct mailimap_mbx_list_oflag *o = clist_content(f);
+			if (o->of_type == MAILIMAP_MBX_LIST_OFLAG_FLAG_EXT &&
+			    o->of_flag_ext != NULL &&
+			    strcasecmp(o->of_flag_ext, "Sent") == 0) {
+				found = xstrdup(mb->mb_name);
+				break;
+			}
+		}
+	}
+	mailimap_list_result_free(res);
+	return found ? found : xstrdup("Sent");
+}
+
+int
+email_imap_append_sent(struct email_imap *im, const char *mail, size_t len,
+    char *err, size_t errlen)
+{
+	char *box = sent_mailbox(im, err, errlen);
+	if (box == NULL)
+		return -1;
+	struct mailimap_flag_list *fl = mailimap_flag_list_new_empty();
+	mailimap_flag_list_add(fl, mailimap_flag_new_seen());
+	budget(im, 65536);
+	int r = mailimap_append(im->imap, box, fl, NULL, mail, len);
+	mailimap_flag_list_free(fl);
+	if (r != MAILIMAP_NO_ERROR) {
+		char what[300];
+		char *clean = email_mime_clean_utf8(box, strlen(box), 0);
+		snprintf(what, sizeof(what), "IMAP APPEND to %s", clean);
+		free(clean);
+		server_text(im, r, what, err, errlen);
+		free(box);
+		return -1;
+	}
+	free(box);
+	return 0;
 }

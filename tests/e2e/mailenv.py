@@ -80,6 +80,12 @@ service auth {{
 protocol lmtp {{
   postmaster_address = postmaster@example.test
 }}
+namespace inbox {{
+  inbox = yes
+  mailbox "Sent Messages" {{
+    special_use = \\Sent
+  }}
+}}
 """
 
 # A "#" after a value would be part of it: no trailing comments here.
@@ -218,7 +224,8 @@ def make_cert(directory, name, expired=False):
 class MailEnv:
     passwords = {"alice@example.test": "alicepw",
                  "bob@example.net": "bobpw",
-                 "victim@example.net": "victimpw"}
+                 "victim@example.net": "victimpw",
+                 "carol@example.test": "carolpw"}
 
     def __init__(self, tap=None, submission=False):
         """submission: Dovecot's submission service too, STARTTLS on
@@ -377,6 +384,38 @@ class MailEnv:
             return False
         cwtest.wait_until(look, timeout, 0.3)
         return found[0] if found else None
+
+    def mailbox(self, user, box):
+        """Every message in box, (flags, raw bytes), oldest first; None
+        when the mailbox does not exist."""
+        m = self.imap_login(user)
+        try:
+            typ, _ = m.select('"%s"' % box, readonly=True)
+            if typ != "OK":
+                return None
+            typ, data = m.uid("SEARCH", None, "ALL")
+            out = []
+            for uid in (data[0] or b"").split():
+                typ, d = m.uid("FETCH", uid, "(FLAGS BODY.PEEK[])")
+                for part in d:
+                    if isinstance(part, tuple):
+                        out.append((part[0], part[1]))
+            return out
+        finally:
+            m.logout()
+
+    def create_mailbox(self, user, box):
+        m = self.imap_login(user)
+        try:
+            m.create('"%s"' % box)
+        finally:
+            m.logout()
+
+    def maildir(self, user, box):
+        """The directory of box in user's Maildir (Dovecot's layout)."""
+        local, domain = user.split("@")
+        return os.path.join(self.dir, "mail", domain, local, "Maildir",
+                            "." + box)
 
     def flags(self, user, needle):
         """The FLAGS of the first message containing needle."""

@@ -55,11 +55,13 @@ def error_for(mid):
     return pred
 
 
-def fields(env, smtp_host, smtp_port, security, imap_host="localhost"):
-    return [("email", ALICE), ("imap_host", imap_host),
+def fields(env, smtp_host, smtp_port, security, imap_host="localhost",
+           email=ALICE, extra=()):
+    return [("email", email), ("imap_host", imap_host),
             ("imap_port", env.imaps), ("imap_security", "tls"),
-            ("imap_password", "alicepw"), ("smtp_host", smtp_host),
-            ("smtp_port", smtp_port), ("smtp_security", security)]
+            ("imap_password", env.passwords[email]), ("smtp_host", smtp_host),
+            ("smtp_port", smtp_port), ("smtp_security", security)] + \
+        list(extra)
 
 
 class Users:
@@ -238,6 +240,87 @@ def default_policy(tap, env, users, cw):
            "the refusals are logged for the operator")
 
 
+def from_mailbox(addr, needle):
+    jid = addr.replace("@", "\\40") + "@" + DOMAIN
+
+    def pred(kind, el):
+        b = el.find(C + "body")
+        return kind == "message" and (el.get("from") or "").split("/")[0] \
+            == jid and b is not None and needle in (b.text or "")
+    return pred
+
+
+def send_and_wait(tap, env, u, body, mid):
+    since = u.mark()
+    u.send(BOB_JID, body, receipt=True, mid=mid)
+    rc = u.wait(receipt(mid), 20, since)
+    got = env.wait_message(BOB, lambda raw: body.encode() in raw, 20)
+    return rc is not None and got is not None
+
+
+def sent_copy(tap, env, users):
+    box = "Sent Messages"
+    env.create_mailbox(ALICE, box)
+    u = users.new()
+    r = register(u, fields(env, "localhost", env.dsub, "starttls"))
+    tap.ok(r.type == "result", "Sent: registration", diag=err_text(r))
+    online(u)
+    body = "kept in sent %d" % time.time_ns()
+    tap.ok(send_and_wait(tap, env, u, body, "sent-1"), "Sent: the reply "
+           "goes out")
+    copy = []
+    cwtest.wait_until(lambda: any(body.encode() in raw for _, raw in
+                                  (env.mailbox(ALICE, box) or []))
+                      and not copy.append(1), 10, 0.3)
+    msgs = [(f, raw) for f, raw in env.mailbox(ALICE, box) or []
+            if body.encode() in raw]
+    tap.ok(len(msgs) == 1, "Sent: one copy in the mailbox marked \\Sent "
+           "(\"%s\", found by LIST, not by its name)" % box)
+    tap.ok(msgs and b"\\Seen" in msgs[0][0], "Sent: ... flagged \\Seen",
+           diag=str(msgs[0][0] if msgs else None))
+    tap.ok(msgs and b"Message-ID:" in msgs[0][1] and b"To: " in
+           msgs[0][1], "Sent: ... the whole mail as sent")
+
+    # -- turned off --
+    u = users.new()
+    r = register(u, fields(env, "localhost", env.dsub, "starttls",
+                           extra=[("sent_copy", "0")]))
+    online(u)
+    body = "not kept %d" % time.time_ns()
+    ok = send_and_wait(tap, env, u, body, "sent-2")
+    time.sleep(2)
+    tap.ok(ok and not any(body.encode() in raw for _, raw in
+                          env.mailbox(ALICE, box) or []),
+           "Sent: with the setting off, the reply goes and no copy is kept")
+
+    # -- no Sent mailbox at all; then a read-only one --
+    for label, who in (("a Sent mailbox that does not exist",
+                        "carol@example.test"),
+                       ("a read-only Sent mailbox", "victim@example.net")):
+        if who == "victim@example.net":
+            env.create_mailbox(who, box)
+            d = env.maildir(who, box)
+            for root, dirs, files in os.walk(d):
+                os.chmod(root, 0o555)
+        u = users.new()
+        r = register(u, fields(env, "localhost", env.dsub, "starttls",
+                               email=who))
+        tap.ok(r.type == "result", "%s: registration" % label,
+               diag=err_text(r))
+        online(u)
+        since = u.mark()
+        sent = [send_and_wait(tap, env, u, "%s %d %d" % (who, i,
+                                                        time.time_ns()),
+                              "nosent-%s-%d" % (who, i)) for i in range(2)]
+        tap.ok(all(sent), "%s: both replies go out all the same" % label)
+        told = u.wait(from_mailbox(who, "Sent folder"), 10, since)
+        time.sleep(1)
+        n = len(u.all(from_mailbox(who, "Sent folder"), since))
+        tap.ok(told is not None and n == 1, "%s: the user is told once "
+               "(%d message(s)): %s" % (label, n, told.find(C + "body").text
+                                        if told is not None else None))
+
+
 def run_server(tap, cls):
     label = cls.name
     t_server = time.monotonic()
@@ -272,6 +355,7 @@ def run_server(tap, cls):
             return
         users = Users(server)
         real_submission(tap, env, users)
+        sent_copy(tap, env, users)
         fake_cases(tap, env, users, (good, bad))
         users.close()
         cw.stop()
