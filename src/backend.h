@@ -207,6 +207,16 @@ struct backend {
 	 * disco#items there: see src/roomlist.h. */
 	void (*list_rooms)(struct session *s, const char *scope,
 	    struct room_list *list);
+	/*
+	 * XEP-0333 chat markers from the user: marker ("displayed") for
+	 * the message id that legacy sent (an id the backend gave in
+	 * legacy_message.id; anything else must be ignored).  Only for a
+	 * registered user whose session is online; nothing is answered.
+	 * Non-NULL also makes the gateway advertise
+	 * urn:xmpp:chat-markers:0.  NULL: markers are dropped.
+	 */
+	void (*chat_marker)(struct session *s, const char *legacy,
+	    const char *id, const char *marker);
 };
 
 /* The backend compiled in under this name, or NULL. */

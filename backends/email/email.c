@@ -175,6 +175,9 @@ static const struct form_field_spec email_fields[] = {
 	  .desc = "On registration, the newest unread mails already in the "
 	  "mailbox, up to this many; later mail always arrives", .def = "0",
 	  .max_len = 2 },
+	{ .var = "read_marker", .type = FIELD_BOOLEAN,
+	  .label = "Mark mail read in my mailbox when I read it in the chat",
+	  .def = "1" },
 	{ .var = "sent_copy", .type = FIELD_BOOLEAN,
 	  .label = "Keep a copy of my replies in Sent",
 	  .desc = "Turn off when your provider files sent mail itself",
@@ -590,6 +593,8 @@ struct email_user {
 	struct event *timer;
 	unsigned backoff;
 	char status[256];      /* the mailbox contact's last status */
+	uint32_t *seen;        /* UIDs read in the chat, for the next sync */
+	size_t nseen;
 };
 
 enum job_kind { JOB_CONNECT, JOB_SYNC, JOB_CLOSE };
@@ -611,9 +616,15 @@ struct imap_job {
 	size_t nmails;
 	int more;
 	int idle;              /* -1 no IDLE, 0 idling, 1 has data */
+	uint32_t *seen;        /* owned: \Seen to set first (SYNC) */
+	size_t nseen;
 };
 
 static void load_state(struct email_user *u);
+static int setting_on(struct session *s, const char *var);
+static void mark_id_new(char *out, size_t len);
+static void marks_add(struct email_user *u, const char *id, uint32_t uid,
+    const char *legacy);
 
 static void user_schedule(struct email_user *u, int seconds);
 static void submit_sync(struct email_user *u, int was_idling);
@@ -634,6 +645,7 @@ user_free(struct email_user *u)
 		event_free(u->idle_ev);
 	if (u->timer != NULL)
 		event_free(u->timer);
+	free(u->seen);
 	email_account_free(u->acct);
 	free(u);
 }
@@ -677,6 +689,9 @@ imap_work(void *arg)
 		if (j->was_idling && email_imap_idle_done(j->im, j->err,
 		    sizeof(j->err)) != 0)
 			break;
+		if (j->nseen > 0 && email_imap_mark_seen(j->im, j->seen,
+		    j->nseen, j->err, sizeof(j->err)) != 0)
+			break;
 		if (email_imap_fetch_new(j->im, j->acct, j->after, FETCH_BATCH,
 		    &j->mails, &j->nmails, &j->more, j->err,
 		    sizeof(j->err)) != 0)
@@ -718,11 +733,20 @@ deliver(struct email_user *u, struct email_fetched *f)
 		    t->from_name : "", t->body);
 	}
 	free(jid);
+	/* A random id, remembered with the UID: a read marker for it sets
+	 * \Seen (and one for anything else is ignored). */
+	char id[40] = "";
+	int markable = legacy == t->from_addr && setting_on(s, "read_marker");
+	if (markable)
+		mark_id_new(id, sizeof(id));
 	struct legacy_message lm = { .body = body ? body : t->body,
 	    .subject = t->subject, .thread = t->thread, .nick = t->from_name,
-	    .stamp = t->date };
+	    .stamp = t->date, .id = markable ? id : NULL,
+	    .markable = markable };
 	int r = session_deliver(s, legacy, &lm);
 	free(body);
+	if (r == 0 && markable)
+		marks_add(u, id, f->uid, legacy);
 	if (r != 0) {
 		log_warn("email: %s: %s: mail UID %u could not be delivered; "
 		    "trying again in %d s", c->domain, session_jid(s), f->uid,
@@ -740,6 +764,131 @@ deliver(struct email_user *u, struct email_fetched *f)
 		context_set(s, "thread", t->thread, t->message_id,
 		    t->references, t->subject);
 	return 0;
+}
+
+/* ---- read markers ---- */
+
+#define MARKS_KEY "marks"
+#define MARKS_MAX 500          /* delivered mails a marker may name */
+
+/* A per-user boolean field, on unless set to something else (also for
+ * accounts registered before it existed). */
+static int
+setting_on(struct session *s, const char *var)
+{
+	const char *v = session_field(s, var);
+	return v == NULL || *v == '\0' || strcmp(v, "1") == 0 ||
+	    strcmp(v, "true") == 0;
+}
+
+static void
+mark_id_new(char *out, size_t len)
+{
+	unsigned char r[8];
+	if (RAND_bytes(r, sizeof(r)) != 1)
+		log_fatal("email: no random bytes");
+	snprintf(out, len, "mail-%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1],
+	    r[2], r[3], r[4], r[5], r[6], r[7]);
+}
+
+/* The store keeps the newest MARKS_MAX delivered mails as lines
+ * "id uidvalidity uid address", oldest first. */
+static void
+marks_add(struct email_user *u, const char *id, uint32_t uid,
+    const char *legacy)
+{
+	struct session *s = u->s;
+	char *old = NULL;
+	if (store_state_get(cw->store, u->c->domain, session_jid(s),
+	    MARKS_KEY, &old, NULL) < 0) {
+		free(old);
+		return;
+	}
+	const char *keep = old ? old : "";
+	size_t lines = 0;
+	for (const char *p = keep; *p; p++)
+		lines += *p == '\n';
+	while (lines >= MARKS_MAX) {
+		const char *nl = strchr(keep, '\n');
+		keep = nl ? nl + 1 : "";
+		lines--;
+	}
+	char *v = xasprintf("%s%s %u %u %s\n", keep, id, u->uidvalidity, uid,
+	    legacy);
+	if (store_state_set(cw->store, u->c->domain, session_jid(s),
+	    MARKS_KEY, v, strlen(v)) != 0)
+		log_warn("email: %s: %s: cannot store a read marker id",
+		    u->c->domain, session_jid(s));
+	free(v);
+	free(old);
+}
+
+static void
+email_chat_marker(struct session *s, const char *legacy, const char *id,
+    const char *marker)
+{
+	struct email_user *u = session_data(s);
+	struct component *c = session_component(s);
+	if (u == NULL || strcmp(marker, "displayed") != 0 ||
+	    !setting_on(s, "read_marker"))
+		return;
+	char *raw = NULL;
+	if (store_state_get(cw->store, c->domain, session_jid(s), MARKS_KEY,
+	    &raw, NULL) != 1)
+		goto out;
+	/* The mail marked, and (XEP-0333: a marker counts for what came
+	 * before) the earlier ones of that correspondent; each leaves the
+	 * list once marked. */
+	char *found = NULL;
+	for (char *p = raw; *p && found == NULL; ) {
+		char *nl = strchr(p, '\n');
+		size_t il = strcspn(p, " \n");
+		if (il == strlen(id) && strncmp(p, id, il) == 0)
+			found = p;
+		p = nl ? nl + 1 : p + strlen(p);
+	}
+	if (found == NULL) {
+		log_debug("email: %s: %s: a marker for an id that is no mail "
+		    "of ours: ignored", c->domain, session_jid(s));
+		goto out;
+	}
+	char *end = strchr(found, '\n');
+	end = end ? end + 1 : found + strlen(found);
+	size_t outlen = 0;
+	char *rest = xmalloc(strlen(raw) + 1);
+	for (char *p = raw; *p; ) {
+		char *nl = strchr(p, '\n');
+		size_t ll = nl ? (size_t)(nl - p) + 1 : strlen(p);
+		char mid[64], addr[300];
+		unsigned validity, uid;
+		int take = 0;
+		if (p < end && sscanf(p, "%63s %u %u %299s", mid, &validity,
+		    &uid, addr) == 4 && strcmp(addr, legacy) == 0) {
+			take = 1;
+			if (validity == u->uidvalidity) {
+				u->seen = xreallocarray(u->seen, u->nseen + 1,
+				    sizeof(*u->seen));
+				u->seen[u->nseen++] = uid;
+			}
+		}
+		if (!take) {
+			memcpy(rest + outlen, p, ll);
+			outlen += ll;
+		}
+		p += ll;
+	}
+	rest[outlen] = '\0';
+	store_state_set(cw->store, c->domain, session_jid(s), MARKS_KEY, rest,
+	    outlen);
+	free(rest);
+	log_debug("email: %s: %s: read in the chat: %zu mail(s) to mark",
+	    c->domain, session_jid(s), u->nseen);
+	if (u->nseen > 0 && !u->busy && u->im != NULL) {
+		evtimer_del(u->timer);
+		submit_sync(u, u->idling);
+	}
+out:
+	free(raw);
 }
 
 static void
@@ -869,6 +1018,7 @@ imap_done(void *arg)
 		return;
 	}
 	/* JOB_SYNC */
+	free(j->seen);
 	int stuck = 0;
 	for (size_t i = 0; i < j->nmails && !stuck; i++) {
 		if (j->mails[i].uid <= u->last_uid)
@@ -889,7 +1039,7 @@ imap_done(void *arg)
 	int more = j->more, idle = j->idle;
 	free(j);
 	u->backoff = 0;
-	if (!stuck && (more || idle == 1)) {
+	if (!stuck && (more || idle == 1 || u->nseen > 0)) {
 		submit_sync(u, idle == 1);
 		return;
 	}
@@ -923,6 +1073,12 @@ submit_job(struct email_user *u, enum job_kind kind, int was_idling)
 	j->acct = u->acct;
 	j->was_idling = was_idling;
 	j->after = u->last_uid;
+	if (kind == JOB_SYNC) {
+		j->seen = u->seen;
+		j->nseen = u->nseen;
+		u->seen = NULL;
+		u->nseen = 0;
+	}
 	if (kind == JOB_CONNECT) {
 		/* A new registration (no state yet) may want its unread
 		 * mails. */
@@ -1508,4 +1664,5 @@ const struct backend email_backend = {
 	.logout = email_logout,
 	.delivery_reports = 1,
 	.send_message = email_send_message,
+	.chat_marker = email_chat_marker,
 };

@@ -88,6 +88,9 @@ int email_imap_has_idle(const struct email_imap *im);
 int email_imap_idle(struct email_imap *im, char *err, size_t errlen);
 /* DONE, and the server's answer.  -1 with err. */
 int email_imap_idle_done(struct email_imap *im, char *err, size_t errlen);
+/* \Seen on the mails uids of the selected INBOX.  -1 with err. */
+int email_imap_mark_seen(struct email_imap *im, const uint32_t *uids,
+    size_t n, char *err, size_t errlen);
 /* A copy of mail (RFC 5322, CRLF lines) in the Sent mailbox (the one
  * marked \Sent, else "Sent"), flagged \Seen.  -1 with err (the
  * server's words: no such mailbox, read-only...). */

@@ -298,6 +298,30 @@ email_fetched_free(struct email_fetched *v, size_t n)
 	free(v);
 }
 
+int
+email_imap_mark_seen(struct email_imap *im, const uint32_t *uids, size_t n,
+    char *err, size_t errlen)
+{
+	if (n == 0)
+		return 0;
+	struct mailimap_set *seen = mailimap_set_new_empty();
+	for (size_t i = 0; i < n; i++)
+		mailimap_set_add_single(seen, uids[i]);
+	struct mailimap_flag_list *fl = mailimap_flag_list_new_empty();
+	mailimap_flag_list_add(fl, mailimap_flag_new_seen());
+	struct mailimap_store_att_flags *sa =
+	    mailimap_store_att_flags_new_add_flags_silent(fl);
+	budget(im, 1024 * 1024);
+	int r = mailimap_uid_store(im->imap, seen, sa);
+	mailimap_store_att_flags_free(sa);
+	mailimap_set_free(seen);
+	if (r != MAILIMAP_NO_ERROR) {
+		server_text(im, r, "IMAP STORE \\Seen", err, errlen);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 cmp_fetched(const void *a, const void *b)
 {
@@ -503,19 +527,12 @@ fetch_uids(struct email_imap *im, const struct email_account *a,
 		mailimap_fetch_list_free(res);
 	}
 	if (a->mark_read && got > 0) {
-		struct mailimap_set *seen = mailimap_set_new_empty();
+		uint32_t *seen = xcalloc(got, sizeof(*seen));
 		for (size_t i = 0; i < got; i++)
-			mailimap_set_add_single(seen, v[i].uid);
-		struct mailimap_flag_list *fl = mailimap_flag_list_new_empty();
-		mailimap_flag_list_add(fl, mailimap_flag_new_seen());
-		struct mailimap_store_att_flags *sa =
-		    mailimap_store_att_flags_new_add_flags_silent(fl);
-		budget(im, 1024 * 1024);
-		r = mailimap_uid_store(im->imap, seen, sa);
-		mailimap_store_att_flags_free(sa);
-		mailimap_set_free(seen);
-		if (r != MAILIMAP_NO_ERROR) {
-			server_text(im, r, "IMAP STORE \\Seen", err, errlen);
+			seen[i] = v[i].uid;
+		r = email_imap_mark_seen(im, seen, got, err, errlen);
+		free(seen);
+		if (r != 0) {
 			email_fetched_free(v, got);
 			return -1;
 		}

@@ -36,7 +36,7 @@ from fakeimap import FakeSmtp                   # noqa: E402
 from mailenv import MailEnv, make_cert          # noqa: E402
 from test_email import (DOMAIN, HANDSHAKE, NS_RECEIPTS, ALICE, BOB,  # noqa
                         BOB_JID, User, register, err_text, gw_presence,
-                        C)
+                        C, chat_from, mail)
 
 REFUSED = "the gateway does not connect to this server"
 
@@ -321,6 +321,75 @@ def sent_copy(tap, env, users):
                                         if told is not None else None))
 
 
+NS_MARKERS = "urn:xmpp:chat-markers:0"
+
+
+def send_marker(u, to, mid):
+    from xml.etree import ElementTree as ET
+    m = u.xmpp.make_message(mto=to, mtype="chat")
+    m.xml.append(ET.fromstring("<displayed xmlns='%s' id='%s'/>"
+                               % (NS_MARKERS, mid)))
+    m.send()
+    u.pump(0.1)
+
+
+def seen(env, needle):
+    f = env.flags(ALICE, needle.encode())
+    return f is not None and b"\\Seen" in f
+
+
+def read_markers(tap, env, users):
+    u = users.new()
+    r = register(u, fields(env, "localhost", env.dsub, "starttls"))
+    tap.ok(r.type == "result", "markers: registration", diag=err_text(r))
+    online(u)
+    d = u.iq(DOMAIN, "<query xmlns='http://jabber.org/protocol/disco#info'/>")
+    feats = [f.get("var") for f in d.findall(
+        "{http://jabber.org/protocol/disco#info}query/"
+        "{http://jabber.org/protocol/disco#info}feature")]
+    tap.ok(NS_MARKERS in feats, "disco on the gateway advertises chat "
+           "markers", diag=str(feats))
+    time.sleep(1)
+    needle = "read me %d" % time.time_ns()
+    since = u.mark()
+    env.deliver(ALICE, mail("marker test", needle + "\r\n")[0])
+    el = u.wait(chat_from(BOB_JID, needle), 15, since)
+    mk = el.find("{%s}markable" % NS_MARKERS) if el is not None else None
+    tap.ok(el is not None and el.get("id") and mk is not None,
+           "a delivered mail carries an id and <markable/>",
+           diag=str(el.get("id") if el is not None else None))
+    tap.ok(not seen(env, needle), "... and is unread in the mailbox")
+    # -- a marker for an id that was never a mail --
+    for bogus in ("never-a-mail", "mail-0000000000000000", "x" * 300):
+        send_marker(u, BOB_JID, bogus)
+    time.sleep(2)
+    tap.ok(not seen(env, needle), "markers for ids that were never a mail "
+           "are ignored (the mail stays unread)")
+    # -- the real one --
+    if el is not None:
+        t = time.monotonic()
+        send_marker(u, BOB_JID, el.get("id"))
+        ok = cwtest.wait_until(lambda: seen(env, needle), 10, 0.2)
+        tap.ok(ok, "a displayed marker sets \\Seen on that mail (%.2f s)"
+               % (time.monotonic() - t))
+    # -- the setting off --
+    u2 = users.new()
+    r = register(u2, fields(env, "localhost", env.dsub, "starttls",
+                            extra=[("read_marker", "0")]))
+    online(u2)
+    time.sleep(1)
+    needle = "stays unread %d" % time.time_ns()
+    since = u2.mark()
+    env.deliver(ALICE, mail("marker off", needle + "\r\n")[0])
+    el = u2.wait(chat_from(BOB_JID, needle), 15, since)
+    tap.ok(el is not None and el.find("{%s}markable" % NS_MARKERS) is None,
+           "read_marker off: no <markable/>")
+    if el is not None and el.get("id"):
+        send_marker(u2, BOB_JID, el.get("id"))
+    time.sleep(2)
+    tap.ok(not seen(env, needle), "read_marker off: the mail stays unread")
+
+
 def run_server(tap, cls):
     label = cls.name
     t_server = time.monotonic()
@@ -356,6 +425,7 @@ def run_server(tap, cls):
         users = Users(server)
         real_submission(tap, env, users)
         sent_copy(tap, env, users)
+        read_markers(tap, env, users)
         fake_cases(tap, env, users, (good, bad))
         users.close()
         cw.stop()
