@@ -597,7 +597,7 @@ struct email_user {
 	size_t nseen;
 };
 
-enum job_kind { JOB_CONNECT, JOB_SYNC, JOB_CLOSE };
+enum job_kind { JOB_CONNECT, JOB_SYNC, JOB_CLOSE, JOB_PEEK };
 
 struct imap_job {
 	enum job_kind kind;
@@ -628,6 +628,8 @@ static void marks_add(struct email_user *u, const char *id, uint32_t uid,
 
 static void user_schedule(struct email_user *u, int seconds);
 static void submit_sync(struct email_user *u, int was_idling);
+static void submit_job(struct email_user *u, enum job_kind kind,
+    int was_idling);
 
 static void
 mailbox_presence(struct email_user *u, const char *show, const char *status)
@@ -707,6 +709,12 @@ imap_work(void *arg)
 	case JOB_CLOSE:
 		email_imap_close(j->im);
 		j->im = NULL;
+		return;
+	case JOB_PEEK:
+		/* Still in IDLE: what did the server say? */
+		j->idle = email_imap_idle_peek(j->im, j->err, sizeof(j->err));
+		if (j->idle < 0)
+			break;
 		return;
 	}
 	/* The connection failed: it is of no use any more. */
@@ -1017,6 +1025,27 @@ imap_done(void *arg)
 		submit_sync(u, 0);
 		return;
 	}
+	if (j->kind == JOB_PEEK) {
+		int change = j->idle;
+		if (u->im == NULL) {
+			connection_failed(u, j->err);
+			free(j);
+			return;
+		}
+		free(j);
+		/* Only a change of the mailbox (or a marker waiting, or the
+		 * IDLE renewal that came due meanwhile) is worth a round;
+		 * keepalives are read and dropped. */
+		if (change || u->nseen > 0 || !evtimer_pending(u->timer, NULL)) {
+			submit_sync(u, 1);
+			return;
+		}
+		log_debug("email: %s: %s: IDLE: the server's keepalive read, no "
+		    "resync", u->c->domain, session_jid(u->s));
+		u->idling = 1;
+		event_add(u->idle_ev, NULL);
+		return;
+	}
 	/* JOB_SYNC */
 	free(j->seen);
 	int stuck = 0;
@@ -1059,8 +1088,10 @@ idle_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (u->busy || u->im == NULL)
 		return;
-	evtimer_del(u->timer);
-	submit_sync(u, 1);
+	/* Read first: most of what comes is a keepalive ("* OK Still
+	 * here"), no reason for DONE and a FETCH. */
+	event_del(u->idle_ev);
+	submit_job(u, JOB_PEEK, 1);
 }
 
 static void

@@ -88,6 +88,11 @@ int email_imap_has_idle(const struct email_imap *im);
 int email_imap_idle(struct email_imap *im, char *err, size_t errlen);
 /* DONE, and the server's answer.  -1 with err. */
 int email_imap_idle_done(struct email_imap *im, char *err, size_t errlen);
+/* While idling, the socket became readable: reads what the server
+ * said without ending IDLE.  1 when the mailbox changed (EXISTS,
+ * EXPUNGE, FETCH, BYE: a resync is due), 0 when it was only talk
+ * (keepalives such as "* OK Still here"), -1 with err. */
+int email_imap_idle_peek(struct email_imap *im, char *err, size_t errlen);
 /* \Seen on the mails uids of the selected INBOX.  -1 with err. */
 int email_imap_mark_seen(struct email_imap *im, const uint32_t *uids,
     size_t n, char *err, size_t errlen);

@@ -688,3 +688,94 @@ email_imap_append_sent(struct email_imap *im, const char *mail, size_t len,
 	free(box);
 	return 0;
 }
+
+/* ---- what the server says while idling ---- */
+
+#define PEEK_LITERAL_MAX (1024 * 1024)
+
+/* What one untagged line during IDLE asks of us: 1 a resync (the
+ * mailbox changed: EXISTS, EXPUNGE, FETCH; or BYE, or anything not
+ * untagged), 0 nothing (OK "Still here" and other keepalives, RECENT,
+ * FLAGS, CAPABILITY...). */
+static int
+idle_line_wants_sync(const char *line)
+{
+	if (strncmp(line, "* ", 2) != 0)
+		return 1;
+	const char *p = line + 2;
+	if (strncasecmp(p, "BYE", 3) == 0)
+		return 1;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (p == line + 2)
+		return 0;          /* "* OK ...", "* FLAGS ..." */
+	if (*p == ' ')
+		p++;
+	return strncasecmp(p, "EXISTS", 6) == 0 ||
+	    strncasecmp(p, "EXPUNGE", 7) == 0 ||
+	    strncasecmp(p, "FETCH", 5) == 0;
+}
+
+/* A line ending in a literal "{n}": n, else -1. */
+static long
+literal_size(const char *line)
+{
+	size_t l = strlen(line);
+	if (l < 3 || line[l - 1] != '}')
+		return -1;
+	const char *o = strrchr(line, '{');
+	if (o == NULL)
+		return -1;
+	char *end;
+	long n = strtol(o + 1, &end, 10);
+	if (end != line + l - 1 || n < 0)
+		return -1;
+	return n;
+}
+
+int
+email_imap_idle_peek(struct email_imap *im, char *err, size_t errlen)
+{
+	char line[8192];
+	int want = 0;
+	budget(im, 4 * PEEK_LITERAL_MAX);
+	do {
+		if (email_net_read_line(im->net, line, sizeof(line)) < 0) {
+			snprintf(err, errlen, "IMAP IDLE: %s",
+			    email_net_error(im->net));
+			return -1;
+		}
+		if (idle_line_wants_sync(line))
+			want = 1;
+		/* A literal inside the response is read past, so the next
+		 * line read is a line again. */
+		long lit;
+		while ((lit = literal_size(line)) >= 0) {
+			if (lit > PEEK_LITERAL_MAX) {
+				snprintf(err, errlen, "IMAP IDLE: a literal of "
+				    "%ld bytes in an untagged response", lit);
+				return -1;
+			}
+			char buf[4096];
+			while (lit > 0) {
+				ssize_t r = email_net_read(im->net, buf,
+				    (size_t)lit < sizeof(buf) ? (size_t)lit :
+				    sizeof(buf));
+				if (r <= 0) {
+					snprintf(err, errlen, "IMAP IDLE: %s",
+					    email_net_error(im->net));
+					return -1;
+				}
+				lit -= r;
+			}
+			if (email_net_read_line(im->net, line,
+			    sizeof(line)) < 0) {
+				snprintf(err, errlen, "IMAP IDLE: %s",
+				    email_net_error(im->net));
+				return -1;
+			}
+		}
+		/* A change is enough: the resync reads the rest. */
+	} while (!want && email_net_readable_now(im->net));
+	return want;
+}

@@ -360,6 +360,15 @@ email_net_pending(struct email_net *n)
 }
 
 int
+email_net_readable_now(struct email_net *n)
+{
+	if (email_net_pending(n) > 0)
+		return 1;
+	struct pollfd p = { .fd = n->fd, .events = POLLIN };
+	return poll(&p, 1, 0) == 1;
+}
+
+int
 email_net_fd(const struct email_net *n)
 {
 	return n->fd;

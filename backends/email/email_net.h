@@ -41,6 +41,9 @@ ssize_t email_net_write(struct email_net *n, const void *buf, size_t len);
 int email_net_read_line(struct email_net *n, char *buf, size_t max);
 /* Bytes already read and decrypted but not handed out. */
 int email_net_pending(struct email_net *n);
+/* 1 when a read would not wait: bytes pending, or the socket readable
+ * now. */
+int email_net_readable_now(struct email_net *n);
 int email_net_fd(const struct email_net *n);
 /* Reads beyond budget bytes fail (0: no budget); counting restarts. */
 void email_net_set_budget(struct email_net *n, size_t budget);

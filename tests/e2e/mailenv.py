@@ -227,10 +227,13 @@ class MailEnv:
                  "victim@example.net": "victimpw",
                  "carol@example.test": "carolpw"}
 
-    def __init__(self, tap=None, submission=False):
+    def __init__(self, tap=None, submission=False, idle_notify=None):
         """submission: Dovecot's submission service too, STARTTLS on
         self.dsub and implicit TLS on self.dsubs (the certificate names
-        localhost and 127.0.0.1)."""
+        localhost and 127.0.0.1).  idle_notify: seconds between Dovecot's
+        "* OK Still here" during IDLE (default 2 minutes), and every IMAP
+        session recorded in self.rawlog (Dovecot's rawlog: *.in is what
+        the client sent)."""
         self.tap = tap
         self.with_dsub = submission
         self.dir = cwtest.make_tempdir("cwtest-mail-")
@@ -249,6 +252,10 @@ class MailEnv:
         os.chmod(os.path.join(self.dir, "key.pem"), 0o644)
         self.dsub, self.dsubs = cwtest.free_ports(2) if submission else \
             (None, None)
+        self.rawlog = os.path.join(self.dir, "rawlog")
+        if idle_notify:
+            subprocess.run(["install", "-d", "-o", "mail", "-g", "mail",
+                            self.rawlog], check=True)
         v = dict(dir=self.dir, tag=os.getpid(), imap=self.imap,
                  imaps=self.imaps, lmtp=self.lmtp, auth=self.auth,
                  smtp=self.smtp, submission=self.submission,
@@ -257,6 +264,14 @@ class MailEnv:
             f.write(DOVECOT_CONF.format(**v))
             if submission:
                 f.write(DOVECOT_SUBMISSION.format(**v))
+            if submission:
+                # Its tests register many JIDs for one mailbox.
+                f.write("protocol imap {\n  mail_max_userip_connections "
+                        "= 100\n}\n")
+            if idle_notify:
+                f.write("protocol imap {\n  imap_idle_notify_interval = "
+                        "%d secs\n  rawlog_dir = %s\n}\n"
+                        % (idle_notify, self.rawlog))
         with open(os.path.join(self.dir, "users"), "w") as f:
             for u, p in self.passwords.items():
                 f.write("%s:{PLAIN}%s\n" % (u, p))

@@ -390,10 +390,51 @@ def read_markers(tap, env, users):
     tap.ok(not seen(env, needle), "read_marker off: the mail stays unread")
 
 
+def rawlog_count(env, suffix, needle):
+    n = 0
+    for name in os.listdir(env.rawlog):
+        if name.endswith(suffix):
+            with open(os.path.join(env.rawlog, name), "rb") as f:
+                n += f.read().count(needle)
+    return n
+
+
+def quiet_idle(tap, env, users, cw):
+    """Dovecot says "* OK Still here" every second (idle_notify)."""
+    u = users.new()
+    r = register(u, fields(env, "localhost", env.dsub, "starttls"))
+    tap.ok(r.type == "result", "IDLE: registration", diag=err_text(r))
+    online(u)
+    time.sleep(2)
+    fetch0 = rawlog_count(env, ".in", b"FETCH")
+    done0 = rawlog_count(env, ".in", b"DONE")
+    ka0 = rawlog_count(env, ".out", b"Still here")
+    time.sleep(6)
+    fetch1 = rawlog_count(env, ".in", b"FETCH")
+    done1 = rawlog_count(env, ".in", b"DONE")
+    ka1 = rawlog_count(env, ".out", b"Still here")
+    tap.ok(ka1 - ka0 >= 4, "IDLE: Dovecot sent keepalives (%d in 6 s, "
+           "over every idling session)" % (ka1 - ka0))
+    tap.ok(fetch1 == fetch0 and done1 == done0, "IDLE: the keepalives "
+           "caused no FETCH and no DONE (FETCH %d -> %d, DONE %d -> %d)"
+           % (fetch0, fetch1, done0, done1))
+    tap.ok(cw.wait_for(r"IDLE: the server's keepalive read, no resync", 1,
+                       5), "IDLE: causeway read them (its log)")
+    needle = "after keepalives %d" % time.time_ns()
+    since = u.mark()
+    t = time.monotonic()
+    env.deliver(ALICE, mail("idle still works", needle + "\r\n")[0])
+    el = u.wait(chat_from(BOB_JID, needle), 10, since)
+    tap.ok(el is not None, "IDLE: a mail after the keepalives still arrives "
+           "at once (%.2f s)" % (time.monotonic() - t))
+    tap.ok(rawlog_count(env, ".in", b"FETCH") > fetch1, "IDLE: ... its "
+           "EXISTS started a FETCH")
+
+
 def run_server(tap, cls):
     label = cls.name
     t_server = time.monotonic()
-    env = MailEnv(tap=tap, submission=True)
+    env = MailEnv(tap=tap, submission=True, idle_notify=1)
     env.start()
     tap.ok(True, "%s: dovecot (with submission) and postfix up (%.1f s)"
            % (label, time.monotonic() - t_server))
@@ -426,6 +467,7 @@ def run_server(tap, cls):
         real_submission(tap, env, users)
         sent_copy(tap, env, users)
         read_markers(tap, env, users)
+        quiet_idle(tap, env, users, cw)
         fake_cases(tap, env, users, (good, bad))
         users.close()
         cw.stop()
