@@ -32,6 +32,7 @@ struct email_imap {
 	struct email_net *net;
 	mailimap *imap;
 	int has_idle;
+	int timeout;           /* the account's, seconds per wait */
 	size_t budget;         /* bytes one command may read */
 };
 
@@ -147,6 +148,7 @@ email_imap_open(const struct email_account *a, enum email_fail *why,
 	struct email_imap *im = xcalloc(1, sizeof(*im));
 	/* A command's answer: a batch of capped mails plus slack. */
 	im->budget = a->fetch_max * 20 + 1024 * 1024;
+	im->timeout = a->timeout;
 	im->net = email_net_connect(a->imap_host, a->imap_port,
 	    a->imap_trusted, a->timeout, err, errlen);
 	if (im->net == NULL) {
@@ -692,6 +694,7 @@ email_imap_append_sent(struct email_imap *im, const char *mail, size_t len,
 /* ---- what the server says while idling ---- */
 
 #define PEEK_LITERAL_MAX (1024 * 1024)
+#define PEEK_FIRST_WAIT 5          /* seconds */
 
 /* What one untagged line during IDLE asks of us: 1 a resync (the
  * mailbox changed: EXISTS, EXPUNGE, FETCH; or BYE, or anything not
@@ -737,10 +740,22 @@ int
 email_imap_idle_peek(struct email_imap *im, char *err, size_t errlen)
 {
 	char line[8192];
-	int want = 0;
+	int want = 0, first = 1;
 	budget(im, 4 * PEEK_LITERAL_MAX);
 	do {
-		if (email_net_read_line(im->net, line, sizeof(line)) < 0) {
+		/* The socket can be readable with nothing for us: a TLS
+		 * record that is no data (a key update, a late session
+		 * ticket).  Not worth a long wait, nor an error. */
+		if (first)
+			email_net_set_timeout(im->net, PEEK_FIRST_WAIT);
+		int r = email_net_read_line(im->net, line, sizeof(line));
+		if (first)
+			email_net_set_timeout(im->net, im->timeout);
+		if (r < 0 && first && email_net_used(im->net) == 0 &&
+		    email_net_timed_out(im->net))
+			return 0;
+		first = 0;
+		if (r < 0) {
 			snprintf(err, errlen, "IMAP IDLE: %s",
 			    email_net_error(im->net));
 			return -1;
@@ -758,15 +773,15 @@ email_imap_idle_peek(struct email_imap *im, char *err, size_t errlen)
 			}
 			char buf[4096];
 			while (lit > 0) {
-				ssize_t r = email_net_read(im->net, buf,
+				ssize_t k = email_net_read(im->net, buf,
 				    (size_t)lit < sizeof(buf) ? (size_t)lit :
 				    sizeof(buf));
-				if (r <= 0) {
+				if (k <= 0) {
 					snprintf(err, errlen, "IMAP IDLE: %s",
 					    email_net_error(im->net));
 					return -1;
 				}
-				lit -= r;
+				lit -= k;
 			}
 			if (email_net_read_line(im->net, line,
 			    sizeof(line)) < 0) {

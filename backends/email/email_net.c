@@ -35,6 +35,7 @@ struct email_net {
 	char rbuf[4096];       /* read ahead by read_line */
 	size_t rlen, roff;
 	int dead;              /* abandoned: no more waiting on the peer */
+	int timed_out;         /* the last wait ran out of time */
 	char error[256];
 };
 
@@ -62,6 +63,7 @@ wait_fd(struct email_net *n, short events)
 		int r = poll(&p, 1, ms);
 		if (r < 0 && errno == EINTR)
 			continue;
+		n->timed_out = r == 0;
 		if (r == 0)
 			snprintf(n->error, sizeof(n->error), "the server did "
 			    "not answer within %d s", n->timeout);
@@ -391,6 +393,18 @@ void
 email_net_set_timeout(struct email_net *n, int seconds)
 {
 	n->timeout = seconds;
+}
+
+size_t
+email_net_used(const struct email_net *n)
+{
+	return n->used;
+}
+
+int
+email_net_timed_out(const struct email_net *n)
+{
+	return n->timed_out;
 }
 
 const char *

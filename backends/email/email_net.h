@@ -51,6 +51,10 @@ void email_net_set_timeout(struct email_net *n, int seconds);
 /* From now on every read and write fails at once (a connection given up
  * on: whatever a library still wants to say on it is not waited for). */
 void email_net_abandon(struct email_net *n);
+/* Bytes read since the budget was last set. */
+size_t email_net_used(const struct email_net *n);
+/* 1 when the last failure was a wait that timed out. */
+int email_net_timed_out(const struct email_net *n);
 /* What went wrong last. */
 const char *email_net_error(const struct email_net *n);
 void email_net_close(struct email_net *n);

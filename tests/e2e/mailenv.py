@@ -227,13 +227,14 @@ class MailEnv:
                  "victim@example.net": "victimpw",
                  "carol@example.test": "carolpw"}
 
-    def __init__(self, tap=None, submission=False, idle_notify=None):
+    def __init__(self, tap=None, submission=False, idle_notify=None,
+                 ip_san=False):
         """submission: Dovecot's submission service too, STARTTLS on
-        self.dsub and implicit TLS on self.dsubs (the certificate names
-        localhost and 127.0.0.1).  idle_notify: seconds between Dovecot's
+        self.dsub and implicit TLS on self.dsubs.  idle_notify: seconds between Dovecot's
         "* OK Still here" during IDLE (default 2 minutes), and every IMAP
         session recorded in self.rawlog (Dovecot's rawlog: *.in is what
-        the client sent)."""
+        the client sent).  ip_san: the certificate names 127.0.0.1 too
+        (else only localhost: an IP-literal host does not match it)."""
         self.tap = tap
         self.with_dsub = submission
         self.dir = cwtest.make_tempdir("cwtest-mail-")
@@ -246,7 +247,8 @@ class MailEnv:
         subprocess.run(
             ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
              "-days", "30", "-subj", "/CN=localhost", "-addext",
-             "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout",
+             "subjectAltName=DNS:localhost" + (",IP:127.0.0.1" if ip_san
+                                               else ""), "-keyout",
              os.path.join(self.dir, "key.pem"), "-out", self.cert],
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.chmod(os.path.join(self.dir, "key.pem"), 0o644)

@@ -134,34 +134,42 @@ def no_auth(smtp):
     return not any(v == "AUTH" for v, _ in smtp.commands)
 
 
+def commands(smtp):
+    return " ".join(v for v, _ in smtp.commands) or "none"
+
+
+def refused(tap, env, users, label, cert, security, needle, keep=False,
+            **kw):
+    """A registration against a FakeSmtp(cert, **kw) that must be
+    refused with needle in the error, no AUTH and no mail sent.  The
+    server is stopped unless keep."""
+    smtp = FakeSmtp(*cert[:2], **kw)
+    smtp.start()
+    u = users.new()
+    t = time.monotonic()
+    r = register(u, fields(env, "localhost", smtp.port, security))
+    tap.ok(r.type == "error" and needle in err_text(r), "%s: registration "
+           "refused (%.1f s): %s" % (label, time.monotonic() - t,
+                                     err_text(r)))
+    tap.ok(no_auth(smtp) and not smtp.mails and not any(
+        v == "MAIL" for v, _ in smtp.commands), "%s: ... no AUTH, nothing "
+           "sent (commands: %s)" % (label, commands(smtp)))
+    if not keep:
+        smtp.stop()
+    return smtp
+
+
 def fake_cases(tap, env, users, certs):
     good, bad = certs
     # -- a wrong certificate, on 465 and on 587: refused before AUTH --
-    for label, implicit in (("465", True), ("587", False)):
-        smtp = FakeSmtp(*bad[:2], implicit=implicit)
-        smtp.start()
-        u = users.new()
-        r = register(u, fields(env, "localhost", smtp.port,
-                               "tls" if implicit else "starttls"))
-        tap.ok(r.type == "error" and "certificate" in err_text(r),
-               "%s: an untrusted certificate is refused: %s"
-               % (label, err_text(r)))
-        tap.ok(no_auth(smtp) and not smtp.mails, "%s: ... before AUTH "
-               "(commands seen: %s)" % (label, " ".join(
-                   v for v, _ in smtp.commands) or "none"))
-        smtp.stop()
-
+    refused(tap, env, users, "465 with an untrusted certificate", bad,
+            "tls", "certificate", implicit=True)
+    refused(tap, env, users, "587 with an untrusted certificate", bad,
+            "starttls", "certificate")
     # -- AUTH offered only before TLS --
-    smtp = FakeSmtp(*good[:2], mode="auth_before_tls")
-    smtp.start()
-    u = users.new()
-    r = register(u, fields(env, "localhost", smtp.port, "starttls"))
-    tap.ok(r.type == "error" and "no AUTH" in err_text(r),
-           "a server offering AUTH only before TLS: registration refused: "
-           "%s" % err_text(r))
-    tap.ok(no_auth(smtp) and not any(v == "MAIL" for v, _ in smtp.commands),
-           "... no AUTH in clear, no MAIL FROM (commands: %s)"
-           % " ".join(v for v, _ in smtp.commands))
+    smtp = refused(tap, env, users, "a server offering AUTH only before "
+                   "TLS", good, "starttls", "no AUTH", keep=True,
+                   mode="auth_before_tls")
     # The same server, well-behaved for the registration, then not.
     smtp.mode = "normal"
     u2 = users.new()
@@ -182,29 +190,12 @@ def fake_cases(tap, env, users, certs):
            "... and no mail left (the fake accepted %d, no receipt)"
            % len(smtp.mails))
     smtp.stop()
-
     # -- a 465 port that speaks plaintext --
-    smtp = FakeSmtp(*good[:2], implicit=True, mode="plain")
-    smtp.start()
-    u = users.new()
-    t = time.monotonic()
-    r = register(u, fields(env, "localhost", smtp.port, "tls"))
-    tap.ok(r.type == "error" and "TLS" in err_text(r),
-           "465 speaking plaintext: registration refused (%.1f s): %s"
-           % (time.monotonic() - t, err_text(r)))
-    tap.ok(no_auth(smtp) and not smtp.mails, "... nothing sent to it")
-    smtp.stop()
-
-    # -- a 587 port that never offers STARTTLS --
-    smtp = FakeSmtp(*good[:2], mode="no_starttls")
-    smtp.start()
-    u = users.new()
-    r = register(u, fields(env, "localhost", smtp.port, "starttls"))
-    tap.ok(r.type == "error" and "STARTTLS" in err_text(r),
-           "587 without STARTTLS: registration refused: %s" % err_text(r))
-    tap.ok(no_auth(smtp), "... its AUTH offered in clear is not used "
-           "(commands: %s)" % " ".join(v for v, _ in smtp.commands))
-    smtp.stop()
+    refused(tap, env, users, "465 speaking plaintext", good, "tls", "TLS",
+            implicit=True, mode="plain")
+    # -- a 587 port that never offers STARTTLS (but AUTH in clear) --
+    refused(tap, env, users, "587 without STARTTLS", good, "starttls",
+            "STARTTLS", mode="no_starttls")
 
 
 def default_policy(tap, env, users, cw):
@@ -434,7 +425,7 @@ def quiet_idle(tap, env, users, cw):
 def run_server(tap, cls):
     label = cls.name
     t_server = time.monotonic()
-    env = MailEnv(tap=tap, submission=True, idle_notify=1)
+    env = MailEnv(tap=tap, submission=True, idle_notify=1, ip_san=True)
     env.start()
     tap.ok(True, "%s: dovecot (with submission) and postfix up (%.1f s)"
            % (label, time.monotonic() - t_server))
