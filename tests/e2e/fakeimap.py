@@ -54,6 +54,7 @@ class _Conn:
         self.closed = False
         self.known = 0          # mails this client was told about
         self.wake = False       # new mail while idling
+        self.say = []           # raw bytes to send while idling
 
     def send(self, data):
         if isinstance(data, str):
@@ -97,6 +98,8 @@ class _Conn:
         """The next line, calling on_wake() whenever self.wake is set
         meanwhile; None at EOF."""
         while b"\n" not in self.buf:
+            while self.say:
+                self.send(self.say.pop(0))
             if self.wake:
                 self.wake = False
                 self.server.note(0, "wake")
@@ -249,6 +252,17 @@ class FakeImap:
             # its own thread tells it (one SSL object, one thread)
             c.wake = True
         return uid
+
+    def idle_say(self, raw):
+        """Sends raw (bytes or str) to every connection in IDLE, from its
+        own thread; returns how many were idling."""
+        if isinstance(raw, str):
+            raw = raw.encode()
+        with self.lock:
+            idlers = [c for c in self.conns if c.idling]
+        for c in idlers:
+            c.say.append(raw)
+        return len(idlers)
 
     def set_uidvalidity(self, value):
         """A new UIDVALIDITY, the mails renumbered from 1 (as a server

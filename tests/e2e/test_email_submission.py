@@ -32,7 +32,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cwtest                                   # noqa: E402
 from cwtest import Causeway                     # noqa: E402
-from fakeimap import FakeSmtp                   # noqa: E402
+from fakeimap import FakeImap, FakeSmtp         # noqa: E402
 from mailenv import MailEnv, make_cert          # noqa: E402
 from test_email import (DOMAIN, HANDSHAKE, NS_RECEIPTS, ALICE, BOB,  # noqa
                         BOB_JID, User, register, err_text, gw_presence,
@@ -107,9 +107,12 @@ def real_submission(tap, env, users):
         u = users.new()
         if not tap.ok(u is not None, "%s: a user logs in" % label):
             continue
-        r = register(u, fields(env, host, port, sec))
+        # IMAP by the same name or address: an IP literal is checked
+        # against the certificate's IP addresses there too.
+        r = register(u, fields(env, host, port, sec, imap_host=host))
         tap.ok(r.type == "result", "%s: registration against Dovecot's "
-               "submission" % label, diag=err_text(r))
+               "submission (IMAP at %s too)" % (label, host),
+               diag=err_text(r))
         if r.type != "result":
             continue
         online(u)
@@ -422,6 +425,63 @@ def quiet_idle(tap, env, users, cw):
            "EXISTS started a FETCH")
 
 
+def hostile_idle(tap, env, users, good):
+    """What a server may say during IDLE, against fakeimap.py."""
+    fk = FakeImap(*good[:2], tap=tap)
+    fk.start()
+    try:
+        u = users.new()
+        r = register(u, [("email", "dave@fake.test"),
+                         ("imap_host", "localhost"), ("imap_port", fk.port),
+                         ("imap_security", "tls"), ("imap_user", "dave"),
+                         ("imap_password", "fakepw"),
+                         ("smtp_host", "localhost"), ("smtp_port", env.dsub),
+                         ("smtp_security", "starttls"),
+                         ("smtp_user", ALICE), ("smtp_password", "alicepw")])
+        tap.ok(r.type == "result", "hostile IDLE: registration against the "
+               "fake IMAP server", diag=err_text(r))
+        online(u)
+        idle = cwtest.wait_until(lambda: fk.idle_say(b"") > 0, 10)
+        logins = len(fk.saw(rb"LOGIN"))
+        fetches = len(fk.saw(rb"UID FETCH"))
+        for text in (b"* OK Still here\r\n", b"* 7 RECENT\r\n",
+                     b"* FLAGS (\\Seen \\Draft)\r\n",
+                     b"* OK [ALERT] read me\r\n"):
+            fk.idle_say(text)
+            time.sleep(0.3)
+        time.sleep(1)
+        tap.ok(idle and len(fk.saw(rb"UID FETCH")) == fetches and
+               not fk.saw(rb"^DONE"), "hostile IDLE: keepalives, RECENT, "
+               "FLAGS and an ALERT start no round (UID FETCH %d -> %d)"
+               % (fetches, len(fk.saw(rb"UID FETCH"))))
+        # An unsolicited FETCH with a literal: a round, the literal read
+        # past, the connection kept.
+        fk.idle_say(b"* 1 FETCH (UID 1 BODY[HEADER] {12}\r\nX-Test: 1\r\n"
+                    b")\r\n")
+        ok = cwtest.wait_until(lambda: len(fk.saw(rb"UID FETCH")) > fetches,
+                               5)
+        time.sleep(1)
+        tap.ok(ok and len(fk.saw(rb"LOGIN")) == logins, "hostile IDLE: a "
+               "FETCH with a literal starts a round on the same connection")
+        # A line of 100 KB: refused (the connection is given up), and
+        # causeway comes back.
+        fk.idle_say(b"* OK " + b"x" * 100000 + b"\r\n")
+        back = cwtest.wait_until(lambda: len(fk.saw(rb"LOGIN")) > logins,
+                                 15)
+        tap.ok(back, "hostile IDLE: a 100 KB line drops the connection and "
+               "causeway logs in again")
+        since = u.mark()
+        cwtest.wait_until(lambda: fk.idle_say(b"") > 0, 10)
+        fk.add_mail(b"From: Carol <carol@else.test>\r\nTo: dave@fake.test"
+                    b"\r\nSubject: still here\r\nMessage-ID: <h%d@else.test>"
+                    b"\r\n\r\nafter the hostile lines\r\n" % time.time_ns())
+        el = u.wait(chat_from("carol\\40else.test@" + DOMAIN, "hostile"),
+                    15, since)
+        tap.ok(el is not None, "hostile IDLE: mail still arrives after it")
+    finally:
+        fk.stop()
+
+
 def run_server(tap, cls):
     label = cls.name
     t_server = time.monotonic()
@@ -459,6 +519,7 @@ def run_server(tap, cls):
         sent_copy(tap, env, users)
         read_markers(tap, env, users)
         quiet_idle(tap, env, users, cw)
+        hostile_idle(tap, env, users, good)
         fake_cases(tap, env, users, (good, bad))
         users.close()
         cw.stop()
