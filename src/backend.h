@@ -15,7 +15,7 @@
 
 #include "config.h"
 
-#define BACKEND_ABI 4
+#define BACKEND_ABI 5
 
 struct component;
 struct form;
@@ -217,6 +217,16 @@ struct backend {
 	 * Values submitted unchanged call nothing.
 	 */
 	void (*registration_changed)(struct session *s);
+	/*
+	 * XEP-0333 chat markers from the user: marker ("displayed") for
+	 * the message id that legacy sent (an id the backend gave in
+	 * legacy_message.id; anything else must be ignored).  Only for a
+	 * registered user whose session is online; nothing is answered.
+	 * Non-NULL also makes the gateway advertise
+	 * urn:xmpp:chat-markers:0.  NULL: markers are dropped.
+	 */
+	void (*chat_marker)(struct session *s, const char *legacy,
+	    const char *id, const char *marker);
 };
 
 /* The backend compiled in under this name, or NULL. */

@@ -32,6 +32,7 @@
 #include "component.h"
 #include "config.h"
 #include "import_biboumi.h"
+#include "destination.h"
 #include "jid.h"
 #include "log.h"
 #include "secret.h"
@@ -58,6 +59,12 @@ static const struct config_option general_options[] = {
 	  .help = "log to syslog (daemon facility) instead of stderr" },
 	{ .key = "workers", .type = CONFIG_INT, .def = "4", .min = 1,
 	  .max = 64, .help = "threads for blocking library calls" },
+	{ .key = "destinations_allow", .type = CONFIG_STRING, .def = "",
+	  .help = "user-supplied servers allowed although the default "
+	  "refuses them: CIDR, address or host, each with an optional :port "
+	  "(comma-separated)" },
+	{ .key = "destinations_deny", .type = CONFIG_STRING, .def = "",
+	  .help = "user-supplied servers refused (same syntax; checked first)" },
 	{ .key = NULL },
 };
 
@@ -187,6 +194,7 @@ build_section_types(void)
 	section_types = xcalloc(n, sizeof(*section_types));
 	section_types[0] = (struct config_section_type){
 		.name = "causeway", .has_arg = 0, .options = general_options,
+		.validate = destination_validate,
 	};
 	section_types[1] = (struct config_section_type){
 		.name = "component", .has_arg = 1,

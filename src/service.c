@@ -50,6 +50,9 @@ service_disco_info(struct component *c, const struct stanza *iq,
 	if (c->backend->delivery_reports)
 		stanza_set_attr(stanza_new_child(q, "feature", NULL), "var",
 		    "urn:xmpp:receipts");
+	if (c->backend->chat_marker != NULL)
+		stanza_set_attr(stanza_new_child(q, "feature", NULL), "var",
+		    "urn:xmpp:chat-markers:0");
 	for (const struct iq_route *r = router_service_routes(); r->ns != NULL;
 	    r++) {
 		if (r->feature == NULL)

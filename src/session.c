@@ -663,6 +663,32 @@ session_deliver_message_at(struct session *s, const char *legacy,
 
 #define NS_NICK "http://jabber.org/protocol/nick"
 #define NS_RECEIPTS "urn:xmpp:receipts"
+#define NS_CHAT_MARKERS "urn:xmpp:chat-markers:0"
+
+/* A XEP-0333 displayed marker to the backend that asked for markers;
+ * anything else without a body has nothing to carry. */
+static void
+chat_marker(struct component *c, const struct stanza *st,
+    const struct jid *from, const struct jid *to)
+{
+	const struct backend *b = c->backend;
+	const struct stanza *mk = stanza_child(st, "displayed",
+	    NS_CHAT_MARKERS);
+	const char *id = mk != NULL ? stanza_attr(mk, "id") : NULL;
+	if (b->chat_marker == NULL || id == NULL || *id == '\0' ||
+	    strlen(id) > 256)
+		return;
+	char *bare = jid_bare_string(from);
+	char *legacy = jid_unescape_local(to->local);
+	struct session *s = NULL;
+	if (legacy != NULL && *legacy != '\0' &&
+	    (b->valid_address == NULL || b->valid_address(c, legacy)) &&
+	    store_user_exists(cw->store, c->domain, bare) == 1 &&
+	    (s = session_get(c, bare))->state == SESSION_ONLINE)
+		b->chat_marker(s, legacy, id, "displayed");
+	free(legacy);
+	free(bare);
+}
 
 int
 session_deliver(struct session *s, const char *legacy,
@@ -671,6 +697,8 @@ session_deliver(struct session *s, const char *legacy,
 	struct stanza *m = chat_from(s, legacy);
 	if (m == NULL)
 		return -1;
+	if (lm->id != NULL && *lm->id != '\0')
+		stanza_set_attr(m, "id", lm->id);
 	if (lm->subject != NULL && *lm->subject != '\0')
 		stanza_new_text_child(m, "subject", lm->subject);
 	stanza_new_text_child(m, "body", lm->body);
@@ -683,6 +711,8 @@ session_deliver(struct session *s, const char *legacy,
 	/* A clock a little off is no reason to call a message late. */
 	if (lm->stamp > 0 && lm->stamp < time(NULL) - 60)
 		stanza_add_delay(m, s->c->domain, lm->stamp);
+	if (lm->markable && lm->id != NULL && *lm->id != '\0')
+		stanza_new_child(m, "markable", NS_CHAT_MARKERS);
 	return deliver(s->c, m);
 }
 
@@ -1155,7 +1185,9 @@ session_handle_message(struct component *c, const struct stanza *st,
 	}
 	char *body = stanza_child_text(st, "body");
 	if (body == NULL) {
-		/* Chat states and receipts without a body: nothing to carry. */
+		/* Chat states and receipts without a body: nothing to carry;
+		 * a read marker may be. */
+		chat_marker(c, st, from, to);
 		return;
 	}
 	char *bare = jid_bare_string(from);

@@ -142,6 +142,9 @@ struct legacy_message {
 	const char *nick;      /* XEP-0172 nickname of the sender, NULL: none */
 	time_t stamp;          /* when it was sent (UTC); 0: now.  A XEP-0203
 	                        * delay is added when it is older than 60 s. */
+	const char *id;        /* the stanza id, NULL: none */
+	int markable;          /* XEP-0333 <markable/>: the client may answer
+	                        * with markers for id (backend.chat_marker) */
 };
 /* Delivers it to the user's bare JID as a chat message from the
  * contact.  Works in any session state: a backend that receives while

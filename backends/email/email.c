@@ -111,6 +111,10 @@ static const struct config_option email_options[] = {
 	{ .key = "smtp_give_up", .type = CONFIG_INT, .def = "172800",
 	  .min = 60, .max = 30 * 86400, .help = "seconds after which an "
 	  "unsendable reply is reported as failed" },
+	{ .key = "smtp_no_auth_hosts", .type = CONFIG_STRING, .def = "",
+	  .help = "SMTP hosts (names or addresses, space-separated) that may "
+	  "take mail without AUTH; everywhere else a mail leaves only after "
+	  "AUTH succeeded over verified TLS" },
 	{ .key = NULL },
 };
 
@@ -122,9 +126,13 @@ static const struct config_option mail_domain_options[] = {
 	  .choices = security_choices },
 	{ .key = "smtp_host", .type = CONFIG_STRING, .def = "" },
 	{ .key = "smtp_port", .type = CONFIG_INT, .def = "0", .min = 0,
-	  .max = 65535, .help = "0: 587 for starttls, 25 for none" },
+	  .max = 65535, .help = "0: 465 for tls, 587 for starttls, 25 for "
+	  "none" },
 	{ .key = "smtp_security", .type = CONFIG_ENUM, .def = "starttls",
 	  .choices = security_choices },
+	{ .key = "smtp_no_auth", .type = CONFIG_BOOL, .def = "no",
+	  .help = "the preset SMTP host takes mail without AUTH (a relay "
+	  "that trusts the gateway); only for that host" },
 	{ .key = NULL },
 };
 
@@ -167,6 +175,13 @@ static const struct form_field_spec email_fields[] = {
 	  .desc = "On registration, the newest unread mails already in the "
 	  "mailbox, up to this many; later mail always arrives", .def = "0",
 	  .max_len = 2 },
+	{ .var = "read_marker", .type = FIELD_BOOLEAN,
+	  .label = "Mark mail read in my mailbox when I read it in the chat",
+	  .def = "1" },
+	{ .var = "sent_copy", .type = FIELD_BOOLEAN,
+	  .label = "Keep a copy of my replies in Sent",
+	  .desc = "Turn off when your provider files sent mail itself",
+	  .def = "1" },
 	{ .var = "add_contacts", .type = FIELD_BOOLEAN,
 	  .label = "Add every sender to my contacts at once",
 	  .desc = "Otherwise a correspondent becomes a contact when you "
@@ -270,16 +285,23 @@ parse_security(const char *v, enum email_security *out)
 static int
 resolve_side(struct component *c, const struct config_section *preset,
     value_fn get, const void *ctx, const char *side, const char *fallback,
-    char **host, enum email_security *sec, int *port, char *err,
-    size_t errlen)
+    int fallback_trusted, char **host, int *trusted,
+    enum email_security *sec, int *port, char *err, size_t errlen)
 {
 	char var[32];
 	snprintf(var, sizeof(var), "%s_host", side);
 	const char *h = get(ctx, var);
-	if (h == NULL && preset != NULL && *config_str(preset, var) != '\0')
+	/* A host the operator preset is trusted as it is; one the user
+	 * typed goes through the destination policy. */
+	*trusted = 0;
+	if (h == NULL && preset != NULL && *config_str(preset, var) != '\0') {
 		h = config_str(preset, var);
-	if (h == NULL)
+		*trusted = 1;
+	}
+	if (h == NULL) {
 		h = fallback;
+		*trusted = fallback_trusted;
+	}
 	if (h == NULL) {
 		snprintf(err, errlen, "no %s server given (and none is preset "
 		    "for your domain)", strcmp(side, "imap") ? "SMTP" : "IMAP");
@@ -298,11 +320,6 @@ resolve_side(struct component *c, const struct config_section *preset,
 	if (*sec == EMAIL_PLAIN && !config_bool(c->section, "allow_plaintext")) {
 		snprintf(err, errlen, "this gateway does not allow %s without "
 		    "TLS", strcmp(side, "imap") ? "SMTP" : "IMAP");
-		return -1;
-	}
-	if (*sec == EMAIL_TLS && strcmp(side, "smtp") == 0) {
-		snprintf(err, errlen, "implicit TLS (port 465) is not "
-		    "supported for SMTP: use starttls (port 587)");
 		return -1;
 	}
 	snprintf(var, sizeof(var), "%s_port", side);
@@ -324,9 +341,33 @@ resolve_side(struct component *c, const struct config_section *preset,
 		if (strcmp(side, "imap") == 0)
 			*port = *sec == EMAIL_TLS ? 993 : 143;
 		else
-			*port = *sec == EMAIL_PLAIN ? 25 : 587;
+			*port = *sec == EMAIL_PLAIN ? 25 : *sec == EMAIL_TLS ?
+			    465 : 587;
 	}
 	*host = xstrdup(h);
+	return 0;
+}
+
+/* Whether the operator lets host take mail without AUTH: listed in the
+ * component's smtp_no_auth_hosts, or the preset's own SMTP host with
+ * smtp_no_auth = yes. */
+static int
+no_auth_allowed(struct component *c, const struct config_section *preset,
+    const char *host)
+{
+	if (preset != NULL && config_bool(preset, "smtp_no_auth") &&
+	    strcasecmp(config_str(preset, "smtp_host"), host) == 0)
+		return 1;
+	const char *l = config_str(c->section, "smtp_no_auth_hosts");
+	size_t hl = strlen(host);
+	while (*l != '\0') {
+		while (*l == ' ' || *l == ',')
+			l++;
+		size_t n = strcspn(l, " ,");
+		if (n == hl && n > 0 && strncasecmp(l, host, n) == 0)
+			return 1;
+		l += n;
+	}
 	return 0;
 }
 
@@ -350,11 +391,12 @@ account_resolve(struct component *c, value_fn get, const void *ctx,
 	const char *domain = strrchr(a->email, '@') + 1;
 	const struct config_section *preset = config_section_find(cw->config,
 	    "mail-domain", domain);
-	if (resolve_side(c, preset, get, ctx, "imap", NULL, &a->imap_host,
-	    &a->imap_security, &a->imap_port, err, errlen) != 0 ||
+	if (resolve_side(c, preset, get, ctx, "imap", NULL, 0, &a->imap_host,
+	    &a->imap_trusted, &a->imap_security, &a->imap_port, err,
+	    errlen) != 0 ||
 	    resolve_side(c, preset, get, ctx, "smtp", a->imap_host,
-	    &a->smtp_host, &a->smtp_security, &a->smtp_port, err,
-	    errlen) != 0)
+	    a->imap_trusted, &a->smtp_host, &a->smtp_trusted,
+	    &a->smtp_security, &a->smtp_port, err, errlen) != 0)
 		goto fail;
 	const char *v = get(ctx, "name");
 	a->name = v ? xstrdup(v) : NULL;
@@ -378,6 +420,11 @@ account_resolve(struct component *c, value_fn get, const void *ctx,
 	}
 	v = get(ctx, "mark_read");
 	a->mark_read = v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
+	/* On unless turned off (accounts older than the setting too). */
+	v = get(ctx, "sent_copy");
+	a->sent_copy = v == NULL || strcmp(v, "1") == 0 ||
+	    strcmp(v, "true") == 0;
+	a->smtp_no_auth = no_auth_allowed(c, preset, a->smtp_host);
 	a->ca_file = xstrdup(config_str(c->section, "ca_file"));
 	a->timeout = (int)config_int(c->section, "timeout");
 	a->fetch_max = (size_t)config_int(c->section, "fetch_max");
@@ -419,13 +466,36 @@ check_work(void *arg)
 	if (im == NULL)
 		return;
 	email_imap_close(im);
-	email_smtp_check(&j->a, &j->why, j->err, sizeof(j->err));
+}
+
+static void check_finish(struct check_job *j);
+
+/* The SMTP half of the check: the session sending uses, up to AUTH. */
+static void
+check_smtp_done(void *arg, enum email_smtp_result res, enum email_fail why,
+    const char *err)
+{
+	struct check_job *j = arg;
+	(void)res;
+	j->why = why;
+	snprintf(j->err, sizeof(j->err), "%s", err);
+	check_finish(j);
 }
 
 static void
 check_done(void *arg)
 {
 	struct check_job *j = arg;
+	if (j->why == EMAIL_FAIL_NONE) {
+		email_smtp_start(&j->a, NULL, NULL, check_smtp_done, j);
+		return;
+	}
+	check_finish(j);
+}
+
+static void
+check_finish(struct check_job *j)
+{
 	if (j->why == EMAIL_FAIL_NONE)
 		register_request_done(j->req, NULL, NULL);
 	else
@@ -523,9 +593,11 @@ struct email_user {
 	struct event *timer;
 	unsigned backoff;
 	char status[256];      /* the mailbox contact's last status */
+	uint32_t *seen;        /* UIDs read in the chat, for the next sync */
+	size_t nseen;
 };
 
-enum job_kind { JOB_CONNECT, JOB_SYNC, JOB_CLOSE };
+enum job_kind { JOB_CONNECT, JOB_SYNC, JOB_CLOSE, JOB_PEEK };
 
 struct imap_job {
 	enum job_kind kind;
@@ -544,12 +616,20 @@ struct imap_job {
 	size_t nmails;
 	int more;
 	int idle;              /* -1 no IDLE, 0 idling, 1 has data */
+	uint32_t *seen;        /* owned: \Seen to set first (SYNC) */
+	size_t nseen;
 };
 
 static void load_state(struct email_user *u);
+static int setting_on(struct session *s, const char *var);
+static void mark_id_new(char *out, size_t len);
+static void marks_add(struct email_user *u, const char *id, uint32_t uid,
+    const char *legacy);
 
 static void user_schedule(struct email_user *u, int seconds);
 static void submit_sync(struct email_user *u, int was_idling);
+static void submit_job(struct email_user *u, enum job_kind kind,
+    int was_idling);
 
 static void
 mailbox_presence(struct email_user *u, const char *show, const char *status)
@@ -567,6 +647,7 @@ user_free(struct email_user *u)
 		event_free(u->idle_ev);
 	if (u->timer != NULL)
 		event_free(u->timer);
+	free(u->seen);
 	email_account_free(u->acct);
 	free(u);
 }
@@ -610,6 +691,9 @@ imap_work(void *arg)
 		if (j->was_idling && email_imap_idle_done(j->im, j->err,
 		    sizeof(j->err)) != 0)
 			break;
+		if (j->nseen > 0 && email_imap_mark_seen(j->im, j->seen,
+		    j->nseen, j->err, sizeof(j->err)) != 0)
+			break;
 		if (email_imap_fetch_new(j->im, j->acct, j->after, FETCH_BATCH,
 		    &j->mails, &j->nmails, &j->more, j->err,
 		    sizeof(j->err)) != 0)
@@ -625,6 +709,12 @@ imap_work(void *arg)
 	case JOB_CLOSE:
 		email_imap_close(j->im);
 		j->im = NULL;
+		return;
+	case JOB_PEEK:
+		/* Still in IDLE: what did the server say? */
+		j->idle = email_imap_idle_peek(j->im, j->err, sizeof(j->err));
+		if (j->idle < 0)
+			break;
 		return;
 	}
 	/* The connection failed: it is of no use any more. */
@@ -651,11 +741,20 @@ deliver(struct email_user *u, struct email_fetched *f)
 		    t->from_name : "", t->body);
 	}
 	free(jid);
+	/* A random id, remembered with the UID: a read marker for it sets
+	 * \Seen (and one for anything else is ignored). */
+	char id[40] = "";
+	int markable = legacy == t->from_addr && setting_on(s, "read_marker");
+	if (markable)
+		mark_id_new(id, sizeof(id));
 	struct legacy_message lm = { .body = body ? body : t->body,
 	    .subject = t->subject, .thread = t->thread, .nick = t->from_name,
-	    .stamp = t->date };
+	    .stamp = t->date, .id = markable ? id : NULL,
+	    .markable = markable };
 	int r = session_deliver(s, legacy, &lm);
 	free(body);
+	if (r == 0 && markable)
+		marks_add(u, id, f->uid, legacy);
 	if (r != 0) {
 		log_warn("email: %s: %s: mail UID %u could not be delivered; "
 		    "trying again in %d s", c->domain, session_jid(s), f->uid,
@@ -673,6 +772,131 @@ deliver(struct email_user *u, struct email_fetched *f)
 		context_set(s, "thread", t->thread, t->message_id,
 		    t->references, t->subject);
 	return 0;
+}
+
+/* ---- read markers ---- */
+
+#define MARKS_KEY "marks"
+#define MARKS_MAX 500          /* delivered mails a marker may name */
+
+/* A per-user boolean field, on unless set to something else (also for
+ * accounts registered before it existed). */
+static int
+setting_on(struct session *s, const char *var)
+{
+	const char *v = session_field(s, var);
+	return v == NULL || *v == '\0' || strcmp(v, "1") == 0 ||
+	    strcmp(v, "true") == 0;
+}
+
+static void
+mark_id_new(char *out, size_t len)
+{
+	unsigned char r[8];
+	if (RAND_bytes(r, sizeof(r)) != 1)
+		log_fatal("email: no random bytes");
+	snprintf(out, len, "mail-%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1],
+	    r[2], r[3], r[4], r[5], r[6], r[7]);
+}
+
+/* The store keeps the newest MARKS_MAX delivered mails as lines
+ * "id uidvalidity uid address", oldest first. */
+static void
+marks_add(struct email_user *u, const char *id, uint32_t uid,
+    const char *legacy)
+{
+	struct session *s = u->s;
+	char *old = NULL;
+	if (store_state_get(cw->store, u->c->domain, session_jid(s),
+	    MARKS_KEY, &old, NULL) < 0) {
+		free(old);
+		return;
+	}
+	const char *keep = old ? old : "";
+	size_t lines = 0;
+	for (const char *p = keep; *p; p++)
+		lines += *p == '\n';
+	while (lines >= MARKS_MAX) {
+		const char *nl = strchr(keep, '\n');
+		keep = nl ? nl + 1 : "";
+		lines--;
+	}
+	char *v = xasprintf("%s%s %u %u %s\n", keep, id, u->uidvalidity, uid,
+	    legacy);
+	if (store_state_set(cw->store, u->c->domain, session_jid(s),
+	    MARKS_KEY, v, strlen(v)) != 0)
+		log_warn("email: %s: %s: cannot store a read marker id",
+		    u->c->domain, session_jid(s));
+	free(v);
+	free(old);
+}
+
+static void
+email_chat_marker(struct session *s, const char *legacy, const char *id,
+    const char *marker)
+{
+	struct email_user *u = session_data(s);
+	struct component *c = session_component(s);
+	if (u == NULL || strcmp(marker, "displayed") != 0 ||
+	    !setting_on(s, "read_marker"))
+		return;
+	char *raw = NULL;
+	if (store_state_get(cw->store, c->domain, session_jid(s), MARKS_KEY,
+	    &raw, NULL) != 1)
+		goto out;
+	/* The mail marked, and (XEP-0333: a marker counts for what came
+	 * before) the earlier ones of that correspondent; each leaves the
+	 * list once marked. */
+	char *found = NULL;
+	for (char *p = raw; *p && found == NULL; ) {
+		char *nl = strchr(p, '\n');
+		size_t il = strcspn(p, " \n");
+		if (il == strlen(id) && strncmp(p, id, il) == 0)
+			found = p;
+		p = nl ? nl + 1 : p + strlen(p);
+	}
+	if (found == NULL) {
+		log_debug("email: %s: %s: a marker for an id that is no mail "
+		    "of ours: ignored", c->domain, session_jid(s));
+		goto out;
+	}
+	char *end = strchr(found, '\n');
+	end = end ? end + 1 : found + strlen(found);
+	size_t outlen = 0;
+	char *rest = xmalloc(strlen(raw) + 1);
+	for (char *p = raw; *p; ) {
+		char *nl = strchr(p, '\n');
+		size_t ll = nl ? (size_t)(nl - p) + 1 : strlen(p);
+		char mid[64], addr[300];
+		unsigned validity, uid;
+		int take = 0;
+		if (p < end && sscanf(p, "%63s %u %u %299s", mid, &validity,
+		    &uid, addr) == 4 && strcmp(addr, legacy) == 0) {
+			take = 1;
+			if (validity == u->uidvalidity) {
+				u->seen = xreallocarray(u->seen, u->nseen + 1,
+				    sizeof(*u->seen));
+				u->seen[u->nseen++] = uid;
+			}
+		}
+		if (!take) {
+			memcpy(rest + outlen, p, ll);
+			outlen += ll;
+		}
+		p += ll;
+	}
+	rest[outlen] = '\0';
+	store_state_set(cw->store, c->domain, session_jid(s), MARKS_KEY, rest,
+	    outlen);
+	free(rest);
+	log_debug("email: %s: %s: read in the chat: %zu mail(s) to mark",
+	    c->domain, session_jid(s), u->nseen);
+	if (u->nseen > 0 && !u->busy && u->im != NULL) {
+		evtimer_del(u->timer);
+		submit_sync(u, u->idling);
+	}
+out:
+	free(raw);
 }
 
 static void
@@ -801,7 +1025,29 @@ imap_done(void *arg)
 		submit_sync(u, 0);
 		return;
 	}
+	if (j->kind == JOB_PEEK) {
+		int change = j->idle;
+		if (u->im == NULL) {
+			connection_failed(u, j->err);
+			free(j);
+			return;
+		}
+		free(j);
+		/* Only a change of the mailbox (or a marker waiting, or the
+		 * IDLE renewal that came due meanwhile) is worth a round;
+		 * keepalives are read and dropped. */
+		if (change || u->nseen > 0 || !evtimer_pending(u->timer, NULL)) {
+			submit_sync(u, 1);
+			return;
+		}
+		log_debug("email: %s: %s: IDLE: the server's keepalive read, no "
+		    "resync", u->c->domain, session_jid(u->s));
+		u->idling = 1;
+		event_add(u->idle_ev, NULL);
+		return;
+	}
 	/* JOB_SYNC */
+	free(j->seen);
 	int stuck = 0;
 	for (size_t i = 0; i < j->nmails && !stuck; i++) {
 		if (j->mails[i].uid <= u->last_uid)
@@ -822,7 +1068,7 @@ imap_done(void *arg)
 	int more = j->more, idle = j->idle;
 	free(j);
 	u->backoff = 0;
-	if (!stuck && (more || idle == 1)) {
+	if (!stuck && (more || idle == 1 || u->nseen > 0)) {
 		submit_sync(u, idle == 1);
 		return;
 	}
@@ -842,8 +1088,10 @@ idle_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (u->busy || u->im == NULL)
 		return;
-	evtimer_del(u->timer);
-	submit_sync(u, 1);
+	/* Read first: most of what comes is a keepalive ("* OK Still
+	 * here"), no reason for DONE and a FETCH. */
+	event_del(u->idle_ev);
+	submit_job(u, JOB_PEEK, 1);
 }
 
 static void
@@ -856,6 +1104,12 @@ submit_job(struct email_user *u, enum job_kind kind, int was_idling)
 	j->acct = u->acct;
 	j->was_idling = was_idling;
 	j->after = u->last_uid;
+	if (kind == JOB_SYNC) {
+		j->seen = u->seen;
+		j->nseen = u->nseen;
+		u->seen = NULL;
+		u->nseen = 0;
+	}
 	if (kind == JOB_CONNECT) {
 		/* A new registration (no state yet) may want its unread
 		 * mails. */
@@ -983,6 +1237,87 @@ struct send_job {
 
 static void outbox_try(struct outbox_item *it);
 
+/* ---- the copy in Sent ---- */
+
+#define SENT_WARNED_KEY "sent/warned"
+
+struct sent_job {
+	char *domain, *jid, *rcpt;
+	struct email_account *acct;
+	char *mail;
+	int ok;
+	char err[512];
+};
+
+static void
+sent_work(void *arg)
+{
+	struct sent_job *j = arg;
+	enum email_fail why;
+	struct email_imap *im = email_imap_open(j->acct, &why, j->err,
+	    sizeof(j->err));
+	if (im == NULL)
+		return;
+	j->ok = email_imap_append_sent(im, j->mail, strlen(j->mail), j->err,
+	    sizeof(j->err)) == 0;
+	email_imap_close(im);
+}
+
+/* A copy that could not be kept: the mail went all the same; the user
+ * hears of it once (a missing or read-only Sent stays so), the
+ * operator every time. */
+static void
+sent_done(void *arg)
+{
+	struct sent_job *j = arg;
+	struct component *c = component_by_domain(j->domain);
+	if (j->ok || c == NULL) {
+		if (j->ok)
+			log_debug("email: %s: %s: copy in Sent kept", j->domain,
+			    j->jid);
+		goto out;
+	}
+	log_info("email: %s: %s: no copy in Sent of the mail to %s: %s",
+	    j->domain, j->jid, j->rcpt, j->err);
+	struct session *s = session_find_registered(c, j->jid);
+	char *raw = NULL;
+	if (s == NULL || store_state_get(cw->store, c->domain, j->jid,
+	    SENT_WARNED_KEY, &raw, NULL) != 0) {
+		free(raw);
+		goto out;
+	}
+	char *body = xasprintf("Your mail to %s was sent, but no copy could "
+	    "be kept in your Sent folder (%s). Create a Sent folder, or turn "
+	    "off \"Keep a copy of my replies in Sent\" in the gateway's "
+	    "settings. (Said once.)", j->rcpt, j->err);
+	struct legacy_message lm = { .body = body };
+	if (session_deliver(s, j->acct->email, &lm) == 0)
+		store_state_set(cw->store, c->domain, j->jid, SENT_WARNED_KEY,
+		    "1", 1);
+	free(body);
+out:
+	email_account_free(j->acct);
+	free(j->domain);
+	free(j->jid);
+	free(j->rcpt);
+	OPENSSL_cleanse(j->mail, strlen(j->mail));
+	free(j->mail);
+	free(j);
+}
+
+static void
+sent_copy_submit(struct component *c, const char *jid,
+    const struct email_account *a, const char *rcpt, const char *mail)
+{
+	struct sent_job *j = xcalloc(1, sizeof(*j));
+	j->domain = xstrdup(c->domain);
+	j->jid = xstrdup(jid);
+	j->rcpt = xstrdup(rcpt);
+	j->acct = email_account_copy(a);
+	j->mail = xstrdup(mail);
+	worker_submit(cw->workers, sent_work, sent_done, j);
+}
+
 static struct outbox_item *
 outbox_find(struct email_comp *ec, const char *jid, const char *key)
 {
@@ -1030,14 +1365,6 @@ outbox_add(struct email_comp *ec, const char *jid, const char *key)
 	outbox_try(it);
 }
 
-static void
-send_work(void *arg)
-{
-	struct send_job *j = arg;
-	j->res = email_smtp_send(j->acct, j->rcpt, j->mail, j->err,
-	    sizeof(j->err));
-}
-
 /* The stored entry: "rcpt\nid\ncreated\n" then the mail. */
 struct out_entry {
 	char *raw;
@@ -1060,9 +1387,13 @@ out_parse(char *raw, struct out_entry *e)
 }
 
 static void
-send_done(void *arg)
+send_done(void *arg, enum email_smtp_result res, enum email_fail why,
+    const char *err)
 {
 	struct send_job *j = arg;
+	(void)why;
+	j->res = res;
+	snprintf(j->err, sizeof(j->err), "%s", err);
 	struct component *c = component_by_domain(j->domain);
 	struct email_comp *ec = c ? c->backend_data : NULL;
 	struct outbox_item *it = ec ? outbox_find(ec, j->jid, j->key) : NULL;
@@ -1099,6 +1430,8 @@ send_done(void *arg)
 		    j->jid, e.rcpt);
 		if (s != NULL && *e.id != '\0')
 			session_message_delivered(s, e.rcpt, e.id);
+		if (j->acct->sent_copy)
+			sent_copy_submit(c, j->jid, j->acct, e.rcpt, e.mail);
 	} else {
 		log_info("email: %s: %s: mail to %s failed: %s", c->domain,
 		    j->jid, e.rcpt, j->err);
@@ -1159,7 +1492,7 @@ outbox_try(struct outbox_item *it)
 	j->mail = xstrdup(e.mail);
 	free(raw);
 	it->busy = 1;
-	worker_submit(cw->workers, send_work, send_done, j);
+	email_smtp_start(j->acct, j->rcpt, j->mail, send_done, j);
 }
 
 static int
@@ -1313,11 +1646,7 @@ static int
 email_init(struct component *c)
 {
 	struct email_comp *ec = xcalloc(1, sizeof(*ec));
-	static int esmtp_ready;
-	if (!esmtp_ready) {
-		email_smtp_init();
-		esmtp_ready = 1;
-	}
+	email_smtp_init();
 	ec->c = c;
 	c->backend_data = ec;
 	/* The outbox of the last run, once the component is settled. */
@@ -1366,4 +1695,5 @@ const struct backend email_backend = {
 	.logout = email_logout,
 	.delivery_reports = 1,
 	.send_message = email_send_message,
+	.chat_marker = email_chat_marker,
 };

@@ -1,10 +1,10 @@
 /*
  * The email backend's parts speak to each other through this header:
  * email.c (the backend: registration, sessions, outbox, contacts) hands
- * blocking work to email_imap.c (IMAP over libetpan on email_net) and
- * email_smtp.c (libesmtp, and an AUTH check) on the worker pool.
+ * blocking work to email_imap.c (IMAP over libetpan on email_net) on the
+ * worker pool; email_smtp.c (libcurl) runs on the loop.
  *
- * The functions below run on a worker thread: they read only the
+ * The IMAP functions below run on a worker thread: they read only the
  * account given (a copy the job owns) and touch nothing of the loop's.
  */
 #ifndef CAUSEWAY_EMAIL_H
@@ -30,7 +30,12 @@ struct email_account {
 	char *smtp_host, *smtp_user, *smtp_password;
 	int smtp_port;
 	enum email_security smtp_security;
+	int smtp_no_auth;      /* the operator lets this SMTP host take mail
+	                        * without AUTH */
+	int imap_trusted;      /* the host is the operator's (a preset): */
+	int smtp_trusted;      /* else the destination policy applies */
 	int mark_read;
+	int sent_copy;         /* replies copied to the Sent mailbox */
 	/* From the component section. */
 	char *ca_file;
 	int timeout;           /* seconds per network wait */
@@ -83,6 +88,19 @@ int email_imap_has_idle(const struct email_imap *im);
 int email_imap_idle(struct email_imap *im, char *err, size_t errlen);
 /* DONE, and the server's answer.  -1 with err. */
 int email_imap_idle_done(struct email_imap *im, char *err, size_t errlen);
+/* While idling, the socket became readable: reads what the server
+ * said without ending IDLE.  1 when the mailbox changed (EXISTS,
+ * EXPUNGE, FETCH, BYE: a resync is due), 0 when it was only talk
+ * (keepalives such as "* OK Still here"), -1 with err. */
+int email_imap_idle_peek(struct email_imap *im, char *err, size_t errlen);
+/* \Seen on the mails uids of the selected INBOX.  -1 with err. */
+int email_imap_mark_seen(struct email_imap *im, const uint32_t *uids,
+    size_t n, char *err, size_t errlen);
+/* A copy of mail (RFC 5322, CRLF lines) in the Sent mailbox (the one
+ * marked \Sent, else "Sent"), flagged \Seen.  -1 with err (the
+ * server's words: no such mailbox, read-only...). */
+int email_imap_append_sent(struct email_imap *im, const char *mail,
+    size_t len, char *err, size_t errlen);
 /* The socket to watch while idling. */
 int email_imap_fd(const struct email_imap *im);
 /* LOGOUT (briefly), then frees; NULL is a no-op. */
@@ -100,13 +118,20 @@ enum email_smtp_result {
 
 /* Once, on the loop thread, before any send. */
 void email_smtp_init(void);
-/* Connects, secures and authenticates, without sending a mail
- * (registration).  *why as for email_imap_open. */
-int email_smtp_check(const struct email_account *a, enum email_fail *why,
-    char *err, size_t errlen);
-/* Sends mail (RFC 5322 text, CRLF lines) from the account's address to
- * rcpt.  err gets the server's text for TEMP and PERM. */
-enum email_smtp_result email_smtp_send(const struct email_account *a,
-    const char *rcpt, const char *mail, char *err, size_t errlen);
+
+struct email_smtp;
+/* A transfer's end, on the loop: res (OK / TEMP / PERM), why (NONE,
+ * AUTH for a refused password, NETWORK otherwise) and err for the
+ * user (the server's own reply where it gave one). */
+typedef void (*email_smtp_cb)(void *arg, enum email_smtp_result res,
+    enum email_fail why, const char *err);
+/* Starts an SMTP session on the loop: TLS as the account says, AUTH
+ * (required unless smtp_no_auth), then with mail the RFC 5322 text
+ * (CRLF lines) from the account's address to rcpt, without it only a
+ * NOOP (the registration check).  A host the user gave passes the
+ * destination policy first and curl connects to the address checked.
+ * cb runs exactly once, never before this returns. */
+struct email_smtp *email_smtp_start(const struct email_account *a,
+    const char *rcpt, const char *mail, email_smtp_cb cb, void *arg);
 
 #endif

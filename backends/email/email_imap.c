@@ -19,17 +19,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <libetpan/libetpan.h>
 
 #include "email.h"
 #include "email_net.h"
+#include "tls.h"
 #include "xmalloc.h"
 
 struct email_imap {
 	struct email_net *net;
 	mailimap *imap;
 	int has_idle;
+	int timeout;           /* the account's, seconds per wait */
 	size_t budget;         /* bytes one command may read */
 };
 
@@ -145,15 +148,16 @@ email_imap_open(const struct email_account *a, enum email_fail *why,
 	struct email_imap *im = xcalloc(1, sizeof(*im));
 	/* A command's answer: a batch of capped mails plus slack. */
 	im->budget = a->fetch_max * 20 + 1024 * 1024;
-	im->net = email_net_connect(a->imap_host, a->imap_port, a->timeout,
-	    err, errlen);
+	im->timeout = a->timeout;
+	im->net = email_net_connect(a->imap_host, a->imap_port,
+	    a->imap_trusted, a->timeout, err, errlen);
 	if (im->net == NULL) {
 		free(im);
 		return NULL;
 	}
 	SSL_CTX *ctx = NULL;
 	if (a->imap_security != EMAIL_PLAIN) {
-		ctx = email_net_ctx(a->ca_file, err, errlen);
+		ctx = tls_client_ctx(a->ca_file, err, errlen);
 		if (ctx == NULL)
 			goto fail;
 	}
@@ -194,8 +198,6 @@ email_imap_open(const struct email_account *a, enum email_fail *why,
 		    errlen) != 0)
 			goto fail;
 	}
-	SSL_CTX_free(ctx);
-	ctx = NULL;
 	struct mailimap_capability_data *cap = NULL;
 	budget(im, 65536);
 	r = mailimap_capability(im->imap, &cap);
@@ -226,7 +228,6 @@ email_imap_open(const struct email_account *a, enum email_fail *why,
 	*why = EMAIL_FAIL_NONE;
 	return im;
 fail:
-	SSL_CTX_free(ctx);
 	email_imap_abort(im);
 	return NULL;
 }
@@ -297,6 +298,30 @@ email_fetched_free(struct email_fetched *v, size_t n)
 	for (size_t i = 0; i < n; i++)
 		email_text_clear(&v[i].text);
 	free(v);
+}
+
+int
+email_imap_mark_seen(struct email_imap *im, const uint32_t *uids, size_t n,
+    char *err, size_t errlen)
+{
+	if (n == 0)
+		return 0;
+	struct mailimap_set *seen = mailimap_set_new_empty();
+	for (size_t i = 0; i < n; i++)
+		mailimap_set_add_single(seen, uids[i]);
+	struct mailimap_flag_list *fl = mailimap_flag_list_new_empty();
+	mailimap_flag_list_add(fl, mailimap_flag_new_seen());
+	struct mailimap_store_att_flags *sa =
+	    mailimap_store_att_flags_new_add_flags_silent(fl);
+	budget(im, 1024 * 1024);
+	int r = mailimap_uid_store(im->imap, seen, sa);
+	mailimap_store_att_flags_free(sa);
+	mailimap_set_free(seen);
+	if (r != MAILIMAP_NO_ERROR) {
+		server_text(im, r, "IMAP STORE \\Seen", err, errlen);
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -504,19 +529,12 @@ fetch_uids(struct email_imap *im, const struct email_account *a,
 		mailimap_fetch_list_free(res);
 	}
 	if (a->mark_read && got > 0) {
-		struct mailimap_set *seen = mailimap_set_new_empty();
+		uint32_t *seen = xcalloc(got, sizeof(*seen));
 		for (size_t i = 0; i < got; i++)
-			mailimap_set_add_single(seen, v[i].uid);
-		struct mailimap_flag_list *fl = mailimap_flag_list_new_empty();
-		mailimap_flag_list_add(fl, mailimap_flag_new_seen());
-		struct mailimap_store_att_flags *sa =
-		    mailimap_store_att_flags_new_add_flags_silent(fl);
-		budget(im, 1024 * 1024);
-		r = mailimap_uid_store(im->imap, seen, sa);
-		mailimap_store_att_flags_free(sa);
-		mailimap_set_free(seen);
-		if (r != MAILIMAP_NO_ERROR) {
-			server_text(im, r, "IMAP STORE \\Seen", err, errlen);
+			seen[i] = v[i].uid;
+		r = email_imap_mark_seen(im, seen, got, err, errlen);
+		free(seen);
+		if (r != 0) {
 			email_fetched_free(v, got);
 			return -1;
 		}
@@ -610,4 +628,169 @@ int
 email_imap_fd(const struct email_imap *im)
 {
 	return email_net_fd(im->net);
+}
+
+/* ---- the copy in Sent ---- */
+
+/* The mailbox that holds sent mail: the one LIST marks \Sent (RFC
+ * 6154), else "Sent".  Owned by the caller; NULL with err when LIST
+ * failed. */
+static char *
+sent_mailbox(struct email_imap *im, char *err, size_t errlen)
+{
+	clist *res = NULL;
+	budget(im, 4 * 1024 * 1024);
+	int r = mailimap_list(im->imap, "", "*", &res);
+	if (r != MAILIMAP_NO_ERROR) {
+		server_text(im, r, "IMAP LIST", err, errlen);
+		return NULL;
+	}
+	char *found = NULL;
+	for (clistiter *it = clist_begin(res); it && !found;
+	    it = clist_next(it)) {
+		struct mailimap_mailbox_list *mb = clist_content(it);
+		if (mb->mb_flag == NULL || mb->mb_flag->mbf_oflags == NULL)
+			continue;
+		for (clistiter *f = clist_begin(mb->mb_flag->mbf_oflags); f;
+		    f = clist_next(f)) {
+			struct mailimap_mbx_list_oflag *o = clist_content(f);
+			if (o->of_type == MAILIMAP_MBX_LIST_OFLAG_FLAG_EXT &&
+			    o->of_flag_ext != NULL &&
+			    strcasecmp(o->of_flag_ext, "Sent") == 0) {
+				found = xstrdup(mb->mb_name);
+				break;
+			}
+		}
+	}
+	mailimap_list_result_free(res);
+	return found ? found : xstrdup("Sent");
+}
+
+int
+email_imap_append_sent(struct email_imap *im, const char *mail, size_t len,
+    char *err, size_t errlen)
+{
+	char *box = sent_mailbox(im, err, errlen);
+	if (box == NULL)
+		return -1;
+	struct mailimap_flag_list *fl = mailimap_flag_list_new_empty();
+	mailimap_flag_list_add(fl, mailimap_flag_new_seen());
+	budget(im, 65536);
+	int r = mailimap_append(im->imap, box, fl, NULL, mail, len);
+	mailimap_flag_list_free(fl);
+	if (r != MAILIMAP_NO_ERROR) {
+		char what[300];
+		char *clean = email_mime_clean_utf8(box, strlen(box), 0);
+		snprintf(what, sizeof(what), "IMAP APPEND to %s", clean);
+		free(clean);
+		server_text(im, r, what, err, errlen);
+		free(box);
+		return -1;
+	}
+	free(box);
+	return 0;
+}
+
+/* ---- what the server says while idling ---- */
+
+#define PEEK_LITERAL_MAX (1024 * 1024)
+#define PEEK_FIRST_WAIT 5          /* seconds */
+
+/* What one untagged line during IDLE asks of us: 1 a resync (the
+ * mailbox changed: EXISTS, EXPUNGE, FETCH; or BYE, or anything not
+ * untagged), 0 nothing (OK "Still here" and other keepalives, RECENT,
+ * FLAGS, CAPABILITY...). */
+static int
+idle_line_wants_sync(const char *line)
+{
+	if (strncmp(line, "* ", 2) != 0)
+		return 1;
+	const char *p = line + 2;
+	if (strncasecmp(p, "BYE", 3) == 0)
+		return 1;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (p == line + 2)
+		return 0;          /* "* OK ...", "* FLAGS ..." */
+	if (*p == ' ')
+		p++;
+	return strncasecmp(p, "EXISTS", 6) == 0 ||
+	    strncasecmp(p, "EXPUNGE", 7) == 0 ||
+	    strncasecmp(p, "FETCH", 5) == 0;
+}
+
+/* A line ending in a literal "{n}": n, else -1. */
+static long
+literal_size(const char *line)
+{
+	size_t l = strlen(line);
+	if (l < 3 || line[l - 1] != '}')
+		return -1;
+	const char *o = strrchr(line, '{');
+	if (o == NULL)
+		return -1;
+	char *end;
+	long n = strtol(o + 1, &end, 10);
+	if (end != line + l - 1 || n < 0)
+		return -1;
+	return n;
+}
+
+int
+email_imap_idle_peek(struct email_imap *im, char *err, size_t errlen)
+{
+	char line[8192];
+	int want = 0, first = 1;
+	budget(im, 4 * PEEK_LITERAL_MAX);
+	do {
+		/* The socket can be readable with nothing for us: a TLS
+		 * record that is no data (a key update, a late session
+		 * ticket).  Not worth a long wait, nor an error. */
+		if (first)
+			email_net_set_timeout(im->net, PEEK_FIRST_WAIT);
+		int r = email_net_read_line(im->net, line, sizeof(line));
+		if (first)
+			email_net_set_timeout(im->net, im->timeout);
+		if (r < 0 && first && email_net_used(im->net) == 0 &&
+		    email_net_timed_out(im->net))
+			return 0;
+		first = 0;
+		if (r < 0) {
+			snprintf(err, errlen, "IMAP IDLE: %s",
+			    email_net_error(im->net));
+			return -1;
+		}
+		if (idle_line_wants_sync(line))
+			want = 1;
+		/* A literal inside the response is read past, so the next
+		 * line read is a line again. */
+		long lit;
+		while ((lit = literal_size(line)) >= 0) {
+			if (lit > PEEK_LITERAL_MAX) {
+				snprintf(err, errlen, "IMAP IDLE: a literal of "
+				    "%ld bytes in an untagged response", lit);
+				return -1;
+			}
+			char buf[4096];
+			while (lit > 0) {
+				ssize_t k = email_net_read(im->net, buf,
+				    (size_t)lit < sizeof(buf) ? (size_t)lit :
+				    sizeof(buf));
+				if (k <= 0) {
+					snprintf(err, errlen, "IMAP IDLE: %s",
+					    email_net_error(im->net));
+					return -1;
+				}
+				lit -= k;
+			}
+			if (email_net_read_line(im->net, line,
+			    sizeof(line)) < 0) {
+				snprintf(err, errlen, "IMAP IDLE: %s",
+				    email_net_error(im->net));
+				return -1;
+			}
+		}
+		/* A change is enough: the resync reads the rest. */
+	} while (!want && email_net_readable_now(im->net));
+	return want;
 }

@@ -22,7 +22,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "destination.h"
 #include "email_net.h"
+#include "tls.h"
 #include "xmalloc.h"
 
 struct email_net {
@@ -33,6 +35,7 @@ struct email_net {
 	char rbuf[4096];       /* read ahead by read_line */
 	size_t rlen, roff;
 	int dead;              /* abandoned: no more waiting on the peer */
+	int timed_out;         /* the last wait ran out of time */
 	char error[256];
 };
 
@@ -49,27 +52,6 @@ ssl_error(char *err, size_t errlen, const char *what)
 	ERR_clear_error();
 }
 
-SSL_CTX *
-email_net_ctx(const char *ca_file, char *err, size_t errlen)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-	if (ctx == NULL) {
-		ssl_error(err, errlen, "TLS");
-		return NULL;
-	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	if (SSL_CTX_set_default_verify_paths(ctx) != 1)
-		ERR_clear_error();
-	if (ca_file != NULL && *ca_file != '\0' &&
-	    SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
-		ssl_error(err, errlen, "cannot read ca_file");
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	return ctx;
-}
-
 /* Waits for events on the socket within the timeout: 1 ready, 0
  * timed out, -1 error. */
 static int
@@ -81,6 +63,7 @@ wait_fd(struct email_net *n, short events)
 		int r = poll(&p, 1, ms);
 		if (r < 0 && errno == EINTR)
 			continue;
+		n->timed_out = r == 0;
 		if (r == 0)
 			snprintf(n->error, sizeof(n->error), "the server did "
 			    "not answer within %d s", n->timeout);
@@ -92,18 +75,32 @@ wait_fd(struct email_net *n, short events)
 }
 
 struct email_net *
-email_net_connect(const char *host, int port, int timeout, char *err,
-    size_t errlen)
+email_net_connect(const char *host, int port, int trusted, int timeout,
+    char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC,
-	    .ai_socktype = SOCK_STREAM }, *res, *ai;
+	    .ai_socktype = SOCK_STREAM }, *res, *ai, checked;
+	struct destination d;
 	char service[16];
 	snprintf(service, sizeof(service), "%d", port);
-	int r = getaddrinfo(host, service, &hints, &res);
-	if (r != 0) {
-		snprintf(err, errlen, "cannot resolve %s: %s", host,
-		    gai_strerror(r));
-		return NULL;
+	if (!trusted) {
+		/* The one address the policy allowed, nothing else. */
+		if (destination_resolve(host, port, DESTINATION_IMAP, &d, err,
+		    errlen) != 0)
+			return NULL;
+		memset(&checked, 0, sizeof(checked));
+		checked.ai_family = d.addr.ss_family;
+		checked.ai_socktype = SOCK_STREAM;
+		checked.ai_addr = (struct sockaddr *)&d.addr;
+		checked.ai_addrlen = d.len;
+		res = &checked;
+	} else {
+		int r = getaddrinfo(host, service, &hints, &res);
+		if (r != 0) {
+			snprintf(err, errlen, "cannot resolve %s: %s", host,
+			    gai_strerror(r));
+			return NULL;
+		}
 	}
 	struct email_net *n = xcalloc(1, sizeof(*n));
 	n->fd = -1;
@@ -131,7 +128,8 @@ email_net_connect(const char *host, int port, int timeout, char *err,
 		close(fd);
 		n->fd = -1;
 	}
-	freeaddrinfo(res);
+	if (res != &checked)
+		freeaddrinfo(res);
 	if (n->fd < 0) {
 		free(n);
 		return NULL;
@@ -149,12 +147,10 @@ email_net_start_tls(struct email_net *n, SSL_CTX *ctx, const char *host,
 		return -1;
 	}
 	SSL_set_fd(n->ssl, n->fd);
-	SSL_set_tlsext_host_name(n->ssl, host);
-	/* The certificate must name the host we were told to reach. */
-	if (SSL_set1_host(n->ssl, host) != 1) {
-		ssl_error(err, errlen, "TLS");
+	/* The certificate must name the host (or the address) we were
+	 * told to reach: tls.c decides how. */
+	if (tls_client_prepare(n->ssl, host, 1, err, errlen) != 0)
 		return -1;
-	}
 	for (;;) {
 		ERR_clear_error();
 		int r = SSL_connect(n->ssl);
@@ -366,6 +362,15 @@ email_net_pending(struct email_net *n)
 }
 
 int
+email_net_readable_now(struct email_net *n)
+{
+	if (email_net_pending(n) > 0)
+		return 1;
+	struct pollfd p = { .fd = n->fd, .events = POLLIN };
+	return poll(&p, 1, 0) == 1;
+}
+
+int
 email_net_fd(const struct email_net *n)
 {
 	return n->fd;
@@ -388,6 +393,18 @@ void
 email_net_set_timeout(struct email_net *n, int seconds)
 {
 	n->timeout = seconds;
+}
+
+size_t
+email_net_used(const struct email_net *n)
+{
+	return n->used;
+}
+
+int
+email_net_timed_out(const struct email_net *n)
+{
+	return n->timed_out;
 }
 
 const char *

@@ -4,8 +4,8 @@
  * timeout on every wait, and a budget on the bytes read so a server
  * that sends an endless line cannot make us hold unbounded memory.
  *
- * TLS is OpenSSL with the chain verified against the system store plus
- * the operator's ca_file, and the host name checked (SSL_set1_host)
+ * TLS is OpenSSL set up by tls.c (the trust store plus the operator's
+ * ca_file, the host name or IP address checked, TLS 1.2 and 1.3)
  * before the handshake counts as done: a wrong certificate fails here,
  * before the caller writes a password.
  *
@@ -22,16 +22,13 @@
 
 struct email_net;
 
-/* A client context: peer verification on, TLS 1.2 or newer, the
- * system's trust store and ca_file (NULL or "": none).  NULL with err
- * filled on failure (an unreadable ca_file). */
-SSL_CTX *email_net_ctx(const char *ca_file, char *err, size_t errlen);
-
-/* Connects within timeout seconds; NULL with err filled. */
-struct email_net *email_net_connect(const char *host, int port, int timeout,
-    char *err, size_t errlen);
-/* TLS on the connection (implicit TLS, or after STARTTLS): handshake,
- * chain and host name verified.  -1 with err filled. */
+/* Connects within timeout seconds; NULL with err filled.  Unless
+ * trusted (a host of the operator's), host passes the destination
+ * policy first and the connection goes to the address checked. */
+struct email_net *email_net_connect(const char *host, int port, int trusted,
+    int timeout, char *err, size_t errlen);
+/* TLS on the connection (implicit TLS, or after STARTTLS) with a
+ * context from tls_client_ctx(): handshake, chain and host verified.  -1 with err filled. */
 int email_net_start_tls(struct email_net *n, SSL_CTX *ctx, const char *host,
     char *err, size_t errlen);
 /* 0 at EOF, -1 on error, timeout or an exhausted budget (err says
@@ -44,6 +41,9 @@ ssize_t email_net_write(struct email_net *n, const void *buf, size_t len);
 int email_net_read_line(struct email_net *n, char *buf, size_t max);
 /* Bytes already read and decrypted but not handed out. */
 int email_net_pending(struct email_net *n);
+/* 1 when a read would not wait: bytes pending, or the socket readable
+ * now. */
+int email_net_readable_now(struct email_net *n);
 int email_net_fd(const struct email_net *n);
 /* Reads beyond budget bytes fail (0: no budget); counting restarts. */
 void email_net_set_budget(struct email_net *n, size_t budget);
@@ -51,6 +51,10 @@ void email_net_set_timeout(struct email_net *n, int seconds);
 /* From now on every read and write fails at once (a connection given up
  * on: whatever a library still wants to say on it is not waited for). */
 void email_net_abandon(struct email_net *n);
+/* Bytes read since the budget was last set. */
+size_t email_net_used(const struct email_net *n);
+/* 1 when the last failure was a wait that timed out. */
+int email_net_timed_out(const struct email_net *n);
 /* What went wrong last. */
 const char *email_net_error(const struct email_net *n);
 void email_net_close(struct email_net *n);

@@ -1,374 +1,456 @@
 /*
- * SMTP for the email backend, on worker threads.
+ * SMTP for the email backend: libcurl's SMTP client driven by the loop
+ * through curl's multi-socket interface (no worker per send).
  *
- * Sending is libesmtp's, with an SSL_CTX of our own (peer verification,
- * the operator's ca_file, the host name checked through the context's
- * verify parameters, so every SSL libesmtp makes from it inherits
- * them), and its certificate events answered "not acceptable".
+ *   email_smtp_start() -> an easy handle in the process-wide multi
+ *   curl asks for socket events (sock_cb) and a timer (timer_cb);
+ *   libevent calls back into curl_multi_socket_action(); a finished
+ *   transfer is read from curl_multi_info_read() and its owner's
+ *   callback runs on the loop, once.
  *
- * That context stops at TLS 1.2.  With TLS 1.3 the server sends its
- * session tickets after the handshake has finished on our side, and
- * libesmtp's loop, once it has buffered the EHLO that follows STARTTLS,
- * asks poll() for both reading and writing and serves reading first: if
- * a ticket has arrived by then, it waits for the EHLO answer without
- * having sent the EHLO, until the timeout (Postfix then logs "lost
- * connection after STARTTLS"; about one send in three stalled so on
- * loopback).  TLS 1.2 has nothing to say after its Finished message.  A
- * server that refuses TLS 1.2 is tried again at once with TLS 1.3.  The
- * outcome is read from the message's and the recipient's status, not
- * only from smtp_start_session(): 2xx delivered, 5xx permanent, the
- * rest (4xx, no connection, timeouts) temporary.
+ * One transfer does both jobs: a send (MAIL FROM, RCPT TO, DATA) and
+ * the registration check (the same connection, TLS and AUTH, then NOOP
+ * instead of a mail), so what registration accepts is what sending
+ * does.
  *
- * libesmtp cannot authenticate without sending a mail, and registration
- * must check the password first: email_smtp_check() is a short client
- * of its own on email_net (EHLO, STARTTLS, EHLO, AUTH PLAIN, QUIT).
+ * Security: implicit TLS (smtps://, port 465) or STARTTLS required
+ * (CURLUSESSL_ALL); the trust store, verification and versions come
+ * from tls.c like IMAP's and IRC's.  curl skips AUTH without a word
+ * when the server (after STARTTLS) offers none, and would then go on to
+ * MAIL FROM: the protocol trace (the debug callback, never logged)
+ * shows whether AUTH succeeded (a 235), and the read callback, the
+ * only way the mail itself leaves, refuses to hand out a byte before
+ * that.  The server is then left with an envelope and no DATA, and the
+ * user gets an error.  Unauthenticated submission only where the
+ * operator allowed it for that host (account.smtp_no_auth).
  *
- * libesmtp has no implicit TLS (port 465); registration refuses
- * smtp_security = tls with a clear text (email.c).
+ * The trace also keeps the server's last reply, so an error says what
+ * the server said ("550 5.1.1 no such user here"), not curl's summary.
  */
 #include "autoconf.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
-#include <auth-client.h>
-#include <libesmtp.h>
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <openssl/crypto.h>
 
+#include "causeway.h"
+#include "destination.h"
 #include "email.h"
-#include "email_buf.h"
-#include "email_net.h"
+#include "log.h"
+#include "tls.h"
 #include "xmalloc.h"
+
+struct email_smtp {
+	CURL *easy;
+	struct destination_req *dest;
+	char *host;            /* user-supplied: checked before connecting */
+	int port;
+	struct curl_slist *rcpts, *resolve;
+	char *mail;            /* owned; NULL for a check */
+	size_t len, off;
+	int no_auth_ok;
+	int auth_sent, auth_ok;
+	int gate_refused;      /* the read callback refused (no AUTH) */
+	char reply[512];       /* the last refusal (4xx, 5xx) in full */
+	int reply_code;
+	char cur[512];         /* the reply being read */
+	char errbuf[CURL_ERROR_SIZE];
+	email_smtp_cb cb;
+	void *arg;
+};
+
+static CURLM *multi;
+static struct event *multi_timer;
+
+/* ---- curl on libevent ---- */
+
+static void check_done(void);
+
+static void
+event_cb(evutil_socket_t fd, short what, void *arg)
+{
+	int running, flags = 0;
+	(void)arg;
+	if (what & EV_READ)
+		flags |= CURL_CSELECT_IN;
+	if (what & EV_WRITE)
+		flags |= CURL_CSELECT_OUT;
+	curl_multi_socket_action(multi, fd, flags, &running);
+	check_done();
+}
+
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	int running;
+	(void)fd;
+	(void)what;
+	(void)arg;
+	curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done();
+}
+
+static int
+multi_timer_cb(CURLM *m, long ms, void *arg)
+{
+	(void)m;
+	(void)arg;
+	if (ms < 0) {
+		evtimer_del(multi_timer);
+		return 0;
+	}
+	struct timeval tv = { .tv_sec = ms / 1000,
+	    .tv_usec = (ms % 1000) * 1000 };
+	evtimer_add(multi_timer, &tv);
+	return 0;
+}
+
+/* The event for a socket lives in curl's per-socket pointer. */
+static int
+sock_cb(CURL *e, curl_socket_t s, int what, void *arg, void *sockp)
+{
+	struct event *ev = sockp;
+	(void)e;
+	(void)arg;
+	if (what == CURL_POLL_REMOVE) {
+		if (ev != NULL)
+			event_free(ev);
+		curl_multi_assign(multi, s, NULL);
+		return 0;
+	}
+	short kind = EV_PERSIST;
+	if (what & CURL_POLL_IN)
+		kind |= EV_READ;
+	if (what & CURL_POLL_OUT)
+		kind |= EV_WRITE;
+	if (ev != NULL)
+		event_free(ev);
+	ev = event_new(cw->base, s, kind, event_cb, NULL);
+	if (ev == NULL)
+		log_fatal("email: cannot create an event");
+	event_add(ev, NULL);
+	curl_multi_assign(multi, s, ev);
+	return 0;
+}
 
 void
 email_smtp_init(void)
 {
-	auth_client_init();
+	if (multi != NULL)
+		return;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		log_fatal("email: curl_global_init failed");
+	multi = curl_multi_init();
+	multi_timer = evtimer_new(cw->base, timer_cb, NULL);
+	if (multi == NULL || multi_timer == NULL)
+		log_fatal("email: cannot set up curl");
+	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, multi_timer_cb);
 }
 
-/* ---- the AUTH check ---- */
+/* ---- one transfer ---- */
 
-/* A reply (possibly multi-line): its code, its text lines joined with
- * a space (clean, one line) in text; -1 on a connection error. */
+static size_t
+read_cb(char *buf, size_t size, size_t n, void *arg)
+{
+	struct email_smtp *t = arg;
+	/* The gate: not a byte of the mail before AUTH succeeded (or the
+	 * operator lets this host go without). */
+	if (!t->auth_ok && !t->no_auth_ok) {
+		t->gate_refused = 1;
+		return CURL_READFUNC_ABORT;
+	}
+	size_t k = t->len - t->off;
+	if (k > size * n)
+		k = size * n;
+	memcpy(buf, t->mail + t->off, k);
+	t->off += k;
+	return k;
+}
+
+/* The protocol trace: commands out, replies in.  Nothing of it is
+ * logged (AUTH carries the password). */
 static int
-reply(struct email_net *n, char *text, size_t tlen, int *has_auth,
-    int *has_starttls)
+debug_cb(CURL *e, curl_infotype type, char *data, size_t size, void *arg)
 {
-	char line[1024];
-	size_t lines = 0;
-	text[0] = '\0';
-	for (;;) {
-		if (email_net_read_line(n, line, sizeof(line)) < 0)
-			return -1;
-		if (++lines > 100 || strlen(line) < 3 ||
-		    line[0] < '1' || line[0] > '5') {
-			snprintf(text, tlen, "the SMTP server sent something "
-			    "that is not SMTP");
-			return -1;
+	struct email_smtp *t = arg;
+	(void)e;
+	if (type == CURLINFO_HEADER_OUT) {
+		if (size >= 5 && strncasecmp(data, "AUTH ", 5) == 0)
+			t->auth_sent = 1;
+		return 0;
+	}
+	if (type != CURLINFO_HEADER_IN)
+		return 0;
+	/* One reply line per call: "250-..." continues, "250 ..." ends. */
+	while (size > 0 && (data[size - 1] == '\n' || data[size - 1] == '\r'))
+		size--;
+	if (size < 3)
+		return 0;
+	if (t->auth_sent && strncmp(data, "235", 3) == 0)
+		t->auth_ok = 1;
+	size_t l = strlen(t->cur);
+	const char *txt = size > 4 ? data + 4 : "";
+	size_t tl = size > 4 ? size - 4 : 0;
+	if (l == 0) {
+		/* The code first, then the text lines. */
+		tl = size;
+		txt = data;
+	} else if (l + 1 < sizeof(t->cur)) {
+		t->cur[l++] = ' ';
+	}
+	if (tl > sizeof(t->cur) - l - 1)
+		tl = sizeof(t->cur) - l - 1;
+	memcpy(t->cur + l, txt, tl);
+	t->cur[l + tl] = '\0';
+	if (size == 3 || data[3] != '-') {
+		/* A refusal is what an error must quote, not the "221 Bye"
+		 * of the QUIT that follows it. */
+		int code = atoi(t->cur);
+		if (code >= 400) {
+			snprintf(t->reply, sizeof(t->reply), "%s", t->cur);
+			t->reply_code = code;
 		}
-		const char *t = line[3] ? line + 4 : "";
-		if (has_auth && strncasecmp(t, "AUTH", 4) == 0 &&
-		    strstr(t, "PLAIN") != NULL)
-			*has_auth = 1;
-		if (has_starttls && strncasecmp(t, "STARTTLS", 8) == 0)
-			*has_starttls = 1;
-		size_t l = strlen(text), tl = strlen(t);
-		if (l > 0 && l + 1 < tlen)
-			text[l++] = ' ';
-		if (tl > tlen - l - 1)
-			tl = tlen - l - 1;
-		memcpy(text + l, t, tl);
-		text[l + tl] = '\0';
-		if (line[3] != '-')
-			return atoi(line);
+		t->cur[0] = '\0';
 	}
-}
-
-static int
-command(struct email_net *n, const char *cmd)
-{
-	return email_net_write(n, cmd, strlen(cmd)) < 0 ? -1 : 0;
-}
-
-int
-email_smtp_check(const struct email_account *a, enum email_fail *why,
-    char *err, size_t errlen)
-{
-	char text[512];
-	*why = EMAIL_FAIL_NETWORK;
-	struct email_net *n = email_net_connect(a->smtp_host, a->smtp_port,
-	    a->timeout, err, errlen);
-	if (n == NULL)
-		return -1;
-	email_net_set_budget(n, 256 * 1024);
-	SSL_CTX *ctx = NULL;
-	int r = -1, code, auth = 0, starttls = 0;
-	if (a->smtp_security != EMAIL_PLAIN &&
-	    (ctx = email_net_ctx(a->ca_file, err, errlen)) == NULL)
-		goto out;
-	if (a->smtp_security == EMAIL_TLS && email_net_start_tls(n, ctx,
-	    a->smtp_host, err, errlen) != 0)
-		goto out;
-	if ((code = reply(n, text, sizeof(text), NULL, NULL)) != 220)
-		goto proto;
-	if (command(n, "EHLO causeway\r\n") != 0 || (code = reply(n, text,
-	    sizeof(text), &auth, &starttls)) != 250)
-		goto proto;
-	if (a->smtp_security == EMAIL_STARTTLS) {
-		if (!starttls) {
-			snprintf(err, errlen, "the SMTP server offers no "
-			    "STARTTLS");
-			goto out;
-		}
-		if (command(n, "STARTTLS\r\n") != 0 || (code = reply(n, text,
-		    sizeof(text), NULL, NULL)) != 220)
-			goto proto;
-		if (email_net_pending(n) > 0) {
-			snprintf(err, errlen, "SMTP STARTTLS: the server sent "
-			    "data before the TLS handshake");
-			goto out;
-		}
-		if (email_net_start_tls(n, ctx, a->smtp_host, err, errlen) !=
-		    0)
-			goto out;
-		auth = 0;
-		if (command(n, "EHLO causeway\r\n") != 0 || (code = reply(n,
-		    text, sizeof(text), &auth, NULL)) != 250)
-			goto proto;
-	}
-	if (!auth) {
-		snprintf(err, errlen, "the SMTP server offers no AUTH PLAIN");
-		goto out;
-	}
-	/* AUTH PLAIN: base64 of "\0user\0password". */
-	size_t ul = strlen(a->smtp_user), pl = strlen(a->smtp_password);
-	unsigned char *raw = xmalloc(ul + pl + 2);
-	raw[0] = '\0';
-	memcpy(raw + 1, a->smtp_user, ul);
-	raw[ul + 1] = '\0';
-	memcpy(raw + ul + 2, a->smtp_password, pl);
-	size_t rl = ul + pl + 2;
-	char *b64 = xmalloc(4 * ((rl + 2) / 3) + 1);
-	EVP_EncodeBlock((unsigned char *)b64, raw, (int)rl);
-	OPENSSL_cleanse(raw, rl);
-	free(raw);
-	char *cmd = xasprintf("AUTH PLAIN %s\r\n", b64);
-	OPENSSL_cleanse(b64, strlen(b64));
-	free(b64);
-	int w = command(n, cmd);
-	OPENSSL_cleanse(cmd, strlen(cmd));
-	free(cmd);
-	if (w != 0 || (code = reply(n, text, sizeof(text), NULL, NULL)) < 0)
-		goto proto;
-	if (code != 235) {
-		/* 4xx (the server's own authentication service is away) is
-		 * no verdict on the password. */
-		char *clean = email_mime_clean_utf8(text, strlen(text), 0);
-		snprintf(err, errlen, "SMTP login %s: %d %s", code >= 500 ?
-		    "refused" : "failed for now", code, clean);
-		free(clean);
-		*why = code >= 500 ? EMAIL_FAIL_AUTH : EMAIL_FAIL_NETWORK;
-		goto out;
-	}
-	command(n, "QUIT\r\n");
-	*why = EMAIL_FAIL_NONE;
-	r = 0;
-	goto out;
-proto:
-	if (text[0] != '\0') {
-		char *clean = email_mime_clean_utf8(text, strlen(text), 0);
-		snprintf(err, errlen, "SMTP: %s", clean);
-		free(clean);
-	} else {
-		snprintf(err, errlen, "SMTP: %s", email_net_error(n));
-	}
-out:
-	SSL_CTX_free(ctx);
-	email_net_close(n);
-	return r;
-}
-
-/* ---- sending with libesmtp ---- */
-
-struct send_ctx {
-	const struct email_account *a;
-	int cert_refused;
-};
-
-static int
-interact(auth_client_request_t req, char **result, int fields, void *arg)
-{
-	struct send_ctx *sc = arg;
-	for (int i = 0; i < fields; i++) {
-		if (req[i].flags & AUTH_USER)
-			result[i] = sc->a->smtp_user;
-		else if (req[i].flags & AUTH_PASS)
-			result[i] = sc->a->smtp_password;
-		else
-			return 0;
-	}
-	return 1;
+	return 0;
 }
 
 static void
-on_event(smtp_session_t session, int event, void *arg, ...)
+transfer_free(struct email_smtp *t)
 {
-	struct send_ctx *sc = arg;
-	va_list ap;
-	int *ok;
-	(void)session;
-	va_start(ap, arg);
-	switch (event) {
-	case SMTP_EV_INVALID_PEER_CERTIFICATE:
-		(void)va_arg(ap, long);
-		ok = va_arg(ap, int *);
-		*ok = 0;
-		sc->cert_refused = 1;
-		break;
-	case SMTP_EV_NO_PEER_CERTIFICATE:
-	case SMTP_EV_WRONG_PEER_CERTIFICATE:
-		ok = va_arg(ap, int *);
-		*ok = 0;
-		sc->cert_refused = 1;
-		break;
-	case SMTP_EV_WEAK_CIPHER:
-		(void)va_arg(ap, int);
-		ok = va_arg(ap, int *);
-		*ok = 0;
-		break;
-	default:
-		break;
+	free(t->host);
+	curl_slist_free_all(t->rcpts);
+	curl_slist_free_all(t->resolve);
+	if (t->mail != NULL) {
+		OPENSSL_cleanse(t->mail, t->len);
+		free(t->mail);
 	}
-	va_end(ap);
+	free(t);
 }
 
+/* The server's reply, cleaned for the user; "" when there was none. */
 static void
-status_text(char *err, size_t errlen, const smtp_status_t *st)
+server_reply(const struct email_smtp *t, char *out, size_t len)
 {
-	const char *t = st && st->text ? st->text : "";
-	char *clean = email_mime_clean_utf8(t, strlen(t), 0);
-	snprintf(err, errlen, "%d %s", st ? st->code : 0, clean);
+	char *clean = email_mime_clean_utf8(t->reply, strlen(t->reply), 0);
+	snprintf(out, len, "%s", clean);
 	free(clean);
 }
 
-static int send_once(const struct email_account *, const char *,
-    const char *, int, char *, size_t);
-
-enum email_smtp_result
-email_smtp_send(const struct email_account *a, const char *rcpt,
-    const char *mail, char *err, size_t errlen)
+/* A finished transfer: its outcome, for a send and for a check. */
+static void
+finish(struct email_smtp *t, CURLcode rc)
 {
-	if (a->smtp_security == EMAIL_TLS) {
-		snprintf(err, errlen, "implicit TLS for SMTP is not supported; "
-		    "use STARTTLS");
-		return EMAIL_SMTP_PERM;
+	long code = t->reply_code;
+	char said[512], err[640];
+	server_reply(t, said, sizeof(said));
+	/* curl names the operator's CA file in its text: not the user's
+	 * business. */
+	char *ca = strstr(t->errbuf, " CAfile:");
+	if (ca != NULL)
+		*ca = '\0';
+	enum email_smtp_result res = EMAIL_SMTP_TEMP;
+	enum email_fail why = EMAIL_FAIL_NETWORK;
+	if (rc == CURLE_OK && !t->auth_ok && !t->no_auth_ok) {
+		/* A check (NOOP) on a server that offered no AUTH. */
+		rc = CURLE_LOGIN_DENIED;
+		t->gate_refused = 1;
 	}
-	int res = send_once(a, rcpt, mail, 1, err, errlen);
-	if (res < 0)
-		res = send_once(a, rcpt, mail, 0, err, errlen);
-	return res < 0 ? EMAIL_SMTP_TEMP : (enum email_smtp_result)res;
+	if (rc == CURLE_OK) {
+		res = EMAIL_SMTP_OK;
+		why = EMAIL_FAIL_NONE;
+		err[0] = '\0';
+	} else if (t->gate_refused) {
+		snprintf(err, sizeof(err), "the SMTP server offered no AUTH "
+		    "over TLS (PLAIN or LOGIN): nothing was sent");
+		res = EMAIL_SMTP_PERM;
+	} else if (rc == CURLE_LOGIN_DENIED) {
+		/* 4xx (the server's authentication service is away) is no
+		 * verdict on the password. */
+		snprintf(err, sizeof(err), "SMTP login %s: %s", code >= 500 ?
+		    "refused" : "failed for now", said[0] ? said :
+		    t->errbuf);
+		if (code >= 500 || code == 0) {
+			res = EMAIL_SMTP_PERM;
+			why = EMAIL_FAIL_AUTH;
+		}
+	} else if (rc == CURLE_USE_SSL_FAILED) {
+		snprintf(err, sizeof(err), "the SMTP server offers no "
+		    "STARTTLS");
+	} else if (rc == CURLE_PEER_FAILED_VERIFICATION ||
+	    rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH) {
+		snprintf(err, sizeof(err), "the server's certificate was "
+		    "refused: %s", t->errbuf);
+	} else if (rc == CURLE_SSL_CONNECT_ERROR) {
+		snprintf(err, sizeof(err), "SMTP: TLS handshake failed: %s",
+		    t->errbuf);
+	} else if (code >= 400 && said[0] != '\0') {
+		snprintf(err, sizeof(err), "%s", said);
+		if (code >= 500)
+			res = EMAIL_SMTP_PERM;
+	} else {
+		snprintf(err, sizeof(err), "SMTP: %s", t->errbuf[0] ?
+		    t->errbuf : curl_easy_strerror(rc));
+	}
+	email_smtp_cb cb = t->cb;
+	void *arg = t->arg;
+	curl_multi_remove_handle(multi, t->easy);
+	curl_easy_cleanup(t->easy);
+	transfer_free(t);
+	cb(arg, res, why, err);
 }
 
-/* One SMTP session; tls12: the context stops at TLS 1.2 (see above).
- * An enum email_smtp_result, or -1 when the server refused TLS 1.2. */
-static int
-send_once(const struct email_account *a, const char *rcpt, const char *mail,
-    int tls12, char *err, size_t errlen)
+static void
+check_done(void)
 {
-	struct send_ctx sc = { .a = a };
-	SSL_CTX *ctx = NULL;
-	if (a->smtp_security == EMAIL_STARTTLS) {
-		ctx = email_net_ctx(a->ca_file, err, errlen);
-		if (ctx == NULL)
-			return EMAIL_SMTP_TEMP;
-		if (tls12)
-			SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
-		X509_VERIFY_PARAM_set1_host(SSL_CTX_get0_param(ctx),
-		    a->smtp_host, 0);
+	CURLMsg *m;
+	int left;
+	while ((m = curl_multi_info_read(multi, &left)) != NULL) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		struct email_smtp *t = NULL;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+		finish(t, m->data.result);
 	}
-	smtp_session_t ss = smtp_create_session();
-	auth_context_t actx = auth_create_context();
-	if (ss == NULL || actx == NULL)
-		log_fatal("email: out of memory");
-	char *server = xasprintf("%s:%d", a->smtp_host, a->smtp_port);
-	smtp_set_server(ss, server);
-	free(server);
-	smtp_set_hostname(ss, "causeway");
-	/* Milliseconds; below RFC 5321's minutes only with the flag. */
-	long t = (long)a->timeout * 1000;
-	int o = Timeout_OVERRIDE_RFC2822_MINIMUM;
-	smtp_set_timeout(ss, Timeout_GREETING | o, t);
-	smtp_set_timeout(ss, Timeout_ENVELOPE | o, t);
-	smtp_set_timeout(ss, Timeout_DATA | o, t);
-	smtp_set_timeout(ss, Timeout_TRANSFER | o, t);
-	smtp_set_timeout(ss, Timeout_DATA2 | o, t);
-	smtp_set_eventcb(ss, on_event, &sc);
-	if (ctx != NULL) {
-		smtp_starttls_enable(ss, Starttls_REQUIRED);
-		smtp_starttls_set_ctx(ss, ctx);
-	} else {
-		smtp_starttls_enable(ss, Starttls_DISABLED);
-	}
-	auth_set_mechanism_flags(actx, AUTH_PLUGIN_PLAIN, 0);
-	auth_set_interact_cb(actx, interact, &sc);
-	smtp_auth_set_context(ss, actx);
-	smtp_message_t m = smtp_add_message(ss);
-	smtp_set_reverse_path(m, a->email);
-	smtp_recipient_t r = smtp_add_recipient(m, rcpt);
-	smtp_set_message_str(m, (void *)mail);
+}
 
-	int res;
-	ERR_clear_error();
-	int started = smtp_start_session(ss);
-	/* The handshake's errors are still in this thread's queue. */
-	unsigned long tls_err = ERR_peek_last_error();
-	ERR_clear_error();
-	if (tls12 && ctx != NULL && ERR_GET_LIB(tls_err) == ERR_LIB_SSL &&
-	    (ERR_GET_REASON(tls_err) == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION ||
-	    ERR_GET_REASON(tls_err) == SSL_R_UNSUPPORTED_PROTOCOL)) {
-		snprintf(err, errlen, "SMTP: the server refused TLS 1.2");
-		res = -1;
-	} else if (!started) {
-		char buf[128];
-		snprintf(err, errlen, "SMTP: %s", smtp_strerror(smtp_errno(),
-		    buf, sizeof(buf)));
-		res = EMAIL_SMTP_TEMP;
-	} else {
-		const smtp_status_t *ms = smtp_message_transfer_status(m);
-		const smtp_status_t *rs = smtp_recipient_status(r);
-		const smtp_status_t *rp = smtp_reverse_path_status(m);
-		if (rp != NULL && rp->code >= 500) {
-			status_text(err, errlen, rp);
-			res = EMAIL_SMTP_PERM;
-		} else if (rs != NULL && rs->code >= 500) {
-			status_text(err, errlen, rs);
-			res = EMAIL_SMTP_PERM;
-		} else if (ms != NULL && ms->code >= 500) {
-			status_text(err, errlen, ms);
-			res = EMAIL_SMTP_PERM;
-		} else if (ms != NULL && ms->code >= 200 && ms->code < 300 &&
-		    rs != NULL && rs->code >= 200 && rs->code < 300) {
-			res = EMAIL_SMTP_OK;
-		} else {
-			const smtp_status_t *s = rs && rs->code ? rs :
-			    ms && ms->code ? ms : rp;
-			if (s != NULL && s->code != 0)
-				status_text(err, errlen, s);
-			else
-				snprintf(err, errlen, "SMTP: %s",
-				    sc.cert_refused ? "the server's "
-				    "certificate was refused" : "the "
-				    "session ended early (no TLS, no AUTH, "
-				    "or the connection dropped)");
-			res = EMAIL_SMTP_TEMP;
-		}
+/* What curl is told to check: tls.c's decisions as curl options. */
+static void
+curl_tls(CURL *e, const char *ca_file)
+{
+	struct tls_curl_policy p;
+	tls_curl_policy(ca_file, &p);
+	if (p.cainfo != NULL)
+		curl_easy_setopt(e, CURLOPT_CAINFO, p.cainfo);
+	if (p.capath != NULL)
+		curl_easy_setopt(e, CURLOPT_CAPATH, p.capath);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)(p.min_tls_minor == 3 ?
+	    CURL_SSLVERSION_TLSv1_3 : CURL_SSLVERSION_TLSv1_2) |
+	    CURL_SSLVERSION_MAX_DEFAULT);
+}
+
+/* A NOOP's answer is not wanted. */
+static size_t
+discard_cb(char *buf, size_t size, size_t n, void *arg)
+{
+	(void)buf;
+	(void)arg;
+	return size * n;
+}
+
+/* "host" for a URL: IPv6 literals in brackets. */
+static char *
+url_for(const struct email_account *a)
+{
+	int v6 = strchr(a->smtp_host, ':') != NULL;
+	return xasprintf("%s://%s%s%s:%d", a->smtp_security == EMAIL_TLS ?
+	    "smtps" : "smtp", v6 ? "[" : "", a->smtp_host, v6 ? "]" : "",
+	    a->smtp_port);
+}
+
+/* The destination policy's answer for a user-supplied host: curl goes
+ * to the checked address and nowhere else (the name is still what the
+ * certificate must show). */
+static void
+dest_done(void *arg, const struct destination *d, const char *err)
+{
+	struct email_smtp *t = arg;
+	t->dest = NULL;
+	if (d == NULL) {
+		email_smtp_cb cb = t->cb;
+		void *cbarg = t->arg;
+		curl_easy_cleanup(t->easy);
+		transfer_free(t);
+		cb(cbarg, EMAIL_SMTP_PERM, EMAIL_FAIL_NETWORK, err);
+		return;
 	}
-	smtp_destroy_session(ss);
-	auth_destroy_context(actx);
-	SSL_CTX_free(ctx);
-	return res;
+	if (!tls_host_is_ip(t->host)) {
+		int v6 = d->addr.ss_family == AF_INET6;
+		char *r = xasprintf("%s:%d:%s%s%s", t->host, t->port, v6 ?
+		    "[" : "", d->text, v6 ? "]" : "");
+		t->resolve = curl_slist_append(NULL, r);
+		free(r);
+		curl_easy_setopt(t->easy, CURLOPT_RESOLVE, t->resolve);
+	}
+	if (curl_multi_add_handle(multi, t->easy) != CURLM_OK)
+		log_fatal("email: curl_multi_add_handle failed");
+}
+
+struct email_smtp *
+email_smtp_start(const struct email_account *a, const char *rcpt,
+    const char *mail, email_smtp_cb cb, void *arg)
+{
+	struct email_smtp *t = xcalloc(1, sizeof(*t));
+	t->cb = cb;
+	t->arg = arg;
+	t->no_auth_ok = a->smtp_no_auth;
+	CURL *e = t->easy = curl_easy_init();
+	if (e == NULL)
+		log_fatal("email: curl_easy_init failed");
+	char *url = url_for(a);
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	free(url);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+#else
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_SMTP |
+	    CURLPROTO_SMTPS));
+#endif
+	curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_cb);
+	if (a->smtp_security != EMAIL_PLAIN) {
+		curl_easy_setopt(e, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
+		curl_tls(e, a->ca_file);
+	}
+	curl_easy_setopt(e, CURLOPT_USERNAME, a->smtp_user);
+	curl_easy_setopt(e, CURLOPT_PASSWORD, a->smtp_password);
+	curl_easy_setopt(e, CURLOPT_LOGIN_OPTIONS, "AUTH=PLAIN;AUTH=LOGIN");
+	curl_easy_setopt(e, CURLOPT_SASL_IR, 1L);
+	/* Per wait, and for the whole transfer. */
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)a->timeout);
+	curl_easy_setopt(e, CURLOPT_SERVER_RESPONSE_TIMEOUT, (long)a->timeout);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)a->timeout * 4);
+	curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+	curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, debug_cb);
+	curl_easy_setopt(e, CURLOPT_DEBUGDATA, t);
+	if (mail != NULL) {
+		t->mail = xstrdup(mail);
+		t->len = strlen(mail);
+		char *from = xasprintf("<%s>", a->email);
+		curl_easy_setopt(e, CURLOPT_MAIL_FROM, from);
+		free(from);
+		char *to = xasprintf("<%s>", rcpt);
+		t->rcpts = curl_slist_append(NULL, to);
+		free(to);
+		curl_easy_setopt(e, CURLOPT_MAIL_RCPT, t->rcpts);
+		curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(e, CURLOPT_READFUNCTION, read_cb);
+		curl_easy_setopt(e, CURLOPT_READDATA, t);
+		curl_easy_setopt(e, CURLOPT_INFILESIZE, (long)t->len);
+	} else {
+		/* The check: the session up to AUTH, then NOOP. */
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "NOOP");
+		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+	}
+	if (!a->smtp_trusted) {
+		t->host = xstrdup(a->smtp_host);
+		t->port = a->smtp_port;
+		t->dest = destination_resolve_async(cw->dns, a->smtp_host,
+		    a->smtp_port, DESTINATION_SMTP, dest_done, t);
+		return t;
+	}
+	if (curl_multi_add_handle(multi, e) != CURLM_OK)
+		log_fatal("email: curl_multi_add_handle failed");
+	return t;
 }

@@ -52,6 +52,7 @@
 #include "irc_identd.h"
 #include "irc_proto.h"
 #include "log.h"
+#include "tls.h"
 #include "xmalloc.h"
 
 #define DEFAULT_BURST 5
@@ -487,103 +488,6 @@ send_or_close(struct irc_conn *c, const char *command,
 
 /* ---- TLS ---- */
 
-/* One SSL_CTX per trust store (ca_file), shared by every connection for
- * the life of the process: loading the system store per connection would
- * cost thousands of file reads for thousands of users.  Only the event
- * loop's thread opens IRC connections, so no lock. */
-struct ctx_cache {
-	struct ctx_cache *next;
-	char *ca_file;                /* NULL: system store only */
-	SSL_CTX *ctx;
-};
-static struct ctx_cache *ctx_cache;
-
-static SSL_CTX *
-tls_context(const char *ca_file, char *err, size_t errlen)
-{
-	struct ctx_cache *e;
-	for (e = ctx_cache; e != NULL; e = e->next)
-		if ((e->ca_file == NULL && ca_file == NULL) ||
-		    (e->ca_file != NULL && ca_file != NULL &&
-		    strcmp(e->ca_file, ca_file) == 0))
-			return e->ctx;
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-	if (ctx == NULL) {
-		snprintf(err, errlen, "cannot create a TLS context");
-		return NULL;
-	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	if (SSL_CTX_set_default_verify_paths(ctx) != 1)
-		log_warn("irc: cannot load the system's trusted certificates");
-	ERR_clear_error();
-	if (ca_file != NULL &&
-	    SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
-		snprintf(err, errlen, "cannot load ca_file %s", ca_file);
-		ERR_clear_error();
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	e = xcalloc(1, sizeof(*e));
-	e->ca_file = ca_file != NULL ? xstrdup(ca_file) : NULL;
-	e->ctx = ctx;
-	e->next = ctx_cache;
-	ctx_cache = e;
-	return ctx;
-}
-
-static void
-format_fingerprint(const unsigned char *md, size_t n, char *out, size_t len)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t o = 0;
-	for (size_t i = 0; i < n && o + 3 <= len; i++) {
-		out[o++] = hex[md[i] >> 4];
-		out[o++] = hex[md[i] & 15];
-		out[o++] = i + 1 < n ? ':' : '\0';
-	}
-	if (o == 0 && len > 0)
-		out[0] = '\0';
-}
-
-static int
-cert_fingerprint(X509 *cert, unsigned char md[32])
-{
-	unsigned int n = 0;
-	return cert != NULL && X509_digest(cert, EVP_sha256(), md, &n) == 1 &&
-	    n == 32 ? 0 : -1;
-}
-
-static int
-hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	ch = tolower(ch);
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	return -1;
-}
-
-/* "AB:CD:..." or "abcd...": 32 bytes, or -1. */
-static int
-parse_fingerprint(const char *s, unsigned char out[32])
-{
-	size_t n = 0;
-	while (*s != '\0') {
-		if (*s == ':') {
-			s++;
-			continue;
-		}
-		int hi = hexval((unsigned char)s[0]);
-		int lo = hi < 0 ? -1 : hexval((unsigned char)s[1]);
-		if (lo < 0 || n == 32)
-			return -1;
-		out[n++] = (unsigned char)(hi << 4 | lo);
-		s += 2;
-	}
-	return n == 32 ? 0 : -1;
-}
-
 /*
  * Used only when the chain must verify (verify = 1, no pin): records the
  * first problem and the fingerprint of the server's certificate, so the
@@ -602,8 +506,8 @@ verify_cb(int ok, X509_STORE_CTX *xs)
 		c->verify_error = X509_STORE_CTX_get_error(xs);
 		if (c->verify_error == 0)
 			c->verify_error = X509_V_ERR_UNSPECIFIED;
-		if (cert_fingerprint(X509_STORE_CTX_get0_cert(xs), md) == 0)
-			format_fingerprint(md, 32, c->seen_fp,
+		if (tls_fingerprint(X509_STORE_CTX_get0_cert(xs), md) == 0)
+			tls_fingerprint_format(md, c->seen_fp,
 			    sizeof(c->seen_fp));
 	}
 	return ok;
@@ -612,7 +516,9 @@ verify_cb(int ok, X509_STORE_CTX *xs)
 static SSL *
 tls_new(struct irc_conn *c, char *err, size_t errlen)
 {
-	SSL_CTX *ctx = tls_context(c->ca_file, err, errlen);
+	/* The trust store, versions and the name or address check are
+	 * tls.c's, as for IMAP and SMTP. */
+	SSL_CTX *ctx = tls_client_ctx(c->ca_file, err, errlen);
 	if (ctx == NULL)
 		return NULL;
 	SSL *ssl = SSL_new(ctx);
@@ -624,28 +530,16 @@ tls_new(struct irc_conn *c, char *err, size_t errlen)
 	/* An idle connection (most of a gateway's) gives its 16 KiB read
 	 * and write buffers back between records: about 34 KiB each. */
 	SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
-	unsigned char addr[16];
-	int is_ip = evutil_inet_pton(AF_INET, c->host, addr) == 1 ||
-	    evutil_inet_pton(AF_INET6, c->host, addr) == 1;
-	/* SNI is for names only (RFC 6066 forbids addresses). */
-	if (!is_ip)
-		SSL_set_tlsext_host_name(ssl, c->host);
-	if (c->pinned || !c->verify) {
-		/* The pin is checked after the handshake (check_peer());
-		 * without a pin and without verify, the operator chose an
-		 * unauthenticated connection. */
-		SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
-		return ssl;
-	}
-	int r = is_ip ?
-	    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), c->host) :
-	    SSL_set1_host(ssl, c->host);
-	if (r != 1) {
-		snprintf(err, errlen, "cannot set the host name to verify");
+	/* With a pin, the pin is checked after the handshake
+	 * (check_peer()); without a pin and without verify, the operator
+	 * chose an unauthenticated connection. */
+	int verify = !c->pinned && c->verify;
+	if (tls_client_prepare(ssl, c->host, verify, err, errlen) != 0) {
 		SSL_free(ssl);
 		return NULL;
 	}
-	SSL_set_verify(ssl, SSL_VERIFY_PEER, verify_cb);
+	if (verify)
+		SSL_set_verify(ssl, SSL_VERIFY_PEER, verify_cb);
 	return ssl;
 }
 
@@ -668,7 +562,7 @@ check_peer(struct irc_conn *c)
 	X509 *cert = SSL_get_peer_certificate(ssl);
 #endif
 	unsigned char md[32];
-	int r = cert_fingerprint(cert, md);
+	int r = tls_fingerprint(cert, md);
 	X509_free(cert);
 	if (r != 0) {
 		close_conn(c, "the server sent no TLS certificate to check "
@@ -677,7 +571,7 @@ check_peer(struct irc_conn *c)
 	}
 	if (CRYPTO_memcmp(md, c->pin, sizeof(md)) != 0) {
 		char seen[sizeof(c->seen_fp)];
-		format_fingerprint(md, 32, seen, sizeof(seen));
+		tls_fingerprint_format(md, seen, sizeof(seen));
 		char *why = xasprintf("TLS certificate fingerprint mismatch: "
 		    "%s presented SHA-256 %s, which is not the configured "
 		    "fingerprint (if the server's certificate was renewed, "
@@ -1573,7 +1467,7 @@ irc_conn_new(struct event_base *base, struct evdns_base *dns,
 	add_timer_ms(c->deadline, (uint64_t)c->timeout * 1000);
 
 	if (cfg->fingerprint != NULL && cfg->fingerprint[0] != '\0') {
-		if (parse_fingerprint(cfg->fingerprint, c->pin) != 0) {
+		if (tls_fingerprint_parse(cfg->fingerprint, c->pin) != 0) {
 			close_conn(c, "the configured fingerprint is not a "
 			    "SHA-256 fingerprint (64 hex digits, colons "
 			    "allowed)");

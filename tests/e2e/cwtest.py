@@ -549,11 +549,12 @@ class Causeway:
 
     def __init__(self, server, secret=None, name="causeway", tap=None,
                  log_level="debug", domain=None, backend="irc", options=None,
-                 sections=None):
+                 sections=None, general=None):
         """backend: the component's backend (irc, echo, ...); options: a
         dict of further keys for the component section (e.g. linger);
         sections: further sections after it, a list of (header, dict),
-        e.g. [("irc-server 127.0.0.1", {"port": 6667, "tls": "no"})]."""
+        e.g. [("irc-server 127.0.0.1", {"port": 6667, "tls": "no"})];
+        general: further keys for [causeway] (e.g. destinations_allow)."""
         self.server = server
         self.domain = domain or server.domain
         self.secret = secret if secret is not None else server.secret
@@ -566,13 +567,16 @@ class Causeway:
                     "database = %s/causeway.db\n"
                     "key_file = %s/secret.key\n"
                     "log_level = %s\n"
+                    "%s"
                     "\n"
                     "[component %s]\n"
                     "backend = %s\n"
                     "server = %s\n"
                     "port = %d\n"
                     "secret = %s\n"
-                    % (self.dir, self.dir, log_level, self.domain, backend,
+                    % (self.dir, self.dir, log_level, "".join(
+                       "%s = %s\n" % kv for kv in (general or {}).items()),
+                       self.domain, backend,
                        LOOPBACK, server.component_port, self.secret))
             for k, v in (options or {}).items():
                 f.write("%s = %s\n" % (k, v))

@@ -54,6 +54,7 @@ class _Conn:
         self.closed = False
         self.known = 0          # mails this client was told about
         self.wake = False       # new mail while idling
+        self.say = []           # raw bytes to send while idling
 
     def send(self, data):
         if isinstance(data, str):
@@ -97,6 +98,8 @@ class _Conn:
         """The next line, calling on_wake() whenever self.wake is set
         meanwhile; None at EOF."""
         while b"\n" not in self.buf:
+            while self.say:
+                self.send(self.say.pop(0))
             if self.wake:
                 self.wake = False
                 self.server.note(0, "wake")
@@ -249,6 +252,17 @@ class FakeImap:
             # its own thread tells it (one SSL object, one thread)
             c.wake = True
         return uid
+
+    def idle_say(self, raw):
+        """Sends raw (bytes or str) to every connection in IDLE, from its
+        own thread; returns how many were idling."""
+        if isinstance(raw, str):
+            raw = raw.encode()
+        with self.lock:
+            idlers = [c for c in self.conns if c.idling]
+        for c in idlers:
+            c.say.append(raw)
+        return len(idlers)
 
     def set_uidvalidity(self, value):
         """A new UIDVALIDITY, the mails renumbered from 1 (as a server
@@ -469,12 +483,21 @@ class FakeSmtp:
     """A submission server that speaks TLS 1.3 only (no session tickets)
     after STARTTLS, takes any AUTH PLAIN, and keeps the mails it
     accepts (FakeSmtp.mails: (rcpt, data)).  handshakes records how each
-    STARTTLS went ("TLSv1.3", or the error)."""
+    STARTTLS went ("TLSv1.3", or the error); commands every command verb
+    received, with whether TLS was on ("AUTH", True).
 
-    def __init__(self, cert, key):
+    implicit: TLS from the first byte (port 465).  mode (may change while
+    running): "normal"; "auth_before_tls" (AUTH offered only before
+    STARTTLS); "no_starttls" (never offers it); "plain" (speaks plaintext
+    SMTP from the first byte whatever the client expects)."""
+
+    def __init__(self, cert, key, implicit=False, mode="normal"):
         self.port = cwtest.free_ports(1)[0]
         self.mails = []
         self.handshakes = []
+        self.commands = []
+        self.implicit = implicit
+        self.mode = mode
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(cert, key)
         self.ctx.minimum_version = ssl.TLSVersion.TLSv1_3
@@ -511,6 +534,15 @@ class FakeSmtp:
         c = _Conn(self, sock)
         secure = False
         rcpt = None
+        if self.implicit and self.mode != "plain":
+            try:
+                c.sock = self.ctx.wrap_socket(c.sock, server_side=True)
+            except (OSError, ssl.SSLError) as e:
+                self.handshakes.append("refused: %s" % e)
+                c.close()
+                return
+            self.handshakes.append(c.sock.version())
+            secure = True
         try:
             c.send("220 fake ESMTP\r\n")
             while True:
@@ -518,11 +550,21 @@ class FakeSmtp:
                 if line is None:
                     return
                 verb = line.split(b" ", 1)[0].upper()
+                self.commands.append((verb.decode("ascii", "replace"),
+                                      secure))
                 if verb in (b"EHLO", b"HELO"):
-                    c.send("250-fake\r\n%s250 8BITMIME\r\n" % (
-                        "250-AUTH PLAIN\r\n" if secure else
-                        "250-STARTTLS\r\n"))
-                elif verb == b"STARTTLS" and not secure:
+                    offer = ""
+                    if self.mode == "auth_before_tls":
+                        offer = "" if secure else \
+                            "250-AUTH PLAIN LOGIN\r\n250-STARTTLS\r\n"
+                    elif self.mode in ("no_starttls", "plain"):
+                        offer = "250-AUTH PLAIN LOGIN\r\n"
+                    else:
+                        offer = "250-AUTH PLAIN\r\n" if secure else \
+                            "250-STARTTLS\r\n"
+                    c.send("250-fake\r\n%s250 8BITMIME\r\n" % offer)
+                elif verb == b"STARTTLS" and not secure and \
+                        self.mode not in ("no_starttls", "plain"):
                     c.send("220 go ahead\r\n")
                     try:
                         c.sock = self.ctx.wrap_socket(c.sock,

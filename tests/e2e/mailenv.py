@@ -80,9 +80,37 @@ service auth {{
 protocol lmtp {{
   postmaster_address = postmaster@example.test
 }}
+namespace inbox {{
+  inbox = yes
+  mailbox "Sent Messages" {{
+    special_use = \\Sent
+  }}
+}}
 """
 
 # A "#" after a value would be part of it: no trailing comments here.
+# Dovecot's own submission service (dovecot-submissiond), a proxy that
+# relays what it accepts to Postfix's plain port: STARTTLS on one port,
+# implicit TLS on another.
+DOVECOT_SUBMISSION = """\
+protocols = $protocols submission
+hostname = mx.example.test
+submission_relay_host = 127.0.0.1
+submission_relay_port = {smtp}
+submission_relay_trusted = yes
+service submission-login {{
+  inet_listener submission {{
+    address = 127.0.0.1
+    port = {dsub}
+  }}
+  inet_listener submissions {{
+    address = 127.0.0.1
+    port = {dsubs}
+    ssl = yes
+  }}
+}}
+"""
+
 POSTFIX_MAIN = """\
 compatibility_level = 3.6
 queue_directory = {dir}/pf/queue
@@ -196,10 +224,19 @@ def make_cert(directory, name, expired=False):
 class MailEnv:
     passwords = {"alice@example.test": "alicepw",
                  "bob@example.net": "bobpw",
-                 "victim@example.net": "victimpw"}
+                 "victim@example.net": "victimpw",
+                 "carol@example.test": "carolpw"}
 
-    def __init__(self, tap=None):
+    def __init__(self, tap=None, submission=False, idle_notify=None,
+                 ip_san=False):
+        """submission: Dovecot's submission service too, STARTTLS on
+        self.dsub and implicit TLS on self.dsubs.  idle_notify: seconds between Dovecot's
+        "* OK Still here" during IDLE (default 2 minutes), and every IMAP
+        session recorded in self.rawlog (Dovecot's rawlog: *.in is what
+        the client sent).  ip_san: the certificate names 127.0.0.1 too
+        (else only localhost: an IP-literal host does not match it)."""
         self.tap = tap
+        self.with_dsub = submission
         self.dir = cwtest.make_tempdir("cwtest-mail-")
         os.chmod(self.dir, 0o755)       # "mail" and "postfix" traverse it
         (self.imap, self.imaps, self.lmtp, self.auth, self.smtp,
@@ -210,15 +247,33 @@ class MailEnv:
         subprocess.run(
             ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
              "-days", "30", "-subj", "/CN=localhost", "-addext",
-             "subjectAltName=DNS:localhost", "-keyout",
+             "subjectAltName=DNS:localhost" + (",IP:127.0.0.1" if ip_san
+                                               else ""), "-keyout",
              os.path.join(self.dir, "key.pem"), "-out", self.cert],
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.chmod(os.path.join(self.dir, "key.pem"), 0o644)
+        self.dsub, self.dsubs = cwtest.free_ports(2) if submission else \
+            (None, None)
+        self.rawlog = os.path.join(self.dir, "rawlog")
+        if idle_notify:
+            subprocess.run(["install", "-d", "-o", "mail", "-g", "mail",
+                            self.rawlog], check=True)
         v = dict(dir=self.dir, tag=os.getpid(), imap=self.imap,
                  imaps=self.imaps, lmtp=self.lmtp, auth=self.auth,
-                 smtp=self.smtp, submission=self.submission)
+                 smtp=self.smtp, submission=self.submission,
+                 dsub=self.dsub, dsubs=self.dsubs)
         with open(os.path.join(self.dir, "dovecot.conf"), "w") as f:
             f.write(DOVECOT_CONF.format(**v))
+            if submission:
+                f.write(DOVECOT_SUBMISSION.format(**v))
+            if submission:
+                # Its tests register many JIDs for one mailbox.
+                f.write("protocol imap {\n  mail_max_userip_connections "
+                        "= 100\n}\n")
+            if idle_notify:
+                f.write("protocol imap {\n  imap_idle_notify_interval = "
+                        "%d secs\n  rawlog_dir = %s\n}\n"
+                        % (idle_notify, self.rawlog))
         with open(os.path.join(self.dir, "users"), "w") as f:
             for u, p in self.passwords.items():
                 f.write("%s:{PLAIN}%s\n" % (u, p))
@@ -255,7 +310,8 @@ class MailEnv:
         out.close()
         if not cwtest.wait_until(
                 lambda: all(cwtest.port_open(p) for p in
-                            (self.imap, self.imaps, self.lmtp, self.auth)),
+                            (self.imap, self.imaps, self.lmtp, self.auth) +
+                            ((self.dsub, self.dsubs) if self.dsub else ())),
                 timeout):
             raise RuntimeError("dovecot did not open its ports")
 
@@ -345,6 +401,38 @@ class MailEnv:
             return False
         cwtest.wait_until(look, timeout, 0.3)
         return found[0] if found else None
+
+    def mailbox(self, user, box):
+        """Every message in box, (flags, raw bytes), oldest first; None
+        when the mailbox does not exist."""
+        m = self.imap_login(user)
+        try:
+            typ, _ = m.select('"%s"' % box, readonly=True)
+            if typ != "OK":
+                return None
+            typ, data = m.uid("SEARCH", None, "ALL")
+            out = []
+            for uid in (data[0] or b"").split():
+                typ, d = m.uid("FETCH", uid, "(FLAGS BODY.PEEK[])")
+                for part in d:
+                    if isinstance(part, tuple):
+                        out.append((part[0], part[1]))
+            return out
+        finally:
+            m.logout()
+
+    def create_mailbox(self, user, box):
+        m = self.imap_login(user)
+        try:
+            m.create('"%s"' % box)
+        finally:
+            m.logout()
+
+    def maildir(self, user, box):
+        """The directory of box in user's Maildir (Dovecot's layout)."""
+        local, domain = user.split("@")
+        return os.path.join(self.dir, "mail", domain, local, "Maildir",
+                            "." + box)
 
     def flags(self, user, needle):
         """The FLAGS of the first message containing needle."""
