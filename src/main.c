@@ -33,8 +33,11 @@
 #include "config.h"
 #include "jid.h"
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
 #include "secret.h"
 #include "store.h"
+#include "session.h"
 #include "worker.h"
 #include "xmalloc.h"
 
@@ -57,6 +60,12 @@ static const struct config_option general_options[] = {
 	  .help = "log to syslog (daemon facility) instead of stderr" },
 	{ .key = "workers", .type = CONFIG_INT, .def = "4", .min = 1,
 	  .max = 64, .help = "threads for blocking library calls" },
+	{ .key = "metrics", .type = CONFIG_STRING, .def = "",
+	  .help = "ADDRESS:PORT serving GET /metrics (Prometheus text); "
+	  "empty: none" },
+	{ .key = "metrics_connections", .type = CONFIG_INT, .def = "64",
+	  .min = 1, .max = 4096,
+	  .help = "connections the metrics endpoint holds at once" },
 	{ .key = NULL },
 };
 
@@ -152,6 +161,17 @@ component_validate(const struct config_section *sec,
 	}
 }
 
+static void
+general_validate(const struct config_section *sec,
+    struct config_errors *errs)
+{
+	const char *m = config_str(sec, "metrics");
+	if (m[0] != '\0' && !metrics_addr_valid(m))
+		config_error(errs, config_section_file(sec),
+		    config_key_line(sec, "metrics"), "metrics: '%s' is not "
+		    "ADDRESS:PORT (a numeric address; [IPv6]:PORT)", m);
+}
+
 /* The table of section types: ours, then every backend's own. */
 static struct config_section_type *section_types;
 static size_t nsection_types;
@@ -166,6 +186,7 @@ build_section_types(void)
 	section_types = xcalloc(n, sizeof(*section_types));
 	section_types[0] = (struct config_section_type){
 		.name = "causeway", .has_arg = 0, .options = general_options,
+		.validate = general_validate,
 	};
 	section_types[1] = (struct config_section_type){
 		.name = "component", .has_arg = 1,
@@ -187,14 +208,10 @@ load_config(const char *path, int to_stdout)
 {
 	struct config_errors *errs = config_errors_new();
 	struct config *cfg = NULL;
+	/* No [component] at all is fine: the packaged configuration has
+	 * none, and causeway then idles (metrics, systemd) until one is
+	 * added and the service reloaded. */
 	int n = config_load(path, section_types, nsection_types, &cfg, errs);
-	if (n == 0 && config_section_at(cfg, "component", 0) == NULL) {
-		config_error(errs, path, 0, "no [component DOMAIN] section: "
-		    "nothing to run");
-		config_free(cfg);
-		cfg = NULL;
-		n = 1;
-	}
 	for (size_t i = 0; i < config_errors_count(errs); i++) {
 		if (to_stdout)
 			printf("%s\n", config_errors_at(errs, i));
@@ -231,6 +248,129 @@ general_str(const char *key)
 		if (strcmp(o->key, key) == 0)
 			return o->def;
 	return NULL;
+}
+
+/* The metrics address in force (a new one waits for a restart). */
+static char *metrics_addr;
+
+static const struct metrics_family m_connected = {
+	.name = "causeway_component_connected",
+	.help = "1 while the component's stream to the XMPP server is up.",
+	.type = METRICS_GAUGE, .labels = { "component", "backend" },
+};
+static const struct metrics_family m_connects = {
+	.name = "causeway_component_handshakes_total",
+	.help = "Successful handshakes with the XMPP server.",
+	.type = METRICS_COUNTER, .labels = { "component" },
+};
+static const struct metrics_family m_reconnects = {
+	.name = "causeway_component_reconnects_total",
+	.help = "Handshakes after the first (the stream went down and came "
+	"back).", .type = METRICS_COUNTER, .labels = { "component" },
+};
+static const struct metrics_family m_queue = {
+	.name = "causeway_component_queue_stanzas",
+	.help = "Stanzas waiting in memory for the server's stream.",
+	.type = METRICS_GAUGE, .labels = { "component" },
+};
+static const struct metrics_family m_queue_bytes = {
+	.name = "causeway_component_queue_bytes",
+	.help = "Bytes of the stanzas waiting in memory for the stream.",
+	.type = METRICS_GAUGE, .labels = { "component" },
+};
+static const struct metrics_family m_refused = {
+	.name = "causeway_component_queue_refused_total",
+	.help = "Stanzas refused because the in-memory queue was full.",
+	.type = METRICS_COUNTER, .labels = { "component" },
+};
+static const struct metrics_family m_kept = {
+	.name = "causeway_component_kept_stanzas",
+	.help = "Stanzas kept in the store while the server is away.",
+	.type = METRICS_GAUGE, .labels = { "component" },
+};
+static const struct metrics_family m_sessions = {
+	.name = "causeway_sessions",
+	.help = "Users' legacy sessions, by state.",
+	.type = METRICS_GAUGE, .labels = { "component", "backend", "state" },
+};
+static const struct metrics_family m_worker_queue = {
+	.name = "causeway_worker_queue_jobs",
+	.help = "Blocking jobs waiting for or running on a worker thread.",
+	.type = METRICS_GAUGE,
+};
+static const struct metrics_family m_components = {
+	.name = "causeway_components",
+	.help = "Components configured.", .type = METRICS_GAUGE,
+};
+
+/* Figures kept by the components themselves, read at scrape time.  A
+ * counter kept elsewhere is set here, never added to. */
+static void
+collect_components(void *arg)
+{
+	struct component *c;
+	size_t n = 0;
+	TAILQ_FOREACH(c, &cw->components, entry) {
+		n++;
+		const char *bname = c->backend->name;
+		metrics_set(&m_connected, c->state == COMPONENT_READY, c->domain,
+		    bname);
+		metrics_set(&m_connects, (double)c->stats.connects, c->domain);
+		metrics_set(&m_reconnects, c->stats.connects > 0 ?
+		    (double)(c->stats.connects - 1) : 0, c->domain);
+		metrics_set(&m_queue, (double)c->queued, c->domain);
+		metrics_set(&m_queue_bytes, (double)c->queued_bytes, c->domain);
+		metrics_set(&m_refused, (double)c->stats.queue_refused,
+		    c->domain);
+		metrics_set(&m_kept, c->kept > 0 ? (double)c->kept : 0,
+		    c->domain);
+		size_t online = 0, all = session_count(c, &online);
+		metrics_set(&m_sessions, (double)online, c->domain, bname,
+		    "online");
+		metrics_set(&m_sessions, (double)(all - online), c->domain,
+		    bname, "offline");
+	}
+	metrics_set(&m_components, (double)n);
+	metrics_set(&m_worker_queue, cw->workers ?
+	    (double)worker_pending(cw->workers) : 0);
+}
+
+/* STATUS= for systemctl status: which components are attached.  Sent
+ * when it changes, checked every second. */
+static void
+status_cb(evutil_socket_t fd, short what, void *arg)
+{
+	static char *last;
+	char line[400];
+	size_t n = 0, up = 0, len = 0;
+	struct component *c;
+	line[0] = '\0';
+	TAILQ_FOREACH(c, &cw->components, entry) {
+		n++;
+		if (c->state != COMPONENT_READY)
+			continue;
+		up++;
+		if (len < sizeof(line))
+			len += (size_t)snprintf(line + len, sizeof(line) - len,
+			    "%s%s", up > 1 ? ", " : "", c->domain);
+	}
+	char *status;
+	if (n == 0)
+		status = xstrdup("no component configured: idle");
+	else
+		status = xasprintf("%zu of %zu components attached%s%s", up, n,
+		    up ? ": " : "", line);
+	if (last == NULL || strcmp(last, status) != 0) {
+		notify_status("%s", status);
+		free(last);
+		last = status;
+	} else {
+		free(status);
+	}
+	if (arg != NULL) {          /* the final call, at exit */
+		free(last);
+		last = NULL;
+	}
 }
 
 static struct component *
@@ -273,10 +413,12 @@ static void
 reload(void)
 {
 	log_info("SIGHUP: reloading %s", cw->config_path);
+	notify_reloading();
 	struct config *cfg = load_config(cw->config_path, 0);
 	if (cfg == NULL) {
 		log_error("the configuration has errors; keeping the one "
 		    "that is running");
+		notify_ready();
 		return;
 	}
 	struct config *old = cw->config;
@@ -319,7 +461,11 @@ reload(void)
 		}
 	}
 	config_free(old);
+	if (strcmp(general_str("metrics"), metrics_addr) != 0)
+		log_warn("metrics: a new address takes effect at the next "
+		    "start");
 	log_info("configuration reloaded");
+	notify_ready();
 }
 
 static void
@@ -336,7 +482,12 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 	log_info("%s: closing every stream", sig == SIGTERM ? "SIGTERM" :
 	    "SIGINT");
+	notify_stopping();
 	cw->stopping = 1;
+	if (TAILQ_EMPTY(&cw->components)) {
+		event_base_loopexit(cw->base, NULL);
+		return;
+	}
 	struct component *c, *next;
 	for (c = TAILQ_FIRST(&cw->components); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, entry);
@@ -486,6 +637,21 @@ main(int argc, char **argv)
 		log_fatal("cannot create the DNS resolver");
 	signal(SIGPIPE, SIG_IGN);
 
+	/* The metrics port first: when it is taken, nothing else starts
+	 * (no store opened, no component connected). */
+	metrics_addr = xstrdup(general_str("metrics"));
+	if (metrics_addr[0] != '\0') {
+		const struct config_section *gs = config_section_find(
+		    cw->config, "causeway", NULL);
+		if (metrics_listen(cw->base, metrics_addr, gs ?
+		    (unsigned)config_int(gs, "metrics_connections") : 64) != 0) {
+			log_error("not starting: the metrics endpoint cannot "
+			    "listen");
+			return 1;
+		}
+	}
+	metrics_add_collector(collect_components, NULL);
+
 	cw->store = store_open(general_str("database"));
 	if (cw->store == NULL) {
 		log_error("cannot open the database %s; not starting",
@@ -519,8 +685,25 @@ main(int argc, char **argv)
 	    i)) != NULL; i++)
 		if (start_component(sec) != 0)
 			failed = 1;
-	if (!failed)
+	struct event *status = event_new(cw->base, -1, EV_PERSIST, status_cb,
+	    NULL);
+	struct timeval one = { 1, 0 };
+	if (status == NULL || event_add(status, &one) != 0)
+		log_fatal("cannot create the status timer");
+	if (!failed) {
+		if (TAILQ_EMPTY(&cw->components))
+			log_info("no [component] configured: idling until one "
+			    "is added (edit %s, then SIGHUP)", path);
+		status_cb(-1, 0, NULL);
+		notify_init(cw->base);
+		/* The configuration is loaded and the store open. */
+		notify_ready();
 		event_base_dispatch(cw->base);
+	}
+	status_cb(-1, 0, status);
+	event_free(status);
+	notify_free();
+	metrics_shutdown();
 
 	struct component *c;
 	while ((c = TAILQ_FIRST(&cw->components)) != NULL) {
@@ -538,6 +721,8 @@ main(int argc, char **argv)
 	event_base_free(cw->base);
 	config_free(cw->config);
 	free(section_types);
+	metrics_free();
+	free(metrics_addr);
 	log_info("causeway stopped");
 	return failed ? 1 : 0;
 }
