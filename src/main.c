@@ -555,7 +555,14 @@ print_version(void)
 	printf("backends:");
 	for (const char *const *n = backend_names(); *n != NULL; n++)
 		printf(" %s", *n);
-	printf("\nlibevent %s, %s, expat %s, sqlite %s\n",
+	printf("\nsd_notify: %s\n",
+#ifdef HAVE_SYSTEMD
+	    "yes"
+#else
+	    "no"
+#endif
+	    );
+	printf("libevent %s, %s, expat %s, sqlite %s\n",
 	    event_get_version(), OPENSSL_VERSION_TEXT,
 	    XML_ExpatVersion(), sqlite3_libversion());
 }

@@ -387,6 +387,42 @@ metrics_write(struct evbuffer *out)
 	}
 }
 
+char *
+metrics_text(const char *component)
+{
+	struct evbuffer *all = evbuffer_new();
+	if (all == NULL)
+		log_fatal("out of memory");
+	metrics_collect();
+	metrics_write(all);
+	/* Keep the sample lines of the process and of this component. */
+	size_t cap = evbuffer_get_length(all) + 1, len = 0;
+	char *text = xmalloc(cap);
+	size_t n;
+	char *line;
+	while ((line = evbuffer_readln(all, &n, EVBUFFER_EOL_LF)) != NULL) {
+		int keep = line[0] != '#';
+		if (keep && component != NULL) {
+			const char *brace = strchr(line, '{');
+			char *want = xasprintf("component=\"%s\"", component);
+			keep = brace == NULL || strstr(brace, "component=\"") ==
+			    NULL || strstr(brace, want) != NULL;
+			free(want);
+		}
+		if (keep) {
+			memcpy(text + len, line, n);
+			len += n;
+			text[len++] = '\n';
+		}
+		free(line);
+	}
+	evbuffer_free(all);
+	if (len > 0)
+		len--;              /* no newline after the last line */
+	text[len] = '\0';
+	return text;
+}
+
 void
 metrics_free(void)
 {

@@ -67,6 +67,10 @@ const char *metrics_kind_of_xml(const char *xml);
 /* Runs the collectors, then appends the whole exposition to out. */
 void metrics_collect(void);
 void metrics_write(struct evbuffer *out);
+/* The sample lines (no # comments) of the process and of component (all
+ * when NULL), after running the collectors; caller frees.  The admin
+ * stats command shows these, so it reads what a scrape reads. */
+char *metrics_text(const char *component);
 
 /*
  * The endpoint.  addr is "HOST:PORT" ("127.0.0.1:9380", "[::1]:9380");
