@@ -541,6 +541,42 @@ trim_cb(evutil_socket_t fd, short what, void *arg)
 #define HAVE_TRIM_TIMER 1
 #endif
 
+/*
+ * --list-options: every key of every section, one per line, tab-separated:
+ * section, key, type, default, min, max, help.  The manual page test
+ * compares causeway.conf(5) with it, so the two cannot drift apart.
+ */
+static void
+list_table(const char *section, const struct config_option *o)
+{
+	static const char *const type_names[] = {
+		[CONFIG_STRING] = "string", [CONFIG_INT] = "integer",
+		[CONFIG_SIZE] = "size", [CONFIG_BOOL] = "boolean",
+		[CONFIG_ENUM] = "enum", [CONFIG_LIST] = "list",
+	};
+	for (; o != NULL && o->key != NULL; o++)
+		printf("%s\t%s\t%s\t%s\t%lld\t%lld\t%s\n", section, o->key,
+		    type_names[o->type], o->required ? "(required)" :
+		    o->def ? o->def : "", o->min, o->max, o->help ? o->help : "");
+}
+
+static void
+list_options(void)
+{
+	for (size_t i = 0; i < nsection_types; i++) {
+		const struct config_section_type *t = &section_types[i];
+		list_table(t->name, t->options);
+		if (strcmp(t->name, "component") != 0)
+			continue;
+		for (size_t k = 0; backend_at(k) != NULL; k++) {
+			char *name = xasprintf("component/%s",
+			    backend_at(k)->name);
+			list_table(name, backend_at(k)->options);
+			free(name);
+		}
+	}
+}
+
 static void
 usage(FILE *f)
 {
@@ -575,10 +611,11 @@ main(int argc, char **argv)
 		{ "check-config", no_argument, NULL, 'C' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "list-options", no_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = NULL;
-	int check_only = 0, ch;
+	int check_only = 0, list_only = 0, ch;
 
 	while ((ch = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -587,6 +624,9 @@ main(int argc, char **argv)
 			break;
 		case 'C':
 			check_only = 1;
+			break;
+		case 'L':
+			list_only = 1;
 			break;
 		case 'V':
 			print_version();
@@ -598,6 +638,12 @@ main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (list_only && optind == argc) {
+		build_section_types();
+		list_options();
+		free(section_types);
+		return 0;
 	}
 	if (path == NULL || optind != argc) {
 		usage(stderr);
