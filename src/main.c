@@ -298,6 +298,11 @@ static const struct metrics_family m_worker_queue = {
 	.help = "Blocking jobs waiting for or running on a worker thread.",
 	.type = METRICS_GAUGE,
 };
+static const struct metrics_family m_worker_busy = {
+	.name = "causeway_worker_busy_seconds_total",
+	.help = "Seconds the worker threads spent running blocking jobs.",
+	.type = METRICS_COUNTER,
+};
 static const struct metrics_family m_components = {
 	.name = "causeway_components",
 	.help = "Components configured.", .type = METRICS_GAUGE,
@@ -333,6 +338,8 @@ collect_components(void *arg)
 	metrics_set(&m_components, (double)n);
 	metrics_set(&m_worker_queue, cw->workers ?
 	    (double)worker_pending(cw->workers) : 0);
+	metrics_set(&m_worker_busy, cw->workers ?
+	    worker_busy_seconds(cw->workers) : 0);
 }
 
 /* STATUS= for systemctl status: which components are attached.  Sent

@@ -147,6 +147,28 @@ metrics_set(const struct metrics_family *f, double v, ...)
 }
 
 void
+metrics_adjust(const struct metrics_family *f, double delta, ...)
+{
+	va_list ap;
+	va_start(ap, delta);
+	series_get(f, ap, 1)->value += delta;
+	va_end(ap);
+}
+
+static const struct metrics_family legacy_connections = {
+	.name = "causeway_legacy_connections",
+	.help = "Connections open to legacy networks, per backend.",
+	.type = METRICS_GAUGE, .labels = { "component", "backend" },
+};
+
+void
+metrics_legacy_connection(const char *component, const char *backend,
+    int delta)
+{
+	metrics_adjust(&legacy_connections, delta, component, backend);
+}
+
+void
 metrics_observe(const struct metrics_family *f, double v, ...)
 {
 	va_list ap;

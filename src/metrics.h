@@ -49,6 +49,8 @@ struct metrics_family {
 void metrics_add(const struct metrics_family *f, uint64_t n, ...);
 /* Gauge = v. */
 void metrics_set(const struct metrics_family *f, double v, ...);
+/* Gauge += delta (up and down: connections opened and closed). */
+void metrics_adjust(const struct metrics_family *f, double delta, ...);
 /* Histogram: one observation of v seconds. */
 void metrics_observe(const struct metrics_family *f, double v, ...);
 /* The value of a counter or gauge series (0 when it does not exist). */
@@ -63,6 +65,11 @@ void metrics_remove_collector(metrics_collector fn, void *arg);
  * serialized stanza when only that is at hand. */
 void metrics_stanza(const char *component, int outgoing, const char *kind);
 const char *metrics_kind_of_xml(const char *xml);
+
+/* A backend's legacy connection (IRC server link, IMAP session) opened
+ * (+1) or closed (-1): causeway_legacy_connections{component,backend}. */
+void metrics_legacy_connection(const char *component, const char *backend,
+    int delta);
 
 /* Runs the collectors, then appends the whole exposition to out. */
 void metrics_collect(void);
