@@ -10,7 +10,8 @@
 #   contrib/demo.sh            start, print what to type, run until Ctrl-C
 #   contrib/demo.sh --check    start, join #demo%irc.localhost@irc.localhost
 #                              as a client that never registered with the
-#                              gateway, wait for the bot's greeting, print
+#                              gateway, wait for the bot's greeting and its
+#                              answers in the room and in private, print
 #                              the room's JID, stop; exit 0/1 (CI)
 #
 # Environment:
@@ -362,7 +363,8 @@ loop = asyncio.new_event_loop()
 asyncio.set_event_loop(loop)
 xmpp = slixmpp.ClientXMPP(jid, password)
 xmpp["feature_mechanisms"].unencrypted_plain = True
-result = {"joined": False, "greeted": False, "answered": False}
+result = {"joined": False, "greeted": False, "answered": False,
+          "private": False}
 
 def on_presence(p):
     if p["from"].bare != room:
@@ -377,18 +379,24 @@ def on_presence(p):
         result["joined"] = True
 
 def on_message(m):
-    if m["from"].bare != room or m["type"] != "groupchat":
+    if m["from"].bare != room or m["from"].resource != "demobot":
         return
     body = m["body"]
-    if m["from"].resource != "demobot":
+    if m["type"] == "chat" and "private answer" in body:
+        print("BOT SAYS IN PRIVATE %s" % body)
+        result["private"] = True
+        xmpp.disconnect()
+        return
+    if m["type"] != "groupchat":
         return
     print("BOT SAYS %s" % body)
     if "Hello %s" % NICK in body and not result["greeted"]:
         result["greeted"] = True
         xmpp.send_message(mto=room, mbody="hi demobot, from XMPP", mtype="groupchat")
-    elif "you said" in body:
+    elif "you said" in body and not result["answered"]:
         result["answered"] = True
-        xmpp.disconnect()
+        xmpp.send_message(mto="%s/demobot" % room, mbody="psst, from XMPP",
+                          mtype="chat")
 
 async def on_start(_):
     print("LOGIN OK %s" % xmpp.boundjid.full)
@@ -407,13 +415,14 @@ xmpp.connect(address=("127.0.0.1", port), force_starttls=False,
 try:
     loop.run_until_complete(asyncio.wait_for(xmpp.disconnected, 45))
 except asyncio.TimeoutError:
-    print("TIMEOUT joined=%(joined)s greeted=%(greeted)s answered=%(answered)s" % result)
+    print("TIMEOUT joined=%(joined)s greeted=%(greeted)s answered=%(answered)s "
+          "private=%(private)s" % result)
     xmpp.abort()
-sys.exit(0 if result["joined"] and result["greeted"] and result["answered"] else 1)
+sys.exit(0 if all(result.values()) else 1)
 PY
 	rc=$?
 	if [ $rc -eq 0 ]; then
-		echo "demo: --check OK: joined $ROOM without registering; demobot greeted and answered"
+		echo "demo: --check OK: joined $ROOM without registering; demobot greeted, answered in the room and in private"
 		echo "$ROOM"
 	else
 		echo "demo: --check FAILED"
