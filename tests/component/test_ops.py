@@ -393,6 +393,38 @@ def test_traffic(notify_ok):
             kind="iq"),
             "the admin stats command shows the endpoint's figures", stats)
 
+        # A user's messages: delivery latency and failures by condition.
+        reg = conn.iq("<query xmlns='jabber:iq:register'><x xmlns='%s' "
+                      "type='submit'><field var='FORM_TYPE'><value>jabber:iq:"
+                      "register</value></field><field var='username'><value>"
+                      "alice</value></field><field var='password'><value>pw"
+                      "</value></field></x></query>" % DATA, type_="set",
+                      frm="alice@localhost/a", id_="reg1")
+        conn.send("<presence from='alice@localhost/a' to='%s'/>" % GW)
+        online = cw.wait_log("alice@localhost: online")
+        conn.send("<message from='alice@localhost/a' to='echo@%s' id='m1' "
+                  "type='chat'><body>hello</body></message>" % GW)
+        answered = conn.next_stanza(5, lambda s: s.tag.endswith("message")
+                                    and (s.get("from") or "").startswith("echo@")
+                                    and s.get("type") != "error")
+        conn.send("<message from='alice@localhost/a' to='echo@%s' id='m2' "
+                  "type='chat'><body>/fail</body></message>" % GW)
+        conn.next_stanza(5, lambda s: s.get("id") == "m2")
+        st, body = scrape(port)
+        count = sample(body, "causeway_delivery_seconds_count", component=GW,
+                       backend="echo")
+        fails = sample(body, "causeway_send_failures_total", component=GW,
+                       backend="echo", condition="service-unavailable")
+        sess = sample(body, "causeway_sessions", component=GW, backend="echo",
+                      state="online")
+        tap.check(reg is not None and reg.get("type") == "result" and online
+                  and answered is not None and count == 1 and fails == 1
+                  and sess == 1,
+                  "a delivered message is one delivery-latency observation, "
+                  "a refused one a send failure by condition, the online "
+                  "session a session (count %s, failures %s, sessions %s)"
+                  % (count, fails, sess), body)
+
         # Bad input: 1,000 idle connections.
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft < 1100 <= hard or hard == resource.RLIM_INFINITY:
