@@ -168,6 +168,33 @@ metrics_legacy_connection(const char *component, const char *backend,
 	metrics_adjust(&legacy_connections, delta, component, backend);
 }
 
+static const struct metrics_family delivery = {
+	.name = "causeway_delivery_seconds",
+	.help = "From a user's message to the legacy network's acceptance "
+	"(IRC: written to the server; mail and SMS: reported delivered).",
+	.type = METRICS_HISTOGRAM, .labels = { "component", "backend" },
+};
+static const struct metrics_family send_failures = {
+	.name = "causeway_send_failures_total",
+	.help = "Messages to a legacy network that failed, by error condition.",
+	.type = METRICS_COUNTER,
+	.labels = { "component", "backend", "condition" },
+};
+
+void
+metrics_delivery(const char *component, const char *backend, double seconds)
+{
+	metrics_observe(&delivery, seconds, component, backend);
+}
+
+void
+metrics_send_failure(const char *component, const char *backend,
+    const char *condition)
+{
+	metrics_add(&send_failures, 1, component, backend,
+	    condition != NULL ? condition : "undefined-condition");
+}
+
 void
 metrics_observe(const struct metrics_family *f, double v, ...)
 {

@@ -71,6 +71,16 @@ const char *metrics_kind_of_xml(const char *xml);
 void metrics_legacy_connection(const char *component, const char *backend,
     int delta);
 
+/* A message to a legacy network: delivered after seconds (from the
+ * user's stanza to the network's acceptance: written to the IRC server,
+ * reported delivered by mail or SMS), or failed with an RFC 6120
+ * condition (NULL: undefined-condition).  For every backend; the core
+ * calls them for chat messages, room messages may follow. */
+void metrics_delivery(const char *component, const char *backend,
+    double seconds);
+void metrics_send_failure(const char *component, const char *backend,
+    const char *condition);
+
 /* Runs the collectors, then appends the whole exposition to out. */
 void metrics_collect(void);
 void metrics_write(struct evbuffer *out);

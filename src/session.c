@@ -695,19 +695,6 @@ sent_expire(struct component *c)
 		    "reported in %d days", c->domain, old, SENT_KEEP / 86400);
 }
 
-static const struct metrics_family m_delivery = {
-	.name = "causeway_delivery_seconds",
-	.help = "From a user's message to the legacy network's acceptance "
-	"(IRC: written to the server; mail and SMS: reported delivered).",
-	.type = METRICS_HISTOGRAM, .labels = { "component", "backend" },
-};
-static const struct metrics_family m_send_failures = {
-	.name = "causeway_send_failures_total",
-	.help = "Messages to a legacy network that failed, by error condition.",
-	.type = METRICS_COUNTER,
-	.labels = { "component", "backend", "condition" },
-};
-
 static double
 now_seconds(void)
 {
@@ -778,8 +765,8 @@ session_message_delivered(struct session *s, const char *legacy,
 	if (!sent_take(s, legacy, id, &to, &receipt, &sent_at))
 		return;
 	if (sent_at > 0)
-		metrics_observe(&m_delivery, now_seconds() - sent_at,
-		    s->c->domain, s->c->backend->name);
+		metrics_delivery(s->c->domain, s->c->backend->name,
+		    now_seconds() - sent_at);
 	char *from = receipt ? session_contact_jid(s->c, legacy) : NULL;
 	if (from != NULL) {
 		struct stanza *m = stanza_new("message", NS_COMPONENT);
@@ -914,8 +901,7 @@ session_message_failed(struct session *s, const char *legacy,
 	 * messages to a bare JID (RFC 6121 8.5.2.1.1). */
 	char *sender = NULL;
 	int receipt;
-	metrics_add(&m_send_failures, 1, s->c->domain, s->c->backend->name,
-	    condition ? condition : "undefined-condition");
+	metrics_send_failure(s->c->domain, s->c->backend->name, condition);
 	if (!sent_take(s, legacy, id, &sender, &receipt, NULL)) {
 		/* Else the resource that last sent a message, while it is
 		 * online; the bare JID as a last resort. */
@@ -1198,9 +1184,8 @@ session_handle_message(struct component *c, const struct stanza *st,
 		if (b->send_message(s, legacy, &m, &err) != 0) {
 			char *drop = NULL;
 			int receipt;
-			metrics_add(&m_send_failures, 1, c->domain, b->name,
-			    err.condition ? err.condition :
-			    "undefined-condition");
+			metrics_send_failure(c->domain, b->name,
+			    err.condition);
 			if (sender != NULL &&
 			    sent_take(s, legacy, m.id, &drop, &receipt, NULL))
 				free(drop);
@@ -1209,8 +1194,8 @@ session_handle_message(struct component *c, const struct stanza *st,
 			    NULL);
 		} else if (!b->delivery_reports) {
 			/* Accepted is delivered, as far as the network says. */
-			metrics_observe(&m_delivery, now_seconds() - t0,
-			    c->domain, b->name);
+			metrics_delivery(c->domain, b->name,
+			    now_seconds() - t0);
 		}
 		free(sender);
 		free(subject);
