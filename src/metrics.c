@@ -531,9 +531,10 @@ conn_close(struct mconn *m)
 	free(m);
 }
 
+/* The answer; head_only: the headers a GET would get, no body. */
 static void
 respond(struct mconn *m, int code, const char *reason,
-    struct evbuffer *body)
+    struct evbuffer *body, int head_only)
 {
 	struct evbuffer *out = bufferevent_get_output(m->bev);
 	char code_s[8];
@@ -545,7 +546,7 @@ respond(struct mconn *m, int code, const char *reason,
 	    "Connection: close\r\n\r\n", code, reason,
 	    code == 200 ? "text/plain; version=0.0.4; charset=utf-8" :
 	    "text/plain; charset=utf-8", len);
-	if (body != NULL)
+	if (body != NULL && !head_only)
 		evbuffer_add_buffer(out, body);
 	m->answered = 1;
 	/* Nothing more is read; the write callback closes once drained. */
@@ -560,26 +561,20 @@ respond_text(struct mconn *m, int code, const char *reason, const char *text)
 	if (b == NULL)
 		log_fatal("out of memory");
 	evbuffer_add_printf(b, "%s\n", text);
-	respond(m, code, reason, b);
+	respond(m, code, reason, b, 0);
 	evbuffer_free(b);
 }
 
 static void
-handle_request(struct mconn *m, const char *line, int head_only)
+handle_request(struct mconn *m, int head_only)
 {
 	struct evbuffer *body = evbuffer_new();
 	if (body == NULL)
 		log_fatal("out of memory");
 	metrics_collect();
 	metrics_write(body);
-	if (head_only) {
-		/* Same headers, no body. */
-		size_t len = evbuffer_get_length(body);
-		evbuffer_drain(body, len);
-	}
-	respond(m, 200, "OK", body);
+	respond(m, 200, "OK", body, head_only);
 	evbuffer_free(body);
-	(void)line;
 }
 
 static void
@@ -626,7 +621,7 @@ conn_read(struct bufferevent *bev, void *arg)
 	    strncmp(target, "/metrics?", 9) != 0) {
 		respond_text(m, 404, "Not Found", "try /metrics");
 	} else {
-		handle_request(m, line, strcmp(method, "HEAD") == 0);
+		handle_request(m, strcmp(method, "HEAD") == 0);
 	}
 	free(line);
 }
