@@ -195,6 +195,18 @@ metrics_send_failure(const char *component, const char *backend,
 	    condition != NULL ? condition : "undefined-condition");
 }
 
+static const struct metrics_family outbox = {
+	.name = "causeway_outbox_messages",
+	.help = "Messages waiting in a backend's outbox for the legacy "
+	"network.", .type = METRICS_GAUGE, .labels = { "component", "backend" },
+};
+
+void
+metrics_outbox(const char *component, const char *backend, int delta)
+{
+	metrics_adjust(&outbox, delta, component, backend);
+}
+
 void
 metrics_observe(const struct metrics_family *f, double v, ...)
 {

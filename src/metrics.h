@@ -70,6 +70,9 @@ const char *metrics_kind_of_xml(const char *xml);
  * (+1) or closed (-1): causeway_legacy_connections{component,backend}. */
 void metrics_legacy_connection(const char *component, const char *backend,
     int delta);
+/* A message entered (+1) or left (-1) a backend's outbox (kept until the
+ * legacy network takes it): causeway_outbox_messages{component,backend}. */
+void metrics_outbox(const char *component, const char *backend, int delta);
 
 /* A message to a legacy network: delivered after seconds (from the
  * user's stanza to the network's acceptance: written to the IRC server,
