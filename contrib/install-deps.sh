@@ -8,11 +8,13 @@
 set -eu
 
 BUILD="autoconf automake make gcc pkg-config libexpat1-dev libevent-dev
-libssl-dev libsqlite3-dev libcurl4-gnutls-dev libetpan-dev ca-certificates"
-DEMO="prosody prosody-modules python3 python3-slixmpp openssl procps"
+libssl-dev libsqlite3-dev libcurl4-gnutls-dev libetpan-dev ca-certificates
+libsystemd-dev"
+DEMO="prosody prosody-modules python3 python3-slixmpp openssl procps inspircd"
 TEST="clang libclang-rt-14-dev ejabberd sqlite3 git inspircd atheme-services
 kannel kannel-extras smstools dovecot-imapd dovecot-lmtpd postfix curl
-python3-cryptography dovecot-submissiond"
+python3-cryptography dovecot-submissiond
+debhelper lintian fakeroot dpkg-dev prometheus jabberd2 groff man-db systemd"
 
 pkgs="$BUILD $DEMO"
 [ "${1:-}" = "--test" ] && pkgs="$pkgs $TEST"

@@ -40,6 +40,7 @@
 #include "form.h"
 #include "jid.h"
 #include "log.h"
+#include "metrics.h"
 #include "register.h"
 #include "service.h"
 #include "session.h"
@@ -709,6 +710,8 @@ static const struct form_field_spec stats_specs[] = {
 	  .label = "Uptime (seconds)" },
 	{ .var = "memory", .type = FIELD_TEXT_SINGLE,
 	  .label = "Resident memory (KiB)" },
+	{ .var = "metrics", .type = FIELD_TEXT_MULTI,
+	  .label = "Metrics (as the metrics endpoint serves them)" },
 };
 
 static void
@@ -749,6 +752,9 @@ cmd_stats(struct adhoc_ctx *x, const struct form *in)
 		add_number(v, "memory", (unsigned long long)rss);
 	else
 		form_add(v, "memory", "unknown");
+	char *m = metrics_text(c->domain);
+	form_add(v, "metrics", m);
+	free(m);
 	x->form = form_build("result", "Statistics", NULL, NULL, stats_specs,
 	    sizeof(stats_specs) / sizeof(stats_specs[0]), v);
 	form_free(v);

@@ -32,6 +32,7 @@
 #include "component.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "register.h"
 #include "router.h"
 #include "session.h"
@@ -400,6 +401,7 @@ flush_queue(struct component *c)
 		TAILQ_REMOVE(&c->queue, q, entry);
 		write_raw(c, q->data, q->len);
 		c->stats.stanzas_out++;
+		metrics_stanza(c->domain, 1, metrics_kind_of_xml(q->data));
 		free(q);
 	}
 	c->queued = 0;
@@ -491,6 +493,7 @@ component_send_raw(struct component *c, const char *xml, size_t len)
 		return -1;
 	write_raw(c, xml, len);
 	c->stats.stanzas_out++;
+	metrics_stanza(c->domain, 1, metrics_kind_of_xml(xml));
 	return 0;
 }
 
@@ -504,6 +507,7 @@ component_send(struct component *c, struct stanza *st)
 		stanza_serialize(st, NS_COMPONENT, out);
 		c->last_write = time(NULL);
 		c->stats.stanzas_out++;
+		metrics_stanza(c->domain, 1, stanza_name(st));
 		stanza_free(st);
 		check_output(c);
 		return 0;
@@ -680,6 +684,7 @@ stream_stanza_cb(void *arg, struct stanza *st)
 		return;
 	}
 	c->stats.stanzas_in++;
+	metrics_stanza(c->domain, 0, stanza_name(st));
 	router_dispatch(c, st);
 }
 

@@ -6,12 +6,15 @@
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "log.h"
 
 static enum log_level current_level = LOG_LEVEL_INFO;
 static int to_syslog;
+static int to_journal = -1; /* stderr is a journald stream; -1: unknown */
 
 static const char *const level_names[] = {
 	[LOG_LEVEL_ERROR] = "error",
@@ -27,10 +30,33 @@ static const int syslog_priorities[] = {
 	[LOG_LEVEL_DEBUG] = LOG_DEBUG,
 };
 
+/*
+ * systemd sets JOURNAL_STREAM=DEVICE:INODE when stderr is connected to
+ * the journal.  Then lines carry no timestamp (the journal stamps them)
+ * and start with "<N>", the syslog priority, which journald takes as the
+ * line's priority: `journalctl -p warning` shows warnings and errors.
+ * Compared with stderr's own device and inode, so a JOURNAL_STREAM
+ * inherited by a child whose stderr went elsewhere is ignored.
+ */
+static int
+stderr_is_journal(void)
+{
+	const char *e = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	if (e == NULL || sscanf(e, "%llu:%llu", &dev, &ino) != 2)
+		return 0;
+	if (fstat(STDERR_FILENO, &st) != 0)
+		return 0;
+	return (unsigned long long)st.st_dev == dev &&
+	    (unsigned long long)st.st_ino == ino;
+}
+
 void
 log_init(enum log_level level, int use_syslog)
 {
 	current_level = level;
+	to_journal = stderr_is_journal();
 	if (use_syslog && !to_syslog)
 		openlog("causeway", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 	else if (!use_syslog && to_syslog)
@@ -82,13 +108,20 @@ vlog(enum log_level level, const char *fmt, va_list ap)
 	}
 	/* One write per line so lines from a dying process are never torn. */
 	char line[2048];
-	struct timeval tv;
-	struct tm tm;
-	gettimeofday(&tv, NULL);
-	localtime_r(&tv.tv_sec, &tm);
-	int n = (int)strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
-	n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03ld %-5s ",
-	    (long)(tv.tv_usec / 1000), level_names[level]);
+	int n;
+	if (to_journal < 0)
+		to_journal = stderr_is_journal();
+	if (to_journal) {
+		n = snprintf(line, sizeof(line), "<%d>", syslog_priorities[level]);
+	} else {
+		struct timeval tv;
+		struct tm tm;
+		gettimeofday(&tv, NULL);
+		localtime_r(&tv.tv_sec, &tm);
+		n = (int)strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
+		n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03ld %-5s ",
+		    (long)(tv.tv_usec / 1000), level_names[level]);
+	}
 	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	if (m < 0)
 		m = 0;

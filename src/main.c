@@ -35,8 +35,11 @@
 #include "destination.h"
 #include "jid.h"
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
 #include "secret.h"
 #include "store.h"
+#include "session.h"
 #include "worker.h"
 #include "xmalloc.h"
 
@@ -65,6 +68,12 @@ static const struct config_option general_options[] = {
 	  "(comma-separated)" },
 	{ .key = "destinations_deny", .type = CONFIG_STRING, .def = "",
 	  .help = "user-supplied servers refused (same syntax; checked first)" },
+	{ .key = "metrics", .type = CONFIG_STRING, .def = "",
+	  .help = "ADDRESS:PORT serving GET /metrics (Prometheus text); "
+	  "empty: none" },
+	{ .key = "metrics_connections", .type = CONFIG_INT, .def = "64",
+	  .min = 1, .max = 4096,
+	  .help = "connections the metrics endpoint holds at once" },
 	{ .key = NULL },
 };
 
@@ -180,6 +189,18 @@ component_validate(const struct config_section *sec,
 		    b->name);
 }
 
+static void
+general_validate(const struct config_section *sec,
+    struct config_errors *errs)
+{
+	destination_validate(sec, errs);
+	const char *m = config_str(sec, "metrics");
+	if (m[0] != '\0' && !metrics_addr_valid(m))
+		config_error(errs, config_section_file(sec),
+		    config_key_line(sec, "metrics"), "metrics: '%s' is not "
+		    "ADDRESS:PORT (a numeric address; [IPv6]:PORT)", m);
+}
+
 /* The table of section types: ours, then every backend's own. */
 static struct config_section_type *section_types;
 static size_t nsection_types;
@@ -194,7 +215,7 @@ build_section_types(void)
 	section_types = xcalloc(n, sizeof(*section_types));
 	section_types[0] = (struct config_section_type){
 		.name = "causeway", .has_arg = 0, .options = general_options,
-		.validate = destination_validate,
+		.validate = general_validate,
 	};
 	section_types[1] = (struct config_section_type){
 		.name = "component", .has_arg = 1,
@@ -216,14 +237,10 @@ load_config(const char *path, int to_stdout)
 {
 	struct config_errors *errs = config_errors_new();
 	struct config *cfg = NULL;
+	/* No [component] at all is fine: the packaged configuration has
+	 * none, and causeway then idles (metrics, systemd) until one is
+	 * added and the service reloaded. */
 	int n = config_load(path, section_types, nsection_types, &cfg, errs);
-	if (n == 0 && config_section_at(cfg, "component", 0) == NULL) {
-		config_error(errs, path, 0, "no [component DOMAIN] section: "
-		    "nothing to run");
-		config_free(cfg);
-		cfg = NULL;
-		n = 1;
-	}
 	for (size_t i = 0; i < config_errors_count(errs); i++) {
 		if (to_stdout)
 			printf("%s\n", config_errors_at(errs, i));
@@ -260,6 +277,136 @@ general_str(const char *key)
 		if (strcmp(o->key, key) == 0)
 			return o->def;
 	return NULL;
+}
+
+/* The metrics address in force (a new one waits for a restart). */
+static char *metrics_addr;
+
+static const struct metrics_family m_connected = {
+	.name = "causeway_component_connected",
+	.help = "1 while the component's stream to the XMPP server is up.",
+	.type = METRICS_GAUGE, .labels = { "component", "backend" },
+};
+static const struct metrics_family m_connects = {
+	.name = "causeway_component_handshakes_total",
+	.help = "Successful handshakes with the XMPP server.",
+	.type = METRICS_COUNTER, .labels = { "component" },
+};
+static const struct metrics_family m_reconnects = {
+	.name = "causeway_component_reconnects_total",
+	.help = "Handshakes after the first (the stream went down and came "
+	"back).", .type = METRICS_COUNTER, .labels = { "component" },
+};
+static const struct metrics_family m_queue = {
+	.name = "causeway_component_queue_stanzas",
+	.help = "Stanzas waiting in memory for the server's stream.",
+	.type = METRICS_GAUGE, .labels = { "component" },
+};
+static const struct metrics_family m_queue_bytes = {
+	.name = "causeway_component_queue_bytes",
+	.help = "Bytes of the stanzas waiting in memory for the stream.",
+	.type = METRICS_GAUGE, .labels = { "component" },
+};
+static const struct metrics_family m_refused = {
+	.name = "causeway_component_queue_refused_total",
+	.help = "Stanzas refused because the in-memory queue was full.",
+	.type = METRICS_COUNTER, .labels = { "component" },
+};
+static const struct metrics_family m_kept = {
+	.name = "causeway_component_kept_stanzas",
+	.help = "Stanzas kept in the store while the server is away.",
+	.type = METRICS_GAUGE, .labels = { "component" },
+};
+static const struct metrics_family m_sessions = {
+	.name = "causeway_sessions",
+	.help = "Users' legacy sessions, by state.",
+	.type = METRICS_GAUGE, .labels = { "component", "backend", "state" },
+};
+static const struct metrics_family m_worker_queue = {
+	.name = "causeway_worker_queue_jobs",
+	.help = "Blocking jobs waiting for or running on a worker thread.",
+	.type = METRICS_GAUGE,
+};
+static const struct metrics_family m_worker_busy = {
+	.name = "causeway_worker_busy_seconds_total",
+	.help = "Seconds the worker threads spent running blocking jobs.",
+	.type = METRICS_COUNTER,
+};
+static const struct metrics_family m_components = {
+	.name = "causeway_components",
+	.help = "Components configured.", .type = METRICS_GAUGE,
+};
+
+/* Figures kept by the components themselves, read at scrape time.  A
+ * counter kept elsewhere is set here, never added to. */
+static void
+collect_components(void *arg)
+{
+	struct component *c;
+	size_t n = 0;
+	TAILQ_FOREACH(c, &cw->components, entry) {
+		n++;
+		const char *bname = c->backend->name;
+		metrics_set(&m_connected, c->state == COMPONENT_READY, c->domain,
+		    bname);
+		metrics_set(&m_connects, (double)c->stats.connects, c->domain);
+		metrics_set(&m_reconnects, c->stats.connects > 0 ?
+		    (double)(c->stats.connects - 1) : 0, c->domain);
+		metrics_set(&m_queue, (double)c->queued, c->domain);
+		metrics_set(&m_queue_bytes, (double)c->queued_bytes, c->domain);
+		metrics_set(&m_refused, (double)c->stats.queue_refused,
+		    c->domain);
+		metrics_set(&m_kept, c->kept > 0 ? (double)c->kept : 0,
+		    c->domain);
+		size_t online = 0, all = session_count(c, &online);
+		metrics_set(&m_sessions, (double)online, c->domain, bname,
+		    "online");
+		metrics_set(&m_sessions, (double)(all - online), c->domain,
+		    bname, "offline");
+	}
+	metrics_set(&m_components, (double)n);
+	metrics_set(&m_worker_queue, cw->workers ?
+	    (double)worker_pending(cw->workers) : 0);
+	metrics_set(&m_worker_busy, cw->workers ?
+	    worker_busy_seconds(cw->workers) : 0);
+}
+
+/* STATUS= for systemctl status: which components are attached.  Sent
+ * when it changes, checked every second. */
+static void
+status_cb(evutil_socket_t fd, short what, void *arg)
+{
+	static char *last;
+	char line[400];
+	size_t n = 0, up = 0, len = 0;
+	struct component *c;
+	line[0] = '\0';
+	TAILQ_FOREACH(c, &cw->components, entry) {
+		n++;
+		if (c->state != COMPONENT_READY)
+			continue;
+		up++;
+		if (len < sizeof(line))
+			len += (size_t)snprintf(line + len, sizeof(line) - len,
+			    "%s%s", up > 1 ? ", " : "", c->domain);
+	}
+	char *status;
+	if (n == 0)
+		status = xstrdup("no component configured: idle");
+	else
+		status = xasprintf("%zu of %zu components attached%s%s", up, n,
+		    up ? ": " : "", line);
+	if (last == NULL || strcmp(last, status) != 0) {
+		notify_status("%s", status);
+		free(last);
+		last = status;
+	} else {
+		free(status);
+	}
+	if (arg != NULL) {          /* the final call, at exit */
+		free(last);
+		last = NULL;
+	}
 }
 
 static struct component *
@@ -302,10 +449,12 @@ static void
 reload(void)
 {
 	log_info("SIGHUP: reloading %s", cw->config_path);
+	notify_reloading();
 	struct config *cfg = load_config(cw->config_path, 0);
 	if (cfg == NULL) {
 		log_error("the configuration has errors; keeping the one "
 		    "that is running");
+		notify_ready();
 		return;
 	}
 	struct config *old = cw->config;
@@ -348,7 +497,11 @@ reload(void)
 		}
 	}
 	config_free(old);
+	if (strcmp(general_str("metrics"), metrics_addr) != 0)
+		log_warn("metrics: a new address takes effect at the next "
+		    "start");
 	log_info("configuration reloaded");
+	notify_ready();
 }
 
 static void
@@ -365,7 +518,12 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 	log_info("%s: closing every stream", sig == SIGTERM ? "SIGTERM" :
 	    "SIGINT");
+	notify_stopping();
 	cw->stopping = 1;
+	if (TAILQ_EMPTY(&cw->components)) {
+		event_base_loopexit(cw->base, NULL);
+		return;
+	}
 	struct component *c, *next;
 	for (c = TAILQ_FIRST(&cw->components); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, entry);
@@ -419,6 +577,42 @@ trim_cb(evutil_socket_t fd, short what, void *arg)
 #define HAVE_TRIM_TIMER 1
 #endif
 
+/*
+ * --list-options: every key of every section, one per line, tab-separated:
+ * section, key, type, default, min, max, help.  The manual page test
+ * compares causeway.conf(5) with it, so the two cannot drift apart.
+ */
+static void
+list_table(const char *section, const struct config_option *o)
+{
+	static const char *const type_names[] = {
+		[CONFIG_STRING] = "string", [CONFIG_INT] = "integer",
+		[CONFIG_SIZE] = "size", [CONFIG_BOOL] = "boolean",
+		[CONFIG_ENUM] = "enum", [CONFIG_LIST] = "list",
+	};
+	for (; o != NULL && o->key != NULL; o++)
+		printf("%s\t%s\t%s\t%s\t%lld\t%lld\t%s\n", section, o->key,
+		    type_names[o->type], o->required ? "(required)" :
+		    o->def ? o->def : "", o->min, o->max, o->help ? o->help : "");
+}
+
+static void
+list_options(void)
+{
+	for (size_t i = 0; i < nsection_types; i++) {
+		const struct config_section_type *t = &section_types[i];
+		list_table(t->name, t->options);
+		if (strcmp(t->name, "component") != 0)
+			continue;
+		for (size_t k = 0; backend_at(k) != NULL; k++) {
+			char *name = xasprintf("component/%s",
+			    backend_at(k)->name);
+			list_table(name, backend_at(k)->options);
+			free(name);
+		}
+	}
+}
+
 static void
 usage(FILE *f)
 {
@@ -435,7 +629,14 @@ print_version(void)
 	printf("backends:");
 	for (const char *const *n = backend_names(); *n != NULL; n++)
 		printf(" %s", *n);
-	printf("\nlibevent %s, %s, expat %s, sqlite %s\n",
+	printf("\nsd_notify: %s\n",
+#ifdef HAVE_SYSTEMD
+	    "yes"
+#else
+	    "no"
+#endif
+	    );
+	printf("libevent %s, %s, expat %s, sqlite %s\n",
 	    event_get_version(), OPENSSL_VERSION_TEXT,
 	    XML_ExpatVersion(), sqlite3_libversion());
 }
@@ -450,11 +651,12 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ "import-biboumi", required_argument, NULL, 'I' },
 		{ "component", required_argument, NULL, 'D' },
+		{ "list-options", no_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = NULL;
 	const char *import_file = NULL, *import_domain = NULL;
-	int check_only = 0, ch;
+	int check_only = 0, list_only = 0, ch;
 
 	while ((ch = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -463,6 +665,9 @@ main(int argc, char **argv)
 			break;
 		case 'C':
 			check_only = 1;
+			break;
+		case 'L':
+			list_only = 1;
 			break;
 		case 'V':
 			print_version();
@@ -480,6 +685,12 @@ main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (list_only && optind == argc) {
+		build_section_types();
+		list_options();
+		free(section_types);
+		return 0;
 	}
 	if (path == NULL || optind != argc || (import_domain != NULL &&
 	    import_file == NULL) || (import_file != NULL && check_only)) {
@@ -536,6 +747,21 @@ main(int argc, char **argv)
 		log_fatal("cannot create the DNS resolver");
 	signal(SIGPIPE, SIG_IGN);
 
+	/* The metrics port first: when it is taken, nothing else starts
+	 * (no store opened, no component connected). */
+	metrics_addr = xstrdup(general_str("metrics"));
+	if (metrics_addr[0] != '\0') {
+		const struct config_section *gs = config_section_find(
+		    cw->config, "causeway", NULL);
+		if (metrics_listen(cw->base, metrics_addr, gs ?
+		    (unsigned)config_int(gs, "metrics_connections") : 64) != 0) {
+			log_error("not starting: the metrics endpoint cannot "
+			    "listen");
+			return 1;
+		}
+	}
+	metrics_add_collector(collect_components, NULL);
+
 	cw->store = store_open(general_str("database"));
 	if (cw->store == NULL) {
 		log_error("cannot open the database %s; not starting",
@@ -569,8 +795,25 @@ main(int argc, char **argv)
 	    i)) != NULL; i++)
 		if (start_component(sec) != 0)
 			failed = 1;
-	if (!failed)
+	struct event *status = event_new(cw->base, -1, EV_PERSIST, status_cb,
+	    NULL);
+	struct timeval one = { 1, 0 };
+	if (status == NULL || event_add(status, &one) != 0)
+		log_fatal("cannot create the status timer");
+	if (!failed) {
+		if (TAILQ_EMPTY(&cw->components))
+			log_info("no [component] configured: idling until one "
+			    "is added (edit %s, then SIGHUP)", path);
+		status_cb(-1, 0, NULL);
+		notify_init(cw->base);
+		/* The configuration is loaded and the store open. */
+		notify_ready();
 		event_base_dispatch(cw->base);
+	}
+	status_cb(-1, 0, status);
+	event_free(status);
+	notify_free();
+	metrics_shutdown();
 
 	struct component *c;
 	while ((c = TAILQ_FIRST(&cw->components)) != NULL) {
@@ -588,6 +831,8 @@ main(int argc, char **argv)
 	event_base_free(cw->base);
 	config_free(cw->config);
 	free(section_types);
+	metrics_free();
+	free(metrics_addr);
 	log_info("causeway stopped");
 	return failed ? 1 : 0;
 }

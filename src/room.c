@@ -97,6 +97,7 @@
 #include "form.h"
 #include "jid.h"
 #include "log.h"
+#include "metrics.h"
 #include "room.h"
 #include "service.h"
 #include "session.h"
@@ -1492,6 +1493,7 @@ room_handle_message(struct component *c, const struct stanza *st,
 			    "this gateway cannot send to rooms yet");
 		} else if (b->send_groupchat(s, room, stanza_attr(st, "id"),
 		    body, &err) != 0) {
+			metrics_send_failure(c->domain, b->name, err.condition);
 			reply_error(c, st, err.condition ? err.condition :
 			    "undefined-condition", err.text[0] ? err.text :
 			    NULL);

@@ -16,6 +16,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -25,6 +27,7 @@
 #include "form.h"
 #include "jid.h"
 #include "log.h"
+#include "metrics.h"
 #include "room.h"
 #include "router.h"
 #include "secret.h"
@@ -754,6 +757,16 @@ sent_expire(struct component *c)
 		    "reported in %d days", c->domain, old, SENT_KEEP / 86400);
 }
 
+static double
+now_seconds(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+/* Rows are "legacy\nreceipt\nsender\ntime"; the time (for the delivery
+ * latency) is absent from rows written before it was added. */
 static void
 sent_remember(struct session *s, const char *legacy, const char *id,
     const char *from_full, int receipt)
@@ -762,8 +775,8 @@ sent_remember(struct session *s, const char *legacy, const char *id,
 	if (!sent_id_ok(id))
 		return;
 	char *key = sent_key(legacy, id);
-	char *value = xasprintf("%s\n%d\n%s", legacy, receipt ? 1 : 0,
-	    from_full);
+	char *value = xasprintf("%s\n%d\n%s\n%.3f", legacy, receipt ? 1 : 0,
+	    from_full, now_seconds());
 	store_state_set(cw->store, s->c->domain, s->jid, key, value,
 	    strlen(value));
 	free(value);
@@ -771,10 +784,11 @@ sent_remember(struct session *s, const char *legacy, const char *id,
 }
 
 /* Takes the row of id sent to legacy: 1, the sender's full JID (caller
- * frees) and whether a receipt was asked; 0 when there is none. */
+ * frees), whether a receipt was asked and when it was sent (0 when not
+ * known; sent_at may be NULL); 0 when there is none. */
 static int
 sent_take(struct session *s, const char *legacy, const char *id, char **to,
-    int *receipt)
+    int *receipt, double *sent_at)
 {
 	if (!sent_id_ok(id))
 		return 0;
@@ -789,6 +803,11 @@ sent_take(struct session *s, const char *legacy, const char *id, char **to,
 	    memcmp(value, legacy, strlen(legacy)) == 0) {
 		store_state_remove(cw->store, s->c->domain, s->jid, key);
 		*receipt = nl[1] == '1';
+		char *nl3 = strchr(nl2 + 1, '\n');
+		if (nl3 != NULL)
+			*nl3 = '\0';
+		if (sent_at != NULL)
+			*sent_at = nl3 != NULL ? strtod(nl3 + 1, NULL) : 0;
 		*to = xstrdup(nl2 + 1);
 	} else {
 		found = 0;
@@ -804,8 +823,12 @@ session_message_delivered(struct session *s, const char *legacy,
 {
 	char *to = NULL;
 	int receipt = 0;
-	if (!sent_take(s, legacy, id, &to, &receipt))
+	double sent_at = 0;
+	if (!sent_take(s, legacy, id, &to, &receipt, &sent_at))
 		return;
+	if (sent_at > 0)
+		metrics_delivery(s->c->domain, s->c->backend->name,
+		    now_seconds() - sent_at);
 	char *from = receipt ? session_contact_jid(s->c, legacy) : NULL;
 	if (from != NULL) {
 		struct stanza *m = stanza_new("message", NS_COMPONENT);
@@ -940,7 +963,8 @@ session_message_failed(struct session *s, const char *legacy,
 	 * messages to a bare JID (RFC 6121 8.5.2.1.1). */
 	char *sender = NULL;
 	int receipt;
-	if (!sent_take(s, legacy, id, &sender, &receipt)) {
+	metrics_send_failure(s->c->domain, s->c->backend->name, condition);
+	if (!sent_take(s, legacy, id, &sender, &receipt, NULL)) {
 		/* Else the resource that last sent a message, while it is
 		 * online; the bare JID as a last resort. */
 		const char *r = s->last_resource;
@@ -1237,15 +1261,22 @@ session_handle_message(struct component *c, const struct stanza *st,
 		    NULL;
 		if (sender != NULL)
 			sent_remember(s, legacy, m.id, sender, m.receipt);
+		double t0 = now_seconds();
 		if (b->send_message(s, legacy, &m, &err) != 0) {
 			char *drop = NULL;
 			int receipt;
+			metrics_send_failure(c->domain, b->name,
+			    err.condition);
 			if (sender != NULL &&
-			    sent_take(s, legacy, m.id, &drop, &receipt))
+			    sent_take(s, legacy, m.id, &drop, &receipt, NULL))
 				free(drop);
 			router_reply_error(c, st, err.condition ? err.condition :
 			    "undefined-condition", err.text[0] ? err.text :
 			    NULL);
+		} else if (!b->delivery_reports) {
+			/* Accepted is delivered, as far as the network says. */
+			metrics_delivery(c->domain, b->name,
+			    now_seconds() - t0);
 		}
 		free(sender);
 		free(subject);

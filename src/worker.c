@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -55,6 +56,8 @@ struct worker_pool {
 	/* Atomic so worker_pending() can read it from a const pointer
 	 * without the lock; changed only under the lock. */
 	atomic_uint pending;
+	/* Nanoseconds spent in work(), all threads (for metrics). */
+	atomic_ullong busy_ns;
 	unsigned nthreads;
 	pthread_t *threads;
 };
@@ -135,7 +138,13 @@ worker_main(void *arg)
 			break;		/* stopping, and nothing left to do */
 		pthread_mutex_unlock(&pool->lock);
 
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		j->work(j->arg);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		atomic_fetch_add(&pool->busy_ns, (unsigned long long)
+		    ((t1.tv_sec - t0.tv_sec) * 1000000000LL +
+		    (t1.tv_nsec - t0.tv_nsec)));
 
 		pthread_mutex_lock(&pool->lock);
 		atomic_fetch_sub(&pool->pending, 1);
@@ -277,4 +286,10 @@ unsigned
 worker_pending(const struct worker_pool *pool)
 {
 	return atomic_load(&pool->pending);
+}
+
+double
+worker_busy_seconds(const struct worker_pool *pool)
+{
+	return (double)atomic_load(&pool->busy_ns) / 1e9;
 }

@@ -41,5 +41,7 @@ void worker_submit(struct worker_pool *pool, worker_fn work, worker_fn done,
     void *arg);
 /* Jobs queued or running work(), for statistics; any thread. */
 unsigned worker_pending(const struct worker_pool *pool);
+/* Seconds the threads spent running jobs since the pool started. */
+double worker_busy_seconds(const struct worker_pool *pool);
 
 #endif

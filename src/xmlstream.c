@@ -181,6 +181,20 @@ start_root(struct xmlstream *xs, const char *uri, size_t urilen,
 	stanza_free(root);
 }
 
+/* The other content namespaces a peer may use for the stanzas of a
+ * component stream (RFC 6120 4.8.3); the returned string is static. */
+static const char *
+content_alias(const char *uri, size_t len)
+{
+	static const char *const aliases[] = { "jabber:client",
+	    "jabber:server" };
+	for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)
+		if (strlen(aliases[i]) == len && memcmp(aliases[i], uri,
+		    len) == 0)
+			return aliases[i];
+	return NULL;
+}
+
 static void XMLCALL
 on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 {
@@ -222,6 +236,7 @@ on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 	 * one in no namespace (uri NULL) stores "", which stops the
 	 * inheritance. */
 	struct stanza *st;
+	const char *alias;
 	const char *parent_ns = xs->cur != NULL ? xs->ns_at[xs->level - 1] : NULL;
 	if (uri == NULL)
 		uri = "";
@@ -230,6 +245,15 @@ on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 		st = stanza_new(local, NULL);
 		stanza_add_child(xs->cur, st);
 		xs->ns_at[xs->level] = parent_ns;
+	} else if (xs->cur == NULL && (alias = content_alias(uri, urilen))) {
+		/* jabberd2's router writes the stanzas it routes to a
+		 * component in jabber:client (or jabber:server): they are
+		 * the stream's content all the same, so they are taken in
+		 * the stream's own namespace, children included, and the
+		 * answers go out in it too. */
+		st = stanza_new(local, NS_COMPONENT);
+		xs->top = st;
+		xs->ns_at[xs->level] = alias;
 	} else {
 		st = stanza_new(local, scratch_copy(xs, "", uri, urilen));
 		if (xs->cur != NULL)

@@ -8,7 +8,9 @@
 # (a test program plays the XMPP server), a sanitizer build running the
 # same unit and component tests, the libFuzzer harness for a fixed time,
 # the end-to-end tests against real Prosody and ejabberd, a build with
-# every backend switched off, and make distcheck.  Every test prints TAP
+# every backend switched off, and make distcheck; beside the fuzzers the
+# Debian package (tests/package), and after the unit tests the manual
+# pages (tests/man).  Every test prints TAP
 # lines; the last line is "N passed, M failed" and the exit status is
 # non-zero when anything failed.
 set -u
@@ -104,6 +106,9 @@ if build "build (-Werror)" "$out/main" --enable-werror; then
 	unit "unit tests" "$out/main"
 	step "component tests" "$out/component.tap" \
 		env CAUSEWAY_BIN="$out/main/causeway" bash tests/component/run.sh
+	step "manual pages" "$out/man.tap" \
+		env CAUSEWAY_BIN="$out/main/causeway" CAUSEWAY_BUILD="$out/main" \
+		python3 tests/man/test_man.py
 fi
 
 if build "build (ASan+UBSan)" "$out/asan" --enable-werror --enable-sanitizers; then
@@ -150,6 +155,15 @@ fuzz() {
 	fi
 	return $rc
 }
+# The Debian package (build from a clean copy, lintian, install, start,
+# systemd-analyze, upgrade, purge) runs beside the fuzzers: they run for a
+# fixed time whatever the load, and nothing else runs then.  It installs
+# into the system; no other stage uses the installed package.
+note "Debian package (in the background, beside the fuzzers)"
+CW_PKG_JOBS=1 CW_PKG_DIR="$out/package" bash tests/package/test_package.sh \
+	> "$out/package.tap" 2>&1 &
+package_pid=$!
+
 note "fuzz build"
 mkdir -p "$out/fuzz"
 if ( cd "$out/fuzz" && "$top/configure" -q CC=clang --enable-fuzzing ) > "$out/fuzz.log" 2>&1; then
@@ -159,6 +173,12 @@ else
 	echo "not ok 1 - fuzz build" > "$out/fuzz.tap"
 	count "fuzz" 1 "$out/fuzz.tap"
 fi
+
+note "Debian package"
+wait "$package_pid"
+package_rc=$?
+grep -E '^(not ok|#)' "$out/package.tap" | head -60
+count "Debian package" "$package_rc" "$out/package.tap"
 
 if [ -x "$out/main/causeway" ]; then
 	step "end-to-end (Prosody, ejabberd)" "$out/e2e.tap" \

@@ -68,6 +68,7 @@
 #include "email_mime.h"
 #include "form.h"
 #include "log.h"
+#include "metrics.h"
 #include "register.h"
 #include "session.h"
 #include "store.h"
@@ -1334,6 +1335,7 @@ outbox_remove(struct email_comp *ec, struct outbox_item *it)
 	while (*pp != it)
 		pp = &(*pp)->next;
 	*pp = it->next;
+	metrics_outbox(ec->c->domain, "email", -1);
 	event_free(it->timer);
 	free(it->jid);
 	free(it->key);
@@ -1362,6 +1364,7 @@ outbox_add(struct email_comp *ec, const char *jid, const char *key)
 		log_fatal("email: cannot create a timer");
 	it->next = ec->items;
 	ec->items = it;
+	metrics_outbox(ec->c->domain, "email", 1);
 	outbox_try(it);
 }
 

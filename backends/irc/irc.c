@@ -72,6 +72,7 @@
 #include "irc_identd.h"
 #include "irc_proto.h"
 #include "log.h"
+#include "metrics.h"
 #include "room.h"
 #include "roomlist.h"
 #include "secret.h"
@@ -1017,6 +1018,8 @@ conn_drop(struct irc_server *srv)
 	irc_conn_free(srv->conn);
 	srv->conn = NULL;
 	known_ref(session_component(srv->u->s), srv->host, 0);
+	metrics_legacy_connection(session_component(srv->u->s)->domain, "irc",
+	    -1);
 }
 
 static void
@@ -1404,6 +1407,7 @@ server_connect(struct irc_server *srv)
 	}
 	srv->conn = irc_conn_new(cw->base, cw->dns, &cfg, &conn_callbacks, srv);
 	known_ref(c, srv->host, 1);
+	metrics_legacy_connection(c->domain, "irc", 1);
 	free(port);
 	free(tls);
 	if (nickserv != NULL) {

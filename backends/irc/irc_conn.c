@@ -1499,6 +1499,14 @@ irc_conn_new(struct event_base *base, struct evdns_base *dns,
 
 	char port[8];
 	snprintf(port, sizeof(port), "%d", c->port);
+	/* RFC 6761 6.3: "localhost" and names under it are the loopback
+	 * address, whatever /etc/hosts or DNS say (the demo's IRC server is
+	 * irc.localhost). */
+	const char *lookup = c->host;
+	size_t hl = strlen(c->host);
+	if (strcasecmp(c->host, "localhost") == 0 || (hl > 10 &&
+	    strcasecmp(c->host + hl - 10, ".localhost") == 0))
+		lookup = "127.0.0.1";
 	struct evutil_addrinfo hints;
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
@@ -1509,7 +1517,7 @@ irc_conn_new(struct event_base *base, struct evdns_base *dns,
 		 * the blocking getaddrinfo(), which stalls the loop. */
 		struct evutil_addrinfo *ai = NULL;
 		hints.ai_flags = EVUTIL_AI_NUMERICHOST | EVUTIL_AI_NUMERICSERV;
-		int err = evutil_getaddrinfo(c->host, port, &hints, &ai);
+		int err = evutil_getaddrinfo(lookup, port, &hints, &ai);
 		struct resolve *r = xcalloc(1, sizeof(*r));
 		r->c = c;
 		resolve_cb(err, ai, r);
@@ -1522,7 +1530,7 @@ irc_conn_new(struct event_base *base, struct evdns_base *dns,
 	 * resolve_cb() then has already run, freed r and cleared
 	 * c->resolve. */
 	struct evdns_getaddrinfo_request *req = evdns_getaddrinfo(dns,
-	    c->host, port, &hints, resolve_cb, r);
+	    lookup, port, &hints, resolve_cb, r);
 	if (c->resolve == r) {
 		if (req != NULL) {
 			r->req = req;

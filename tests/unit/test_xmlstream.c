@@ -926,6 +926,43 @@ test_reset_mid_stanza(void)
 	sink_done(&s);
 }
 
+/* jabberd2 routes stanzas to a component in jabber:client: they are taken
+ * in the stream's namespace (children too), answers serialize without
+ * an xmlns, and a payload in its own namespace keeps it. */
+static void
+test_content_namespace_alias(void)
+{
+	struct stanza *st = parse_one("<iq xmlns='jabber:client' type='get' "
+	    "id='1' to='gw' from='a@b/c'><query "
+	    "xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	CHECK_STR(stanza_ns(st), NS_COMPONENT);
+	char *xml = stanza_to_string(st);
+	CHECK_STR(xml, "<iq type='get' id='1' to='gw' from='a@b/c'><query "
+	    "xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+	free(xml);
+	struct stanza *reply = stanza_reply(st, "result");
+	CHECK_STR(stanza_ns(reply), NS_COMPONENT);
+	stanza_free(reply);
+	stanza_free(st);
+
+	st = parse_one("<message xmlns='jabber:server' to='gw' from='a@b'>"
+	    "<body>hi</body><x xmlns='jabber:client'/></message>");
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	CHECK_STR(stanza_ns(st), NS_COMPONENT);
+	CHECK(stanza_child(st, "body", NS_COMPONENT) != NULL);
+	CHECK(stanza_child(st, "x", "jabber:client") != NULL);
+	stanza_free(st);
+	/* Another namespace is not a stanza of this stream. */
+	st = parse_one("<iq xmlns='jabber:other' to='gw'/>");
+	CHECK(st != NULL && strcmp(stanza_ns(st), "jabber:other") == 0);
+	stanza_free(st);
+}
+
 int
 main(void)
 {
@@ -965,5 +1002,6 @@ main(void)
 	RUN(test_bad_text_after_close);
 	RUN(test_bad_text_between_stanzas);
 	RUN(test_bad_unbound_prefix);
+	RUN(test_content_namespace_alias);
 	return TAP_DONE();
 }
