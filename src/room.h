@@ -153,6 +153,12 @@ void room_message_failed(struct session *s, const char *room,
  * ends with an empty subject, and later calls are subject changes. */
 void room_subject(struct session *s, const char *room, const char *nick,
     const char *subject);
+/* The same, with when it was set (IRC's 333; 0: not known): the
+ * subject of a join carries it as a XEP-0203 delay.  nick is the
+ * setter, who need not be in the room (the subject then comes from
+ * ROOM/NICK all the same). */
+void room_subject_at(struct session *s, const char *room, const char *nick,
+    const char *subject, time_t stamp);
 /* The network dropped the user from the room (332). */
 void room_closed(struct session *s, const char *room, const char *reason);
 

@@ -384,11 +384,11 @@ def test_iq(conn, cw):
     feats = {f.get("var") for f in qel.findall(q(DISCO_INFO, "feature"))} \
         if qel is not None else set()
     tap.check(ident is not None and ident.get("category") == "conference"
-              and ident.get("type") == "echo" and ident.get("name") == "#test"
+              and ident.get("type") == "echo" and ident.get("name") == "#test (echo)"
               and {MUC, "muc_nonanonymous", "muc_open", "muc_unmoderated",
                    "muc_temporary", SID} <= feats
               and "muc_persistent" not in feats,
-              "disco#info on the room: conference/echo named #test, MUC "
+              "disco#info on the room: conference/echo named by the backend (#test (echo)), MUC "
               "features", feats)
     res = conn.iq("<query xmlns='%s'/>" % DISCO_INFO, to=room_jid("#test", "echo"),
                   frm=C, id_="di2")
