@@ -1182,8 +1182,12 @@ room_new(struct session *s, const char *name, const char *nick)
 		r->encoding = stored.encoding;
 		r->seen = stored.seen;
 	}
-	r->next = set->rooms;
-	set->rooms = r;
+	/* At the end: joins waiting for the login go to the network in
+	 * the order they came (room_session_online). */
+	struct room **tail = &set->rooms;
+	while (*tail != NULL)
+		tail = &(*tail)->next;
+	*tail = r;
 	set->count++;
 	return r;
 }

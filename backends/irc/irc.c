@@ -2082,8 +2082,12 @@ irc_join_room(struct session *s, const char *room, const char *nick,
 		ch->name = xstrdup(a.name);
 		ch->folded = fold(srv, a.name);
 		ch->key = password && *password ? xstrdup(password) : NULL;
-		ch->next = srv->chans;
-		srv->chans = ch;
+		/* At the end: JOINs waiting for the link go out in the order
+		 * the user asked for them. */
+		struct irc_chan **tail = &srv->chans;
+		while (*tail != NULL)
+			tail = &(*tail)->next;
+		*tail = ch;
 		if (srv->conn != NULL && irc_conn_is_registered(srv->conn))
 			send_join(srv, ch);
 	}
