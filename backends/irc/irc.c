@@ -2153,6 +2153,17 @@ link_down(struct irc_server *srv, struct backend_error *err)
 	return -1;
 }
 
+/* A line IRC could not carry (CR/LF, a misplaced colon, a full
+ * queue): refused, saying what it was. */
+static int
+cannot_send(struct backend_error *err, const char *what)
+{
+	err->condition = "not-acceptable";
+	snprintf(err->text, sizeof(err->text), "%s cannot be sent to IRC",
+	    what);
+	return -1;
+}
+
 static int
 send_tagged(struct irc_server *srv, unsigned long tag, const char *target,
     const char *text)
@@ -2163,24 +2174,24 @@ send_tagged(struct irc_server *srv, unsigned long tag, const char *target,
 	return irc_conn_send_tagged(srv->conn, tag, "PRIVMSG", params);
 }
 
-/* Sends text as PRIVMSG lines (or one CTCP ACTION for "/me "), each
+/* Sends one line of text as PRIVMSGs (CTCP ACTIONs for "/me "), each
  * tagged with p's tag; p->lines counts them. */
 static int
-send_text(struct irc_server *srv, const char *target, const char *body,
-    struct irc_pending *p, struct backend_error *err)
+send_line_text(struct irc_server *srv, const char *target, const char *line,
+    struct irc_pending *p)
 {
 	/* ":nick!user@host PRIVMSG target :" as the server relays it:
 	 * leave room for the longest prefix it may add. */
 	size_t overhead = 1 + 64 + 1 + 16 + 1 + 64 + 9 + strlen(target) + 2;
-	int action = strncmp(body, "/me ", 4) == 0;
+	int action = strncmp(line, "/me ", 4) == 0;
 	if (action) {
 		/* Each piece becomes "\x01ACTION piece\x01": 9 bytes more. */
-		body += 4;
+		line += 4;
 		overhead += 9;
 	}
 	char **pieces;
-	size_t n = irc_split(body, overhead, &pieces);
-	int r = n > 0 ? 0 : -1;
+	size_t n = irc_split(line, overhead, &pieces);
+	int r = 0;
 	for (size_t i = 0; i < n && r == 0; i++) {
 		if (!action) {
 			r = send_tagged(srv, p->tag, target, pieces[i]);
@@ -2193,12 +2204,25 @@ send_text(struct irc_server *srv, const char *target, const char *body,
 			p->lines++;
 	}
 	irc_split_free(pieces);
-	if (r == 0)
+	return r;
+}
+
+/* Sends text line by line (each line's "/me " is its own, as the room
+ * layer sends a groupchat's lines), all tagged with p's tag. */
+static int
+send_text(struct irc_server *srv, const char *target, const char *body,
+    struct irc_pending *p, struct backend_error *err)
+{
+	char *copy = xstrdup(body);
+	char *save = NULL;
+	int r = 0;
+	for (char *line = strtok_r(copy, "\n", &save); line != NULL &&
+	    r == 0; line = strtok_r(NULL, "\n", &save))
+		r = send_line_text(srv, target, line, p);
+	free(copy);
+	if (r == 0 && p->lines > 0)
 		return 0;
-	err->condition = "not-acceptable";
-	snprintf(err->text, sizeof(err->text), "the message cannot be sent "
-	    "to IRC");
-	return -1;
+	return cannot_send(err, "the message");
 }
 
 static int
@@ -2299,13 +2323,7 @@ irc_set_subject(struct session *s, const char *room, const char *subject,
 	line[n] = '\0';
 	int r = send_line(srv, "TOPIC", ch->name, line, NULL);
 	free(line);
-	if (r != 0) {
-		err->condition = "not-acceptable";
-		snprintf(err->text, sizeof(err->text), "that topic cannot be "
-		    "sent to IRC");
-		return -1;
-	}
-	return 0;
+	return r != 0 ? cannot_send(err, "that topic") : 0;
 }
 
 static int
@@ -2339,12 +2357,8 @@ irc_kick(struct session *s, const char *room, const char *nick,
 	struct irc_chan *ch = chan_of_room(s, room, &srv);
 	if (ch == NULL)
 		return not_connected(err);
-	if (send_line(srv, "KICK", ch->name, nick, reason) != 0) {
-		err->condition = "not-acceptable";
-		snprintf(err->text, sizeof(err->text), "that kick cannot be "
-		    "sent to IRC");
-		return -1;
-	}
+	if (send_line(srv, "KICK", ch->name, nick, reason) != 0)
+		return cannot_send(err, "that kick");
 	return 0;
 }
 
@@ -2366,12 +2380,8 @@ send_modes(struct irc_server *srv, struct irc_chan *ch, const char *modes,
 		if (*p != '+' && *p != '-')
 			params[n++] = nick;
 	params[n] = NULL;
-	if (irc_conn_send(srv->conn, "MODE", params) != 0) {
-		err->condition = "not-acceptable";
-		snprintf(err->text, sizeof(err->text), "that cannot be sent "
-		    "to IRC");
-		return -1;
-	}
+	if (irc_conn_send(srv->conn, "MODE", params) != 0)
+		return cannot_send(err, "that mode change");
 	return 0;
 }
 
@@ -2408,6 +2418,22 @@ rank_mode(struct irc_server *srv, char mode)
 	return strchr(is->prefix_modes, mode) != NULL ? mode : 0;
 }
 
+/* The channel of a muc#admin change, joined with the link up, and the
+ * member it names (NULL: not in the channel).  0, or -1 with err. */
+static int
+admin_target(struct session *s, const char *room, const char *nick,
+    struct irc_server **srv, struct irc_chan **ch, struct irc_member **mem,
+    struct backend_error *err)
+{
+	*ch = chan_of_room(s, room, srv);
+	if (*ch == NULL || !(*ch)->announced)
+		return not_connected(err);
+	if (link_down(*srv, err) != 0)
+		return -1;
+	*mem = member_find(*srv, *ch, nick);
+	return 0;
+}
+
 /* muc#admin roles: visitor takes voice away (-v), participant gives it
  * (+v), moderator makes an operator (+o). */
 static int
@@ -2415,12 +2441,10 @@ irc_set_role(struct session *s, const char *room, const char *nick,
     const char *role, const char *reason, struct backend_error *err)
 {
 	struct irc_server *srv;
-	struct irc_chan *ch = chan_of_room(s, room, &srv);
-	if (ch == NULL || !ch->announced)
-		return not_connected(err);
-	if (link_down(srv, err) != 0)
+	struct irc_chan *ch;
+	struct irc_member *mem;
+	if (admin_target(s, room, nick, &srv, &ch, &mem, err) != 0)
 		return -1;
-	struct irc_member *mem = member_find(srv, ch, nick);
 	char modes[32];
 	if (strcmp(role, "visitor") == 0) {
 		/* No voice, and no rank above it either. */
@@ -2447,12 +2471,10 @@ irc_set_affiliation(struct session *s, const char *room, const char *nick,
     const char *affiliation, const char *reason, struct backend_error *err)
 {
 	struct irc_server *srv;
-	struct irc_chan *ch = chan_of_room(s, room, &srv);
-	if (ch == NULL || !ch->announced)
-		return not_connected(err);
-	if (link_down(srv, err) != 0)
+	struct irc_chan *ch;
+	struct irc_member *mem;
+	if (admin_target(s, room, nick, &srv, &ch, &mem, err) != 0)
 		return -1;
-	struct irc_member *mem = member_find(srv, ch, nick);
 	char modes[32] = "";
 	if (strcmp(affiliation, "outcast") == 0 ||
 	    (strcmp(affiliation, "none") == 0 && mem == NULL)) {
@@ -2464,13 +2486,7 @@ irc_set_affiliation(struct session *s, const char *room, const char *nick,
 		if (r == 0 && affiliation[0] == 'o' && mem != NULL)
 			r = send_line(srv, "KICK", ch->name, nick, reason &&
 			    *reason ? reason : "banned");
-		if (r != 0) {
-			err->condition = "not-acceptable";
-			snprintf(err->text, sizeof(err->text), "that ban cannot "
-			    "be sent to IRC");
-			return -1;
-		}
-		return 0;
+		return r != 0 ? cannot_send(err, "that ban") : 0;
 	}
 	char rank = strcmp(affiliation, "member") == 0 ? 'v' :
 	    strcmp(affiliation, "admin") == 0 ? 'o' :

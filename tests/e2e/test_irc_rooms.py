@@ -28,7 +28,7 @@ the rooms).  Checked, for each XMPP server:
   * names: disco#info on a room reads "#room on 127.0.0.1", the
     muc#traffic node is answered, a private message from the bot carries
     the XEP-0172 nick "bot".
-A scripted server (PrefixIrcd, 127.0.0.5, PREFIX=(qaohv)~&@%+) checks
+A scripted server (PrefixIrcd, 127.0.0.4, PREFIX=(qaohv)~&@%+) checks
 the rank mapping biboumi used (founder and protected: owner; op: admin;
 halfop: moderator/member; voice: participant/member), a MODE +h as it
 happens, and a topic set by a server name (the subject then comes from
@@ -43,9 +43,7 @@ Needs inspircd and openssl; output is TAP.
 
 import calendar
 import os
-import socket
 import sys
-import threading
 import time
 
 sys.dont_write_bytecode = True                  # no __pycache__ in the tree
@@ -58,7 +56,7 @@ from test_irc import (C, DOMAIN, HANDSHAKE, NS_DELAY, NS_MUC,  # noqa: E402
                       muc_codes, muc_item, nick_jid, occupant, resource,
                       room_jid, self_presence, xml_str)
 
-SRV_RANKS = "127.0.0.5"           # PrefixIrcd
+SRV_RANKS = ti.SRV_FAKE           # PrefixIrcd
 NS_NICK = "http://jabber.org/protocol/nick"
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
 NS_MUC_ADMIN = "http://jabber.org/protocol/muc#admin"
@@ -66,97 +64,59 @@ NS_PING = "urn:xmpp:ping"
 TOPIC_TIME = 1700000000           # PrefixIrcd's 333
 
 
-class PrefixIrcd:
-    """A scripted IRC server with five ranks: registers anyone (no
+class PrefixIrcd(ti.FakeIrcd):
+    """test_irc.py's scripted server (on its address; this script has no
+    other use for it) with five ranks instead: registers anyone (no
     capabilities), answers a JOIN with the topic (332, 333 by a server
-    name), NAMES of every rank and 366, and lets the test push lines."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((SRV_RANKS, 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-        cwtest.on_exit(self.close)
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.conns.append(conn)
-            threading.Thread(target=self._serve, args=(conn,),
-                             daemon=True).start()
-
-    @staticmethod
-    def _send(conn, *lines):
-        try:
-            conn.sendall("".join(l + "\r\n" for l in lines).encode())
-        except OSError:
-            pass
+    name), NAMES of every rank and 366; send_all pushes lines."""
 
     def _serve(self, conn):
-        nick, user, done, buf = None, False, False, b""
+        client, user, buf = [conn, None], False, b""
         while True:
             try:
                 data = conn.recv(4096)
             except OSError:
                 data = b""
             if not data:
-                return
+                break
             buf += data
             while b"\n" in buf:
                 raw, buf = buf.split(b"\n", 1)
                 _, cmd, params = irc_parse(raw.rstrip(b"\r").decode("utf-8",
                                                                     "replace"))
+                nick = client[1]
                 if cmd == "CAP" and params[:1] == ["LS"]:
                     self._send(conn, ":ranks CAP * LS :")
                 elif cmd == "NICK" and params:
-                    nick = params[0]
+                    client[1] = params[0]
                 elif cmd == "USER":
                     user = True
                 elif cmd == "PING":
                     self._send(conn, ":ranks PONG ranks :%s" % params[-1])
                 elif cmd == "JOIN" and params and nick:
                     ch = params[0]
-                    self._send(conn, ":%s!u@ranks JOIN %s" % (nick, ch),
-                               ":ranks 332 %s %s :rank and file" % (nick, ch),
-                               ":ranks 333 %s %s irc.ranks.example %d"
-                               % (nick, ch, TOPIC_TIME),
-                               ":ranks 353 %s = %s :~founder &prot @op %%half "
-                               "+voice plain %s" % (nick, ch, nick),
-                               ":ranks 366 %s %s :End of /NAMES list."
-                               % (nick, ch))
-                if not done and nick and user:
-                    done = True
-                    self._send(conn, ":ranks 001 %s :Welcome" % nick,
-                               ":ranks 005 %s CHANTYPES=# PREFIX=(qaohv)~&@%%+ "
-                               "CASEMAPPING=ascii :are supported" % nick,
-                               ":ranks 422 %s :No MOTD" % nick)
-
-    def send_all(self, line):
+                    for line in (":%s!u@ranks JOIN %s" % (nick, ch),
+                                 ":ranks 332 %s %s :rank and file" % (nick, ch),
+                                 ":ranks 333 %s %s irc.ranks.example %d"
+                                 % (nick, ch, TOPIC_TIME),
+                                 ":ranks 353 %s = %s :~founder &prot @op %%half "
+                                 "+voice plain %s" % (nick, ch, nick),
+                                 ":ranks 366 %s %s :End of /NAMES list."
+                                 % (nick, ch)):
+                        self._send(conn, line)
+                if client[1] and user and client not in self.clients:
+                    with self.lock:
+                        self.clients.append(client)
+                    for line in (":ranks 001 %s :Welcome" % client[1],
+                                 ":ranks 005 %s CHANTYPES=# PREFIX=(qaohv)"
+                                 "~&@%%+ CASEMAPPING=ascii :are supported"
+                                 % client[1],
+                                 ":ranks 422 %s :No MOTD" % client[1]):
+                        self._send(conn, line)
         with self.lock:
-            conns = list(self.conns)
-        for conn in conns:
-            self._send(conn, line)
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-        with self.lock:
-            conns, self.conns = self.conns, []
-        for conn in conns:
-            try:
-                conn.close()
-            except OSError:
-                pass
+            if client in self.clients:
+                self.clients.remove(client)
+        conn.close()
 
 
 def send_raw(user, xml):
@@ -227,18 +187,20 @@ def join_sequence(user, room, m0, timeout=15):
     return s, me
 
 
-class Ctx(ti.Ctx):
-    pass
+def timed_join(user, room, nick="alice"):
+    """Joins and waits for the subject: (mark, subject, self, seconds)."""
+    m0 = user.mark()
+    t0 = time.monotonic()
+    user.join(room, nick)
+    subj, me = join_sequence(user, room, m0)
+    return m0, subj, me, time.monotonic() - t0
 
 
 def check_join(ctx, a, b, t_topic):
     bot = ctx.bot
     room = room_jid("#room")
-    m0, b0 = a.mark(), bot.mark()
-    t0 = time.monotonic()
-    a.join(room, "alice")
-    subj, me = join_sequence(a, room, m0)
-    took = time.monotonic() - t0
+    b0 = bot.mark()
+    m0, subj, me, took = timed_join(a, room)
     if not ctx.ok(me is not None and subj is not None,
                   "alice/a joins #room: self-presence and subject (%.2f s)" % took,
                   diag="received:\n%s\ncauseway:\n%s" % (a.dump(m0), ctx.cw_lines())):
@@ -437,11 +399,8 @@ def check_admin(ctx, a, b, voicy):
 
 def check_rejoin_ping(ctx, a, b, c):
     room = room_jid("#room")
-    ma, mb = a.mark(), b.mark()
-    t0 = time.monotonic()
-    a.join(room, "alice")
-    subj, me = join_sequence(a, room, ma)
-    took = time.monotonic() - t0
+    mb = b.mark()
+    ma, subj, me, took = timed_join(a, room)
     ctx.ok(subj is not None and me is not None
            and a.find(occupant(room, "bot"), ma) is not None
            and a.find(lambda k, el: k == "presence" and el.get("type") ==
@@ -564,6 +523,14 @@ def check_names(ctx, a):
     ctx.ok(n is not None and n.text == "bot",
            "a private message from the bot carries <nick>bot</nick> "
            "(XEP-0172)", diag=xml_str(m))
+    ma = a.mark()
+    a.xmpp.send_presence(pto=nick_jid("bot"), ptype="subscribe")
+    p = a.wait(lambda k, el: k == "presence" and el.get("type") == "subscribed"
+               and bare(el.get("from")) == nick_jid("bot").lower(), WAIT, ma)
+    n = p.find("{%s}nick" % NS_NICK) if p is not None else None
+    ctx.ok(n is not None and n.text == "bot",
+           "subscribing to bot%%%s: the approval carries <nick>bot</nick>"
+           % SRV, diag="received:\n" + a.dump(ma))
 
 
 def check_ranks(ctx, a, fake):
@@ -627,7 +594,7 @@ def run_server(tap, cls):
         if not tap.ok(all(u.login() for u in (a, b, c, carol)),
                       "%s: alice (resources a, b, c) and carol log in" % label):
             return
-        ctx = Ctx(tap, label, server, ircd, cw, a)
+        ctx = ti.Ctx(tap, label, server, ircd, cw, a)
         if not ti.check_register(ctx):
             return
         # (Reported as "alice registers": it is carol.)
