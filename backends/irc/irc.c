@@ -999,6 +999,26 @@ on_cannot_send(struct irc_server *srv, const struct irc_msg *m)
 	free(text);
 }
 
+/* 482: a TOPIC, MODE or KICK of the user's (a subject, muc#admin) needs
+ * channel operator status.  The request was answered already; the
+ * user's resources in the room get the server's refusal as an error
+ * from the room. */
+static void
+on_not_op(struct irc_server *srv, const struct irc_msg *m)
+{
+	if (m->nparams < 2)
+		return;
+	struct irc_chan *ch = chan_find(srv, m->params[1]);
+	if (ch == NULL || !ch->announced)
+		return;
+	char *text = text_in(srv, m->nparams > 2 ? m->params[2] :
+	    "you are not a channel operator");
+	char *note = xasprintf("%s refused: %s", srv->host, text);
+	room_message_failed(srv->u->s, ch->room, NULL, "forbidden", note);
+	free(note);
+	free(text);
+}
+
 /* The link is gone: what was written but not echoed may or may not
  * have reached the channel; the user hears it was not confirmed. */
 static void
@@ -1922,6 +1942,8 @@ irc_dispatch(struct irc_server *srv, const struct irc_msg *m)
 		on_names_end(srv, m);
 	else if (strcmp(cmd, "404") == 0)
 		on_cannot_send(srv, m);
+	else if (strcmp(cmd, "482") == 0)
+		on_not_op(srv, m);
 	else if (strcmp(cmd, "005") == 0) {
 		/* Addresses typed from XMPP are read with these. */
 		struct known_server *k = known_find(session_component(

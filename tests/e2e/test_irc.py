@@ -907,6 +907,12 @@ def check_injection_more(ctx):
                     "&#10;QUIT :y</password></x></presence>" % (inj, NS_MUC))
     a.wait(lambda k, el: presence_error(inj)(k, el) or self_presence(inj)(k, el),
            WAIT, m0)
+    # A subject sent as one line waits its turn in alice's throttled
+    # queue: give it the time.
+    a.pump_until(lambda: bot.find(irc("TOPIC", nick=nick, target="#test"), b0)
+                 or a.find(lambda k, el: k == "message" and el.get("type") ==
+                           "error" and bare(el.get("from")) == room.lower(),
+                           m0) is not None, WAIT)
     a.pump(1.0)
     b1 = bot.mark()
     bot.send("ISON %s" % nick)

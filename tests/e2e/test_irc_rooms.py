@@ -14,6 +14,8 @@ the rooms).  Checked, for each XMPP server:
     <origin-id/> and the room's <stanza-id/>, once; a body of two lines is
     two PRIVMSGs and two reflections (origin-id on each); /me and CTCP
     ACTION both ways, also as the second line of a message;
+  * a subject change before alice is op: the server's 482 as an error
+    from the room;
   * muc#admin (alice made op by the bot): a subject of two lines becomes
     a one-line TOPIC; role none is a KICK with the reason and 307 to both
     resources; roles visitor/participant/moderator are -v/+v/+o;
@@ -315,6 +317,14 @@ def check_reflection(ctx, a, b):
 def check_admin(ctx, a, b, voicy):
     bot = ctx.bot
     room = room_jid("#room")
+    ma = a.mark()
+    a.xmpp.send_message(mto=room, msubject="not mine", mtype="groupchat")
+    err = a.wait(lambda k, el: k == "message" and el.get("type") == "error"
+                 and bare(el.get("from")) == room.lower(), WAIT, ma)
+    ctx.ok(err is not None and ti.error_condition(err) == "forbidden",
+           "a subject change before alice is op: the server's refusal "
+           "(482) comes back as forbidden from the room",
+           diag="received:\n" + a.dump(ma))
     ma = a.mark()
     bot.send("MODE #room +o alice")
     me = a.wait(lambda k, el: self_presence(room)(k, el)
