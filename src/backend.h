@@ -207,6 +207,16 @@ struct backend {
 	 * disco#items there: see src/roomlist.h. */
 	void (*list_rooms)(struct session *s, const char *scope,
 	    struct room_list *list);
+	/*
+	 * The legacy address of the person behind nick in room (caller
+	 * frees; "nick%irc.libera.chat" for an IRC channel), or NULL when
+	 * there is none: the jid of their occupant items, so a client can
+	 * write to them directly (XEP-0045 non-anonymous rooms).  NULL: the
+	 * items of other occupants carry no jid.  (Added within ABI 4: a
+	 * backend that does not set it is unchanged.)
+	 */
+	char *(*occupant_address)(struct component *c, const char *room,
+	    const char *nick);
 };
 
 /* The backend compiled in under this name, or NULL. */

@@ -32,9 +32,9 @@
  * - Rooms are live state: stanzas are sent only while the component is
  *   READY, never kept in the store (a room replayed after a reconnect
  *   would be stale; clients rejoin, XEP-0410).
- * - The room is non-anonymous (status 100), but the network does not
- *   tell us other occupants' addresses: only the user's own item carries
- *   a jid (the receiving resource's).
+ * - The room is non-anonymous (status 100): the user's own item carries
+ *   the receiving resource's jid, other occupants' items the contact JID
+ *   the backend gives them (backend->occupant_address), if any.
  * - A backend that lost its link but will rejoin calls room_link_lost():
  *   the room stays JOINED with only the user in it, and the occupants of
  *   the rejoin arrive as ordinary room_occupant() presences; the subject
@@ -773,8 +773,21 @@ occupant_presence(const struct room *r, const char *nick, const char *to,
 	struct stanza *item = stanza_new_child(x, "item", NULL);
 	stanza_set_attr(item, "affiliation", affil_name(p->affil));
 	stanza_set_attr(item, "role", role_name(p->role));
-	if (p->jid != NULL)
+	if (p->jid != NULL) {
 		stanza_set_attr(item, "jid", p->jid);
+	} else if (nick != NULL && strcmp(nick, r->nick) != 0) {
+		/* Someone else: the contact JID the backend knows them by,
+		 * which the user can write to (as biboumi showed it). */
+		struct component *c = session_component(r->s);
+		char *legacy = c->backend->occupant_address != NULL ?
+		    c->backend->occupant_address(c, r->name, nick) : NULL;
+		char *jid = legacy != NULL ? session_contact_jid(c, legacy) :
+		    NULL;
+		if (jid != NULL)
+			stanza_set_attr(item, "jid", jid);
+		free(jid);
+		free(legacy);
+	}
 	if (p->new_nick != NULL)
 		stanza_set_attr(item, "nick", p->new_nick);
 	if (p->reason != NULL && *p->reason != '\0')

@@ -448,16 +448,15 @@ send_line(struct irc_server *srv, const char *command, const char *a,
 	return irc_conn_send(srv->conn, command, params);
 }
 
-/* A person's address on this server, as the core knows it. */
+/* nick on server as an address (caller frees), or NULL: servers send
+ * nicks our parser refuses ("a*b", "x%y", 65 bytes), and an address the
+ * user could not answer to is no address. */
 static char *
-nick_address(struct irc_server *srv, const char *nick)
+nick_local(struct component *c, const char *server, const char *nick)
 {
-	struct component *c = session_component(srv->u->s);
 	struct irc_addr a = { .kind = IRC_ADDR_NICK, .name = (char *)nick,
-	    .server = srv->host };
+	    .server = (char *)server };
 	char *local = irc_addr_local(&a, fixed_server(c));
-	/* Servers send nicks our parser refuses ("a*b", "x%y", 65 bytes):
-	 * an address the user could not answer to is no address. */
 	struct irc_addr back;
 	if (local != NULL && parse_addr(c, local, &back) == 0) {
 		int ok = back.kind == IRC_ADDR_NICK;
@@ -465,10 +464,21 @@ nick_address(struct irc_server *srv, const char *nick)
 		if (ok)
 			return local;
 	}
-	log_info("irc: %s: %s: the nick %s cannot be an address; its "
-	    "message is dropped", session_jid(srv->u->s), srv->host, nick);
 	free(local);
 	return NULL;
+}
+
+/* A person's address on this server, as the core knows it. */
+static char *
+nick_address(struct irc_server *srv, const char *nick)
+{
+	char *local = nick_local(session_component(srv->u->s), srv->host,
+	    nick);
+	if (local == NULL)
+		log_info("irc: %s: %s: the nick %s cannot be an address; its "
+		    "message is dropped", session_jid(srv->u->s), srv->host,
+		    nick);
+	return local;
 }
 
 /* IRCv3 server-time ("2024-05-01T12:00:00.000Z"): the time to mark a
@@ -999,12 +1009,14 @@ on_cannot_send(struct irc_server *srv, const struct irc_msg *m)
 	free(text);
 }
 
-/* 482: a TOPIC, MODE or KICK of the user's (a subject, muc#admin) needs
- * channel operator status.  The request was answered already; the
- * user's resources in the room get the server's refusal as an error
- * from the room. */
+/* The server refused a TOPIC, MODE or KICK of the user's (a subject,
+ * muc#admin) in a joined channel: 482 (not an operator), 437 (retry the
+ * topic later)...  The request was answered already; the user's
+ * resources in the room get the server's words as an error from the
+ * room. */
 static void
-on_not_op(struct irc_server *srv, const struct irc_msg *m)
+on_refused(struct irc_server *srv, const struct irc_msg *m,
+    const char *condition)
 {
 	if (m->nparams < 2)
 		return;
@@ -1012,9 +1024,9 @@ on_not_op(struct irc_server *srv, const struct irc_msg *m)
 	if (ch == NULL || !ch->announced)
 		return;
 	char *text = text_in(srv, m->nparams > 2 ? m->params[2] :
-	    "you are not a channel operator");
+	    "refused");
 	char *note = xasprintf("%s refused: %s", srv->host, text);
-	room_message_failed(srv->u->s, ch->room, NULL, "forbidden", note);
+	room_message_failed(srv->u->s, ch->room, NULL, condition, note);
 	free(note);
 	free(text);
 }
@@ -1842,7 +1854,13 @@ on_join_error(struct irc_server *srv, const struct irc_msg *m,
 	if (m->nparams < 2)
 		return;
 	struct irc_chan *ch = chan_find(srv, m->params[1]);
-	if (ch == NULL || (ch->announced && !ch->rejoining))
+	if (ch != NULL && ch->announced && !ch->rejoining) {
+		/* Not about a join: something else the user asked in the
+		 * channel (437: a topic changed too often). */
+		on_refused(srv, m, condition);
+		return;
+	}
+	if (ch == NULL)
 		return;
 	char *text = text_in(srv, m->nparams > 2 ? m->params[2] :
 	    "the IRC server refused the join");
@@ -1943,7 +1961,7 @@ irc_dispatch(struct irc_server *srv, const struct irc_msg *m)
 	else if (strcmp(cmd, "404") == 0)
 		on_cannot_send(srv, m);
 	else if (strcmp(cmd, "482") == 0)
-		on_not_op(srv, m);
+		on_refused(srv, m, "forbidden");
 	else if (strcmp(cmd, "005") == 0) {
 		/* Addresses typed from XMPP are read with these. */
 		struct known_server *k = known_find(session_component(
@@ -2548,6 +2566,20 @@ irc_display_name(struct component *c, const char *legacy, char *buf,
 	return r;
 }
 
+/* nick%server of a member of room, or NULL when the nick cannot be an
+ * address. */
+static char *
+irc_occupant_address(struct component *c, const char *room,
+    const char *nick)
+{
+	struct irc_addr a;
+	if (parse_addr(c, room, &a) != 0)
+		return NULL;
+	char *local = nick_local(c, a.server, nick);
+	irc_addr_clear(&a);
+	return local;
+}
+
 /* ---- the component: identd, ident salt ---- */
 
 /* Components whose identd is on (the listener is the process's). */
@@ -2932,4 +2964,5 @@ const struct backend irc_backend = {
 	.set_role = irc_set_role,
 	.set_affiliation = irc_set_affiliation,
 	.display_name = irc_display_name,
+	.occupant_address = irc_occupant_address,
 };

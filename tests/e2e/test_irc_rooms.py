@@ -6,7 +6,8 @@ clients as the other people in the channels.
 alice is logged in twice (resources a and b; a third, c, stays out of
 the rooms).  Checked, for each XMPP server:
   * the join: occupants with XEP-0045 roles from IRC prefixes (op:
-    moderator/admin, voice: participant/member), self-presence 110+100,
+    moderator/admin, voice: participant/member) and the contact JID
+    (nick%server) as their item's jid, self-presence 110+100,
     the subject from ROOM/SETTER with the time of RPL_TOPICWHOTIME (333)
     as a XEP-0203 delay; a channel without a topic ends the join with an
     empty <subject/> from the room;
@@ -217,6 +218,10 @@ def check_join(ctx, a, b, t_topic):
                    "victim": ("participant", "none")},
            "occupants from IRC prefixes: @bot moderator/admin, +voicy "
            "participant/member, victim participant/none", diag=repr(occ))
+    bot_item = muc_item(a.find(occupant(room, "bot"), m0))
+    ctx.ok(bot_item is not None and bot_item.get("jid") == nick_jid("bot"),
+           "the bot's item carries a jid alice can write to: %s"
+           % nick_jid("bot"), diag=xml_str(bot_item))
     st = stamp_of(subj)
     ctx.ok(resource(subj.get("from")) == "bot"
            and (subj.find(C + "subject").text or "") == "the bot's topic"
@@ -334,7 +339,8 @@ def check_admin(ctx, a, b, voicy):
         return
 
     ma, mb, b0 = a.mark(), b.mark(), bot.mark()
-    a.xmpp.send_message(mto=room, msubject="two\nlines", mtype="groupchat")
+    send_raw(a, "<message to='%s' type='groupchat'><subject>two&#13;&#10;"
+             "lines</subject></message>" % room)
     ok_irc = a.wait_irc(bot, irc("TOPIC", nick="alice", target="#room",
                                  text="two lines"), WAIT, b0)
     s = b.wait(lambda k, el: subject_of(room)(k, el)
