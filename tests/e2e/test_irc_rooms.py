@@ -21,7 +21,8 @@ the rooms).  Checked, for each XMPP server:
     a one-line TOPIC; role none is a KICK with the reason and 307 to both
     resources; roles visitor/participant/moderator are -v/+v/+o;
     affiliation member is +v (and -o), outcast is +b nick!*@* and a KICK
-    (the nick cannot come back: 474), none lifts the ban;
+    (the nick cannot come back: 474), none lifts the ban, admin is +o,
+    owner (no founder mode on InspIRCd) is not-allowed;
   * a join while joined gets the occupants, self-presence and subject
     again; XEP-0410 self-ping answers each joined resource, and
     not-acceptable to one that is not in the room (or left it);
@@ -34,8 +35,9 @@ the rooms).  Checked, for each XMPP server:
 A scripted server (PrefixIrcd, 127.0.0.4, PREFIX=(qaohv)~&@%+) checks
 the rank mapping biboumi used (founder and protected: owner; op: admin;
 halfop: moderator/member; voice: participant/member), a MODE +h as it
-happens, and a topic set by a server name (the subject then comes from
-the room itself, still with its delay).
+happens, a topic set by a server name (the subject then comes from the
+room itself, still with its delay), and a 333 whose time overflows (no
+delay).
 
 Until registration is optional, alice and carol register with an empty
 form first (the helper of test_irc.py).
@@ -98,10 +100,12 @@ class PrefixIrcd(ti.FakeIrcd):
                     self._send(conn, ":ranks PONG ranks :%s" % params[-1])
                 elif cmd == "JOIN" and params and nick:
                     ch = params[0]
+                    # #odd: a 333 with a time no clock has reached.
+                    who = ("x*y!u@h 99999999999999999999999" if ch == "#odd"
+                           else "irc.ranks.example %d" % TOPIC_TIME)
                     for line in (":%s!u@ranks JOIN %s" % (nick, ch),
                                  ":ranks 332 %s %s :rank and file" % (nick, ch),
-                                 ":ranks 333 %s %s irc.ranks.example %d"
-                                 % (nick, ch, TOPIC_TIME),
+                                 ":ranks 333 %s %s %s" % (nick, ch, who),
                                  ":ranks 353 %s = %s :~founder &prot @op %%half "
                                  "+voice plain %s" % (nick, ch, nick),
                                  ":ranks 366 %s %s :End of /NAMES list."
@@ -412,6 +416,21 @@ def check_admin(ctx, a, b, voicy):
            % (bot.dump(b0), voicy.dump(v0)))
     a.wait(occupant(room, "voicy"), WAIT, ma)
 
+    ma, b0 = a.mark(), bot.mark()
+    r = admin(a, room, nick="voicy", affiliation="admin")
+    line = a.wait_irc(bot, lambda l: irc_parse(l)[1] == "MODE" and
+                      irc_parse(l)[0] == "alice" and
+                      " ".join(irc_parse(l)[2][1:]) == "+o voicy", WAIT, b0)
+    pres = a.wait(lambda k, el: occupant(room, "voicy")(k, el)
+                  and role_affil(el) == ("moderator", "admin"), WAIT, ma)
+    ctx.ok(r.type == "result" and line and pres is not None,
+           "muc#admin affiliation admin on voicy: MODE #room +o voicy, "
+           "moderator/admin", diag="bot:\n" + bot.dump(b0))
+    r = admin(a, room, nick="voicy", affiliation="owner")
+    ctx.ok(r.type == "error" and r.error_condition == "not-allowed",
+           "affiliation owner where the server has no founder mode: "
+           "not-allowed", diag=str(r))
+
 
 def check_rejoin_ping(ctx, a, b, c):
     room = room_jid("#room")
@@ -577,6 +596,16 @@ def check_ranks(ctx, a, fake):
     ctx.ok(p is not None, "MODE +h plain: plain becomes moderator/member",
            diag="received:\n" + a.dump(ma))
     a.leave(room, "alice")
+
+    odd = room_jid("#odd", SRV_RANKS)
+    m0 = a.mark()
+    a.join(odd, "alice")
+    subj, me = join_sequence(a, odd, m0)
+    ctx.ok(subj is not None and subj.get("from") == odd + "/x*y"
+           and stamp_of(subj) is None,
+           "a 333 with an overflowing time: the subject from room/x*y (the "
+           "setter's nick), without a delay", diag=xml_str(subj))
+    a.leave(odd, "alice")
 
 
 def run_server(tap, cls):
