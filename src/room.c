@@ -1728,7 +1728,8 @@ admin(struct component *c, const struct stanza *iq,
 		    "the room has that nickname");
 	char *reason = stanza_child_text(item, "reason");
 	struct backend_error err = { .condition = NULL };
-	int rc;
+	int rc;                     /* the backend's 0 or -1; 1: no such
+	                             * operation in this backend */
 	const char *what;
 	if (affil != NULL) {
 		what = affil;
@@ -2142,9 +2143,9 @@ room_handle_iq(struct component *c, const struct stanza *iq,
 		    strcmp(stanza_name(payload), "query") == 0) {
 			const char *node = stanza_attr(payload, "node");
 			if (node != NULL && strcmp(node, NS_MUC_TRAFFIC) == 0) {
-				/* XEP-0045 15.5.5: the traffic a room lets
-				 * through beyond bodies; a network's channel
-				 * carries none of it. */
+				/* XEP-0045's muc#traffic node: the payloads a
+				 * room lets through beyond bodies; a network's
+				 * channel carries none of them. */
 				struct stanza *res = stanza_reply(iq, "result");
 				stanza_set_attr(stanza_new_child(res, "query",
 				    NS_DISCO_INFO), "node", NS_MUC_TRAFFIC);
