@@ -1453,11 +1453,13 @@ room_handle_presence(struct component *c, const struct stanza *st,
 		join(c, st, s, full, room, to->resource);
 	} else if (r->state != ROOM_JOINED) {
 		/* Still joining: the answer is on its way. */
-	} else if (strcmp(to->resource, r->nick) != 0) {
-		change_nick(c, st, s, r, full, to->resource);
 	} else if (stanza_child(st, "x", NS_MUC) != NULL) {
-		/* A client that believes it is out joins again (XEP-0410):
-		 * it gets the whole join sequence. */
+		/* A client that believes it is out joins again (XEP-0410,
+		 * a reconnect), maybe with the nick it was configured with:
+		 * it gets the whole join sequence, with the room's nick (210
+		 * when it asked another).  A join is no nick change (those
+		 * carry no <x/>, XEP-0045 7.6), so nothing goes to the
+		 * network. */
 		free(m->id);
 		m->id = stanza_attr(st, "id") ? xstrdup(stanza_attr(st,
 		    "id")) : NULL;
@@ -1465,6 +1467,8 @@ room_handle_presence(struct component *c, const struct stanza *st,
 		m->asked = xstrdup(to->resource);
 		read_history_request(m, st);
 		send_join(s, r, m);
+	} else if (strcmp(to->resource, r->nick) != 0) {
+		change_nick(c, st, s, r, full, to->resource);
 	} else {
 		/* A presence update: reflected, the network has no use for
 		 * it. */

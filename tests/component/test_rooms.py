@@ -544,6 +544,18 @@ def test_drop_in(conn, cw):
               [(s.get("from"), codes(s)) for s in seq])
     tap.check(not any(s.get("to") == A for s in seq),
               "... to that resource only")
+    joins = cw.log_text().count("changing nick in #test")
+    join_presence(conn, B, "#test", "configured", id_="rj2")
+    seq, done = join_sequence(conn, B, "#test")
+    me = [s for s in seq if "110" in codes(s)]
+    tap.check(done and len(me) == 1 and me[0].get("id") == "rj2"
+              and me[0].get("from") == room_jid("#test", "alice2")
+              and {"110", "210"} <= codes(me[0])
+              and not any(error_condition(s) for s in seq)
+              and cw.log_text().count("changing nick in #test") == joins,
+              "a join while joined with another nick (a client's configured "
+              "one): the join sequence with the room's nick and 210, no nick "
+              "change", [(s.get("from"), codes(s)) for s in seq])
     for who in (A, B):
         res = conn.iq("<ping xmlns='%s'/>" % PING,
                       to=room_jid("#test", "alice2"), frm=who, id_="spx")

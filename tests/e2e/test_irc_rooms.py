@@ -24,7 +24,8 @@ the rooms).  Checked, for each XMPP server:
     (the nick cannot come back: 474), none lifts the ban, admin is +o,
     owner (no founder mode on InspIRCd) is not-allowed;
   * a join while joined gets the occupants, self-presence and subject
-    again; XEP-0410 self-ping answers each joined resource, and
+    again, also with another nick (the room's nick with 210, no NICK on
+    IRC: a reconnecting client's configured nick); XEP-0410 self-ping answers each joined resource, and
     not-acceptable to one that is not in the room (or left it);
   * XEP-0106: #a@b and #c:d/e as #a\\40b and #c\\3ad\\2fe round-trip;
   * joins and leaves sent together before the IRC link is up (carol's
@@ -446,6 +447,16 @@ def check_rejoin_ping(ctx, a, b, c):
     b.pump(0.3)
     ctx.ok(b.find(self_presence(room), mb) is None,
            "... and nothing of it to the other resource", diag=b.dump(mb))
+    b0 = ctx.bot.mark()
+    ma, subj, me, took = timed_join(a, room, "alice_reconnected")
+    a.pump(0.3)
+    ctx.ok(subj is not None and me is not None
+           and resource(me.get("from")) == "alice"
+           and {"110", "210"} <= muc_codes(me)
+           and ctx.bot.find(irc("NICK", nick="alice"), b0) is None,
+           "a join while joined with another nick (as a reconnecting client "
+           "may send): the join sequence as alice with 210, no NICK on IRC",
+           diag="received:\n%s\nbot:\n%s" % (a.dump(ma), ctx.bot.dump(b0)))
 
     for who, u in (("a", a), ("b", b)):
         r = u.iq(room + "/alice", "<ping xmlns='%s'/>" % NS_PING)
