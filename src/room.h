@@ -4,8 +4,9 @@
  * component whose unescaped local part the backend calls a room
  * (backend->is_room); occupants are ROOM@component/NICK.
  *
- * From XMPP: presence to ROOM/NICK joins (or changes nick when already
- * joined), unavailable leaves, groupchat messages go to the room,
+ * From XMPP: presence to ROOM/NICK joins (a resource already in the
+ * room gets the join sequence again; without <x/> it changes nick),
+ * unavailable leaves, groupchat messages go to the room,
  * private messages to ROOM/NICK go to that occupant, iq to the room or
  * an occupant (disco#info, XEP-0410 self-ping) are answered here.
  * Several resources of one user share one nick in a room: each resource
