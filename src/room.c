@@ -1681,48 +1681,38 @@ one_of(const char *v, const char *const *names)
 	return 0;
 }
 
-/*
- * XEP-0045 9 and 10, muc#admin by nick: role none is a kick (10.3.1),
- * the other roles voice and operator status (9.6, 10.4), affiliations
- * bans and their lifting (9.1, 9.2) and the network's ranks; the
- * backend says what each is on its network.  Lists (a get) are the
- * network's own: not offered.
- */
-static struct stanza *
-admin(struct component *c, const struct stanza *iq,
-    const struct stanza *query, const struct jid *from, const char *room)
+/* The nick of the occupant whose item carries jid (the contact JID of
+ * backend->occupant_address; caller frees), or NULL.  Clients ban by
+ * jid (XEP-0045 9.1). */
+static char *
+nick_of_jid(struct component *c, struct room *r, const char *jid)
 {
-	static const char *const roles[] = { "visitor", "participant",
-	    "moderator", NULL };
-	static const char *const affils[] = { "outcast", "none", "member",
-	    "admin", "owner", NULL };
+	struct jid j;
+	if (c->backend->occupant_address == NULL || jid_parse(jid, &j) != 0)
+		return NULL;
+	char *legacy = j.local != NULL && strcmp(j.domain, c->domain) == 0 ?
+	    jid_unescape_local(j.local) : NULL;
+	jid_clear(&j);
+	char *nick = NULL;
+	for (uint32_t i = 0; legacy != NULL && nick == NULL && i < r->occ.n;
+	    i++) {
+		const char *n = room_nick_str(r->occ.v[i].nick);
+		char *addr = c->backend->occupant_address(c, r->name, n);
+		if (addr != NULL && strcasecmp(addr, legacy) == 0)
+			nick = xstrdup(n);
+		free(addr);
+	}
+	free(legacy);
+	return nick;
+}
+
+/* admin() with the item checked and its nick known. */
+static struct stanza *
+admin_apply(struct component *c, const struct stanza *iq,
+    const struct stanza *item, struct session *s, struct room *r,
+    const char *room, const char *nick, const char *role, const char *affil)
+{
 	const struct backend *b = c->backend;
-	struct session *s;
-	struct member *m;
-	struct room *r = joined_room(c, from, room, &s, &m);
-	const struct stanza *item = stanza_child(query, "item", NULL);
-	if (strcmp(stanza_attr(iq, "type"), "set") != 0)
-		return stanza_error_reply(iq, "feature-not-implemented",
-		    "the network keeps its own lists of roles and bans");
-	if (item == NULL || stanza_next_sibling(item) != NULL)
-		return stanza_error_reply(iq, "bad-request", "one <item/> "
-		    "at a time");
-	const char *nick = stanza_attr(item, "nick");
-	const char *role = stanza_attr(item, "role");
-	const char *affil = stanza_attr(item, "affiliation");
-	if (nick == NULL || *nick == '\0')
-		return stanza_error_reply(iq, "bad-request", "this gateway "
-		    "needs the occupant's nick (the network does not know "
-		    "XMPP addresses)");
-	if ((role == NULL && affil == NULL) ||
-	    (role != NULL && strcmp(role, "none") != 0 &&
-	    !one_of(role, roles)) ||
-	    (affil != NULL && !one_of(affil, affils)))
-		return stanza_error_reply(iq, "bad-request", "not a role or "
-		    "affiliation of XEP-0045");
-	if (r == NULL)
-		return stanza_error_reply(iq, "forbidden", "you are not in "
-		    "this room");
 	/* A ban and its lifting may name someone who is not here (the
 	 * network keeps masks); everything else is for occupants. */
 	int absent_ok = affil != NULL && (strcmp(affil, "outcast") == 0 ||
@@ -1758,6 +1748,60 @@ admin(struct component *c, const struct stanza *iq,
 	log_info("%s: %s: %s %s in %s", c->domain, session_jid(s), what,
 	    nick, room);
 	return stanza_reply(iq, "result");
+}
+
+/*
+ * XEP-0045 9 and 10, muc#admin by nick: role none is a kick (10.3.1),
+ * the other roles voice and operator status (9.6, 10.4), affiliations
+ * bans and their lifting (9.1, 9.2) and the network's ranks; the
+ * backend says what each is on its network.  Lists (a get) are the
+ * network's own: not offered.
+ */
+static struct stanza *
+admin(struct component *c, const struct stanza *iq,
+    const struct stanza *query, const struct jid *from, const char *room)
+{
+	static const char *const roles[] = { "visitor", "participant",
+	    "moderator", NULL };
+	static const char *const affils[] = { "outcast", "none", "member",
+	    "admin", "owner", NULL };
+	struct session *s;
+	struct member *m;
+	struct room *r = joined_room(c, from, room, &s, &m);
+	const struct stanza *item = stanza_child(query, "item", NULL);
+	if (strcmp(stanza_attr(iq, "type"), "set") != 0)
+		return stanza_error_reply(iq, "feature-not-implemented",
+		    "the network keeps its own lists of roles and bans");
+	if (item == NULL || stanza_next_sibling(item) != NULL)
+		return stanza_error_reply(iq, "bad-request", "one <item/> "
+		    "at a time");
+	const char *nick = stanza_attr(item, "nick");
+	const char *role = stanza_attr(item, "role");
+	const char *affil = stanza_attr(item, "affiliation");
+	const char *jid = stanza_attr(item, "jid");
+	if ((nick == NULL || *nick == '\0') && jid == NULL)
+		return stanza_error_reply(iq, "bad-request", "this gateway "
+		    "needs the occupant's nick or the jid of their item");
+	if ((role == NULL && affil == NULL) ||
+	    (role != NULL && strcmp(role, "none") != 0 &&
+	    !one_of(role, roles)) ||
+	    (affil != NULL && !one_of(affil, affils)))
+		return stanza_error_reply(iq, "bad-request", "not a role or "
+		    "affiliation of XEP-0045");
+	if (r == NULL)
+		return stanza_error_reply(iq, "forbidden", "you are not in "
+		    "this room");
+	char *by_jid = NULL;
+	if (nick == NULL || *nick == '\0') {
+		if ((by_jid = nick_of_jid(c, r, jid)) == NULL)
+			return stanza_error_reply(iq, "item-not-found",
+			    "nobody in the room has that address");
+		nick = by_jid;
+	}
+	struct stanza *res = admin_apply(c, iq, item, s, r, room, nick, role,
+	    affil);
+	free(by_jid);
+	return res;
 }
 
 /* ---- the owner form: the user's settings of the room ---- */

@@ -514,6 +514,11 @@ def test_drop_in(conn, cw):
         res = admin_set(conn, A, "adb%d" % i, attrs)
         tap.check(error_condition(res) == ("modify", "bad-request"),
                   "muc#admin with %s: bad-request" % attrs, res)
+    res = admin_set(conn, A, "adj", {"jid": "nobody@" + GW,
+                                     "affiliation": "outcast"})
+    tap.check(error_condition(res) == ("cancel", "item-not-found"),
+              "a ban by a jid no occupant's item carries: item-not-found",
+              res)
     res = conn.iq("<query xmlns='%s'><item affiliation='outcast'/></query>"
                   % MUC_ADMIN, to=room_jid("#test"), frm=A, id_="adg")
     tap.check(error_condition(res) == ("cancel", "feature-not-implemented"),

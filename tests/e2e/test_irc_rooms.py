@@ -22,7 +22,8 @@ the rooms).  Checked, for each XMPP server:
     resources; roles visitor/participant/moderator are -v/+v/+o;
     affiliation member is +v (and -o), outcast is +b nick!*@* and a KICK
     (the nick cannot come back: 474), none lifts the ban, admin is +o,
-    owner (no founder mode on InspIRCd) is not-allowed;
+    owner (no founder mode on InspIRCd) is not-allowed; a ban by the jid
+    of the occupant's item (as clients send it) works the same;
   * a join while joined gets the occupants, self-presence and subject
     again, also with another nick (the room's nick with 210, no NICK on
     IRC: a reconnecting client's configured nick); XEP-0410 self-ping answers each joined resource, and
@@ -431,6 +432,17 @@ def check_admin(ctx, a, b, voicy):
     ctx.ok(r.type == "error" and r.error_condition == "not-allowed",
            "affiliation owner where the server has no founder mode: "
            "not-allowed", diag=str(r))
+
+    # Clients ban by the jid of the occupant's item (nick%server@gw).
+    ma, b0 = a.mark(), bot.mark()
+    r = admin(a, room, jid=nick_jid("voicy"), affiliation="outcast")
+    ban = a.wait_irc(bot, irc("MODE", nick="alice", target="#room",
+                              text="voicy!*@*"), WAIT, b0)
+    gone = a.wait(occupant(room, "voicy", "unavailable"), WAIT, ma)
+    ctx.ok(r.type == "result" and ban and "+b" in ban and gone is not None,
+           "a ban by the jid of voicy's item (%s): +b voicy!*@*, voicy "
+           "leaves" % nick_jid("voicy"), diag="iq %s\nbot:\n%s"
+           % (r, bot.dump(b0)))
 
 
 def check_rejoin_ping(ctx, a, b, c):
