@@ -227,6 +227,15 @@ struct backend {
 	 */
 	void (*chat_marker)(struct session *s, const char *legacy,
 	    const char *id, const char *marker);
+	/*
+	 * The legacy address of the person behind nick in room (caller
+	 * frees; "nick%irc.libera.chat" for an IRC channel), or NULL when
+	 * there is none: the jid of their occupant items, so a client can
+	 * write to them directly (XEP-0045 non-anonymous rooms).  NULL: the
+	 * items of other occupants carry no jid.
+	 */
+	char *(*occupant_address)(struct component *c, const char *room,
+	    const char *nick);
 };
 
 /* The backend compiled in under this name, or NULL. */

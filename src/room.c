@@ -32,9 +32,9 @@
  * - Rooms are live state: stanzas are sent only while the component is
  *   READY, never kept in the store (a room replayed after a reconnect
  *   would be stale; clients rejoin, XEP-0410).
- * - The room is non-anonymous (status 100), but the network does not
- *   tell us other occupants' addresses: only the user's own item carries
- *   a jid (the receiving resource's).
+ * - The room is non-anonymous (status 100): the user's own item carries
+ *   the receiving resource's jid, other occupants' items the contact JID
+ *   the backend gives them (backend->occupant_address), if any.
  * - A backend that lost its link but will rejoin calls room_link_lost():
  *   the room stays JOINED with only the user in it, and the occupants of
  *   the rejoin arrive as ordinary room_occupant() presences; the subject
@@ -128,6 +128,11 @@
 /* A MAM page: the default and the most a client may ask for. */
 #define MAM_PAGE_DEFAULT 50
 #define MAM_PAGE_MAX 250
+/* Lines of the user's waiting for their reflection, per room; past this
+ * the oldest loses its origin-id (a backend that never reflects must
+ * not make us keep ids without end). */
+#define ROOM_REFLECT_MAX 64
+#define NS_MUC_TRAFFIC "http://jabber.org/protocol/muc#traffic"
 
 enum room_state { ROOM_PENDING, ROOM_JOINING, ROOM_JOINED };
 
@@ -191,6 +196,18 @@ struct room {
 	char *encoding;             /* the user's fallback charset, or NULL */
 	long long seen;             /* archive id when the user last left */
 	struct archive *archive;    /* attached while persistent and JOINED */
+	time_t subject_time;        /* when the subject was set; 0: unknown */
+	/* The user's lines on their way to the network, by the id they are
+	 * reflected with: what the reflection must carry back
+	 * (XEP-0359 origin-id).  Oldest first, at most ROOM_REFLECT_MAX. */
+	struct reflect *refl;
+	size_t nrefl;
+};
+
+/* One line of the user's, sent and not yet reflected. */
+struct reflect {
+	char *id;                   /* the id it is reflected with */
+	char *origin;               /* the client's <origin-id/>, or NULL */
 };
 
 struct room_set {
@@ -621,6 +638,11 @@ room_free(struct room *r)
 	free(r->nick_req);
 	free(r->nick_req_jid);
 	free(r->nick_req_id);
+	for (size_t i = 0; i < r->nrefl; i++) {
+		free(r->refl[i].id);
+		free(r->refl[i].origin);
+	}
+	free(r->refl);
 	free(r);
 }
 
@@ -758,8 +780,21 @@ occupant_presence(const struct room *r, const char *nick, const char *to,
 	struct stanza *item = stanza_new_child(x, "item", NULL);
 	stanza_set_attr(item, "affiliation", affil_name(p->affil));
 	stanza_set_attr(item, "role", role_name(p->role));
-	if (p->jid != NULL)
+	if (p->jid != NULL) {
 		stanza_set_attr(item, "jid", p->jid);
+	} else if (nick != NULL && strcmp(nick, r->nick) != 0) {
+		/* Someone else: the contact JID the backend knows them by,
+		 * which the user can write to (as biboumi showed it). */
+		struct component *c = session_component(r->s);
+		char *legacy = c->backend->occupant_address != NULL ?
+		    c->backend->occupant_address(c, r->name, nick) : NULL;
+		char *jid = legacy != NULL ? session_contact_jid(c, legacy) :
+		    NULL;
+		if (jid != NULL)
+			stanza_set_attr(item, "jid", jid);
+		free(jid);
+		free(legacy);
+	}
 	if (p->new_nick != NULL)
 		stanza_set_attr(item, "nick", p->new_nick);
 	if (p->reason != NULL && *p->reason != '\0')
@@ -871,6 +906,47 @@ groupchat(const struct room *r, const char *nick, const char *id,
     const char *body)
 {
 	return groupchat_sid(r, nick, id, body, NULL);
+}
+
+/* ---- reflections of the user's own lines (XEP-0045 7.4, XEP-0359) ---- */
+
+/* A line with that id goes to the network: its reflection will carry
+ * origin (may be NULL). */
+static void
+reflect_expect(struct room *r, const char *id, const char *origin)
+{
+	if (r->nrefl == ROOM_REFLECT_MAX) {
+		free(r->refl[0].id);
+		free(r->refl[0].origin);
+		memmove(&r->refl[0], &r->refl[1],
+		    (r->nrefl - 1) * sizeof(*r->refl));
+		r->nrefl--;
+	}
+	if (r->refl == NULL)
+		r->refl = xcalloc(ROOM_REFLECT_MAX, sizeof(*r->refl));
+	r->refl[r->nrefl].id = xstrdup(id);
+	r->refl[r->nrefl].origin = origin != NULL ? xstrdup(origin) : NULL;
+	r->nrefl++;
+}
+
+/* The origin-id of the line with that id, taken out of the list
+ * (caller frees), or NULL. */
+static char *
+reflect_take(struct room *r, const char *id)
+{
+	if (id == NULL)
+		return NULL;
+	for (size_t i = 0; i < r->nrefl; i++) {
+		if (strcmp(r->refl[i].id, id) != 0)
+			continue;
+		char *origin = r->refl[i].origin;
+		free(r->refl[i].id);
+		memmove(&r->refl[i], &r->refl[i + 1],
+		    (r->nrefl - i - 1) * sizeof(*r->refl));
+		r->nrefl--;
+		return origin;
+	}
+	return NULL;
 }
 
 /* ---- persistence and the archive ---- */
@@ -1044,8 +1120,12 @@ read_history_request(struct member *m, const struct stanza *st)
 		m->hist_since = since;
 }
 
+/* The subject to one member: from ROOM/SETTER (the room itself when
+ * nobody is known), with the time it was set as a XEP-0203 delay when
+ * delayed (a join; a change as it happens is not late). */
 static void
-send_subject(struct session *s, struct room *r, struct member *m)
+send_subject(struct session *s, struct room *r, struct member *m,
+    int delayed)
 {
 	struct stanza *msg = stanza_new("message", NS_COMPONENT);
 	char *from = occupant_jid(r, r->subject_nick);
@@ -1054,8 +1134,11 @@ send_subject(struct session *s, struct room *r, struct member *m)
 	stanza_set_attr(msg, "to", m->jid);
 	stanza_set_attr(msg, "type", "groupchat");
 	struct stanza *subj = stanza_new_child(msg, "subject", NULL);
-	if (r->subject != NULL && *r->subject != '\0')
+	if (r->subject != NULL && *r->subject != '\0') {
 		stanza_add_text(subj, r->subject, strlen(r->subject));
+		if (delayed)
+			stanza_add_delay(msg, r->jid, r->subject_time);
+	}
 	m->want_subject = 0;
 	send_user(s, msg);
 }
@@ -1112,7 +1195,7 @@ send_join(struct session *s, struct room *r, struct member *m)
 	send_self(s, r, m, &p);
 	send_history(s, r, m);
 	if (r->subject_known)
-		send_subject(s, r, m);
+		send_subject(s, r, m, 1);
 	else
 		m->want_subject = 1;
 }
@@ -1125,7 +1208,7 @@ subject_cb(evutil_socket_t fd, short what, void *arg)
 	r->subject_known = 1;
 	for (size_t i = 0; i < r->nmembers; i++)
 		if (r->members[i].want_subject)
-			send_subject(r->s, r, &r->members[i]);
+			send_subject(r->s, r, &r->members[i], 1);
 }
 
 /* ---- from XMPP ---- */
@@ -1151,8 +1234,12 @@ room_new(struct session *s, const char *name, const char *nick)
 		r->encoding = stored.encoding;
 		r->seen = stored.seen;
 	}
-	r->next = set->rooms;
-	set->rooms = r;
+	/* At the end: joins waiting for the login go to the network in
+	 * the order they came (room_session_online). */
+	struct room **tail = &set->rooms;
+	while (*tail != NULL)
+		tail = &(*tail)->next;
+	*tail = r;
 	set->count++;
 	return r;
 }
@@ -1411,11 +1498,13 @@ room_handle_presence(struct component *c, const struct stanza *st,
 		join(c, st, s, full, room, to->resource);
 	} else if (r->state != ROOM_JOINED) {
 		/* Still joining: the answer is on its way. */
-	} else if (strcmp(to->resource, r->nick) != 0) {
-		change_nick(c, st, s, r, full, to->resource);
 	} else if (stanza_child(st, "x", NS_MUC) != NULL) {
-		/* A client that believes it is out joins again (XEP-0410):
-		 * it gets the whole join sequence. */
+		/* A client that believes it is out joins again (XEP-0410,
+		 * a reconnect), maybe with the nick it was configured with:
+		 * it gets the whole join sequence, with the room's nick (210
+		 * when it asked another).  A join is no nick change (those
+		 * carry no <x/>, XEP-0045 7.6), so nothing goes to the
+		 * network. */
 		free(m->id);
 		m->id = stanza_attr(st, "id") ? xstrdup(stanza_attr(st,
 		    "id")) : NULL;
@@ -1423,6 +1512,8 @@ room_handle_presence(struct component *c, const struct stanza *st,
 		m->asked = xstrdup(to->resource);
 		read_history_request(m, st);
 		send_join(s, r, m);
+	} else if (strcmp(to->resource, r->nick) != 0) {
+		change_nick(c, st, s, r, full, to->resource);
 	} else {
 		/* A presence update: reflected, the network has no use for
 		 * it. */
@@ -1453,6 +1544,67 @@ joined_room(struct component *c, const struct jid *from, const char *room,
 	*mp = member_find(r, full);
 	free(full);
 	return *mp ? r : NULL;
+}
+
+/*
+ * A groupchat body goes to the network line by line, each line a
+ * message of its own that is reflected on its own (a chat network has no
+ * multi-line messages; the user then sees what the channel saw): the
+ * first line with the stanza's id, the others with new ones, every one
+ * with the client's XEP-0359 origin-id.  Empty lines are skipped.  The
+ * first refusal is answered with the stanza's id, and the lines after
+ * it are not sent.
+ */
+static void
+send_lines(struct component *c, const struct stanza *st, struct session *s,
+    struct room *r, const char *body)
+{
+	const struct stanza *o = stanza_child(st, "origin-id", NS_SID);
+	char *origin = o != NULL && stanza_attr(o, "id") != NULL ?
+	    xstrdup(stanza_attr(o, "id")) : NULL;
+	char *name = xstrdup(r->name);
+	const char *sent_id = stanza_attr(st, "id");
+	int first = 1;
+	for (const char *p = body; *p != '\0'; ) {
+		size_t len = strcspn(p, "\n");
+		char *line = xstrndup(p, len);
+		p += len + (p[len] == '\n');
+		/* CR LF from a client that writes both. */
+		if (len > 0 && line[len - 1] == '\r')
+			line[--len] = '\0';
+		if (strspn(line, " \t\r") == len) {
+			free(line);
+			continue;
+		}
+		char fresh[48];
+		const char *id = first ? sent_id : NULL;
+		if (id == NULL) {
+			new_stanza_id(fresh, sizeof(fresh));
+			id = fresh;
+		}
+		first = 0;
+		/* The backend may reflect from inside the call: expect it
+		 * first, and find the room again after. */
+		reflect_expect(r, id, origin);
+		struct backend_error err = { .condition = NULL };
+		int rc = c->backend->send_groupchat(s, name, id, line, &err);
+		free(line);
+		r = room_find(s, name);
+		if (rc != 0) {
+			if (r != NULL)
+				free(reflect_take(r, id));
+			metrics_send_failure(c->domain, c->backend->name,
+			    err.condition);
+			reply_error(c, st, err.condition ? err.condition :
+			    "undefined-condition", err.text[0] ? err.text :
+			    NULL);
+			break;
+		}
+		if (r == NULL || r->state != ROOM_JOINED)
+			break;
+	}
+	free(name);
+	free(origin);
 }
 
 void
@@ -1491,12 +1643,8 @@ room_handle_message(struct component *c, const struct stanza *st,
 		} else if (b->send_groupchat == NULL) {
 			reply_error(c, st, "feature-not-implemented",
 			    "this gateway cannot send to rooms yet");
-		} else if (b->send_groupchat(s, room, stanza_attr(st, "id"),
-		    body, &err) != 0) {
-			metrics_send_failure(c->domain, b->name, err.condition);
-			reply_error(c, st, err.condition ? err.condition :
-			    "undefined-condition", err.text[0] ? err.text :
-			    NULL);
+		} else {
+			send_lines(c, st, s, r, body);
 		}
 	} else if (to->resource == NULL) {
 		if (stanza_child(st, "x", NS_MUC_USER) != NULL)
@@ -1546,7 +1694,10 @@ disco_info(struct component *c, const struct stanza *iq, struct session *s,
 	struct stanza *id = stanza_new_child(qy, "identity", NULL);
 	stanza_set_attr(id, "category", "conference");
 	stanza_set_attr(id, "type", c->backend->gateway_type);
-	stanza_set_attr(id, "name", room);
+	char name[256];
+	stanza_set_attr(id, "name", c->backend->display_name != NULL &&
+	    c->backend->display_name(c, room, name, sizeof(name)) == 1 &&
+	    name[0] != '\0' ? name : room);
 	/* What a legacy channel is, as far as the gateway knows: anyone may
 	 * enter, everyone's nick is public and the room ends with its last
 	 * occupant.  Only a key the user gave tells us it is protected. */
@@ -1566,44 +1717,137 @@ disco_info(struct component *c, const struct stanza *iq, struct session *s,
 	return res;
 }
 
-/* XEP-0045 10.3.1: a kick is <item nick='N' role='none'/>; other admin
- * uses are not for a gateway. */
+/* 1 when v is one of the NULL-terminated names. */
+static int
+one_of(const char *v, const char *const *names)
+{
+	for (; v != NULL && *names != NULL; names++)
+		if (strcmp(v, *names) == 0)
+			return 1;
+	return 0;
+}
+
+/* The nick of the occupant whose item carries jid (the contact JID of
+ * backend->occupant_address; caller frees), or NULL.  Clients ban by
+ * jid (XEP-0045 9.1). */
+static char *
+nick_of_jid(struct component *c, struct room *r, const char *jid)
+{
+	struct jid j;
+	if (c->backend->occupant_address == NULL || jid_parse(jid, &j) != 0)
+		return NULL;
+	char *legacy = j.local != NULL && strcmp(j.domain, c->domain) == 0 ?
+	    jid_unescape_local(j.local) : NULL;
+	jid_clear(&j);
+	char *nick = NULL;
+	for (uint32_t i = 0; legacy != NULL && nick == NULL && i < r->occ.n;
+	    i++) {
+		const char *n = room_nick_str(r->occ.v[i].nick);
+		char *addr = c->backend->occupant_address(c, r->name, n);
+		if (addr != NULL && strcasecmp(addr, legacy) == 0)
+			nick = xstrdup(n);
+		free(addr);
+	}
+	free(legacy);
+	return nick;
+}
+
+/* admin() with the item checked and its nick known. */
+static struct stanza *
+admin_apply(struct component *c, const struct stanza *iq,
+    const struct stanza *item, struct session *s, struct room *r,
+    const char *room, const char *nick, const char *role, const char *affil)
+{
+	const struct backend *b = c->backend;
+	/* A ban and its lifting may name someone who is not here (the
+	 * network keeps masks); everything else is for occupants. */
+	int absent_ok = affil != NULL && (strcmp(affil, "outcast") == 0 ||
+	    strcmp(affil, "none") == 0);
+	if (!absent_ok && occ_find(&r->occ, nick) == NULL)
+		return stanza_error_reply(iq, "item-not-found", "nobody in "
+		    "the room has that nickname");
+	char *reason = stanza_child_text(item, "reason");
+	struct backend_error err = { .condition = NULL };
+	int rc;                     /* the backend's 0 or -1; 1: no such
+	                             * operation in this backend */
+	const char *what;
+	if (affil != NULL) {
+		what = affil;
+		rc = b->set_affiliation == NULL ? 1 : b->set_affiliation(s,
+		    room, nick, affil, reason, &err);
+	} else if (strcmp(role, "none") == 0) {
+		what = "kick";
+		rc = b->kick == NULL ? 1 : b->kick(s, room, nick, reason,
+		    &err);
+	} else {
+		what = role;
+		rc = b->set_role == NULL ? 1 : b->set_role(s, room, nick,
+		    role, reason, &err);
+	}
+	free(reason);
+	if (rc == 1)
+		return stanza_error_reply(iq, "feature-not-implemented",
+		    "this gateway cannot do that on its network");
+	if (rc != 0)
+		return stanza_error_reply(iq, err.condition ? err.condition :
+		    "not-allowed", err.text[0] ? err.text : NULL);
+	log_info("%s: %s: %s %s in %s", c->domain, session_jid(s), what,
+	    nick, room);
+	return stanza_reply(iq, "result");
+}
+
+/*
+ * XEP-0045 9 and 10, muc#admin by nick: role none is a kick (10.3.1),
+ * the other roles voice and operator status (9.6, 10.4), affiliations
+ * bans and their lifting (9.1, 9.2) and the network's ranks; the
+ * backend says what each is on its network.  Lists (a get) are the
+ * network's own: not offered.
+ */
 static struct stanza *
 admin(struct component *c, const struct stanza *iq,
     const struct stanza *query, const struct jid *from, const char *room)
 {
+	static const char *const roles[] = { "visitor", "participant",
+	    "moderator", NULL };
+	static const char *const affils[] = { "outcast", "none", "member",
+	    "admin", "owner", NULL };
 	struct session *s;
 	struct member *m;
 	struct room *r = joined_room(c, from, room, &s, &m);
 	const struct stanza *item = stanza_child(query, "item", NULL);
-	const char *type = stanza_attr(iq, "type");
-	if (strcmp(type, "set") != 0 || item == NULL ||
-	    stanza_next_sibling(item) != NULL ||
-	    stanza_attr(item, "nick") == NULL ||
-	    stanza_attr(item, "role") == NULL ||
-	    strcmp(stanza_attr(item, "role"), "none") != 0)
+	if (strcmp(stanza_attr(iq, "type"), "set") != 0)
 		return stanza_error_reply(iq, "feature-not-implemented",
-		    "this gateway can only kick (role none by nick)");
+		    "the network keeps its own lists of roles and bans");
+	if (item == NULL || stanza_next_sibling(item) != NULL)
+		return stanza_error_reply(iq, "bad-request", "one <item/> "
+		    "at a time");
+	const char *nick = stanza_attr(item, "nick");
+	const char *role = stanza_attr(item, "role");
+	const char *affil = stanza_attr(item, "affiliation");
+	const char *jid = stanza_attr(item, "jid");
+	if ((nick == NULL || *nick == '\0') && jid == NULL)
+		return stanza_error_reply(iq, "bad-request", "this gateway "
+		    "needs the occupant's nick or the jid of their item");
+	if ((role == NULL && affil == NULL) ||
+	    (role != NULL && strcmp(role, "none") != 0 &&
+	    !one_of(role, roles)) ||
+	    (affil != NULL && !one_of(affil, affils)))
+		return stanza_error_reply(iq, "bad-request", "not a role or "
+		    "affiliation of XEP-0045");
 	if (r == NULL)
 		return stanza_error_reply(iq, "forbidden", "you are not in "
 		    "this room");
-	const char *nick = stanza_attr(item, "nick");
-	if (occ_find(&r->occ, nick) == NULL)
-		return stanza_error_reply(iq, "item-not-found", "nobody in "
-		    "the room has that nickname");
-	if (c->backend->kick == NULL)
-		return stanza_error_reply(iq, "feature-not-implemented",
-		    "this gateway cannot kick");
-	char *reason = stanza_child_text(item, "reason");
-	struct backend_error err = { .condition = NULL };
-	log_info("%s: %s: kicking %s from %s", c->domain, session_jid(s),
-	    nick, room);
-	int rc = c->backend->kick(s, room, nick, reason, &err);
-	free(reason);
-	if (rc != 0)
-		return stanza_error_reply(iq, err.condition ? err.condition :
-		    "not-allowed", err.text[0] ? err.text : NULL);
-	return stanza_reply(iq, "result");
+	char *by_jid = NULL;
+	if (nick == NULL || *nick == '\0') {
+		if ((by_jid = nick_of_jid(c, r, jid)) == NULL)
+			return stanza_error_reply(iq, "item-not-found",
+			    "nobody in the room has that address");
+		nick = by_jid;
+	}
+	struct stanza *res = admin_apply(c, iq, item, s, r, room, nick, role,
+	    affil);
+	free(by_jid);
+	return res;
 }
 
 /* ---- the owner form: the user's settings of the room ---- */
@@ -2005,7 +2249,17 @@ room_handle_iq(struct component *c, const struct stanza *iq,
 	if (to->resource == NULL) {
 		if (get && strcmp(ns, NS_DISCO_INFO) == 0 &&
 		    strcmp(stanza_name(payload), "query") == 0) {
-			if (stanza_attr(payload, "node") != NULL)
+			const char *node = stanza_attr(payload, "node");
+			if (node != NULL && strcmp(node, NS_MUC_TRAFFIC) == 0) {
+				/* XEP-0045's muc#traffic node: the payloads a
+				 * room lets through beyond bodies; a network's
+				 * channel carries none of them. */
+				struct stanza *res = stanza_reply(iq, "result");
+				stanza_set_attr(stanza_new_child(res, "query",
+				    NS_DISCO_INFO), "node", NS_MUC_TRAFFIC);
+				return res;
+			}
+			if (node != NULL)
 				return stanza_error_reply(iq,
 				    "item-not-found", NULL);
 			char *bare = jid_bare_string(from);
@@ -2436,8 +2690,16 @@ room_message_sent(struct session *s, const char *room, const char *id,
 		return;
 	char sid[64];
 	archive_message(r, r->nick, body, 0, sid, sizeof(sid));
-	send_members(s, r, groupchat_sid(r, r->nick, id, body, sid[0] ? sid :
-	    NULL));
+	struct stanza *m = groupchat_sid(r, r->nick, id, body, sid[0] ? sid :
+	    NULL);
+	/* XEP-0359: the client knows its own message by its origin-id
+	 * (profanity shows a line without it twice). */
+	char *origin = reflect_take(r, id);
+	if (origin != NULL)
+		stanza_set_attr(stanza_new_child(m, "origin-id", NS_SID), "id",
+		    origin);
+	free(origin);
+	send_members(s, r, m);
 }
 
 void
@@ -2448,6 +2710,7 @@ room_message_failed(struct session *s, const char *room, const char *id,
 	    "room_message_failed");
 	if (r == NULL)
 		return;
+	free(reflect_take(r, id));
 	struct stanza *m = stanza_new("message", NS_COMPONENT);
 	stanza_set_attr(m, "to", r->jid);
 	if (id != NULL)
@@ -2490,22 +2753,34 @@ void
 room_subject(struct session *s, const char *room, const char *nick,
     const char *subject)
 {
+	/* Set now, as far as anyone knows. */
+	room_subject_at(s, room, nick, subject, time(NULL));
+}
+
+void
+room_subject_at(struct session *s, const char *room, const char *nick,
+    const char *subject, time_t stamp)
+{
 	struct room *r = backend_room(s, room, JOINING_OR_JOINED,
 	    "room_subject");
 	if (r == NULL)
 		return;
+	if (nick != NULL && *nick == '\0')
+		nick = NULL;
 	if (r->state == ROOM_JOINED && r->subject_known &&
-	    (nick == NULL || *nick == '\0') && r->subject != NULL &&
-	    strcmp(r->subject, subject ? subject : "") == 0) {
-		/* The same subject told again without an author (IRC's 332
-		 * after a rejoin): nothing changed, and nobody waits for it
+	    r->subject != NULL && strcmp(r->subject, subject ? subject :
+	    "") == 0 && (nick == NULL || (r->subject_nick != NULL &&
+	    strcmp(r->subject_nick, nick) == 0))) {
+		/* The same subject told again (IRC's 332/333 after a
+		 * rejoin): nothing changed, and nobody waits for it
 		 * (want_subject is only set before subject_known). */
 		return;
 	}
 	free(r->subject);
 	free(r->subject_nick);
 	r->subject = xstrdup(subject ? subject : "");
-	r->subject_nick = nick && *nick ? xstrdup(nick) : NULL;
+	r->subject_nick = nick ? xstrdup(nick) : NULL;
+	r->subject_time = stamp > 0 ? stamp : 0;
 	r->subject_known = 1;
 	if (r->state != ROOM_JOINED)
 		return;
@@ -2513,7 +2788,8 @@ room_subject(struct session *s, const char *room, const char *nick,
 	/* Members waiting for their join's subject get it, and so does
 	 * everyone else: it changed. */
 	for (size_t i = 0; i < r->nmembers; i++)
-		send_subject(s, r, &r->members[i]);
+		send_subject(s, r, &r->members[i],
+		    r->members[i].want_subject);
 }
 
 void

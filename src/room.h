@@ -4,8 +4,9 @@
  * component whose unescaped local part the backend calls a room
  * (backend->is_room); occupants are ROOM@component/NICK.
  *
- * From XMPP: presence to ROOM/NICK joins (or changes nick when already
- * joined), unavailable leaves, groupchat messages go to the room,
+ * From XMPP: presence to ROOM/NICK joins (a resource already in the
+ * room gets the join sequence again; without <x/> it changes nick),
+ * unavailable leaves, groupchat messages go to the room,
  * private messages to ROOM/NICK go to that occupant, iq to the room or
  * an occupant (disco#info, XEP-0410 self-ping) are answered here.
  * Several resources of one user share one nick in a room: each resource
@@ -153,6 +154,12 @@ void room_message_failed(struct session *s, const char *room,
  * ends with an empty subject, and later calls are subject changes. */
 void room_subject(struct session *s, const char *room, const char *nick,
     const char *subject);
+/* The same, with when it was set (IRC's 333; 0: not known): the
+ * subject of a join carries it as a XEP-0203 delay.  nick is the
+ * setter, who need not be in the room (the subject then comes from
+ * ROOM/NICK all the same). */
+void room_subject_at(struct session *s, const char *room, const char *nick,
+    const char *subject, time_t stamp);
 /* The network dropped the user from the room (332). */
 void room_closed(struct session *s, const char *room, const char *reason);
 

@@ -434,6 +434,21 @@ contact_find(struct session *s, const char *legacy, int create)
 	return cp;
 }
 
+/* XEP-0172: the name the backend gives a contact (an IRC user's nick
+ * for "nick%server"), for clients that show nicknames. */
+static void
+add_contact_nick(const struct component *c, struct stanza *st,
+    const char *legacy)
+{
+	char name[256];
+	if (legacy == NULL || c->backend->display_name == NULL ||
+	    c->backend->display_name((struct component *)c, legacy, name,
+	    sizeof(name)) != 1 || name[0] == '\0')
+		return;
+	stanza_add_text(stanza_new_child(st, "nick", NS_NICK), name,
+	    strlen(name));
+}
+
 static void
 send_contact_presence(struct session *s, const struct contact_presence *cp,
     const char *to)
@@ -443,6 +458,7 @@ send_contact_presence(struct session *s, const struct contact_presence *cp,
 		return;
 	struct stanza *p = presence(from, to, cp->show ? NULL : "unavailable");
 	add_show_status(p, cp->show, cp->status);
+	add_contact_nick(s->c, p, cp->legacy);
 	deliver(s->c, p);
 	free(from);
 }
@@ -660,6 +676,7 @@ session_deliver_message_at(struct session *s, const char *legacy,
 	if (m == NULL)
 		return;
 	stanza_new_text_child(m, "body", body);
+	add_contact_nick(s->c, m, legacy);
 	stanza_add_delay(m, s->c->domain, stamp);
 	deliver(s->c, m);
 }
@@ -710,6 +727,8 @@ session_deliver(struct session *s, const char *legacy,
 	if (lm->nick != NULL && *lm->nick != '\0') {
 		struct stanza *n = stanza_new_child(m, "nick", NS_NICK);
 		stanza_add_text(n, lm->nick, strlen(lm->nick));
+	} else {
+		add_contact_nick(s->c, m, legacy);
 	}
 	/* A clock a little off is no reason to call a message late. */
 	if (lm->stamp > 0 && lm->stamp < time(NULL) - 60)
@@ -892,6 +911,15 @@ request_subscription(struct component *c, const char *user,
 	if (name != NULL) {
 		struct stanza *n = stanza_new_child(p, "nick", NS_NICK);
 		stanza_add_text(n, name, strlen(name));
+	} else {
+		struct jid j;
+		char *legacy = NULL;
+		if (jid_parse(contact, &j) == 0) {
+			legacy = j.local ? jid_unescape_local(j.local) : NULL;
+			jid_clear(&j);
+		}
+		add_contact_nick(c, p, legacy);
+		free(legacy);
 	}
 	deliver(c, p);
 }
@@ -1102,7 +1130,9 @@ subscription(struct component *c, struct session *s, const struct stanza *st,
 	} else if (strcmp(type, "subscribe") == 0) {
 		/* Approve, and (for contacts) ask back, so the roster item
 		 * becomes both-ways as a native contact's would. */
-		deliver(c, presence(to_s, bare, "subscribed"));
+		struct stanza *ok = presence(to_s, bare, "subscribed");
+		add_contact_nick(c, ok, legacy);
+		deliver(c, ok);
 		if (legacy != NULL) {
 			int had = store_contact_get(cw->store, c->domain, bare,
 			    legacy, NULL);
@@ -1132,10 +1162,14 @@ subscription(struct component *c, struct session *s, const struct stanza *st,
 			send_gateway_presence(s, bare);
 		} else {
 			struct contact_presence *cp = contact_find(s, legacy, 0);
-			if (cp != NULL)
+			if (cp != NULL) {
 				send_contact_presence(s, cp, bare);
-			else
-				deliver(c, presence(to_s, bare, "unavailable"));
+			} else {
+				struct stanza *p = presence(to_s, bare,
+				    "unavailable");
+				add_contact_nick(c, p, legacy);
+				deliver(c, p);
+			}
 		}
 	}
 	/* subscribed / unsubscribed: the user answered our request; the

@@ -134,6 +134,11 @@ struct irc_chan {
 	int index_stale;
 	struct irc_server *srv;
 	struct event *join_timer;  /* a join the server never answers */
+	/* The topic the server told with the last JOIN (332, 333), handed
+	 * to the room with the occupants (366). */
+	char *topic;           /* NULL: none came */
+	char *topic_setter;    /* a nick, or NULL */
+	time_t topic_time;     /* 0: not told */
 };
 
 struct pm_route {
@@ -461,16 +466,15 @@ send_line(struct irc_server *srv, const char *command, const char *a,
 	return irc_conn_send(srv->conn, command, params);
 }
 
-/* A person's address on this server, as the core knows it. */
+/* nick on server as an address (caller frees), or NULL: servers send
+ * nicks our parser refuses ("a*b", "x%y", 65 bytes), and an address the
+ * user could not answer to is no address. */
 static char *
-nick_address(struct irc_server *srv, const char *nick)
+nick_local(struct component *c, const char *server, const char *nick)
 {
-	struct component *c = session_component(srv->u->s);
 	struct irc_addr a = { .kind = IRC_ADDR_NICK, .name = (char *)nick,
-	    .server = srv->host };
+	    .server = (char *)server };
 	char *local = irc_addr_local(&a, fixed_server(c));
-	/* Servers send nicks our parser refuses ("a*b", "x%y", 65 bytes):
-	 * an address the user could not answer to is no address. */
 	struct irc_addr back;
 	if (local != NULL && parse_addr(c, local, &back) == 0) {
 		int ok = back.kind == IRC_ADDR_NICK;
@@ -478,10 +482,21 @@ nick_address(struct irc_server *srv, const char *nick)
 		if (ok)
 			return local;
 	}
-	log_info("irc: %s: %s: the nick %s cannot be an address; its "
-	    "message is dropped", session_jid(srv->u->s), srv->host, nick);
 	free(local);
 	return NULL;
+}
+
+/* A person's address on this server, as the core knows it. */
+static char *
+nick_address(struct irc_server *srv, const char *nick)
+{
+	char *local = nick_local(session_component(srv->u->s), srv->host,
+	    nick);
+	if (local == NULL)
+		log_info("irc: %s: %s: the nick %s cannot be an address; its "
+		    "message is dropped", session_jid(srv->u->s), srv->host,
+		    nick);
+	return local;
 }
 
 /* IRCv3 server-time ("2024-05-01T12:00:00.000Z"): the time to mark a
@@ -633,6 +648,8 @@ chan_free(struct irc_chan *ch)
 	free(ch->name);
 	free(ch->folded);
 	free(ch->key);
+	free(ch->topic);
+	free(ch->topic_setter);
 	free(ch);
 }
 
@@ -732,24 +749,42 @@ nick_ok(const char *nick)
 	return 1;
 }
 
-/* The XEP-0045 role and affiliation of IRC channel prefixes. */
+/*
+ * The XEP-0045 role and affiliation of a member's channel prefixes, by
+ * the highest mode they stand for (the server's PREFIX says which):
+ * q (founder) and a (protected) are owners, o admins, h moderating
+ * members, v members with voice; everyone else a participant.  Clients
+ * show these; a biboumi user saw the same.
+ */
 static void
-role_of(const char *prefixes, enum room_role *role,
-    enum room_affiliation *affil)
+role_of(const struct irc_server *srv, const char *prefixes,
+    enum room_role *role, enum room_affiliation *affil)
 {
+	static const struct {
+		char mode;
+		enum room_role role;
+		enum room_affiliation affil;
+	} ranks[] = {
+		{ 'q', ROLE_MODERATOR, AFFIL_OWNER },
+		{ 'a', ROLE_MODERATOR, AFFIL_OWNER },
+		{ 'o', ROLE_MODERATOR, AFFIL_ADMIN },
+		{ 'h', ROLE_MODERATOR, AFFIL_MEMBER },
+		{ 'v', ROLE_PARTICIPANT, AFFIL_MEMBER },
+	};
+	const struct irc_isupport *is = srv->conn ?
+	    irc_conn_isupport(srv->conn) : NULL;
+	const char *chars = is ? is->prefix_chars : "@+";
+	const char *modes = is ? is->prefix_modes : "ov";
 	*role = ROLE_PARTICIPANT;
 	*affil = AFFIL_NONE;
-	if (strchr(prefixes, '~')) {
-		*role = ROLE_MODERATOR;
-		*affil = AFFIL_OWNER;
-	} else if (strchr(prefixes, '&') || strchr(prefixes, '@')) {
-		*role = ROLE_MODERATOR;
-		*affil = AFFIL_ADMIN;
-	} else if (strchr(prefixes, '%')) {
-		*role = ROLE_MODERATOR;
-		*affil = AFFIL_MEMBER;
-	} else if (strchr(prefixes, '+')) {
-		*affil = AFFIL_MEMBER;
+	for (size_t i = 0; i < sizeof(ranks) / sizeof(ranks[0]); i++) {
+		const char *m = strchr(modes, ranks[i].mode);
+		if (m == NULL || (size_t)(m - modes) >= strlen(chars) ||
+		    strchr(prefixes, chars[m - modes]) == NULL)
+			continue;
+		*role = ranks[i].role;
+		*affil = ranks[i].affil;
+		return;
 	}
 }
 
@@ -759,7 +794,7 @@ announce_member(struct irc_server *srv, struct irc_chan *ch,
 {
 	enum room_role role;
 	enum room_affiliation affil;
-	role_of(m->prefixes, &role, &affil);
+	role_of(srv, m->prefixes, &role, &affil);
 	room_occupant(srv->u->s, ch->room, room_nick_str(m->nick), role,
 	    affil);
 }
@@ -992,6 +1027,28 @@ on_cannot_send(struct irc_server *srv, const struct irc_msg *m)
 	free(text);
 }
 
+/* The server refused a TOPIC, MODE or KICK of the user's (a subject,
+ * muc#admin) in a joined channel: 482 (not an operator), 437 (retry the
+ * topic later)...  The request was answered already; the user's
+ * resources in the room get the server's words as an error from the
+ * room. */
+static void
+on_refused(struct irc_server *srv, const struct irc_msg *m,
+    const char *condition)
+{
+	if (m->nparams < 2)
+		return;
+	struct irc_chan *ch = chan_find(srv, m->params[1]);
+	if (ch == NULL || !ch->announced)
+		return;
+	char *text = text_in(srv, m->nparams > 2 ? m->params[2] :
+	    "refused");
+	char *note = xasprintf("%s refused: %s", srv->host, text);
+	room_message_failed(srv->u->s, ch->room, NULL, condition, note);
+	free(note);
+	free(text);
+}
+
 /* The link is gone: what was written but not echoed may or may not
  * have reached the channel; the user hears it was not confirmed. */
 static void
@@ -1119,6 +1176,11 @@ join_timeout_cb(evutil_socket_t fd, short what, void *arg)
 static void
 send_join(struct irc_server *srv, struct irc_chan *ch)
 {
+	/* What this JOIN brings is the topic now. */
+	free(ch->topic);
+	free(ch->topic_setter);
+	ch->topic = ch->topic_setter = NULL;
+	ch->topic_time = 0;
 	if (send_line(srv, "JOIN", ch->name, ch->key, NULL) == 0) {
 		if (!ch->announced) {
 			struct timeval tv = { .tv_sec = JOIN_TIMEOUT };
@@ -1562,6 +1624,14 @@ on_names(struct irc_server *srv, const struct irc_msg *m)
 	free(list);
 }
 
+/* The topic of the JOIN (none: an empty subject) to the room. */
+static void
+chan_subject(struct irc_server *srv, struct irc_chan *ch)
+{
+	room_subject_at(srv->u->s, ch->room, ch->topic ? ch->topic_setter :
+	    NULL, ch->topic ? ch->topic : "", ch->topic ? ch->topic_time : 0);
+}
+
 static void
 on_names_end(struct irc_server *srv, const struct irc_msg *m)
 {
@@ -1576,11 +1646,17 @@ on_names_end(struct irc_server *srv, const struct irc_msg *m)
 		char *text = xasprintf("Reconnected to %s", srv->host);
 		room_message(srv->u->s, ch->room, NULL, text);
 		free(text);
+		/* Unchanged, the room says nothing; changed meanwhile, it is
+		 * a subject change. */
+		chan_subject(srv, ch);
 		return;
 	}
 	if (ch->announced)
 		return;
 	ch->announced = 1;
+	/* The subject first: the room sends it right after the join
+	 * (an empty one when the channel has none: clients wait for it). */
+	chan_subject(srv, ch);
 	room_joined(srv->u->s, ch->room, irc_conn_nick(srv->conn));
 }
 
@@ -1595,8 +1671,42 @@ on_topic(struct irc_server *srv, const struct irc_msg *m, int numeric)
 	if (ch == NULL)
 		return;
 	char *topic = text_in_chan(srv, ch, m->params[ci + 1]);
-	room_subject(srv->u->s, ch->room, numeric ? NULL : m->nick, topic);
+	if (numeric) {
+		/* Part of a JOIN's answer: told with the occupants (366),
+		 * with its setter and time when 333 follows. */
+		free(ch->topic);
+		ch->topic = topic;
+		return;
+	}
+	/* A change as it happens: from its author, now. */
+	room_subject(srv->u->s, ch->room, m->nick != NULL &&
+	    nick_ok(m->nick) ? m->nick : NULL, topic);
 	free(topic);
+}
+
+/* 333 me #chan setter time: who set the topic of 332, and when.  The
+ * setter may be "nick!user@host" or a server's name. */
+static void
+on_topic_who(struct irc_server *srv, const struct irc_msg *m)
+{
+	if (m->nparams < 3)
+		return;
+	struct irc_chan *ch = chan_find(srv, m->params[1]);
+	if (ch == NULL)
+		return;
+	char *setter = xstrndup(m->params[2], strcspn(m->params[2], "!"));
+	free(ch->topic_setter);
+	ch->topic_setter = NULL;
+	/* A server (a dot in it) or a nick no JID can carry: the topic
+	 * then comes from the room itself. */
+	if (nick_ok(setter) && strchr(setter, '.') == NULL)
+		ch->topic_setter = setter;
+	else
+		free(setter);
+	char *end = NULL;
+	long long t = m->nparams > 3 ? strtoll(m->params[3], &end, 10) : 0;
+	ch->topic_time = end != NULL && *end == '\0' && t > 0 &&
+	    t <= (long long)time(NULL) + 86400 ? (time_t)t : 0;
 }
 
 static void
@@ -1898,7 +2008,13 @@ on_join_error(struct irc_server *srv, const struct irc_msg *m,
 	if (m->nparams < 2)
 		return;
 	struct irc_chan *ch = chan_find(srv, m->params[1]);
-	if (ch == NULL || (ch->announced && !ch->rejoining))
+	if (ch != NULL && ch->announced && !ch->rejoining) {
+		/* Not about a join: something else the user asked in the
+		 * channel (437: a topic changed too often). */
+		on_refused(srv, m, condition);
+		return;
+	}
+	if (ch == NULL)
 		return;
 	char *text = text_in(srv, m->nparams > 2 ? m->params[2] :
 	    "the IRC server refused the join");
@@ -1978,6 +2094,8 @@ irc_dispatch(struct irc_server *srv, const struct irc_msg *m)
 		on_topic(srv, m, 0);
 	else if (strcmp(cmd, "332") == 0)
 		on_topic(srv, m, 1);
+	else if (strcmp(cmd, "333") == 0)
+		on_topic_who(srv, m);
 	else if (strcmp(cmd, "353") == 0)
 		on_names(srv, m);
 	else if (strcmp(cmd, "322") == 0)
@@ -1996,6 +2114,8 @@ irc_dispatch(struct irc_server *srv, const struct irc_msg *m)
 		on_names_end(srv, m);
 	else if (strcmp(cmd, "404") == 0)
 		on_cannot_send(srv, m);
+	else if (strcmp(cmd, "482") == 0)
+		on_refused(srv, m, "forbidden");
 	else if (strcmp(cmd, "005") == 0) {
 		/* Addresses typed from XMPP are read with these. */
 		struct known_server *k = known_find(session_component(
@@ -2158,8 +2278,12 @@ irc_join_room(struct session *s, const char *room, const char *nick,
 		ch->name = xstrdup(a.name);
 		ch->folded = fold(srv, a.name);
 		ch->key = password && *password ? xstrdup(password) : NULL;
-		ch->next = srv->chans;
-		srv->chans = ch;
+		/* At the end: JOINs waiting for the link go out in the order
+		 * the user asked for them. */
+		struct irc_chan **tail = &srv->chans;
+		while (*tail != NULL)
+			tail = &(*tail)->next;
+		*tail = ch;
 		if (srv->conn != NULL && irc_conn_is_registered(srv->conn))
 			send_join(srv, ch);
 	}
@@ -2186,9 +2310,12 @@ irc_leave_room(struct session *s, const char *room, const char *reason)
 	struct irc_chan *ch = chan_of_room(s, room, &srv);
 	if (ch == NULL)
 		return;
-	/* A reason IRC cannot carry (several lines) must not keep us in
-	 * the channel: leave without it. */
-	if (send_line(srv, "PART", ch->name, reason, NULL) != 0)
+	/* JOINs go out once the link is registered: a channel left before
+	 * that was never joined on this link, and needs no PART.  A reason
+	 * IRC cannot carry (several lines) must not keep us in the channel:
+	 * leave without it. */
+	if (srv->conn != NULL && irc_conn_is_registered(srv->conn) &&
+	    send_line(srv, "PART", ch->name, reason, NULL) != 0)
 		send_line(srv, "PART", ch->name, NULL, NULL);
 	chan_remove(srv, ch);
 	/* Reconnecting only for rooms the user is in: with the last one
@@ -2221,6 +2348,17 @@ link_down(struct irc_server *srv, struct backend_error *err)
 	return -1;
 }
 
+/* A line IRC could not carry (CR/LF, a misplaced colon, a full
+ * queue): refused, saying what it was. */
+static int
+cannot_send(struct backend_error *err, const char *what)
+{
+	err->condition = "not-acceptable";
+	snprintf(err->text, sizeof(err->text), "%s cannot be sent to IRC",
+	    what);
+	return -1;
+}
+
 static int
 send_tagged(struct irc_server *srv, unsigned long tag, const char *target,
     const char *text)
@@ -2231,24 +2369,24 @@ send_tagged(struct irc_server *srv, unsigned long tag, const char *target,
 	return irc_conn_send_tagged(srv->conn, tag, "PRIVMSG", params);
 }
 
-/* Sends text as PRIVMSG lines (or one CTCP ACTION for "/me "), each
+/* Sends one line of text as PRIVMSGs (CTCP ACTIONs for "/me "), each
  * tagged with p's tag; p->lines counts them. */
 static int
-send_text(struct irc_server *srv, const char *target, const char *body,
-    struct irc_pending *p, struct backend_error *err)
+send_line_text(struct irc_server *srv, const char *target, const char *line,
+    struct irc_pending *p)
 {
 	/* ":nick!user@host PRIVMSG target :" as the server relays it:
 	 * leave room for the longest prefix it may add. */
 	size_t overhead = 1 + 64 + 1 + 16 + 1 + 64 + 9 + strlen(target) + 2;
-	int action = strncmp(body, "/me ", 4) == 0;
+	int action = strncmp(line, "/me ", 4) == 0;
 	if (action) {
 		/* Each piece becomes "\x01ACTION piece\x01": 9 bytes more. */
-		body += 4;
+		line += 4;
 		overhead += 9;
 	}
 	char **pieces;
-	size_t n = irc_split(body, overhead, &pieces);
-	int r = n > 0 ? 0 : -1;
+	size_t n = irc_split(line, overhead, &pieces);
+	int r = 0;
 	for (size_t i = 0; i < n && r == 0; i++) {
 		if (!action) {
 			r = send_tagged(srv, p->tag, target, pieces[i]);
@@ -2261,12 +2399,25 @@ send_text(struct irc_server *srv, const char *target, const char *body,
 			p->lines++;
 	}
 	irc_split_free(pieces);
-	if (r == 0)
+	return r;
+}
+
+/* Sends text line by line (each line's "/me " is its own, as the room
+ * layer sends a groupchat's lines), all tagged with p's tag. */
+static int
+send_text(struct irc_server *srv, const char *target, const char *body,
+    struct irc_pending *p, struct backend_error *err)
+{
+	char *copy = xstrdup(body);
+	char *save = NULL;
+	int r = 0;
+	for (char *line = strtok_r(copy, "\n", &save); line != NULL &&
+	    r == 0; line = strtok_r(NULL, "\n", &save))
+		r = send_line_text(srv, target, line, p);
+	free(copy);
+	if (r == 0 && p->lines > 0)
 		return 0;
-	err->condition = "not-acceptable";
-	snprintf(err->text, sizeof(err->text), "the message cannot be sent "
-	    "to IRC");
-	return -1;
+	return cannot_send(err, "the message");
 }
 
 static int
@@ -2355,13 +2506,19 @@ irc_set_subject(struct session *s, const char *room, const char *subject,
 	struct irc_chan *ch = chan_of_room(s, room, &srv);
 	if (ch == NULL)
 		return not_connected(err);
-	if (send_line(srv, "TOPIC", ch->name, subject, NULL) != 0) {
-		err->condition = "not-acceptable";
-		snprintf(err->text, sizeof(err->text), "that topic cannot be "
-		    "sent to IRC");
-		return -1;
+	/* A topic is one line: a subject of several lines becomes one,
+	 * its lines joined by spaces. */
+	char *line = xstrdup(subject);
+	size_t n = 0;
+	for (const char *p = subject; *p != '\0'; p++) {
+		if (*p == '\r')
+			continue;
+		line[n++] = *p == '\n' ? ' ' : *p;
 	}
-	return 0;
+	line[n] = '\0';
+	int r = send_line(srv, "TOPIC", ch->name, line, NULL);
+	free(line);
+	return r != 0 ? cannot_send(err, "that topic") : 0;
 }
 
 static int
@@ -2395,13 +2552,187 @@ irc_kick(struct session *s, const char *room, const char *nick,
 	struct irc_chan *ch = chan_of_room(s, room, &srv);
 	if (ch == NULL)
 		return not_connected(err);
-	if (send_line(srv, "KICK", ch->name, nick, reason) != 0) {
-		err->condition = "not-acceptable";
-		snprintf(err->text, sizeof(err->text), "that kick cannot be "
-		    "sent to IRC");
+	if (send_line(srv, "KICK", ch->name, nick, reason) != 0)
+		return cannot_send(err, "that kick");
+	return 0;
+}
+
+/* The nick!*@* mask a ban on nick puts on the channel. */
+static char *
+ban_mask(const char *nick)
+{
+	return xasprintf("%s!*@*", nick);
+}
+
+/* MODE ch modes with the same nick as every argument. */
+static int
+send_modes(struct irc_server *srv, struct irc_chan *ch, const char *modes,
+    const char *nick, struct backend_error *err)
+{
+	const char *params[8] = { ch->name, modes };
+	size_t n = 2;
+	for (const char *p = modes; *p != '\0' && n < 7; p++)
+		if (*p != '+' && *p != '-')
+			params[n++] = nick;
+	params[n] = NULL;
+	if (irc_conn_send(srv->conn, "MODE", params) != 0)
+		return cannot_send(err, "that mode change");
+	return 0;
+}
+
+/* Appends "-x" to modes for each rank prefix above keep (a mode letter,
+ * or 0: all) that the member holds: giving voice to an operator also
+ * takes the op away, as in XEP-0045 where a role replaces the last. */
+static void
+drop_ranks(struct irc_server *srv, const struct irc_member *mem, char keep,
+    char *modes, size_t len)
+{
+	const struct irc_isupport *is = irc_conn_isupport(srv->conn);
+	const char *above = keep == 'v' ? "hoaq" : keep == 'h' ? "oaq" :
+	    keep == 'o' ? "aq" : keep == 'q' ? "" : "vhoaq";
+	for (const char *m = is->prefix_modes; mem != NULL && *m != '\0' &&
+	    (size_t)(m - is->prefix_modes) < strlen(is->prefix_chars); m++) {
+		char prefix = is->prefix_chars[m - is->prefix_modes];
+		if (strchr(above, *m) == NULL || strchr(mem->prefixes,
+		    prefix) == NULL)
+			continue;
+		size_t n = strlen(modes);
+		if (n + 3 > len)
+			break;
+		modes[n] = '-';
+		modes[n + 1] = *m;
+		modes[n + 2] = '\0';
+	}
+}
+
+/* The mode letter the server has for a rank (a PREFIX mode), or 0. */
+static char
+rank_mode(struct irc_server *srv, char mode)
+{
+	const struct irc_isupport *is = irc_conn_isupport(srv->conn);
+	return strchr(is->prefix_modes, mode) != NULL ? mode : 0;
+}
+
+/* The channel of a muc#admin change, joined with the link up, and the
+ * member it names (NULL: not in the channel).  0, or -1 with err. */
+static int
+admin_target(struct session *s, const char *room, const char *nick,
+    struct irc_server **srv, struct irc_chan **ch, struct irc_member **mem,
+    struct backend_error *err)
+{
+	*ch = chan_of_room(s, room, srv);
+	if (*ch == NULL || !(*ch)->announced)
+		return not_connected(err);
+	if (link_down(*srv, err) != 0)
+		return -1;
+	*mem = member_find(*srv, *ch, nick);
+	return 0;
+}
+
+/* muc#admin roles: visitor takes voice away (-v), participant gives it
+ * (+v), moderator makes an operator (+o). */
+static int
+irc_set_role(struct session *s, const char *room, const char *nick,
+    const char *role, const char *reason, struct backend_error *err)
+{
+	struct irc_server *srv;
+	struct irc_chan *ch;
+	struct irc_member *mem;
+	if (admin_target(s, room, nick, &srv, &ch, &mem, err) != 0)
+		return -1;
+	char modes[32];
+	if (strcmp(role, "visitor") == 0) {
+		/* No voice, and no rank above it either. */
+		modes[0] = '\0';
+		drop_ranks(srv, mem, 0, modes, sizeof(modes));
+		if (strstr(modes, "-v") == NULL)
+			strcat(modes, "-v");
+	} else if (strcmp(role, "participant") == 0) {
+		snprintf(modes, sizeof(modes), "+v");
+		drop_ranks(srv, mem, 'v', modes, sizeof(modes));
+	} else {
+		snprintf(modes, sizeof(modes), "+o");
+	}
+	(void)reason;   /* MODE carries none */
+	return send_modes(srv, ch, modes, nick, err);
+}
+
+/* muc#admin affiliations: outcast bans nick!*@* and kicks the nick out
+ * (XEP-0045 9.1: a banned occupant leaves), none lifts that ban, or
+ * takes the ranks of an occupant away; member, admin, owner are voice,
+ * operator and founder (where the server has it). */
+static int
+irc_set_affiliation(struct session *s, const char *room, const char *nick,
+    const char *affiliation, const char *reason, struct backend_error *err)
+{
+	struct irc_server *srv;
+	struct irc_chan *ch;
+	struct irc_member *mem;
+	if (admin_target(s, room, nick, &srv, &ch, &mem, err) != 0)
+		return -1;
+	char modes[32] = "";
+	if (strcmp(affiliation, "outcast") == 0 ||
+	    (strcmp(affiliation, "none") == 0 && mem == NULL)) {
+		char *mask = ban_mask(nick);
+		const char *params[] = { ch->name, affiliation[0] == 'o' ?
+		    "+b" : "-b", mask, NULL };
+		int r = irc_conn_send(srv->conn, "MODE", params);
+		free(mask);
+		if (r == 0 && affiliation[0] == 'o' && mem != NULL)
+			r = send_line(srv, "KICK", ch->name, nick, reason &&
+			    *reason ? reason : "banned");
+		return r != 0 ? cannot_send(err, "that ban") : 0;
+	}
+	char rank = strcmp(affiliation, "member") == 0 ? 'v' :
+	    strcmp(affiliation, "admin") == 0 ? 'o' :
+	    strcmp(affiliation, "owner") == 0 ? rank_mode(srv, 'q') : 0;
+	if (rank == 0 && strcmp(affiliation, "none") != 0) {
+		err->condition = "not-allowed";
+		snprintf(err->text, sizeof(err->text), "%s has no channel "
+		    "owners", srv->host);
 		return -1;
 	}
-	return 0;
+	if (rank != 0)
+		snprintf(modes, sizeof(modes), "+%c", rank);
+	drop_ranks(srv, mem, rank, modes, sizeof(modes));
+	if (modes[0] == '\0')
+		return 0;   /* nothing to take away */
+	(void)reason;
+	return send_modes(srv, ch, modes, nick, err);
+}
+
+/* "#test on irc.libera.chat" for a room, "bot" for bot%irc.libera.chat:
+ * what a person reads in a room list or a roster. */
+static int
+irc_display_name(struct component *c, const char *legacy, char *buf,
+    size_t len)
+{
+	struct irc_addr a;
+	if (parse_addr(c, legacy, &a) != 0)
+		return 0;
+	int r = 1;
+	if (a.kind == IRC_ADDR_CHANNEL)
+		snprintf(buf, len, "%s on %s", a.name, a.server);
+	else if (a.kind == IRC_ADDR_NICK)
+		snprintf(buf, len, "%s", a.name);
+	else
+		r = 0;
+	irc_addr_clear(&a);
+	return r;
+}
+
+/* nick%server of a member of room, or NULL when the nick cannot be an
+ * address. */
+static char *
+irc_occupant_address(struct component *c, const char *room,
+    const char *nick)
+{
+	struct irc_addr a;
+	if (parse_addr(c, room, &a) != 0)
+		return NULL;
+	char *local = nick_local(c, a.server, nick);
+	irc_addr_clear(&a);
+	return local;
 }
 
 /* ---- the component: identd, ident salt ---- */
@@ -2791,4 +3122,8 @@ const struct backend irc_backend = {
 	.set_subject = irc_set_subject,
 	.change_nick = irc_change_nick,
 	.kick = irc_kick,
+	.set_role = irc_set_role,
+	.set_affiliation = irc_set_affiliation,
+	.display_name = irc_display_name,
+	.occupant_address = irc_occupant_address,
 };

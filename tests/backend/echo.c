@@ -79,6 +79,7 @@ enum echo_kind {
 	ECHO_ROOM_PRIVATE,
 	ECHO_ROOM_KICK,
 	ECHO_ROOM_SUBJECT,
+	ECHO_ROOM_RANK,       /* a role or an affiliation given (text) */
 	ECHO_LIST,
 };
 
@@ -318,6 +319,22 @@ run_room(struct echo_job *j)
 	case ECHO_ROOM_SUBJECT:
 		if (r != NULL)
 			room_subject(j->s, j->legacy, r->nick, j->text);
+		break;
+	case ECHO_ROOM_RANK:
+		/* As a network would: a ban puts the nick out (301), the
+		 * rest changes what the occupant is. */
+		if (strcmp(j->text, "outcast") == 0)
+			room_occupant_left(j->s, j->legacy, j->nick, LEAVE_BAN,
+			    "banned from the echo room");
+		else
+			room_occupant(j->s, j->legacy, j->nick,
+			    strcmp(j->text, "visitor") == 0 ? ROLE_VISITOR :
+			    strcmp(j->text, "moderator") == 0 ||
+			    strcmp(j->text, "admin") == 0 ? ROLE_MODERATOR :
+			    ROLE_PARTICIPANT,
+			    strcmp(j->text, "admin") == 0 ? AFFIL_ADMIN :
+			    strcmp(j->text, "member") == 0 ? AFFIL_MEMBER :
+			    AFFIL_NONE);
 		break;
 	default:
 		break;
@@ -665,6 +682,33 @@ echo_kick(struct session *s, const char *room, const char *nick,
 	return 0;
 }
 
+static int
+echo_set_rank(struct session *s, const char *room, const char *nick,
+    const char *rank, const char *reason, struct backend_error *err)
+{
+	if (in_room(s, room, err) != 0)
+		return -1;
+	if (strcmp(rank, "owner") == 0) {
+		err->condition = "not-allowed";
+		snprintf(err->text, sizeof(err->text), "the echo network has "
+		    "no owners");
+		return -1;
+	}
+	room_job(ECHO_ROOM_RANK, s, room, nick, rank);
+	return 0;
+}
+
+/* A name for an address: "#room (echo)" for rooms. */
+static int
+echo_display_name(struct component *c, const char *legacy, char *buf,
+    size_t len)
+{
+	if (legacy[0] != '#')
+		return 0;
+	snprintf(buf, len, "%s (echo)", legacy);
+	return 1;
+}
+
 /* Commands of the backend's own: a user's note kept in the store, and
  * an admin-only count of the notes. */
 static const struct form_field_spec note_fields[] = {
@@ -746,4 +790,7 @@ const struct backend echo_backend = {
 	.set_subject = echo_set_subject,
 	.change_nick = echo_change_nick,
 	.kick = echo_kick,
+	.set_role = echo_set_rank,
+	.set_affiliation = echo_set_rank,
+	.display_name = echo_display_name,
 };

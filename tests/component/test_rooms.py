@@ -385,11 +385,11 @@ def test_iq(conn, cw):
     feats = {f.get("var") for f in qel.findall(q(DISCO_INFO, "feature"))} \
         if qel is not None else set()
     tap.check(ident is not None and ident.get("category") == "conference"
-              and ident.get("type") == "echo" and ident.get("name") == "#test"
+              and ident.get("type") == "echo" and ident.get("name") == "#test (echo)"
               and {MUC, "muc_nonanonymous", "muc_open", "muc_unmoderated",
                    "muc_temporary", SID} <= feats
               and "muc_persistent" not in feats,
-              "disco#info on the room: conference/echo named #test, MUC "
+              "disco#info on the room: conference/echo named by the backend (#test (echo)), MUC "
               "features", feats)
     res = conn.iq("<query xmlns='%s'/>" % DISCO_INFO, to=room_jid("#test", "echo"),
                   frm=C, id_="di2")
@@ -404,6 +404,171 @@ def test_iq(conn, cw):
                   frm=A, id_="di4")
     tap.check(error_condition(res) == ("cancel", "service-unavailable"),
               "any other iq to the room: service-unavailable", res)
+
+
+def admin_set(conn, who, id_, attrs, reason=None):
+    return conn.iq("<query xmlns='%s'><item %s>%s</item></query>"
+                   % (MUC_ADMIN, " ".join("%s='%s'" % kv for kv in attrs.items()),
+                      "<reason>%s</reason>" % reason if reason else ""),
+                   type_="set", to=room_jid("#test"), frm=who, id_=id_)
+
+
+def test_drop_in(conn, cw):
+    """What a biboumi user's client saw: reflections with origin-id to
+    every resource, line by line; muc#admin; muc#traffic; a join while
+    joined; self-ping from each resource."""
+    drain(conn)
+    conn.send("<message from='%s' to='%s' type='groupchat' id='ml1'>"
+              "<body>one\n\n  \ntwo</body><origin-id xmlns='%s' id='orig-1'/>"
+              "<stanza-id xmlns='%s' id='forged' by='%s'/></message>"
+              % (A, room_jid("#test"), SID, SID, room_jid("#test")))
+    got, _ = collect(conn, lambda s: False,
+                     lambda s: s.tag == q(NS_COMPONENT, "message")
+                     and s.get("from") == room_jid("#test", "alice2"), 2)
+    lines = {}
+    for st in got:
+        lines.setdefault(st.get("to"), []).append(st)
+
+    def summary(st):
+        o = st.find(q(SID, "origin-id"))
+        sids = st.findall(q(SID, "stanza-id"))
+        return (text(st, "body"), st.get("id"), o.get("id") if o is not None
+                else None, [(x.get("id"), x.get("by")) for x in sids])
+    a = [summary(x) for x in lines.get(A, [])]
+    b = [summary(x) for x in lines.get(B, [])]
+    tap.check(len(a) == 2 and a[0][0] == "one" and a[0][1] == "ml1"
+              and a[1][0] == "two" and a[1][1] not in (None, "ml1")
+              and all(x[2] == "orig-1" for x in a)
+              and all(len(x[3]) == 1 and x[3][0][1] == room_jid("#test")
+                      and x[3][0][0] != "forged" for x in a)
+              and a[0][3] != a[1][3],
+              "a body of two lines (and blank ones): two reflections, the "
+              "first with the stanza's id, each with the origin-id and one "
+              "stanza-id of the room's (the client's forged one dropped)", a)
+    tap.check(b == a, "... and the same two to the other resource", (a, b))
+    drain(conn)
+
+    # muc#admin.  Roles on echo (it ends moderator again), bans on others.
+    steps = [({"nick": "echo", "role": "participant"}, ("participant", "none")),
+             ({"nick": "echo", "role": "visitor"}, ("visitor", "none")),
+             ({"nick": "echo", "affiliation": "member"}, ("participant", "member")),
+             ({"nick": "echo", "role": "moderator"}, ("moderator", "none"))]
+    for i, (attrs, want) in enumerate(steps):
+        res = admin_set(conn, A, "ad%d" % i, attrs)
+        got = {}
+        for _ in range(2):
+            st = conn.next_stanza(3, lambda s: s.get("from") ==
+                                  room_jid("#test", "echo") and
+                                  s.tag == q(NS_COMPONENT, "presence"))
+            if st is not None:
+                got[st.get("to")] = (item(st).get("role"),
+                                     item(st).get("affiliation"))
+        tap.check(res is not None and res.get("type") == "result"
+                  and got.get(A) == want and got.get(B) == want,
+                  "muc#admin %s: result, and echo's presence says %s/%s to "
+                  "both resources" % (attrs, want[0], want[1]), (res, got))
+
+    groupchat(conn, A, "#test", "/join dave", "cd")
+    drain(conn, 0.5)
+    res = admin_set(conn, B, "ad9", {"nick": "dave", "role": "none"},
+                    reason="out")
+    got = {}
+    for _ in range(2):
+        st = conn.next_stanza(3, lambda s: s.get("from") ==
+                              room_jid("#test", "dave") and
+                              s.get("type") == "unavailable")
+        if st is not None:
+            got[st.get("to")] = (codes(st), item(st).find(q(MUC_USER, "reason")))
+    tap.check(res is not None and res.get("type") == "result"
+              and all("307" in got.get(w, (set(), None))[0]
+                      and got[w][1] is not None and got[w][1].text == "out"
+                      for w in (A, B)),
+              "a kick from one resource: 307 with the reason to every "
+              "resource", got)
+    groupchat(conn, A, "#test", "/join erin", "ce")
+    drain(conn, 0.5)
+    res = admin_set(conn, A, "ad10", {"nick": "erin", "affiliation": "outcast"},
+                    reason="spam")
+    st = conn.next_stanza(3, lambda s: s.get("from") ==
+                          room_jid("#test", "erin") and s.get("to") == A)
+    tap.check(res is not None and res.get("type") == "result"
+              and st is not None and st.get("type") == "unavailable"
+              and "301" in codes(st)
+              and item(st).get("affiliation") == "outcast",
+              "affiliation outcast: result, the occupant leaves with 301",
+              st is not None and (st.attrib, codes(st)))
+    drain(conn)
+    res = admin_set(conn, A, "ad11", {"nick": "nobody", "affiliation": "outcast"})
+    tap.check(res is not None and res.get("type") == "result",
+              "a ban on a nick that is not in the room goes to the network",
+              res)
+    res = admin_set(conn, A, "ad12", {"nick": "nobody", "role": "participant"})
+    tap.check(error_condition(res) == ("cancel", "item-not-found"),
+              "a role for a nick not in the room: item-not-found", res)
+    res = admin_set(conn, A, "ad13", {"nick": "echo", "affiliation": "owner"})
+    tap.check(error_condition(res) == ("cancel", "not-allowed"),
+              "what the network refuses (owner on echo): its error", res)
+    for i, attrs in enumerate(({"nick": "echo", "role": "king"},
+                               {"role": "visitor"},
+                               {"nick": "echo"},
+                               {"nick": "echo", "affiliation": "boss"})):
+        res = admin_set(conn, A, "adb%d" % i, attrs)
+        tap.check(error_condition(res) == ("modify", "bad-request"),
+                  "muc#admin with %s: bad-request" % attrs, res)
+    res = admin_set(conn, A, "adj", {"jid": "nobody@" + GW,
+                                     "affiliation": "outcast"})
+    tap.check(error_condition(res) == ("cancel", "item-not-found"),
+              "a ban by a jid no occupant's item carries: item-not-found",
+              res)
+    res = conn.iq("<query xmlns='%s'><item affiliation='outcast'/></query>"
+                  % MUC_ADMIN, to=room_jid("#test"), frm=A, id_="adg")
+    tap.check(error_condition(res) == ("cancel", "feature-not-implemented"),
+              "a muc#admin list (get): feature-not-implemented", res)
+    drain(conn)
+
+    res = conn.iq("<query xmlns='%s' node='%s'/>"
+                  % (DISCO_INFO, MUC + "#traffic"), to=room_jid("#test"),
+                  frm=A, id_="tr1")
+    qel = res.find(q(DISCO_INFO, "query")) if res is not None else None
+    tap.check(res is not None and res.get("type") == "result"
+              and qel is not None and qel.get("node") == MUC + "#traffic",
+              "disco#info on the muc#traffic node: answered (no features)",
+              res)
+
+    # A client that lost track rejoins with the same resource and nick.
+    join_presence(conn, B, "#test", "alice2", id_="rj")
+    seq, done = join_sequence(conn, B, "#test")
+    pres = [s for s in seq if s.tag == q(NS_COMPONENT, "presence")]
+    me = [s for s in pres if "110" in codes(s)]
+    tap.check(done and "echo" in [nick_of(s) for s in pres]
+              and len(me) == 1 and me[0].get("id") == "rj"
+              and pres[-1] is me[0] and "210" not in codes(me[0])
+              and text(seq[-1], "subject") == "new topic"
+              and not any(error_condition(s) for s in seq),
+              "a join while joined: the occupants, self-presence (110, the "
+              "join's id) and the subject again",
+              [(s.get("from"), codes(s)) for s in seq])
+    tap.check(not any(s.get("to") == A for s in seq),
+              "... to that resource only")
+    joins = cw.log_text().count("changing nick in #test")
+    join_presence(conn, B, "#test", "configured", id_="rj2")
+    seq, done = join_sequence(conn, B, "#test")
+    me = [s for s in seq if "110" in codes(s)]
+    tap.check(done and len(me) == 1 and me[0].get("id") == "rj2"
+              and me[0].get("from") == room_jid("#test", "alice2")
+              and {"110", "210"} <= codes(me[0])
+              and not any(error_condition(s) for s in seq)
+              and cw.log_text().count("changing nick in #test") == joins,
+              "a join while joined with another nick (a client's configured "
+              "one): the join sequence with the room's nick and 210, no nick "
+              "change", [(s.get("from"), codes(s)) for s in seq])
+    for who in (A, B):
+        res = conn.iq("<ping xmlns='%s'/>" % PING,
+                      to=room_jid("#test", "alice2"), frm=who, id_="spx")
+        tap.check(res is not None and res.get("type") == "result",
+                  "self-ping from %s, one of two joined resources: result"
+                  % who.split("/")[1], res)
+    drain(conn)
 
 
 def test_network_side(conn, cw):
@@ -1086,6 +1251,7 @@ def main():
         test_private(conn, cw)
         test_occupants(conn, cw)
         test_iq(conn, cw)
+        test_drop_in(conn, cw)
         test_network_side(conn, cw)
         test_crowd(conn, cw)
         test_leave(conn, cw)
