@@ -144,6 +144,7 @@ fuzz() {
 		fuzz_one sms_text tests/fuzz/corpus_sms || rc=1
 		fuzz_one smstools tests/fuzz/corpus_smstools || rc=1
 		fuzz_one sms_query tests/fuzz/corpus_sms_query || rc=1
+		fuzz_one sms_http tests/fuzz/corpus_sms_http || rc=1
 	fi
 	if [ -d tests/fuzz/corpus_email ]; then
 		fuzz_one email_mime tests/fuzz/corpus_email || rc=1

@@ -80,6 +80,13 @@ static const struct config_option sms_options[] = {
 	  .help = "the smsc-id to send through (empty: Kannel routes)" },
 	{ .key = "listen", .type = CONFIG_STRING, .def = "",
 	  .help = "ADDR:PORT of causeway's listener for Kannel's callbacks" },
+	{ .key = "listen_connections", .type = CONFIG_INT, .def = "64",
+	  .min = 1, .max = 4096,
+	  .help = "connections the callback listener holds at once (more "
+	  "are refused)" },
+	{ .key = "listen_timeout", .type = CONFIG_INT, .def = "30",
+	  .min = 1, .max = 600,
+	  .help = "seconds a callback request may take, whatever arrives" },
 	{ .key = "callback_url", .type = CONFIG_STRING, .def = "",
 	  .help = "the base URL at which Kannel reaches that listener" },
 	{ .key = "callback_token", .type = CONFIG_STRING, .def = "",
