@@ -68,6 +68,7 @@
 #include "email_mime.h"
 #include "form.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "register.h"
 #include "session.h"
 #include "store.h"
@@ -99,7 +100,16 @@ static const struct config_option email_options[] = {
 	  .max = 1740, .help = "seconds before IDLE is renewed (servers "
 	  "drop it after 30 minutes)" },
 	{ .key = "timeout", .type = CONFIG_INT, .def = "60", .min = 1,
-	  .max = 600, .help = "seconds a mail server may take to answer" },
+	  .max = 600, .help = "seconds a mail server may take for one "
+	  "operation (connecting and logging in, or one command), in all" },
+	{ .key = "register_checks_per_jid", .type = CONFIG_INT, .def = "5",
+	  .min = 0, .max = 1000000, .help = "registration checks (each "
+	  "connects to the servers given) one JID may start per 10 minutes; "
+	  "0: no limit" },
+	{ .key = "register_checks_per_domain", .type = CONFIG_INT,
+	  .def = "20", .min = 0, .max = 1000000, .help = "registration "
+	  "checks for addresses of one mail domain per 10 minutes (domains "
+	  "with a [mail-domain] preset are exempt); 0: no limit" },
 	{ .key = "fetch_max", .type = CONFIG_SIZE, .def = "1m",
 	  .min = 4096, .max = 64 * 1024 * 1024,
 	  .help = "bytes fetched per mail (the rest is listed, not read)" },
@@ -435,6 +445,9 @@ check_done(void *arg)
 	free(j);
 }
 
+static int check_allowed(struct component *c, const char *jid,
+    const char *email, char *err, size_t errlen);
+
 static void
 email_check_registration(struct component *c, const char *jid,
     const struct form *values, struct register_request *req)
@@ -447,10 +460,17 @@ email_check_registration(struct component *c, const char *jid,
 		free(j);
 		return;
 	}
+	if (!check_allowed(c, jid, j->a.email, j->err, sizeof(j->err))) {
+		register_request_done(req, "resource-constraint", j->err);
+		account_clear(&j->a);
+		free(j);
+		return;
+	}
 	log_info("email: %s: %s: checking %s at %s:%d and %s:%d", c->domain,
 	    jid, j->a.email, j->a.imap_host, j->a.imap_port, j->a.smtp_host,
 	    j->a.smtp_port);
-	worker_submit(cw->workers, check_work, check_done, j);
+	/* Keyed by the JID: one user, one worker (worker.h). */
+	worker_submit_keyed(cw->workers, jid, check_work, check_done, j);
 }
 
 /* ---- small store values ---- */
@@ -510,6 +530,7 @@ context_get(struct session *s, const char *prefix, const char *name,
 
 struct email_user {
 	struct session *s;     /* NULL once closing */
+	char *key;             /* the bare JID: this user's worker key */
 	struct component *c;
 	struct email_account *acct;
 	struct email_imap *im;
@@ -568,6 +589,7 @@ user_free(struct email_user *u)
 	if (u->timer != NULL)
 		event_free(u->timer);
 	email_account_free(u->acct);
+	free(u->key);
 	free(u);
 }
 
@@ -585,7 +607,8 @@ drop_connection(struct email_user *u)
 		event_del(u->idle_ev);
 	u->idling = 0;
 	if (u->im != NULL)
-		worker_submit(cw->workers, close_work, NULL, u->im);
+		worker_submit_keyed(cw->workers, u->key, close_work, NULL,
+		    u->im);
 	u->im = NULL;
 }
 
@@ -730,7 +753,8 @@ imap_done(void *arg)
 	if (u->closing) {
 		/* Logged out meanwhile: nobody wants the result. */
 		if (j->im != NULL)
-			worker_submit(cw->workers, close_work, NULL, j->im);
+			worker_submit_keyed(cw->workers, u->key, close_work,
+			    NULL, j->im);
 		email_fetched_free(j->mails, j->nmails);
 		free(j);
 		user_free(u);
@@ -866,7 +890,7 @@ submit_job(struct email_user *u, enum job_kind kind, int was_idling)
 	}
 	u->im = NULL;
 	u->busy = 1;
-	worker_submit(cw->workers, imap_work, imap_done, j);
+	worker_submit_keyed(cw->workers, u->key, imap_work, imap_done, j);
 }
 
 static void
@@ -926,6 +950,7 @@ email_login(struct session *s)
 	}
 	u = xcalloc(1, sizeof(*u));
 	u->s = s;
+	u->key = xstrdup(session_jid(s));
 	u->c = c;
 	u->acct = email_account_copy(&a);
 	account_clear(&a);
@@ -971,7 +996,59 @@ struct email_comp {
 	struct component *c;
 	struct outbox_item *items;
 	struct event *resume;
+	/* Registration checks started, by JID and by mail domain. */
+	struct ratelimit *checks_jid, *checks_domain;
 };
+
+#define CHECK_WINDOW 600        /* seconds of the registration limits */
+
+/*
+ * May jid start a registration check for email now?  A check connects to
+ * servers the user names and may hold a worker until its deadline, so
+ * one JID, and all JIDs together for one mail domain, get a few per
+ * window; domains the operator configured ([mail-domain]) are trusted
+ * servers and only the per-JID limit applies.  0 with err (naming the
+ * limit) when not.
+ */
+static int
+check_allowed(struct component *c, const char *jid, const char *email,
+    char *err, size_t errlen)
+{
+	struct email_comp *ec = c->backend_data;
+	if (ec == NULL)
+		return 1;
+	time_t now = time(NULL);
+	int retry = 0;
+	unsigned per_jid = (unsigned)config_int(c->section,
+	    "register_checks_per_jid");
+	unsigned per_domain = (unsigned)config_int(c->section,
+	    "register_checks_per_domain");
+	const char *at = strrchr(email, '@');
+	const char *domain = at != NULL ? at + 1 : email;
+	int preset = config_section_find(cw->config, "mail-domain",
+	    domain) != NULL;
+	/* The domain is looked at first, so a refusal there does not use
+	 * up the user's own allowance. */
+	if (!preset && per_domain > 0 && ratelimit_take(ec->checks_domain,
+	    domain, per_domain, CHECK_WINDOW, now, &retry) == 0) {
+		snprintf(err, errlen, "too many registration attempts for "
+		    "addresses at %s (at most %u per %d minutes); try again "
+		    "in %d s", domain, per_domain, CHECK_WINDOW / 60, retry);
+		log_warn("email: %s: %s: registration check refused: the "
+		    "limit for %s is reached", c->domain, jid, domain);
+		return 0;
+	}
+	if (per_jid > 0 && ratelimit_take(ec->checks_jid, jid, per_jid,
+	    CHECK_WINDOW, now, &retry) == 0) {
+		snprintf(err, errlen, "too many registration attempts from "
+		    "this account (at most %u per %d minutes); try again in "
+		    "%d s", per_jid, CHECK_WINDOW / 60, retry);
+		log_warn("email: %s: %s: registration check refused: the "
+		    "per-JID limit is reached", c->domain, jid);
+		return 0;
+	}
+	return 1;
+}
 
 struct send_job {
 	char *domain, *jid, *key;
@@ -1159,7 +1236,7 @@ outbox_try(struct outbox_item *it)
 	j->mail = xstrdup(e.mail);
 	free(raw);
 	it->busy = 1;
-	worker_submit(cw->workers, send_work, send_done, j);
+	worker_submit_keyed(cw->workers, j->jid, send_work, send_done, j);
 }
 
 static int
@@ -1319,6 +1396,8 @@ email_init(struct component *c)
 		esmtp_ready = 1;
 	}
 	ec->c = c;
+	ec->checks_jid = ratelimit_new();
+	ec->checks_domain = ratelimit_new();
 	c->backend_data = ec;
 	/* The outbox of the last run, once the component is settled. */
 	ec->resume = evtimer_new(cw->base, resume_cb, ec);
@@ -1340,6 +1419,8 @@ email_shutdown(struct component *c)
 	while (ec->items != NULL)
 		outbox_remove(ec, ec->items);
 	event_free(ec->resume);
+	ratelimit_free(ec->checks_jid);
+	ratelimit_free(ec->checks_domain);
 	free(ec);
 	c->backend_data = NULL;
 }

@@ -31,6 +31,8 @@ struct email_imap {
 	mailimap *imap;
 	int has_idle;
 	size_t budget;         /* bytes one command may read */
+	int timeout;           /* the account's, seconds */
+	int opening;           /* in email_imap_open: one deadline for all */
 };
 
 /* ---- the mailstream driver on email_net ---- */
@@ -100,10 +102,21 @@ server_text(struct email_imap *im, int r, const char *what, char *err,
 	free(clean);
 }
 
+/*
+ * Before each command: its byte budget, and its deadline (email_net.h):
+ * the account's timeout plus a second per 64 KB it may read, so a big
+ * FETCH on a slow but honest link is not cut off while a server that
+ * trickles bytes costs its user at most that.  While opening, the one
+ * deadline email_net_connect() started covers TLS, greeting, LOGIN and
+ * CAPABILITY together.
+ */
 static void
 budget(struct email_imap *im, size_t n)
 {
 	email_net_set_budget(im->net, n);
+	if (!im->opening)
+		email_net_set_deadline(im->net, im->timeout +
+		    (int)(n / 65536));
 }
 
 void
@@ -132,6 +145,7 @@ email_imap_close(struct email_imap *im)
 	if (im->imap != NULL) {
 		email_net_set_timeout(im->net, 5);
 		budget(im, 65536);
+		email_net_set_deadline(im->net, 5);
 		mailimap_logout(im->imap);
 	}
 	email_imap_abort(im);
@@ -145,6 +159,8 @@ email_imap_open(const struct email_account *a, enum email_fail *why,
 	struct email_imap *im = xcalloc(1, sizeof(*im));
 	/* A command's answer: a batch of capped mails plus slack. */
 	im->budget = a->fetch_max * 20 + 1024 * 1024;
+	im->timeout = a->timeout;
+	im->opening = 1;
 	im->net = email_net_connect(a->imap_host, a->imap_port, a->timeout,
 	    err, errlen);
 	if (im->net == NULL) {
@@ -223,6 +239,7 @@ email_imap_open(const struct email_account *a, enum email_fail *why,
 	}
 	mailimap_capability_data_free(cap);
 	im->has_idle = mailimap_has_idle(im->imap);
+	im->opening = 0;
 	*why = EMAIL_FAIL_NONE;
 	return im;
 fail:

@@ -1,8 +1,11 @@
 /*
  * One blocking TCP connection for the worker pool, plain or TLS, on
  * poll() (no select(), so descriptors above 1024 are fine) with a
- * timeout on every wait, and a budget on the bytes read so a server
- * that sends an endless line cannot make us hold unbounded memory.
+ * timeout on every wait, a deadline on the whole operation (a server
+ * that sends one byte now and then never hits the per-wait timeout, and
+ * would otherwise hold a worker for as long as it likes), and a budget
+ * on the bytes read so a server that sends an endless line cannot make
+ * us hold unbounded memory.
  *
  * TLS is OpenSSL with the chain verified against the system store plus
  * the operator's ca_file, and the host name checked (SSL_set1_host)
@@ -27,7 +30,10 @@ struct email_net;
  * filled on failure (an unreadable ca_file). */
 SSL_CTX *email_net_ctx(const char *ca_file, char *err, size_t errlen);
 
-/* Connects within timeout seconds; NULL with err filled. */
+/* Connects within timeout seconds (every address tried counts against
+ * it), and starts a deadline of timeout seconds for everything that
+ * follows until email_net_set_deadline() starts another; NULL with err
+ * filled. */
 struct email_net *email_net_connect(const char *host, int port, int timeout,
     char *err, size_t errlen);
 /* TLS on the connection (implicit TLS, or after STARTTLS): handshake,
@@ -48,6 +54,9 @@ int email_net_fd(const struct email_net *n);
 /* Reads beyond budget bytes fail (0: no budget); counting restarts. */
 void email_net_set_budget(struct email_net *n, size_t budget);
 void email_net_set_timeout(struct email_net *n, int seconds);
+/* From now on, every read, write and handshake step fails once seconds
+ * have passed in all, however the bytes trickle in (0: no deadline). */
+void email_net_set_deadline(struct email_net *n, int seconds);
 /* From now on every read and write fails at once (a connection given up
  * on: whatever a library still wants to say on it is not waited for). */
 void email_net_abandon(struct email_net *n);
