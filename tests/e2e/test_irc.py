@@ -446,6 +446,7 @@ class Ctx:
         self.tap, self.label, self.server = tap, label, server
         self.ircd, self.cw, self.alice = ircd, cw, alice
         self.bot = None
+        self.secrets = []       # every secret typed: none may be logged
 
     def ok(self, cond, desc, diag=None, todo=None):
         return self.tap.ok(cond, "%s: %s" % (self.label, desc), diag=diag,
@@ -1270,6 +1271,7 @@ def check_fake_more(ctx, fake, identd_port):
         ctx.ok(not done or ntype == "error", "irc-server refuses %s" % what,
                diag="%s %s %s" % (done, ntype, note))
     secret = "s3cret-" + os.urandom(3).hex()
+    ctx.secrets.append(secret)
     done, ntype, note = run_command(a, "irc-server", [
         ("server", SRV_FAKE), ("encoding", "ISO-8859-15"),
         ("nickserv", "IDENTIFY alice " + secret)])
@@ -1516,6 +1518,8 @@ def check_sasl(ctx, atheme, carol_password):
     NickServ account: her IRC connection uses them."""
     bot = ctx.bot
     sasl_pw = "sasl-" + os.urandom(4).hex()
+    ctx.secrets += [sasl_pw, "carolacct\0carolacct\0" + sasl_pw,
+                    "\0carolacct\0" + sasl_pw]
     atheme.register("carolacct", sasl_pw)
     carol = User(ctx.server.c2s_port, "carol@localhost", carol_password)
     try:
@@ -1927,6 +1931,7 @@ def run_server(tap, cls):
         check_crowd(ctx, fake)
         in_tls = check_tls(ctx)
         check_reconnect(ctx, in_tls)
+        cwtest.check_no_secrets(tap, label, ctx.secrets, cw)
         tap.ok(cw.alive() and cw.count(HANDSHAKE) == 1,
                "%s: causeway stayed up and attached throughout" % label,
                diag="%d handshakes; causeway %s" % (
