@@ -65,6 +65,8 @@
 #define MAX_PARTS_DEFAULT "6"
 
 static const char *const sms_driver_names[] = { "kannel", "smstools", NULL };
+static const char *const sms_queue_modes[] = { "auto", "number", "none",
+    NULL };
 
 static const struct config_option sms_options[] = {
 	{ .key = "driver", .type = CONFIG_ENUM, .def = "kannel",
@@ -93,6 +95,11 @@ static const struct config_option sms_options[] = {
 	  .help = "secret in every callback URL (16+ of A-Z a-z 0-9 . _ ~ -)" },
 	{ .key = "spool", .type = CONFIG_STRING, .def = "",
 	  .help = "smstools3 spool directory" },
+	{ .key = "queue", .type = CONFIG_ENUM, .def = "auto",
+	  .choices = sms_queue_modes,
+	  .help = "smstools: \"Queue: Q\" and the digits of the sender's number in each "
+	  "outgoing file (number), never (none), or when the component has "
+	  "several numbers (auto)" },
 	{ .key = "country_code", .type = CONFIG_STRING, .def = "",
 	  .help = "country code for national numbers (empty: none)" },
 	{ .key = "max_parts", .type = CONFIG_INT, .def = MAX_PARTS_DEFAULT,
