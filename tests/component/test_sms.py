@@ -704,6 +704,70 @@ def test_listener_deadline(kannel):
         srv.close()
 
 
+def test_caps(kannel):
+    """Per-user caps: at most outbox_max texts of one user wait to be
+    sent, the next is refused with an error naming the limit; a text the
+    gateway keeps refusing for the moment (HTTP 503) is retried only for
+    retry_for seconds, then the user gets an error."""
+    listen = free_port()
+    srv = FakeServer(domain=GW)
+    cw = Causeway(srv.port, domain=GW, backend="sms",
+                  extra=config(kannel, listen) + "outbox_max = 3\n"
+                  "retry_for = 4\n")
+    cw.start()
+    conn = srv.accept()
+    try:
+        if not tap.check(conn is not None and conn.handshake_ok,
+                         "causeway with outbox_max = 3, retry_for = 4 "
+                         "connects", cw.log_text()[-1500:]):
+            return
+        res = register(conn, "alice@localhost/res", ALICE_NO, "rc1")
+        tap.check(res is not None and res.get("type") == "result",
+                  "alice registers")
+        conn.send("<presence from='alice@localhost/res' to='%s'/>" % GW)
+        time.sleep(0.3)
+        kannel.drain(0.1)
+        with kannel.lock:
+            kannel.script = [(503, "down")] * 100
+        t0 = time.time()
+        for i in range(4):
+            send_msg(conn, PHONE, "capped %d" % i, "cap%d" % i)
+        errs = messages(conn, 2, lambda s: s.get("type") == "error")
+        fourth = [e for e in errs if e.get("id") == "cap3"]
+        tap.check(len(fourth) == 1 and error_condition(fourth[0]) ==
+                  ("wait", "resource-constraint") and "3" in
+                  error_text(fourth[0]),
+                  "the 4th text while 3 wait is refused: resource-constraint "
+                  "naming the limit (%s)" % (error_text(fourth[0]) if fourth
+                                             else None), [e.attrib for e in errs])
+        late = []
+        deadline = time.time() + 12
+        while len(late) < 3 and time.time() < deadline:
+            st = conn.next_stanza(0.5, lambda s: s.get("type") == "error" and
+                                  s.get("id") in ("cap0", "cap1", "cap2"))
+            if st is not None:
+                late.append(st)
+        ids = sorted(e.get("id") for e in late)
+        elapsed = time.time() - t0
+        tap.check(ids == ["cap0", "cap1", "cap2"] and 3.5 <= elapsed <= 9,
+                  "texts the gateway keeps refusing fail after retry_for "
+                  "(4 s) with an error to the user (%.1f s)" % elapsed, ids)
+        tap.check(all("4 s" in error_text(e) or "retried" in error_text(e)
+                      for e in late),
+                  "... saying for how long it was tried (%s)" %
+                  (error_text(late[0]) if late else None))
+        with kannel.lock:
+            kannel.script = []
+        kannel.drain(0.5)
+        send_msg(conn, PHONE, "after the caps", "cap9")
+        r = kannel.next(5)
+        tap.check(r is not None and r[1]["text"] == "after the caps",
+                  "once the outbox emptied, a text goes out again")
+    finally:
+        cw.close()
+        srv.close()
+
+
 def test_server_away(srv, conn, cw, listen):
     conn.close()
     cw.wait_log("sms.localhost: connection lost", timeout=5) or time.sleep(1)
@@ -793,6 +857,7 @@ def main():
         tap.check(cw.alive(), "causeway is still running",
                   cw.log_text()[-3000:])
         test_listener_deadline(kannel)
+        test_caps(kannel)
     finally:
         cw.close()
         srv.close()
