@@ -40,7 +40,10 @@
  * Per correspondent the store keeps the last mail's Message-ID,
  * References and Subject ("corr/<addr>"), and per thread id the newest
  * mail of the thread ("thread/<id>"), so a reply threads right whether
- * the client sends <thread> or not.
+ * the client sends <thread> or not.  Anyone who can mail the user
+ * creates such rows, so they are bounded: context_max per user and
+ * prefix (the least recently written go), and none older than
+ * context_days (expired hourly).
  *
  * The account's own address is a contact too (the mailbox contact): its
  * presence says whether the IMAP connection is up.
@@ -102,6 +105,15 @@ static const struct config_option email_options[] = {
 	{ .key = "timeout", .type = CONFIG_INT, .def = "60", .min = 1,
 	  .max = 600, .help = "seconds a mail server may take for one "
 	  "operation (connecting and logging in, or one command), in all" },
+	{ .key = "outbox_max", .type = CONFIG_INT, .def = "100", .min = 1,
+	  .max = 100000, .help = "mails of one user waiting to be sent; "
+	  "more are refused" },
+	{ .key = "context_max", .type = CONFIG_INT, .def = "1000", .min = 1,
+	  .max = 1000000, .help = "correspondents and threads remembered "
+	  "per user (each) for threading replies; the oldest go first" },
+	{ .key = "context_days", .type = CONFIG_INT, .def = "180", .min = 1,
+	  .max = 3650, .help = "days a correspondent or thread is "
+	  "remembered after its last mail" },
 	{ .key = "register_checks_per_jid", .type = CONFIG_INT, .def = "5",
 	  .min = 0, .max = 1000000, .help = "registration checks (each "
 	  "connects to the servers given) one JID may start per 10 minutes; "
@@ -494,6 +506,8 @@ split_lines(char *buf, char **f, size_t n)
 	return k;
 }
 
+static void context_expire(struct component *c);
+
 static void
 context_set(struct session *s, const char *prefix, const char *name,
     const char *msgid, const char *refs, const char *subject)
@@ -508,6 +522,15 @@ context_set(struct session *s, const char *prefix, const char *name,
 		    session_jid(s), key);
 	free(v);
 	free(key);
+	/* Bounded: the newest context_max rows of this kind stay. */
+	char *pfx = xasprintf("%s/", prefix);
+	int gone = store_state_trim(cw->store, c->domain, session_jid(s), pfx,
+	    (unsigned)config_int(c->section, "context_max"));
+	if (gone > 0)
+		log_debug("email: %s: %s: %d old %s row(s) dropped", c->domain,
+		    session_jid(s), gone, prefix);
+	free(pfx);
+	context_expire(c);
 }
 
 /* The stored msgid, references and subject under prefix/name; 1 found,
@@ -996,11 +1019,31 @@ struct email_comp {
 	struct component *c;
 	struct outbox_item *items;
 	struct event *resume;
+	time_t expired;         /* when context rows were last expired */
 	/* Registration checks started, by JID and by mail domain. */
 	struct ratelimit *checks_jid, *checks_domain;
 };
 
 #define CHECK_WINDOW 600        /* seconds of the registration limits */
+
+/* Correspondent and thread rows not written for context_days go, at
+ * most once an hour. */
+static void
+context_expire(struct component *c)
+{
+	struct email_comp *ec = c->backend_data;
+	time_t now = time(NULL);
+	if (ec == NULL || now - ec->expired < 3600)
+		return;
+	ec->expired = now;
+	time_t before = now - (time_t)config_int(c->section, "context_days") *
+	    86400;
+	int a = store_state_expire(cw->store, c->domain, "corr/", before);
+	int b = store_state_expire(cw->store, c->domain, "thread/", before);
+	if (a > 0 || b > 0)
+		log_info("email: %s: %d correspondent and %d thread rows "
+		    "expired", c->domain, a > 0 ? a : 0, b > 0 ? b : 0);
+}
 
 /*
  * May jid start a registration check for email now?  A check connects to
@@ -1270,6 +1313,21 @@ email_send_message(struct session *s, const char *legacy,
 	if (!email_mime_addr_valid(legacy)) {
 		err->condition = "jid-malformed";
 		snprintf(err->text, sizeof(err->text), "not an email address");
+		return -1;
+	}
+	/* A user's mails waiting to be sent are bounded (a store row each,
+	 * piling up while their SMTP server is away). */
+	unsigned long cap = (unsigned long)config_int(c->section,
+	    "outbox_max"), mine = 0;
+	for (struct outbox_item *it = ec->items; it != NULL; it = it->next)
+		mine += strcmp(it->jid, session_jid(s)) == 0;
+	if (mine >= cap) {
+		err->condition = "resource-constraint";
+		snprintf(err->text, sizeof(err->text), "%lu of your mails are "
+		    "still waiting to be sent (the limit is %lu); nothing was "
+		    "sent, try again once they are out", mine, cap);
+		log_warn("email: %s: %s: outbox full (%lu mails)", c->domain,
+		    session_jid(s), mine);
 		return -1;
 	}
 	struct email_account a;
