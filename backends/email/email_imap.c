@@ -103,6 +103,28 @@ server_text(struct email_imap *im, int r, const char *what, char *err,
 }
 
 /*
+ * libetpan's mailimap_capability() copies the session's capability list
+ * when the server answers OK, without checking that there is one: a
+ * server that answers CAPABILITY with a bare OK (and sent no usable
+ * capabilities before) made it dereference NULL (found by
+ * fuzz_email_imap).  An empty list in place keeps that copy safe; a real
+ * CAPABILITY response replaces it.
+ */
+static void
+capability_guard(struct email_imap *im)
+{
+	if (im->imap == NULL || im->imap->imap_connection_info == NULL ||
+	    im->imap->imap_connection_info->imap_capability != NULL)
+		return;
+	clist *l = clist_new();
+	struct mailimap_capability_data *cap = l != NULL ?
+	    mailimap_capability_data_new(l) : NULL;
+	if (cap == NULL)
+		log_fatal("email: out of memory");
+	im->imap->imap_connection_info->imap_capability = cap;
+}
+
+/*
  * Before each command: its byte budget, and its deadline (email_net.h):
  * the account's timeout plus a second per 64 KB it may read, so a big
  * FETCH on a slow but honest link is not cut off while a server that
@@ -214,6 +236,7 @@ email_imap_open(const struct email_account *a, enum email_fail *why,
 	ctx = NULL;
 	struct mailimap_capability_data *cap = NULL;
 	budget(im, 65536);
+	capability_guard(im);
 	r = mailimap_capability(im->imap, &cap);
 	if (r != MAILIMAP_NO_ERROR) {
 		server_text(im, r, "IMAP CAPABILITY", err, errlen);
@@ -232,6 +255,7 @@ email_imap_open(const struct email_account *a, enum email_fail *why,
 	/* Servers list more capabilities once logged in. */
 	cap = NULL;
 	budget(im, 65536);
+	capability_guard(im);
 	r = mailimap_capability(im->imap, &cap);
 	if (r != MAILIMAP_NO_ERROR) {
 		server_text(im, r, "IMAP CAPABILITY", err, errlen);
