@@ -103,25 +103,17 @@ server_text(struct email_imap *im, int r, const char *what, char *err,
 }
 
 /*
- * libetpan's mailimap_capability() copies the session's capability list
- * when the server answers OK, without checking that there is one: a
- * server that answers CAPABILITY with a bare OK (and sent no usable
- * capabilities before) made it dereference NULL (found by
- * fuzz_email_imap).  An empty list in place keeps that copy safe; a real
- * CAPABILITY response replaces it.
+ * CAPABILITY through libetpan's generic command, not its
+ * mailimap_capability(): that one copies the session's capability list
+ * on OK without checking what it got, and a server answering with a
+ * bare OK or an empty "* CAPABILITY" made it dereference NULL (found by
+ * fuzz_email_imap).  The list a server sends stays in the session, where
+ * mailimap_has_idle() reads it (and copes with none).
  */
-static void
-capability_guard(struct email_imap *im)
+static int
+capability(struct email_imap *im)
 {
-	if (im->imap == NULL || im->imap->imap_connection_info == NULL ||
-	    im->imap->imap_connection_info->imap_capability != NULL)
-		return;
-	clist *l = clist_new();
-	struct mailimap_capability_data *cap = l != NULL ?
-	    mailimap_capability_data_new(l) : NULL;
-	if (cap == NULL)
-		log_fatal("email: out of memory");
-	im->imap->imap_connection_info->imap_capability = cap;
+	return mailimap_custom_command(im->imap, "CAPABILITY");
 }
 
 /*
@@ -234,15 +226,12 @@ email_imap_open(const struct email_account *a, enum email_fail *why,
 	}
 	SSL_CTX_free(ctx);
 	ctx = NULL;
-	struct mailimap_capability_data *cap = NULL;
 	budget(im, 65536);
-	capability_guard(im);
-	r = mailimap_capability(im->imap, &cap);
+	r = capability(im);
 	if (r != MAILIMAP_NO_ERROR) {
 		server_text(im, r, "IMAP CAPABILITY", err, errlen);
 		goto fail;
 	}
-	mailimap_capability_data_free(cap);
 	budget(im, 65536);
 	r = mailimap_login(im->imap, a->imap_user, a->imap_password);
 	if (r != MAILIMAP_NO_ERROR) {
@@ -253,15 +242,12 @@ email_imap_open(const struct email_account *a, enum email_fail *why,
 		goto fail;
 	}
 	/* Servers list more capabilities once logged in. */
-	cap = NULL;
 	budget(im, 65536);
-	capability_guard(im);
-	r = mailimap_capability(im->imap, &cap);
+	r = capability(im);
 	if (r != MAILIMAP_NO_ERROR) {
 		server_text(im, r, "IMAP CAPABILITY", err, errlen);
 		goto fail;
 	}
-	mailimap_capability_data_free(cap);
 	im->has_idle = mailimap_has_idle(im->imap);
 	im->opening = 0;
 	*why = EMAIL_FAIL_NONE;

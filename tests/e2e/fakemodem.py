@@ -492,6 +492,17 @@ class FakeModem:
             return b"\r\n+CMGS: %d\r\n\r\nOK\r\n" % mr
 
 
+MODEM_SECTION = """
+[{modem}]
+device = @127.0.0.1:{port}
+incoming = yes
+init = ATE0
+report = yes
+memory_start = 1
+socket_connection_retries = -1
+send_retries = 1
+"""
+
 SMSD_CONF = """\
 # smsd for a causeway test; comments must be whole lines.
 devices = {modem}
@@ -515,28 +526,7 @@ incoming_utf8 = yes
 blockafter = 1000
 blocktime = 1
 
-[{modem}]
-device = @127.0.0.1:{port}
-incoming = yes
-init = ATE0
-report = yes
-memory_start = 1
-socket_connection_retries = -1
-send_retries = 1
-"""
-
-
-MODEM_SECTION = """
-[{modem}]
-device = @127.0.0.1:{port}
-incoming = yes
-init = ATE0
-report = yes
-memory_start = 1
-socket_connection_retries = -1
-send_retries = 1
-queues = Q{modem}
-"""
+""" + MODEM_SECTION
 
 
 class Smsd:
@@ -571,7 +561,8 @@ class Smsd:
                                 % ", ".join(m for m, _ in modems))
             conf += "queues = Q%s\n" % modem
             for name, port in more_modems:
-                conf += MODEM_SECTION.format(modem=name, port=port)
+                conf += MODEM_SECTION.format(modem=name, port=port) + \
+                    "queues = Q%s\n" % name
             # smsd reads [queues] before the modems that name them.
             queues = "[queues]\n"
             for name, _ in modems:

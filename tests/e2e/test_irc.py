@@ -1117,8 +1117,11 @@ def run_command(user, node, fields):
             note.text if note is not None else "%s %s" % (r.type, r))
 
 
-def identd_query(port, data):
-    s = socket.create_connection(("127.0.0.1", port), 5)
+def identd_query(port, data, source=SRV_FAKE):
+    """Asks the identd as an IRC server would: from the server's own
+    address (an answer goes only to the far end of the link)."""
+    s = socket.create_connection(("127.0.0.1", port), 5,
+                                 source_address=(source, 0))
     try:
         s.settimeout(5)
         s.sendall(data)
@@ -1177,6 +1180,11 @@ def check_fake_more(ctx, fake, identd_port):
            "the identd answers the link's ports (%s, %d) with USERID and "
            "that name" % (ports[-1] if ports else "?", fake.port),
            diag="answer %r; open ports %r" % (ans, ports))
+    ans = identd_query(identd_port, b"%d, %d\r\n" % (ports[-1], fake.port),
+                       source="127.0.0.9") if ports else ""
+    ctx.ok(ans.endswith(": ERROR : NO-USER\r\n"),
+           "the identd tells a host that is not the link's server nothing "
+           "(NO-USER for 127.0.0.9)", diag="answer %r" % ans)
     ans = identd_query(identd_port, b"%d , %d\r\n" % (ports[-1], fake.port + 1)) \
         if ports else ""
     ctx.ok(ans.endswith(": ERROR : NO-USER\r\n"),

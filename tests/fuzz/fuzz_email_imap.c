@@ -33,6 +33,22 @@
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+const char *__lsan_default_suppressions(void);
+
+/*
+ * A known leak inside libetpan 1.9.4, not ours: mailimap_connect() keeps
+ * the greeting it parsed when the server greets with "* BYE" and returns
+ * an error without freeing it (44 bytes per such connection; a hostile
+ * server gets that once per reconnect, which the backoff spaces out).
+ * Nothing of causeway's holds that pointer, so it is suppressed by the
+ * function that allocates it.
+ */
+const char *
+__lsan_default_suppressions(void)
+{
+	return "leak:mailimap_greeting_new\n"
+	    "leak:mailimap_resp_cond_bye_new\n";
+}
 
 static int listener = -1;
 static int port;
@@ -139,27 +155,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t n = 0;
 		int more = 0;
 		err[0] = '\0';
-		if (email_imap_select(im, &uv, &next, err, sizeof(err)) != 0) {
-			check_err(err);
-			email_imap_abort(im);
-			im = NULL;
-		} else if (email_imap_fetch_unseen(im, &a, next, 3, &m, &n,
-		    err, sizeof(err)) != 0) {
-			check_err(err);
-			email_imap_abort(im);
-			im = NULL;
-		} else {
+		/* Each step runs only while the one before succeeded; a
+		 * failure must come with a text and ends the session. */
+		int ok = email_imap_select(im, &uv, &next, err,
+		    sizeof(err)) == 0;
+		if (ok && (ok = email_imap_fetch_unseen(im, &a, next, 3, &m, &n,
+		    err, sizeof(err)) == 0)) {
 			check_mails(m, n, &a);
 			m = NULL;
 			n = 0;
-			if (email_imap_fetch_new(im, &a, 0, 5, &m, &n, &more,
-			    err, sizeof(err)) != 0) {
-				check_err(err);
-				email_imap_abort(im);
-				im = NULL;
-			} else {
+			if ((ok = email_imap_fetch_new(im, &a, 0, 5, &m, &n, &more,
+			    err, sizeof(err)) == 0))
 				check_mails(m, n, &a);
-			}
+		}
+		if (!ok) {
+			check_err(err);
+			email_imap_abort(im);
+			im = NULL;
 		}
 		if (im != NULL && email_imap_has_idle(im)) {
 			int r = email_imap_idle(im, err, sizeof(err));
