@@ -209,6 +209,11 @@ sms_http_head_clear(struct sms_http_head *h)
 
 /* ---- the server ---- */
 
+/* Answers a client has not read yet: beyond this, its further requests
+ * wait (a client pipelining requests and never reading would otherwise
+ * make us hold every answer). */
+#define OUT_MAX (64 * 1024)
+
 struct conn {
 	TAILQ_ENTRY(conn) entry;
 	struct sms_http *srv;
@@ -298,9 +303,15 @@ static void
 write_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
-	if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) ==
-	    0)
+	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+		return;
+	if (c->closing) {
 		conn_free(c);
+		return;
+	}
+	/* Drained: requests that waited for that may go on. */
+	bufferevent_enable(bev, EV_READ);
+	read_cb(bev, c);
 }
 
 static void
@@ -320,6 +331,10 @@ read_cb(struct bufferevent *bev, void *arg)
 	struct sms_http *srv = c->srv;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	while (!c->closing) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) > OUT_MAX) {
+			bufferevent_disable(bev, EV_READ);
+			return;
+		}
 		size_t len = evbuffer_get_length(in);
 		if (len == 0)
 			return;
