@@ -664,6 +664,29 @@ def test_listener_huge(cw, listen):
     got, closed = raw_exchange(listen, [b"GET /kannel/x HTTP/1.1\r\nBad Header\r\n\r\n"])
     tap.check(got.startswith(b"HTTP/1.1 400") and closed is not None,
               "a header line without a colon: 400 and closed", got[:80])
+    # 2,000 pipelined requests from a client that reads nothing for a
+    # second: causeway holds at most 64 KB of answers meanwhile, and
+    # once the client reads, every request is answered, in order.
+    n = 2000
+    req = ("GET /kannel/%s/dlr?ref=zz7never&status=1 HTTP/1.1\r\n"
+           "Host: x\r\n\r\n" % TOKEN).encode()
+    s = socket.create_connection(("127.0.0.1", listen), timeout=10)
+    s.sendall(req * n)
+    time.sleep(1.0)
+    got = b""
+    s.settimeout(5)
+    try:
+        while got.count(b"HTTP/1.1 200") < n:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+    except OSError:
+        pass
+    s.close()
+    tap.check(got.count(b"HTTP/1.1 200") == n,
+              "2,000 pipelined requests, read only after a second: all "
+              "answered (%d)" % got.count(b"HTTP/1.1 200"))
     tap.check(cw.alive(), "causeway alive after the huge requests")
 
 
