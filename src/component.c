@@ -33,6 +33,7 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "redact.h"
 #include "register.h"
 #include "router.h"
 #include "session.h"
@@ -612,6 +613,7 @@ stream_open_cb(void *arg, const struct stanza *root)
 		return;
 	}
 	c->stream_id = xstrdup(id);
+	log_debug("%s: recv stream header, id %s", c->domain, id);
 	send_handshake(c);
 }
 
@@ -659,6 +661,12 @@ stream_stanza_cb(void *arg, struct stanza *st)
 	struct component *c = arg;
 	const char *ns = stanza_ns(st);
 	int is_stream_ns = ns != NULL && strcmp(ns, NS_STREAMS) == 0;
+
+	if (log_get_level() >= LOG_LEVEL_DEBUG) {
+		char *text = redact_stanza_text(st, c->backend);
+		log_debug("%s: recv %s", c->domain, text);
+		free(text);
+	}
 
 	if (is_stream_ns && strcmp(stanza_name(st), "error") == 0) {
 		server_stream_error(c, st);
@@ -713,8 +721,9 @@ read_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	while ((n = evbuffer_remove(in, chunk, sizeof(chunk))) > 0) {
-		if (log_get_level() >= LOG_LEVEL_DEBUG)
-			log_debug("%s: recv %.*s", c->domain, n, chunk);
+		/* Not logged as it comes: the bytes hold what users type
+		 * into forms.  Each stanza is logged once parsed, with its
+		 * secrets redacted (stream_stanza_cb). */
 		int r = xmlstream_feed(c->xs, chunk, (size_t)n);
 		if (c->state == COMPONENT_CLOSING && c->close_after_feed) {
 			/* The server answered our close: we are done. */

@@ -318,6 +318,13 @@ parse_values(const struct stanza *field, const char *var,
 			return xasprintf("field '%s' has too many values (at "
 			    "most %d)", var, e == NULL ? 1 : FORM_MAX_VALUES);
 		char *text = stanza_text(v);
+		if (strlen(text) != stanza_text_length(v)) {
+			/* XML cannot carry NUL; a stanza built in code can,
+			 * and the C string would end there unnoticed. */
+			free(text);
+			return xasprintf("a value of field '%s' holds a NUL "
+			    "character", var);
+		}
 		if (strlen(text) > FORM_MAX_VALUE_LEN) {
 			free(text);
 			return xasprintf("a value of field '%s' is longer than "
@@ -442,6 +449,14 @@ valid_jid(const char *v)
 	return 1;
 }
 
+/* Every type but text-multi holds one line (list-multi values are
+ * options, checked against the list anyway). */
+static int
+single_line(enum form_field_type t)
+{
+	return t != FIELD_TEXT_MULTI && t != FIELD_LIST_MULTI;
+}
+
 /* NULL, or what is wrong with value v of spec s (caller frees). */
 static char *
 check_value(const struct form_field_spec *s, const char *v)
@@ -451,6 +466,11 @@ check_value(const struct form_field_spec *s, const char *v)
 	    s->max_len : FORM_MAX_VALUE_LEN;
 	if (strlen(v) > max)
 		return xasprintf("'%s' is longer than %zu bytes", name, max);
+	/* One line: such values end up inside line-based commands (IMAP
+	 * LOGIN, IRC PASS, SMTP AUTH), where a CR or LF would end the
+	 * command and start one the user wrote. */
+	if (single_line(s->type) && strpbrk(v, "\r\n") != NULL)
+		return xasprintf("'%s' must be a single line", name);
 	/* An empty value is how a client sends an optional field left
 	 * blank; whether that is allowed is the required check's call. */
 	if (*v == '\0')

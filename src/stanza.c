@@ -459,6 +459,16 @@ stanza_text(const struct stanza *st)
 	return s;
 }
 
+size_t
+stanza_text_length(const struct stanza *st)
+{
+	size_t total = 0;
+	for (const struct stanza *c = st->first; c != NULL; c = c->next)
+		if (c->kind == NODE_TEXT)
+			total += c->len;
+	return total;
+}
+
 char *
 stanza_child_text(const struct stanza *st, const char *name)
 {

@@ -81,6 +81,9 @@ struct stanza *stanza_child(const struct stanza *st, const char *name,
     const char *ns);
 /* Concatenation of the direct text children; caller frees ("" if none). */
 char *stanza_text(const struct stanza *st);
+/* Bytes stanza_text() would hold, NULs included: a text built in code may
+ * hold a NUL that the C string would silently cut at. */
+size_t stanza_text_length(const struct stanza *st);
 /* Text of the first child <name> in any namespace; caller frees; NULL if
  * there is no such child. */
 char *stanza_child_text(const struct stanza *st, const char *name);

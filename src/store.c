@@ -227,6 +227,7 @@ enum stmt_id {
 	STMT_ROOM_ADD,
 	STMT_ARCHIVE_SID,
 	STMT_MEMBER_SPAN,
+	STMT_STATE_TRIM,
 	STMT_COUNT
 };
 
@@ -383,6 +384,12 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_STATE_EXPIRE] =
 	    "DELETE FROM backend_state WHERE component = ?1 "
 	    "AND substr(key, 1, length(?2)) = ?2 AND updated < ?3",
+	[STMT_STATE_TRIM] =
+	    "DELETE FROM backend_state WHERE component = ?1 AND jid = ?2 "
+	    "AND substr(key, 1, length(?3)) = ?3 AND key NOT IN ("
+	    "SELECT key FROM backend_state WHERE component = ?1 AND jid = ?2 "
+	    "AND substr(key, 1, length(?3)) = ?3 "
+	    "ORDER BY updated DESC, rowid DESC LIMIT ?4)",
 	[STMT_STATE_FOREACH] =
 	    "SELECT jid, key, value FROM backend_state WHERE component = ?1 "
 	    "AND (?2 IS NULL OR jid = ?2) AND substr(key, 1, length(?3)) = ?3 "
@@ -1915,6 +1922,21 @@ store_state_foreach(struct store *st, const char *component, const char *jid,
 	}
 	free(rows);
 	return ret < 0 ? -1 : 0;
+}
+
+int
+store_state_trim(struct store *st, const char *component, const char *jid,
+    const char *prefix, unsigned keep)
+{
+	if (bad_args(st, "store_state_trim", component, jid, 1) ||
+	    bad_args(st, "store_state_trim", component, prefix, 1))
+		return -1;
+	sqlite3_stmt *s = st->stmt[STMT_STATE_TRIM];
+	if (bind_user(st, s, component, jid) == -1)
+		return -1;
+	sqlite3_bind_text(s, 3, prefix, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)keep);
+	return run_write(st, s, "trimming backend state");
 }
 
 int

@@ -230,6 +230,10 @@ int store_state_remove(struct store *st, const char *component,
  * were last written before the given time: the number removed, or -1. */
 int store_state_expire(struct store *st, const char *component,
     const char *prefix, time_t before);
+/* Keeps the keep most recently written rows of one user whose key starts
+ * with prefix and removes the others: the number removed, or -1. */
+int store_state_trim(struct store *st, const char *component,
+    const char *jid, const char *prefix, unsigned keep);
 typedef int (*store_state_cb)(void *arg, const char *jid, const char *key,
     const void *value, size_t len);
 int store_state_foreach(struct store *st, const char *component,

@@ -14,6 +14,16 @@
  * Stopping: worker_pool_free sets the flag and wakes everyone; a worker
  * leaves only when the flag is set AND the queue is empty, so queued jobs
  * still run.  After the join the caller drains the done queue itself.
+ *
+ * Keys: a worker takes the first queued job whose key is not running
+ * (the running keys are a small array, one slot per thread), so jobs of
+ * one key keep their order and never overlap; a job finishing with a key
+ * wakes the others, since a job of that key may now run.  Growth: a
+ * submit that finds no idle thread while its job could run starts one
+ * more thread (never more than WORKER_MAX_THREADS); threads are not
+ * stopped before the pool is freed.  Only keyed jobs grow the pool: a
+ * key says "this waits on someone's server"; unkeyed jobs keep the fixed
+ * pool and its order.
  */
 #include "autoconf.h"
 
@@ -31,10 +41,9 @@
 #include "worker.h"
 #include "xmalloc.h"
 
-#define WORKER_MAX_THREADS 64
-
 struct job {
 	struct job *next;
+	char *key;		/* owned; NULL: no key */
 	worker_fn work;
 	worker_fn done;
 	void *arg;
@@ -59,8 +68,59 @@ struct worker_pool {
 	/* Nanoseconds spent in work(), all threads (for metrics). */
 	atomic_ullong busy_ns;
 	unsigned nthreads;
-	pthread_t *threads;
+	unsigned idle;		/* threads waiting for a job */
+	pthread_t *threads;	/* WORKER_MAX_THREADS slots */
+	/* The keys of running jobs (borrowed from the jobs), one slot per
+	 * thread; NULL slots are free. */
+	const char *running[WORKER_MAX_THREADS];
 };
+
+static int
+key_running(const struct worker_pool *pool, const char *key)
+{
+	for (unsigned i = 0; i < WORKER_MAX_THREADS; i++)
+		if (pool->running[i] != NULL && strcmp(pool->running[i],
+		    key) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+key_set(struct worker_pool *pool, const char *key, const char *value)
+{
+	for (unsigned i = 0; i < WORKER_MAX_THREADS; i++)
+		if (pool->running[i] == key) {
+			pool->running[i] = value;
+			return;
+		}
+}
+
+static int
+runnable(const struct worker_pool *pool, const struct job *j)
+{
+	return j->key == NULL || !key_running(pool, j->key);
+}
+
+/* Takes the first job that may run now (see above), or NULL. */
+static struct job *
+queue_take_runnable(struct worker_pool *pool)
+{
+	struct job *prev = NULL;
+	for (struct job *j = pool->queue.head; j != NULL; prev = j,
+	    j = j->next) {
+		if (!runnable(pool, j))
+			continue;
+		if (prev != NULL)
+			prev->next = j->next;
+		else
+			pool->queue.head = j->next;
+		if (pool->queue.tail == j)
+			pool->queue.tail = prev;
+		j->next = NULL;
+		return j;
+	}
+	return NULL;
+}
 
 static void
 queue_push(struct job_queue *q, struct job *j)
@@ -71,18 +131,6 @@ queue_push(struct job_queue *q, struct job *j)
 	else
 		q->head = j;
 	q->tail = j;
-}
-
-static struct job *
-queue_pop(struct job_queue *q)
-{
-	struct job *j = q->head;
-	if (j != NULL) {
-		q->head = j->next;
-		if (q->head == NULL)
-			q->tail = NULL;
-	}
-	return j;
 }
 
 /* Takes the whole queue, leaving it empty; returns its old head. */
@@ -102,6 +150,7 @@ run_done_list(struct job *j)
 		struct job *next = j->next;
 		if (j->done != NULL)
 			j->done(j->arg);
+		free(j->key);
 		free(j);
 		j = next;
 	}
@@ -131,11 +180,17 @@ worker_main(void *arg)
 
 	pthread_mutex_lock(&pool->lock);
 	for (;;) {
-		while (pool->queue.head == NULL && !pool->stopping)
+		struct job *j;
+		while ((j = queue_take_runnable(pool)) == NULL &&
+		    !(pool->stopping && pool->queue.head == NULL)) {
+			pool->idle++;
 			pthread_cond_wait(&pool->wake, &pool->lock);
-		struct job *j = queue_pop(&pool->queue);
+			pool->idle--;
+		}
 		if (j == NULL)
 			break;		/* stopping, and nothing left to do */
+		if (j->key != NULL)
+			key_set(pool, NULL, j->key);
 		pthread_mutex_unlock(&pool->lock);
 
 		struct timespec t0, t1;
@@ -148,8 +203,15 @@ worker_main(void *arg)
 
 		pthread_mutex_lock(&pool->lock);
 		atomic_fetch_sub(&pool->pending, 1);
+		if (j->key != NULL) {
+			key_set(pool, j->key, NULL);
+			/* A job of this key may be waiting for it. */
+			if (pool->queue.head != NULL)
+				pthread_cond_broadcast(&pool->wake);
+		}
 		if (j->done == NULL) {
 			/* Nothing for the loop to do: do not wake it. */
+			free(j->key);
 			free(j);
 			continue;
 		}
@@ -176,6 +238,25 @@ worker_main(void *arg)
 	return NULL;
 }
 
+/* One more thread; the caller holds the lock or is the only thread.
+ * Workers block every signal (they inherit the mask at creation), so
+ * SIGTERM, SIGHUP and friends reach the loop thread, which handles them
+ * through libevent, and a worker in a blocking call is never interrupted
+ * by one. */
+static int
+start_thread(struct worker_pool *pool)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int err = pthread_create(&pool->threads[pool->nthreads], NULL,
+	    worker_main, pool);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err == 0)
+		pool->nthreads++;
+	return err;
+}
+
 struct worker_pool *
 worker_pool_new(struct event_base *base, unsigned nthreads)
 {
@@ -193,28 +274,18 @@ worker_pool_new(struct event_base *base, unsigned nthreads)
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->wake, NULL);
 	atomic_init(&pool->pending, 0);
-	pool->threads = xcalloc(nthreads, sizeof(*pool->threads));
+	pool->threads = xcalloc(WORKER_MAX_THREADS, sizeof(*pool->threads));
 
-	/*
-	 * Workers block every signal (they inherit the mask at creation), so
-	 * SIGTERM, SIGHUP and friends reach the loop thread, which handles
-	 * them through libevent, and a worker in a blocking call is never
-	 * interrupted by one.
-	 */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_mutex_lock(&pool->lock);
 	for (unsigned i = 0; i < nthreads; i++) {
-		int err = pthread_create(&pool->threads[i], NULL, worker_main,
-		    pool);
+		int err = start_thread(pool);
 		if (err != 0)
 			/* Like an allocation failure: out of resources at
 			 * start-up, nothing sensible to carry on with. */
 			log_fatal("worker pool: cannot start thread %u of %u: "
 			    "%s", i + 1, nthreads, strerror(err));
-		pool->nthreads++;
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_mutex_unlock(&pool->lock);
 	log_debug("worker pool: %u threads started", nthreads);
 	return pool;
 }
@@ -259,10 +330,18 @@ void
 worker_submit(struct worker_pool *pool, worker_fn work, worker_fn done,
     void *arg)
 {
+	worker_submit_keyed(pool, NULL, work, done, arg);
+}
+
+void
+worker_submit_keyed(struct worker_pool *pool, const char *key,
+    worker_fn work, worker_fn done, void *arg)
+{
 	struct job *j = xmalloc(sizeof(*j));
 	j->work = work;
 	j->done = done;
 	j->arg = arg;
+	j->key = key != NULL ? xstrdup(key) : NULL;
 
 	if (pool->joined) {
 		/*
@@ -276,10 +355,34 @@ worker_submit(struct worker_pool *pool, worker_fn work, worker_fn done,
 	}
 
 	pthread_mutex_lock(&pool->lock);
+	int can_run = runnable(pool, j);
 	queue_push(&pool->queue, j);
 	atomic_fetch_add(&pool->pending, 1);
-	pthread_cond_signal(&pool->wake);
+	if (key != NULL && can_run && pool->idle == 0 && pool->nthreads <
+	    WORKER_MAX_THREADS) {
+		/* Everyone is busy, maybe stuck in a slow server until its
+		 * deadline: this job does not wait for them. */
+		int err = start_thread(pool);
+		if (err != 0)
+			log_warn("worker pool: cannot start thread %u: %s",
+			    pool->nthreads + 1, strerror(err));
+		else
+			log_debug("worker pool: all busy, %u threads now",
+			    pool->nthreads);
+	}
+	/* Broadcast: with keys, the one woken might not be able to take
+	 * this job while another could. */
+	pthread_cond_broadcast(&pool->wake);
 	pthread_mutex_unlock(&pool->lock);
+}
+
+unsigned
+worker_threads(struct worker_pool *pool)
+{
+	pthread_mutex_lock(&pool->lock);
+	unsigned n = pool->nthreads;
+	pthread_mutex_unlock(&pool->lock);
+	return n;
 }
 
 unsigned

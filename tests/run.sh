@@ -142,6 +142,8 @@ fuzz_one() {
 fuzz() {
 	local rc=0
 	fuzz_one xmlstream tests/fuzz/corpus || rc=1
+	fuzz_one config tests/fuzz/corpus_config || rc=1
+	fuzz_one form tests/fuzz/corpus_form || rc=1
 	if [ -d tests/fuzz/corpus_irc ]; then
 		fuzz_one irc_proto tests/fuzz/corpus_irc || rc=1
 	fi
@@ -149,9 +151,11 @@ fuzz() {
 		fuzz_one sms_text tests/fuzz/corpus_sms || rc=1
 		fuzz_one smstools tests/fuzz/corpus_smstools || rc=1
 		fuzz_one sms_query tests/fuzz/corpus_sms_query || rc=1
+		fuzz_one sms_http tests/fuzz/corpus_sms_http || rc=1
 	fi
 	if [ -d tests/fuzz/corpus_email ]; then
 		fuzz_one email_mime tests/fuzz/corpus_email || rc=1
+		fuzz_one email_imap tests/fuzz/corpus_email_imap || rc=1
 	fi
 	return $rc
 }

@@ -40,7 +40,10 @@
  * Per correspondent the store keeps the last mail's Message-ID,
  * References and Subject ("corr/<addr>"), and per thread id the newest
  * mail of the thread ("thread/<id>"), so a reply threads right whether
- * the client sends <thread> or not.
+ * the client sends <thread> or not.  Anyone who can mail the user
+ * creates such rows, so they are bounded: context_max per user and
+ * prefix (the least recently written go), and none older than
+ * context_days (expired hourly).
  *
  * The account's own address is a contact too (the mailbox contact): its
  * presence says whether the IMAP connection is up.
@@ -69,6 +72,7 @@
 #include "form.h"
 #include "log.h"
 #include "metrics.h"
+#include "ratelimit.h"
 #include "register.h"
 #include "session.h"
 #include "store.h"
@@ -100,7 +104,25 @@ static const struct config_option email_options[] = {
 	  .max = 1740, .help = "seconds before IDLE is renewed (servers "
 	  "drop it after 30 minutes)" },
 	{ .key = "timeout", .type = CONFIG_INT, .def = "60", .min = 1,
-	  .max = 600, .help = "seconds a mail server may take to answer" },
+	  .max = 600, .help = "seconds a mail server may take for one "
+	  "operation (connecting and logging in, or one command), in all" },
+	{ .key = "outbox_max", .type = CONFIG_INT, .def = "100", .min = 1,
+	  .max = 100000, .help = "mails of one user waiting to be sent; "
+	  "more are refused" },
+	{ .key = "context_max", .type = CONFIG_INT, .def = "1000", .min = 1,
+	  .max = 1000000, .help = "correspondents and threads remembered "
+	  "per user (each) for threading replies; the oldest go first" },
+	{ .key = "context_days", .type = CONFIG_INT, .def = "180", .min = 1,
+	  .max = 3650, .help = "days a correspondent or thread is "
+	  "remembered after its last mail" },
+	{ .key = "register_checks_per_jid", .type = CONFIG_INT, .def = "5",
+	  .min = 0, .max = 1000000, .help = "registration checks (each "
+	  "connects to the servers given) one JID may start per 10 minutes; "
+	  "0: no limit" },
+	{ .key = "register_checks_per_domain", .type = CONFIG_INT,
+	  .def = "20", .min = 0, .max = 1000000, .help = "registration "
+	  "checks for addresses of one mail domain per 10 minutes (domains "
+	  "with a [mail-domain] preset are exempt); 0: no limit" },
 	{ .key = "fetch_max", .type = CONFIG_SIZE, .def = "1m",
 	  .min = 4096, .max = 64 * 1024 * 1024,
 	  .help = "bytes fetched per mail (the rest is listed, not read)" },
@@ -506,6 +528,9 @@ check_finish(struct check_job *j)
 	free(j);
 }
 
+static int check_allowed(struct component *c, const char *jid,
+    const char *email, char *err, size_t errlen);
+
 static void
 email_check_registration(struct component *c, const char *jid,
     const struct form *values, struct register_request *req)
@@ -518,10 +543,17 @@ email_check_registration(struct component *c, const char *jid,
 		free(j);
 		return;
 	}
+	if (!check_allowed(c, jid, j->a.email, j->err, sizeof(j->err))) {
+		register_request_done(req, "resource-constraint", j->err);
+		account_clear(&j->a);
+		free(j);
+		return;
+	}
 	log_info("email: %s: %s: checking %s at %s:%d and %s:%d", c->domain,
 	    jid, j->a.email, j->a.imap_host, j->a.imap_port, j->a.smtp_host,
 	    j->a.smtp_port);
-	worker_submit(cw->workers, check_work, check_done, j);
+	/* Keyed by the JID: one user, one worker (worker.h). */
+	worker_submit_keyed(cw->workers, jid, check_work, check_done, j);
 }
 
 /* ---- small store values ---- */
@@ -545,6 +577,8 @@ split_lines(char *buf, char **f, size_t n)
 	return k;
 }
 
+static void context_expire(struct component *c);
+
 static void
 context_set(struct session *s, const char *prefix, const char *name,
     const char *msgid, const char *refs, const char *subject)
@@ -559,6 +593,15 @@ context_set(struct session *s, const char *prefix, const char *name,
 		    session_jid(s), key);
 	free(v);
 	free(key);
+	/* Bounded: the newest context_max rows of this kind stay. */
+	char *pfx = xasprintf("%s/", prefix);
+	int gone = store_state_trim(cw->store, c->domain, session_jid(s), pfx,
+	    (unsigned)config_int(c->section, "context_max"));
+	if (gone > 0)
+		log_debug("email: %s: %s: %d old %s row(s) dropped", c->domain,
+		    session_jid(s), gone, prefix);
+	free(pfx);
+	context_expire(c);
 }
 
 /* The stored msgid, references and subject under prefix/name; 1 found,
@@ -581,6 +624,7 @@ context_get(struct session *s, const char *prefix, const char *name,
 
 struct email_user {
 	struct session *s;     /* NULL once closing */
+	char *key;             /* the bare JID: this user's worker key */
 	struct component *c;
 	struct email_account *acct;
 	struct email_imap *im;
@@ -650,6 +694,7 @@ user_free(struct email_user *u)
 		event_free(u->timer);
 	free(u->seen);
 	email_account_free(u->acct);
+	free(u->key);
 	free(u);
 }
 
@@ -667,7 +712,8 @@ drop_connection(struct email_user *u)
 		event_del(u->idle_ev);
 	u->idling = 0;
 	if (u->im != NULL)
-		worker_submit(cw->workers, close_work, NULL, u->im);
+		worker_submit_keyed(cw->workers, u->key, close_work, NULL,
+		    u->im);
 	u->im = NULL;
 }
 
@@ -955,7 +1001,8 @@ imap_done(void *arg)
 	if (u->closing) {
 		/* Logged out meanwhile: nobody wants the result. */
 		if (j->im != NULL)
-			worker_submit(cw->workers, close_work, NULL, j->im);
+			worker_submit_keyed(cw->workers, u->key, close_work,
+			    NULL, j->im);
 		email_fetched_free(j->mails, j->nmails);
 		free(j);
 		user_free(u);
@@ -1121,7 +1168,7 @@ submit_job(struct email_user *u, enum job_kind kind, int was_idling)
 	}
 	u->im = NULL;
 	u->busy = 1;
-	worker_submit(cw->workers, imap_work, imap_done, j);
+	worker_submit_keyed(cw->workers, u->key, imap_work, imap_done, j);
 }
 
 static void
@@ -1181,6 +1228,7 @@ email_login(struct session *s)
 	}
 	u = xcalloc(1, sizeof(*u));
 	u->s = s;
+	u->key = xstrdup(session_jid(s));
 	u->c = c;
 	u->acct = email_account_copy(&a);
 	account_clear(&a);
@@ -1226,7 +1274,79 @@ struct email_comp {
 	struct component *c;
 	struct outbox_item *items;
 	struct event *resume;
+	time_t expired;         /* when context rows were last expired */
+	/* Registration checks started, by JID and by mail domain. */
+	struct ratelimit *checks_jid, *checks_domain;
 };
+
+#define CHECK_WINDOW 600        /* seconds of the registration limits */
+
+/* Correspondent and thread rows not written for context_days go, at
+ * most once an hour. */
+static void
+context_expire(struct component *c)
+{
+	struct email_comp *ec = c->backend_data;
+	time_t now = time(NULL);
+	if (ec == NULL || now - ec->expired < 3600)
+		return;
+	ec->expired = now;
+	time_t before = now - (time_t)config_int(c->section, "context_days") *
+	    86400;
+	int a = store_state_expire(cw->store, c->domain, "corr/", before);
+	int b = store_state_expire(cw->store, c->domain, "thread/", before);
+	if (a > 0 || b > 0)
+		log_info("email: %s: %d correspondent and %d thread rows "
+		    "expired", c->domain, a > 0 ? a : 0, b > 0 ? b : 0);
+}
+
+/*
+ * May jid start a registration check for email now?  A check connects to
+ * servers the user names and may hold a worker until its deadline, so
+ * one JID, and all JIDs together for one mail domain, get a few per
+ * window; domains the operator configured ([mail-domain]) are trusted
+ * servers and only the per-JID limit applies.  0 with err (naming the
+ * limit) when not.
+ */
+static int
+check_allowed(struct component *c, const char *jid, const char *email,
+    char *err, size_t errlen)
+{
+	struct email_comp *ec = c->backend_data;
+	if (ec == NULL)
+		return 1;
+	time_t now = time(NULL);
+	int retry = 0;
+	unsigned per_jid = (unsigned)config_int(c->section,
+	    "register_checks_per_jid");
+	unsigned per_domain = (unsigned)config_int(c->section,
+	    "register_checks_per_domain");
+	const char *at = strrchr(email, '@');
+	const char *domain = at != NULL ? at + 1 : email;
+	int preset = config_section_find(cw->config, "mail-domain",
+	    domain) != NULL;
+	/* The domain is looked at first, so a refusal there does not use
+	 * up the user's own allowance. */
+	if (!preset && per_domain > 0 && ratelimit_take(ec->checks_domain,
+	    domain, per_domain, CHECK_WINDOW, now, &retry) == 0) {
+		snprintf(err, errlen, "too many registration attempts for "
+		    "addresses at %s (at most %u per %d minutes); try again "
+		    "in %d s", domain, per_domain, CHECK_WINDOW / 60, retry);
+		log_warn("email: %s: %s: registration check refused: the "
+		    "limit for %s is reached", c->domain, jid, domain);
+		return 0;
+	}
+	if (per_jid > 0 && ratelimit_take(ec->checks_jid, jid, per_jid,
+	    CHECK_WINDOW, now, &retry) == 0) {
+		snprintf(err, errlen, "too many registration attempts from "
+		    "this account (at most %u per %d minutes); try again in "
+		    "%d s", per_jid, CHECK_WINDOW / 60, retry);
+		log_warn("email: %s: %s: registration check refused: the "
+		    "per-JID limit is reached", c->domain, jid);
+		return 0;
+	}
+	return 1;
+}
 
 struct send_job {
 	char *domain, *jid, *key;
@@ -1531,6 +1651,21 @@ email_send_message(struct session *s, const char *legacy,
 		snprintf(err->text, sizeof(err->text), "not an email address");
 		return -1;
 	}
+	/* A user's mails waiting to be sent are bounded (a store row each,
+	 * piling up while their SMTP server is away). */
+	unsigned long cap = (unsigned long)config_int(c->section,
+	    "outbox_max"), mine = 0;
+	for (struct outbox_item *it = ec->items; it != NULL; it = it->next)
+		mine += strcmp(it->jid, session_jid(s)) == 0;
+	if (mine >= cap) {
+		err->condition = "resource-constraint";
+		snprintf(err->text, sizeof(err->text), "%lu of your mails are "
+		    "still waiting to be sent (the limit is %lu); nothing was "
+		    "sent, try again once they are out", mine, cap);
+		log_warn("email: %s: %s: outbox full (%lu mails)", c->domain,
+		    session_jid(s), mine);
+		return -1;
+	}
 	struct email_account a;
 	if (account_resolve(c, session_get, s, &a, err->text,
 	    sizeof(err->text)) != 0) {
@@ -1651,6 +1786,8 @@ email_init(struct component *c)
 	struct email_comp *ec = xcalloc(1, sizeof(*ec));
 	email_smtp_init();
 	ec->c = c;
+	ec->checks_jid = ratelimit_new();
+	ec->checks_domain = ratelimit_new();
 	c->backend_data = ec;
 	/* The outbox of the last run, once the component is settled. */
 	ec->resume = evtimer_new(cw->base, resume_cb, ec);
@@ -1672,6 +1809,8 @@ email_shutdown(struct component *c)
 	while (ec->items != NULL)
 		outbox_remove(ec, ec->items);
 	event_free(ec->resume);
+	ratelimit_free(ec->checks_jid);
+	ratelimit_free(ec->checks_domain);
 	free(ec);
 	c->backend_data = NULL;
 }

@@ -38,7 +38,7 @@ struct email_account {
 	int sent_copy;         /* replies copied to the Sent mailbox */
 	/* From the component section. */
 	char *ca_file;
-	int timeout;           /* seconds per network wait */
+	int timeout;           /* seconds per operation, in all */
 	size_t fetch_max;      /* bytes fetched per mail */
 	size_t text_max;       /* bytes of text shown per mail */
 };

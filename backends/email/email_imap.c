@@ -32,8 +32,9 @@ struct email_imap {
 	struct email_net *net;
 	mailimap *imap;
 	int has_idle;
-	int timeout;           /* the account's, seconds per wait */
 	size_t budget;         /* bytes one command may read */
+	int timeout;           /* the account's, seconds */
+	int opening;           /* in email_imap_open: one deadline for all */
 };
 
 /* ---- the mailstream driver on email_net ---- */
@@ -103,10 +104,35 @@ server_text(struct email_imap *im, int r, const char *what, char *err,
 	free(clean);
 }
 
+/*
+ * CAPABILITY through libetpan's generic command, not its
+ * mailimap_capability(): that one copies the session's capability list
+ * on OK without checking what it got, and a server answering with a
+ * bare OK or an empty "* CAPABILITY" made it dereference NULL (found by
+ * fuzz_email_imap).  The list a server sends stays in the session, where
+ * mailimap_has_idle() reads it (and copes with none).
+ */
+static int
+capability(struct email_imap *im)
+{
+	return mailimap_custom_command(im->imap, "CAPABILITY");
+}
+
+/*
+ * Before each command: its byte budget, and its deadline (email_net.h):
+ * the account's timeout plus a second per 64 KB it may read, so a big
+ * FETCH on a slow but honest link is not cut off while a server that
+ * trickles bytes costs its user at most that.  While opening, the one
+ * deadline email_net_connect() started covers TLS, greeting, LOGIN and
+ * CAPABILITY together.
+ */
 static void
 budget(struct email_imap *im, size_t n)
 {
 	email_net_set_budget(im->net, n);
+	if (!im->opening)
+		email_net_set_deadline(im->net, im->timeout +
+		    (int)(n / 65536));
 }
 
 void
@@ -135,6 +161,7 @@ email_imap_close(struct email_imap *im)
 	if (im->imap != NULL) {
 		email_net_set_timeout(im->net, 5);
 		budget(im, 65536);
+		email_net_set_deadline(im->net, 5);
 		mailimap_logout(im->imap);
 	}
 	email_imap_abort(im);
@@ -149,6 +176,7 @@ email_imap_open(const struct email_account *a, enum email_fail *why,
 	/* A command's answer: a batch of capped mails plus slack. */
 	im->budget = a->fetch_max * 20 + 1024 * 1024;
 	im->timeout = a->timeout;
+	im->opening = 1;
 	im->net = email_net_connect(a->imap_host, a->imap_port,
 	    a->imap_trusted, a->timeout, err, errlen);
 	if (im->net == NULL) {
@@ -198,14 +226,12 @@ email_imap_open(const struct email_account *a, enum email_fail *why,
 		    errlen) != 0)
 			goto fail;
 	}
-	struct mailimap_capability_data *cap = NULL;
 	budget(im, 65536);
-	r = mailimap_capability(im->imap, &cap);
+	r = capability(im);
 	if (r != MAILIMAP_NO_ERROR) {
 		server_text(im, r, "IMAP CAPABILITY", err, errlen);
 		goto fail;
 	}
-	mailimap_capability_data_free(cap);
 	budget(im, 65536);
 	r = mailimap_login(im->imap, a->imap_user, a->imap_password);
 	if (r != MAILIMAP_NO_ERROR) {
@@ -216,15 +242,14 @@ email_imap_open(const struct email_account *a, enum email_fail *why,
 		goto fail;
 	}
 	/* Servers list more capabilities once logged in. */
-	cap = NULL;
 	budget(im, 65536);
-	r = mailimap_capability(im->imap, &cap);
+	r = capability(im);
 	if (r != MAILIMAP_NO_ERROR) {
 		server_text(im, r, "IMAP CAPABILITY", err, errlen);
 		goto fail;
 	}
-	mailimap_capability_data_free(cap);
 	im->has_idle = mailimap_has_idle(im->imap);
+	im->opening = 0;
 	*why = EMAIL_FAIL_NONE;
 	return im;
 fail:

@@ -1,7 +1,9 @@
 /*
  * Blocking connections on poll() and OpenSSL for the worker pool (see
  * email_net.h).  The socket stays non-blocking; every wait is a poll()
- * with the connection's timeout, so no call blocks longer than that.
+ * with the connection's timeout, cut short by the operation's deadline,
+ * so no wait blocks longer than the one and no operation lasts longer
+ * than the other.
  */
 #include "autoconf.h"
 
@@ -31,6 +33,8 @@ struct email_net {
 	int fd;
 	SSL *ssl;
 	int timeout;           /* seconds per wait */
+	struct timespec deadline; /* CLOCK_MONOTONIC; tv_sec 0: none */
+	int deadline_s;        /* its length, for the error text */
 	size_t budget, used;
 	char rbuf[4096];       /* read ahead by read_line */
 	size_t rlen, roff;
@@ -52,21 +56,40 @@ ssl_error(char *err, size_t errlen, const char *what)
 	ERR_clear_error();
 }
 
-/* Waits for events on the socket within the timeout: 1 ready, 0
- * timed out, -1 error. */
+/* Milliseconds left before the deadline (0 when it passed), or -1
+ * when there is none. */
+static long
+deadline_left(const struct email_net *n)
+{
+	if (n->deadline.tv_sec == 0)
+		return -1;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	long ms = (long)(n->deadline.tv_sec - now.tv_sec) * 1000 +
+	    (n->deadline.tv_nsec - now.tv_nsec) / 1000000;
+	return ms > 0 ? ms : 0;
+}
+
+/* Waits for events on the socket within the timeout and the deadline:
+ * 1 ready, 0 timed out, -1 error. */
 static int
 wait_fd(struct email_net *n, short events)
 {
 	struct pollfd p = { .fd = n->fd, .events = events };
-	int ms = n->timeout > 0 ? n->timeout * 1000 : -1;
 	for (;;) {
-		int r = poll(&p, 1, ms);
+		long ms = n->timeout > 0 ? n->timeout * 1000L : -1;
+		long left = deadline_left(n);
+		int by_deadline = left >= 0 && (ms < 0 || left < ms);
+		if (by_deadline)
+			ms = left;
+		int r = ms == 0 ? 0 : poll(&p, 1, (int)ms);
 		if (r < 0 && errno == EINTR)
 			continue;
 		n->timed_out = r == 0;
 		if (r == 0)
 			snprintf(n->error, sizeof(n->error), "the server did "
-			    "not answer within %d s", n->timeout);
+			    "not answer within %d s", by_deadline ?
+			    n->deadline_s : n->timeout);
 		else if (r < 0)
 			snprintf(n->error, sizeof(n->error), "poll: %s",
 			    strerror(errno));
@@ -105,6 +128,7 @@ email_net_connect(const char *host, int port, int trusted, int timeout,
 	struct email_net *n = xcalloc(1, sizeof(*n));
 	n->fd = -1;
 	n->timeout = timeout;
+	email_net_set_deadline(n, timeout);
 	snprintf(err, errlen, "cannot connect to %s:%d", host, port);
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
 		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
@@ -405,6 +429,18 @@ int
 email_net_timed_out(const struct email_net *n)
 {
 	return n->timed_out;
+}
+
+void
+email_net_set_deadline(struct email_net *n, int seconds)
+{
+	n->deadline_s = seconds;
+	if (seconds <= 0) {
+		n->deadline.tv_sec = 0;
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &n->deadline);
+	n->deadline.tv_sec += seconds;
 }
 
 const char *

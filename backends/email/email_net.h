@@ -1,8 +1,11 @@
 /*
  * One blocking TCP connection for the worker pool, plain or TLS, on
  * poll() (no select(), so descriptors above 1024 are fine) with a
- * timeout on every wait, and a budget on the bytes read so a server
- * that sends an endless line cannot make us hold unbounded memory.
+ * timeout on every wait, a deadline on the whole operation (a server
+ * that sends one byte now and then never hits the per-wait timeout, and
+ * would otherwise hold a worker for as long as it likes), and a budget
+ * on the bytes read so a server that sends an endless line cannot make
+ * us hold unbounded memory.
  *
  * TLS is OpenSSL set up by tls.c (the trust store plus the operator's
  * ca_file, the host name or IP address checked, TLS 1.2 and 1.3)
@@ -22,13 +25,17 @@
 
 struct email_net;
 
-/* Connects within timeout seconds; NULL with err filled.  Unless
- * trusted (a host of the operator's), host passes the destination
- * policy first and the connection goes to the address checked. */
+/* Connects within timeout seconds (every address tried counts against
+ * it), and starts a deadline of timeout seconds for everything that
+ * follows until email_net_set_deadline() starts another; NULL with err
+ * filled.  Unless trusted (a host of the operator's), host passes the
+ * destination policy first and the connection goes to the address
+ * checked. */
 struct email_net *email_net_connect(const char *host, int port, int trusted,
     int timeout, char *err, size_t errlen);
 /* TLS on the connection (implicit TLS, or after STARTTLS) with a
- * context from tls_client_ctx(): handshake, chain and host verified.  -1 with err filled. */
+ * context from tls_client_ctx(): handshake, chain and host verified.
+ * -1 with err filled. */
 int email_net_start_tls(struct email_net *n, SSL_CTX *ctx, const char *host,
     char *err, size_t errlen);
 /* 0 at EOF, -1 on error, timeout or an exhausted budget (err says
@@ -48,6 +55,9 @@ int email_net_fd(const struct email_net *n);
 /* Reads beyond budget bytes fail (0: no budget); counting restarts. */
 void email_net_set_budget(struct email_net *n, size_t budget);
 void email_net_set_timeout(struct email_net *n, int seconds);
+/* From now on, every read, write and handshake step fails once seconds
+ * have passed in all, however the bytes trickle in (0: no deadline). */
+void email_net_set_deadline(struct email_net *n, int seconds);
 /* From now on every read and write fails at once (a connection given up
  * on: whatever a library still wants to say on it is not waited for). */
 void email_net_abandon(struct email_net *n);

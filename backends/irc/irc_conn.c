@@ -176,8 +176,9 @@ struct irc_conn {
 	unsigned caps_acked;
 	int sasl_plain;               /* the server's sasl= allows PLAIN */
 	int sasl_ok;                  /* SASL logged us in */
-	unsigned ident_lport;         /* given to the identd; 0: nothing */
-	unsigned ident_rport;
+	/* The 4-tuple given to the identd, while ident_on. */
+	struct sockaddr_storage ident_local, ident_remote;
+	int ident_on;
 	struct irc_isupport isupport;
 
 	int discarding;               /* dropping input up to the next LF */
@@ -281,27 +282,25 @@ ident_register(struct irc_conn *c, const struct sockaddr *remote)
 	int fd = bufferevent_getfd(c->bev);
 	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
 		return;
-	unsigned lport = ss.ss_family == AF_INET6 ?
-	    ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) :
-	    ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	unsigned rport = remote->sa_family == AF_INET6 ?
-	    ntohs(((const struct sockaddr_in6 *)(const void *)remote)->
-	    sin6_port) : ntohs(((const struct sockaddr_in *)(const void *)
-	    remote)->sin_port);
-	if (lport == 0 || rport == 0)
+	if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
 		return;
-	c->ident_lport = lport;
-	c->ident_rport = rport;
-	identd_add(lport, rport, c->ident);
+	socklen_t rlen = remote->sa_family == AF_INET6 ?
+	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	memcpy(&c->ident_local, &ss, len);
+	memcpy(&c->ident_remote, remote, rlen);
+	c->ident_on = 1;
+	identd_add((struct sockaddr *)&c->ident_local,
+	    (struct sockaddr *)&c->ident_remote, c->ident);
 }
 
 static void
 ident_unregister(struct irc_conn *c)
 {
-	if (c->ident_lport == 0)
+	if (!c->ident_on)
 		return;
-	identd_remove(c->ident_lport, c->ident_rport);
-	c->ident_lport = c->ident_rport = 0;
+	identd_remove((struct sockaddr *)&c->ident_local,
+	    (struct sockaddr *)&c->ident_remote);
+	c->ident_on = 0;
 }
 
 static void

@@ -5,6 +5,7 @@
 
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -24,7 +25,14 @@
 
 #define BUCKETS 4096
 
+/* An address as compared: IPv4 and IPv4-mapped IPv6 are the same. */
+struct ip {
+	int family;		/* AF_INET, AF_INET6; 0: none */
+	unsigned char a[16];
+};
+
 struct entry {
+	struct ip laddr, raddr;
 	unsigned lport, rport;
 	char *user;
 	struct entry *next;
@@ -44,21 +52,65 @@ bucket(unsigned lport, unsigned rport)
 	return (lport * 31u + rport) % BUCKETS;
 }
 
+/* The address and port of sa into ip and *port; -1 for another family. */
+static int
+ip_of(const struct sockaddr *sa, struct ip *ip, unsigned *port)
+{
+	memset(ip, 0, sizeof(*ip));
+	if (sa == NULL)
+		return -1;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)sa;
+		ip->family = AF_INET;
+		memcpy(ip->a, &s4->sin_addr, 4);
+		*port = ntohs(s4->sin_port);
+		return 0;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+		*port = ntohs(s6->sin6_port);
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+			ip->family = AF_INET;
+			memcpy(ip->a, s6->sin6_addr.s6_addr + 12, 4);
+		} else {
+			ip->family = AF_INET6;
+			memcpy(ip->a, &s6->sin6_addr, 16);
+		}
+		return 0;
+	}
+	return -1;
+}
+
+static int
+ip_eq(const struct ip *a, const struct ip *b)
+{
+	return a->family == b->family && memcmp(a->a, b->a, 16) == 0;
+}
+
 static struct entry **
-slot(unsigned lport, unsigned rport)
+slot(const struct ip *laddr, unsigned lport, const struct ip *raddr,
+    unsigned rport)
 {
 	struct entry **e = &identd.table[bucket(lport, rport)];
-	while (*e != NULL && ((*e)->lport != lport || (*e)->rport != rport))
+	while (*e != NULL && ((*e)->lport != lport || (*e)->rport != rport ||
+	    !ip_eq(&(*e)->laddr, laddr) || !ip_eq(&(*e)->raddr, raddr)))
 		e = &(*e)->next;
 	return e;
 }
 
 void
-identd_add(unsigned lport, unsigned rport, const char *user)
+identd_add(const struct sockaddr *local, const struct sockaddr *remote,
+    const char *user)
 {
-	struct entry **e = slot(lport, rport);
+	struct ip la, ra;
+	unsigned lport, rport;
+	if (ip_of(local, &la, &lport) != 0 || ip_of(remote, &ra, &rport) != 0)
+		return;
+	struct entry **e = slot(&la, lport, &ra, rport);
 	if (*e == NULL) {
 		*e = xcalloc(1, sizeof(**e));
+		(*e)->laddr = la;
+		(*e)->raddr = ra;
 		(*e)->lport = lport;
 		(*e)->rport = rport;
 	}
@@ -67,9 +119,13 @@ identd_add(unsigned lport, unsigned rport, const char *user)
 }
 
 void
-identd_remove(unsigned lport, unsigned rport)
+identd_remove(const struct sockaddr *local, const struct sockaddr *remote)
 {
-	struct entry **e = slot(lport, rport);
+	struct ip la, ra;
+	unsigned lport, rport;
+	if (ip_of(local, &la, &lport) != 0 || ip_of(remote, &ra, &rport) != 0)
+		return;
+	struct entry **e = slot(&la, lport, &ra, rport);
 	if (*e == NULL)
 		return;
 	struct entry *gone = *e;
@@ -114,16 +170,24 @@ identd_parse(const char *line, unsigned *lport, unsigned *rport)
 }
 
 void
-identd_answer(const char *line, char *buf, size_t len)
+identd_answer(const char *line, const struct sockaddr *local,
+    const struct sockaddr *peer, char *buf, size_t len)
 {
-	unsigned lport, rport;
+	unsigned lport, rport, ignored;
+	struct ip la, ra;
 	if (identd_parse(line, &lport, &rport) != 0) {
 		/* RFC 1413: ports that make no sense are INVALID-PORT; we
 		 * cannot echo a line we could not read. */
 		snprintf(buf, len, "0 , 0 : ERROR : INVALID-PORT\r\n");
 		return;
 	}
-	struct entry *e = *slot(lport, rport);
+	/* The ports come from the line, the addresses from the query's
+	 * own connection: only the far end of a connection hears who owns
+	 * it. */
+	struct entry *e = NULL;
+	if (ip_of(local, &la, &ignored) == 0 && ip_of(peer, &ra,
+	    &ignored) == 0)
+		e = *slot(&la, lport, &ra, rport);
 	if (e == NULL)
 		snprintf(buf, len, "%u , %u : ERROR : NO-USER\r\n", lport,
 		    rport);
@@ -158,9 +222,19 @@ client_read(struct bufferevent *bev, void *arg)
 		return;
 	}
 	char answer[128 + IDENTD_LINE_MAX];
+	struct sockaddr_storage local, peer;
+	socklen_t llen = sizeof(local), plen = sizeof(peer);
+	int fd = bufferevent_getfd(bev);
+	if (getsockname(fd, (struct sockaddr *)&local, &llen) != 0 ||
+	    getpeername(fd, (struct sockaddr *)&peer, &plen) != 0) {
+		free(line);
+		client_done(bev);
+		return;
+	}
 	/* NUL bytes inside the line end it early: harmless, it then
 	 * fails to parse or names other ports. */
-	identd_answer(n <= IDENTD_LINE_MAX ? line : "", answer,
+	identd_answer(n <= IDENTD_LINE_MAX ? line : "",
+	    (struct sockaddr *)&local, (struct sockaddr *)&peer, answer,
 	    sizeof(answer));
 	free(line);
 	bufferevent_disable(bev, EV_READ);

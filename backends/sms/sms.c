@@ -20,7 +20,9 @@
  *        the component, both written before send_message returns 0
  *     -> driver->send (from a timer, never inside send_message)
  *   sms_sent ACCEPTED  -> outbox row removed; the report row waits
- *   sms_sent TEMPFAIL  -> again after 5 s, doubling to 10 min, for ever
+ *   sms_sent TEMPFAIL  -> again after 5 s, doubling to 10 min, until
+ *                         retry_for has passed since it was stored: then
+ *                         an error to the user, both rows removed
  *   sms_sent PERMFAIL  -> error message to the user, both rows removed
  *   sms_report         -> receipt (or error) for the stanza id, report
  *                         row removed
@@ -65,6 +67,8 @@
 #define MAX_PARTS_DEFAULT "6"
 
 static const char *const sms_driver_names[] = { "kannel", "smstools", NULL };
+static const char *const sms_queue_modes[] = { "auto", "number", "none",
+    NULL };
 
 static const struct config_option sms_options[] = {
 	{ .key = "driver", .type = CONFIG_ENUM, .def = "kannel",
@@ -80,17 +84,36 @@ static const struct config_option sms_options[] = {
 	  .help = "the smsc-id to send through (empty: Kannel routes)" },
 	{ .key = "listen", .type = CONFIG_STRING, .def = "",
 	  .help = "ADDR:PORT of causeway's listener for Kannel's callbacks" },
+	{ .key = "listen_connections", .type = CONFIG_INT, .def = "64",
+	  .min = 1, .max = 4096,
+	  .help = "connections the callback listener holds at once (more "
+	  "are refused)" },
+	{ .key = "listen_timeout", .type = CONFIG_INT, .def = "30",
+	  .min = 1, .max = 600,
+	  .help = "seconds a callback request may take, whatever arrives" },
 	{ .key = "callback_url", .type = CONFIG_STRING, .def = "",
 	  .help = "the base URL at which Kannel reaches that listener" },
 	{ .key = "callback_token", .type = CONFIG_STRING, .def = "",
 	  .help = "secret in every callback URL (16+ of A-Z a-z 0-9 . _ ~ -)" },
 	{ .key = "spool", .type = CONFIG_STRING, .def = "",
 	  .help = "smstools3 spool directory" },
+	{ .key = "queue", .type = CONFIG_ENUM, .def = "auto",
+	  .choices = sms_queue_modes,
+	  .help = "smstools: \"Queue: Q\" and the digits of the sender's number in each "
+	  "outgoing file (number), never (none), or when the component has "
+	  "several numbers (auto)" },
 	{ .key = "country_code", .type = CONFIG_STRING, .def = "",
 	  .help = "country code for national numbers (empty: none)" },
 	{ .key = "max_parts", .type = CONFIG_INT, .def = MAX_PARTS_DEFAULT,
 	  .min = 1, .max = SMS_PARTS_MAX,
 	  .help = "longer texts are refused with an error" },
+	{ .key = "outbox_max", .type = CONFIG_INT, .def = "100", .min = 1,
+	  .max = 100000,
+	  .help = "texts of one user waiting to be sent; more are refused" },
+	{ .key = "retry_for", .type = CONFIG_INT, .def = "172800", .min = 1,
+	  .max = 2592000,
+	  .help = "seconds a text the gateway refuses for the moment is "
+	  "tried again; then the user gets an error" },
 	{ .key = "numbers", .type = CONFIG_LIST, .def = "",
 	  .help = "NUMBER JID-or-domain-or-*, ...: who may claim which number" },
 	{ .key = NULL },
@@ -227,6 +250,7 @@ struct out {
 	char *text;
 	int ucs2, parts;
 	unsigned attempts;     /* handed to the driver so far */
+	time_t created;        /* stored: retry_for counts from here */
 	int in_flight;         /* waiting for sms_sent() */
 	int reported;          /* its report came while in flight */
 	struct event *timer;
@@ -763,10 +787,11 @@ next_ref(struct sms *sms, char out[16])
 
 static struct out *
 out_new(struct sms *sms, const char *ref, const char *jid, const char *from,
-    const char *to, const char *id, const char *text)
+    const char *to, const char *id, const char *text, time_t created)
 {
 	struct out *o = xcalloc(1, sizeof(*o));
 	o->sms = sms;
+	o->created = created;
 	o->ref = xstrdup(ref);
 	o->jid = xstrdup(jid);
 	o->from = xstrdup(from);
@@ -824,6 +849,24 @@ sms_send_message(struct session *s, const char *legacy,
 	}
 	sms_plan_clear(&plan);
 
+	/* A user's waiting texts are bounded: each is a store row and a
+	 * timer, and a gateway that is down would let them pile up. */
+	unsigned long cap = (unsigned long)config_int(c->section,
+	    "outbox_max"), mine = 0;
+	for (size_t i = 0; i < sms->outbox.nb; i++)
+		for (struct map_entry *e = sms->outbox.b[i]; e != NULL;
+		    e = e->next)
+			mine += strcmp(((struct out *)e->val)->jid, jid) == 0;
+	if (mine >= cap) {
+		err->condition = "resource-constraint";
+		snprintf(err->text, sizeof(err->text), "%lu of your texts are "
+		    "still waiting to be sent (the limit is %lu); nothing was "
+		    "sent, try again once they are out", mine, cap);
+		log_warn("%s: %s: outbox full (%lu texts)", c->domain, jid,
+		    mine);
+		return -1;
+	}
+
 	char ref[16];
 	if (next_ref(sms, ref) != 0) {
 		err->condition = "internal-server-error";
@@ -858,7 +901,8 @@ sms_send_message(struct session *s, const char *legacy,
 		    "store the text; nothing was sent");
 		return -1;
 	}
-	struct out *o = out_new(sms, ref, jid, from, legacy, m->id, m->body);
+	struct out *o = out_new(sms, ref, jid, from, legacy, m->id, m->body,
+	    time(NULL));
 	map_put(&sms->outbox, ref, o);
 	log_info("%s: %s: text %s to %s stored (%d part%s, %s)", c->domain,
 	    jid, ref, legacy, o->parts, o->parts == 1 ? "" : "s",
@@ -890,6 +934,34 @@ forget_report(struct component *c, const char *ref)
 	free(key);
 }
 
+/* A text the gateway kept refusing for the moment for retry_for
+ * seconds: the user hears so, and it goes. */
+static void
+tried_too_long(struct component *c, struct out *o, long limit,
+    const char *text)
+{
+	char span[32];
+	if (limit < 120)
+		snprintf(span, sizeof(span), "%ld s", limit);
+	else if (limit < 7200)
+		snprintf(span, sizeof(span), "%ld minutes", limit / 60);
+	else
+		snprintf(span, sizeof(span), "%ld hours", limit / 3600);
+	log_warn("%s: %s: text %s given up after %s of temporary failures",
+	    c->domain, o->jid, o->ref, span);
+	struct session *s = session_find_registered(c, o->jid);
+	if (s != NULL) {
+		char *why = xasprintf("the text was retried for %s and the "
+		    "SMS gateway still could not take it (%s); it was not "
+		    "sent", span, text ? text : "temporary failure");
+		session_message_failed(s, o->to, o->id,
+		    "remote-server-timeout", why);
+		free(why);
+	}
+	forget_report(c, o->ref);
+	out_done(o);
+}
+
 void
 sms_sent(struct component *c, const char *ref, enum sms_result r,
     const char *text)
@@ -914,11 +986,21 @@ sms_sent(struct component *c, const char *ref, enum sms_result r,
 		out_done(o);
 		break;
 	case SMS_TEMPFAIL: {
+		time_t now = time(NULL);
+		long limit = (long)config_int(c->section, "retry_for");
+		long left = (long)(o->created + limit - now);
+		if (left <= 0) {
+			tried_too_long(c, o, limit, text);
+			break;
+		}
 		unsigned delay = RETRY_FIRST;
 		for (unsigned i = 1; i < o->attempts && delay < RETRY_MAX; i++)
 			delay *= 2;
 		if (delay > RETRY_MAX)
 			delay = RETRY_MAX;
+		/* The last try comes when retry_for ends, not after it. */
+		if ((long)delay > left)
+			delay = (unsigned)left;
 		log_warn("%s: %s: text %s not sent (%s); again in %u s",
 		    c->domain, o->jid, ref, text ? text : "temporary failure",
 		    delay);
@@ -1065,7 +1147,13 @@ load_out(void *arg, const char *jid, const char *key, const void *value,
 		return 0;
 	}
 	if (map_get(&sms->outbox, ref) == NULL) {
-		struct out *o = out_new(sms, ref, jid, f[0], f[1], f[2], f[4]);
+		/* A row without a readable time counts from now. */
+		char *end;
+		long long t = strtoll(f[3], &end, 10);
+		time_t created = *f[3] != '\0' && *end == '\0' && t > 0 &&
+		    t <= (long long)time(NULL) ? (time_t)t : time(NULL);
+		struct out *o = out_new(sms, ref, jid, f[0], f[1], f[2], f[4],
+		    created);
 		map_put(&sms->outbox, ref, o);
 		out_schedule(o, 0);
 	}

@@ -41,16 +41,15 @@
 #include "config.h"
 #include "log.h"
 #include "sms_driver.h"
+#include "sms_http.h"
 #include "sms_query.h"
 #include "sms_text.h"
 #include "xmalloc.h"
 
 #define CONNS 4                 /* connections to sendsms */
 #define REQUEST_TIMEOUT 30      /* seconds for a sendsms answer */
-#define LISTEN_TIMEOUT 30       /* seconds a callback may take to arrive */
 #define URI_MAX (32 * 1024)     /* a callback's request target */
 #define HEADERS_MAX (48 * 1024) /* request line and headers */
-#define BODY_MAX 1024           /* callbacks are GETs: no body */
 #define TEXT_MAX (16 * 1024)    /* an MO's text, in bytes, as sent */
 #define FIELD_MAX 64            /* from, to, ref, status, coding... */
 #define ANSWER_MAX 160          /* of Kannel's answer, for the user */
@@ -81,7 +80,7 @@ struct sms_driver {
 	struct slot slots[CONNS];
 	struct job_list queue;
 	struct event *kick;         /* dispatch, outside libevent callbacks */
-	struct evhttp *http;
+	struct sms_http *http;      /* the callback listener */
 };
 
 /* ---- configuration ---- */
@@ -324,25 +323,20 @@ field(const struct sms_query_param *p, size_t n, const char *key)
 }
 
 static void
-reply(struct evhttp_request *req, int code, const char *reason,
+reply(struct sms_http_req *req, int code, const char *reason,
     const char *body)
 {
-	struct evbuffer *b = evbuffer_new();
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "Content-Type", "text/plain; charset=utf-8");
-	evbuffer_add_printf(b, "%s\n", body);
-	evhttp_send_reply(req, code, reason, b);
-	evbuffer_free(b);
+	sms_http_reply(req, code, reason, body);
 }
 
 static void
-bad(struct evhttp_request *req, const char *why)
+bad(struct sms_http_req *req, const char *why)
 {
 	reply(req, 400, "Bad Request", why);
 }
 
 static void
-on_mo(struct sms_driver *d, struct evhttp_request *req,
+on_mo(struct sms_driver *d, struct sms_http_req *req,
     const struct sms_query_param *p, size_t n)
 {
 	const char *from = field(p, n, "from");
@@ -400,7 +394,7 @@ on_mo(struct sms_driver *d, struct evhttp_request *req,
 }
 
 static void
-on_dlr(struct sms_driver *d, struct evhttp_request *req,
+on_dlr(struct sms_driver *d, struct sms_http_req *req,
     const struct sms_query_param *p, size_t n)
 {
 	const char *ref = field(p, n, "ref");
@@ -446,10 +440,10 @@ on_dlr(struct sms_driver *d, struct evhttp_request *req,
 }
 
 static void
-on_request(struct evhttp_request *req, void *arg)
+on_request(struct sms_http_req *req, void *arg)
 {
 	struct sms_driver *d = arg;
-	const char *uri = evhttp_request_get_uri(req);
+	const char *uri = sms_http_target(req);
 	size_t ulen = uri ? strlen(uri) : 0;
 	if (ulen > URI_MAX) {
 		reply(req, 414, "URI Too Long", "too long");
@@ -471,13 +465,8 @@ on_request(struct evhttp_request *req, void *arg)
 	/* Constant time over the configured token's length. */
 	int ok = tlen == want && CRYPTO_memcmp(tok, d->token, want) == 0;
 	if (!ok) {
-		char *peer = NULL;
-		ev_uint16_t pport = 0;
-		evhttp_connection_get_peer(evhttp_request_get_connection(req),
-		    &peer, &pport);
 		log_warn("%s: kannel: a callback with a wrong token was "
-		    "refused (from %s:%u)", d->c->domain, peer ? peer : "?",
-		    (unsigned)pport);
+		    "refused (from %s)", d->c->domain, sms_http_peer(req));
 		reply(req, 403, "Forbidden", "wrong token");
 		return;
 	}
@@ -511,8 +500,7 @@ kannel_stop(struct sms_driver *d)
 {
 	if (d == NULL)
 		return;
-	if (d->http != NULL)
-		evhttp_free(d->http);
+	sms_http_free(d->http);
 	for (int i = 0; i < CONNS; i++) {
 		if (d->slots[i].evcon != NULL) {
 			/* Frees its requests without calling them back:
@@ -618,16 +606,14 @@ kannel_start(struct component *c)
 	d->dlr_base = xasprintf("%.*s/kannel/%s/dlr", (int)cbl, cb, token);
 	d->kick = event_new(cw->base, -1, 0, kick_cb, d);
 
-	d->http = evhttp_new(cw->base);
-	evhttp_set_allowed_methods(d->http, EVHTTP_REQ_GET);
-	evhttp_set_max_headers_size(d->http, HEADERS_MAX);
-	evhttp_set_max_body_size(d->http, BODY_MAX);
-	evhttp_set_timeout(d->http, LISTEN_TIMEOUT);
-	evhttp_set_gencb(d->http, on_request, d);
-	if (evhttp_bind_socket(d->http, addr, (unsigned short)port) != 0) {
+	char err[128];
+	d->http = sms_http_new(cw->base, addr, port,
+	    (unsigned)config_int(sec, "listen_connections"),
+	    (int)config_int(sec, "listen_timeout"), HEADERS_MAX, URI_MAX,
+	    on_request, d, err, sizeof(err));
+	if (d->http == NULL) {
 		log_error("%s: kannel: cannot listen on %s: %s", c->domain,
-		    listen, evutil_socket_error_to_string(
-		    EVUTIL_SOCKET_ERROR()));
+		    listen, err);
 		free(addr);
 		kannel_stop(d);
 		return NULL;

@@ -46,6 +46,15 @@
  * a text came in on is not in smsd's files: name each modem after its
  * SIM's number in smsd.conf (devices = 15550001, digits only), or give
  * the component a single number.
+ *
+ * Out, a text must leave from the sender's own SIM (the answers go to
+ * that number): each outgoing file says "Queue: QDIGITS", Q and the
+ * sender's number without '+', and smsd.conf gives each modem its own
+ * provider queue under that name ([queues] Q15550001 = DIR/Q15550001,
+ * and in the modem's section queues = Q15550001).  smsd 3.1.21 does not
+ * find a queue whose name is all digits, hence the Q.  queue = auto (the default) does
+ * so whenever the component has more than one number (or none fixed);
+ * queue = number always; queue = none never (one modem sends all).
  */
 #include "autoconf.h"
 
@@ -118,6 +127,7 @@ struct sms_driver {
 	char *tmp;
 	char *rejected;
 	char to_default[SMS_NUMBER_SIZE];   /* the component's one number */
+	int per_number_queue;               /* write "Queue: QDIGITS" */
 	char prefix[SMSTOOLS_PREFIX_SIZE];  /* of our file names */
 	int ifd;
 	int wd[K_COUNT];
@@ -150,7 +160,7 @@ write_all(int fd, const void *buf, size_t len)
 static void
 send_text(struct sms_driver *d, const struct sms_out *out)
 {
-	char to[32], head[128], *tmp, *dst, why[160];
+	char to[32], head[192], *tmp, *dst, why[160];
 	unsigned char *body = NULL;
 	size_t bodylen;
 	int fd, hl, saved = 0;
@@ -173,10 +183,26 @@ send_text(struct sms_driver *d, const struct sms_out *out)
 		bodylen = strlen(out->text);
 		body = (unsigned char *)xstrdup(out->text);
 	}
+	/* The sender's queue: its number's digits, nothing else, so no
+	 * byte of it can start another header line. */
+	char queue[48] = "";
+	if (d->per_number_queue) {
+		const char *q = out->from[0] == '+' ? out->from + 1 : out->from;
+		size_t ql = strlen(q);
+		if (ql == 0 || ql > 20 || strspn(q, "0123456789") != ql) {
+			free(body);
+			log_warn("%s: smstools: text %s: the sender \"%s\" names "
+			    "no queue", d->c->domain, out->ref, out->from);
+			sms_sent(d->c, out->ref, SMS_PERMFAIL,
+			    "your number has no modem queue at the gateway");
+			return;
+		}
+		snprintf(queue, sizeof(queue), "Queue: Q%s\n", q);
+	}
 	/* Autosplit 3: concatenated parts with a UDH whatever smsd.conf
 	 * says; the backend counted the parts that way. */
 	hl = snprintf(head, sizeof(head),
-	    "To: %s\nAlphabet: %s\nAutosplit: 3\n\n", to,
+	    "To: %s\n%sAlphabet: %s\nAutosplit: 3\n\n", to, queue,
 	    out->ucs2 ? "UCS2" : "UTF-8");
 	tmp = xasprintf("%s/%s%s", d->tmp, d->prefix, out->ref);
 	dst = xasprintf("%s/%s%s", d->outgoing, d->prefix, out->ref);
@@ -956,6 +982,10 @@ driver_start(struct component *c)
 	}
 	remove_stale(d);
 	single_number(d);
+	const char *qmode = config_str(c->section, "queue");
+	d->per_number_queue = qmode != NULL && strcmp(qmode, "number") == 0 ?
+	    1 : qmode != NULL && strcmp(qmode, "none") == 0 ? 0 :
+	    d->to_default[0] == '\0';
 	/* The first scan (what came while we were down) runs from the
 	 * loop, once the backend has finished starting. */
 	d->scan_timer = evtimer_new(cw->base, on_scan, d);

@@ -573,6 +573,224 @@ def test_burst(conn, cw, listen):
               "200s: %d, delivered: %d" % (results.count(200), len(seen)))
 
 
+def fd_count(cw):
+    try:
+        return len(os.listdir("/proc/%d/fd" % cw.proc.pid))
+    except OSError:
+        return -1
+
+
+def raw_exchange(port, chunks, gap=0.0, wait=5.0):
+    """Sends chunks (bytes) on one connection, gap seconds apart, then
+    reads until the server closes or wait runs out: (answer bytes, seconds
+    from connect to close or None if still open)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=wait)
+    t0 = time.time()
+    got = b""
+    closed = None
+    try:
+        for c in chunks:
+            s.sendall(c)
+            if gap:
+                time.sleep(gap)
+        s.settimeout(0.2)
+        end = t0 + wait
+        while time.time() < end:
+            try:
+                d = s.recv(65536)
+            except socket.timeout:
+                continue
+            if not d:
+                closed = time.time() - t0
+                break
+            got += d
+    except OSError:
+        closed = time.time() - t0
+    finally:
+        s.close()
+    return got, closed
+
+
+def test_listener_flood(conn, cw, listen, kannel):
+    """Idle connections to the callback listener cannot use up causeway's
+    descriptors (shared with the XMPP and IRC connections): the listener
+    holds at most listen_connections (64 by default) at once."""
+    before = fd_count(cw)
+    socks = []
+    for _ in range(400):
+        try:
+            socks.append(socket.create_connection(("127.0.0.1", listen), timeout=5))
+        except OSError:
+            break
+    time.sleep(1.0)
+    during = fd_count(cw)
+    tap.check(len(socks) == 400 and 0 <= during - before <= 64 + 2,
+              "400 idle connections to the listener hold at most 64 of "
+              "causeway's descriptors (%d -> %d)" % (before, during))
+    conn.send("<presence from='alice@localhost/res' to='%s'/>" % GW)
+    time.sleep(0.3)
+    kannel.drain(0.1)
+    send_msg(conn, PHONE, "during a flood", "mflood")
+    r = kannel.next(5)
+    tap.check(r is not None and r[1]["text"] == "during a flood",
+              "... and causeway still sends texts meanwhile")
+    for s in socks:
+        s.close()
+    time.sleep(0.5)
+    st, _ = callback(listen, mo_path("+15559876543", ALICE_NO, "after the flood"))
+    tap.check(st == 200 and conn.next_stanza(5, lambda s: body_of(s) == "after the flood"),
+              "... and once they are gone a callback is answered again")
+    tap.check(fd_count(cw) - before <= 2,
+              "... and their descriptors are given back (%d -> %d)" % (before, fd_count(cw)))
+
+
+def test_listener_huge(cw, listen):
+    """Requests larger than the listener takes: refused with a status,
+    the connection closed, causeway alive."""
+    head = ("GET /kannel/%s/dlr?ref=a&status=1 HTTP/1.1\r\nHost: x\r\n" % TOKEN).encode()
+    pad = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"a" * 1000) for i in range(200))
+    got, closed = raw_exchange(listen, [head + pad + b"\r\n"])
+    tap.check(got.startswith(b"HTTP/1.1 431") and closed is not None,
+              "200 KB of headers: 431 and the connection closed", got[:80])
+    got, closed = raw_exchange(listen, [b"GET /" + b"a" * (200 * 1024)])
+    tap.check(got.startswith(b"HTTP/1.1 414") and closed is not None,
+              "a request line of 200 KB with no end: 414 and closed", got[:80])
+    got, closed = raw_exchange(listen, [head + b"Content-Length: 10000000\r\n\r\n" + b"x" * 65536])
+    tap.check(got.startswith(b"HTTP/1.1 413") and closed is not None,
+              "a GET announcing a 10 MB body: 413 before reading it, closed", got[:80])
+    got, closed = raw_exchange(listen, [head + b"Transfer-Encoding: chunked\r\n\r\n"])
+    tap.check(got[:12] in (b"HTTP/1.1 501", b"HTTP/1.1 400") and closed is not None,
+              "a chunked GET: refused and closed", got[:80])
+    got, closed = raw_exchange(listen, [b"GET /kannel/x HTTP/1.1\r\nBad Header\r\n\r\n"])
+    tap.check(got.startswith(b"HTTP/1.1 400") and closed is not None,
+              "a header line without a colon: 400 and closed", got[:80])
+    # 2,000 pipelined requests from a client that reads nothing for a
+    # second: causeway holds at most 64 KB of answers meanwhile, and
+    # once the client reads, every request is answered, in order.
+    n = 2000
+    req = ("GET /kannel/%s/dlr?ref=zz7never&status=1 HTTP/1.1\r\n"
+           "Host: x\r\n\r\n" % TOKEN).encode()
+    s = socket.create_connection(("127.0.0.1", listen), timeout=10)
+    s.sendall(req * n)
+    time.sleep(1.0)
+    got = b""
+    s.settimeout(5)
+    try:
+        while got.count(b"HTTP/1.1 200") < n:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+    except OSError:
+        pass
+    s.close()
+    tap.check(got.count(b"HTTP/1.1 200") == n,
+              "2,000 pipelined requests, read only after a second: all "
+              "answered (%d)" % got.count(b"HTTP/1.1 200"))
+    tap.check(cw.alive(), "causeway alive after the huge requests")
+
+
+def test_listener_deadline(kannel):
+    """One deadline per request, which bytes arriving do not extend: a
+    client sending a byte every half second is cut off at
+    listen_timeout; after a complete request on a kept-alive
+    connection the next request gets its own deadline."""
+    listen = free_port()
+    srv = FakeServer(domain=GW)
+    cw = Causeway(srv.port, domain=GW, backend="sms",
+                  extra=config(kannel, listen) + "listen_timeout = 2\n")
+    cw.start()
+    conn = srv.accept()
+    try:
+        if not tap.check(conn is not None and conn.handshake_ok,
+                         "causeway with listen_timeout = 2 connects",
+                         cw.log_text()[-1500:]):
+            return
+        slow = [bytes([b]) for b in b"GET /kannel/%s/mo?from=1 HTTP/1.1\r\n" % TOKEN.encode()]
+        t0 = time.time()
+        got, closed = raw_exchange(listen, slow, gap=0.5, wait=8)
+        tap.check(closed is not None and 1.5 <= closed <= 3.5,
+                  "a client sending one byte every 0.5 s is cut off at the "
+                  "2 s deadline (%s s)" % (None if closed is None else "%.1f" % closed),
+                  got[:80])
+        req = ("GET /kannel/%s/dlr?ref=zz8never&status=1 HTTP/1.1\r\n"
+               "Host: x\r\n\r\n" % TOKEN).encode()
+        got, closed = raw_exchange(listen, [req], wait=6)
+        tap.check(got.startswith(b"HTTP/1.1 200") and closed is not None
+                  and 1.5 <= closed <= 3.5,
+                  "after a request answered 200 on a kept-alive connection, "
+                  "silence is cut off at the next request's deadline (%s s)"
+                  % (None if closed is None else "%.1f" % closed), got[:80])
+        del t0
+    finally:
+        cw.close()
+        srv.close()
+
+
+def test_caps(kannel):
+    """Per-user caps: at most outbox_max texts of one user wait to be
+    sent, the next is refused with an error naming the limit; a text the
+    gateway keeps refusing for the moment (HTTP 503) is retried only for
+    retry_for seconds, then the user gets an error."""
+    listen = free_port()
+    srv = FakeServer(domain=GW)
+    cw = Causeway(srv.port, domain=GW, backend="sms",
+                  extra=config(kannel, listen) + "outbox_max = 3\n"
+                  "retry_for = 4\n")
+    cw.start()
+    conn = srv.accept()
+    try:
+        if not tap.check(conn is not None and conn.handshake_ok,
+                         "causeway with outbox_max = 3, retry_for = 4 "
+                         "connects", cw.log_text()[-1500:]):
+            return
+        res = register(conn, "alice@localhost/res", ALICE_NO, "rc1")
+        tap.check(res is not None and res.get("type") == "result",
+                  "alice registers")
+        conn.send("<presence from='alice@localhost/res' to='%s'/>" % GW)
+        time.sleep(0.3)
+        kannel.drain(0.1)
+        with kannel.lock:
+            kannel.script = [(503, "down")] * 100
+        t0 = time.time()
+        for i in range(4):
+            send_msg(conn, PHONE, "capped %d" % i, "cap%d" % i)
+        errs = messages(conn, 2, lambda s: s.get("type") == "error")
+        fourth = [e for e in errs if e.get("id") == "cap3"]
+        tap.check(len(fourth) == 1 and error_condition(fourth[0]) ==
+                  ("wait", "resource-constraint") and "3" in
+                  error_text(fourth[0]),
+                  "the 4th text while 3 wait is refused: resource-constraint "
+                  "naming the limit (%s)" % (error_text(fourth[0]) if fourth
+                                             else None), [e.attrib for e in errs])
+        late = []
+        deadline = time.time() + 12
+        while len(late) < 3 and time.time() < deadline:
+            st = conn.next_stanza(0.5, lambda s: s.get("type") == "error" and
+                                  s.get("id") in ("cap0", "cap1", "cap2"))
+            if st is not None:
+                late.append(st)
+        ids = sorted(e.get("id") for e in late)
+        elapsed = time.time() - t0
+        tap.check(ids == ["cap0", "cap1", "cap2"] and 3.5 <= elapsed <= 9,
+                  "texts the gateway keeps refusing fail after retry_for "
+                  "(4 s) with an error to the user (%.1f s)" % elapsed, ids)
+        tap.check(all("4 s" in error_text(e) or "retried" in error_text(e)
+                      for e in late),
+                  "... saying for how long it was tried (%s)" %
+                  (error_text(late[0]) if late else None))
+        with kannel.lock:
+            kannel.script = []
+        kannel.drain(0.5)
+        send_msg(conn, PHONE, "after the caps", "cap9")
+        r = kannel.next(5)
+        tap.check(r is not None and r[1]["text"] == "after the caps",
+                  "once the outbox emptied, a text goes out again")
+    finally:
+        cw.close()
+        srv.close()
+
+
 def test_server_away(srv, conn, cw, listen):
     conn.close()
     cw.wait_log("sms.localhost: connection lost", timeout=5) or time.sleep(1)
@@ -654,11 +872,15 @@ def main():
         test_incoming(conn, cw, listen)
         test_hostile(conn, cw, listen)
         test_burst(conn, cw, listen)
+        test_listener_huge(cw, listen)
+        test_listener_flood(conn, cw, listen, kannel)
         conn = test_server_away(srv, conn, cw, listen)
         if conn is not None:
             conn = test_restart(srv, conn, cw, kannel, listen)
         tap.check(cw.alive(), "causeway is still running",
                   cw.log_text()[-3000:])
+        test_listener_deadline(kannel)
+        test_caps(kannel)
     finally:
         cw.close()
         srv.close()

@@ -22,6 +22,8 @@ FakeImap.mode picks a misbehaviour, applied from the next command on:
                 bytes until the client hangs up (bounded as above)
   bad_greeting  greets with bytes that are not IMAP
   close_greeting  closes the connection instead of greeting
+  trickle       sends its greeting one byte every 2 s (a server that is
+                slow but never silent for long)
 
 Without idle=True the IDLE capability is not announced (the client must
 poll).  set_uidvalidity() renumbers the mailbox as a server that lost
@@ -41,7 +43,7 @@ import cwtest
 
 ENDLESS_MAX = 64 * 1024 * 1024
 MODES = ("normal", "close_fetch", "garbage", "endless", "silent_login",
-         "literal_2g", "bad_greeting", "close_greeting")
+         "literal_2g", "bad_greeting", "close_greeting", "trickle")
 
 
 class _Conn:
@@ -327,7 +329,14 @@ class FakeImap:
                 while c.readline() is not None:
                     pass
                 return
-            c.send("* OK fake IMAP ready\r\n")
+            if self.mode == "trickle":
+                for b in b"* OK fake IMAP ready, slowly\r\n":
+                    if c.closed:
+                        return
+                    c.send(bytes([b]))
+                    time.sleep(2)
+            else:
+                c.send("* OK fake IMAP ready\r\n")
             while not c.closed:
                 line = c.command()
                 if line is None:

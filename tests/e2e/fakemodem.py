@@ -492,6 +492,17 @@ class FakeModem:
             return b"\r\n+CMGS: %d\r\n\r\nOK\r\n" % mr
 
 
+MODEM_SECTION = """
+[{modem}]
+device = @127.0.0.1:{port}
+incoming = yes
+init = ATE0
+report = yes
+memory_start = 1
+socket_connection_retries = -1
+send_retries = 1
+"""
+
 SMSD_CONF = """\
 # smsd for a causeway test; comments must be whole lines.
 devices = {modem}
@@ -515,15 +526,7 @@ incoming_utf8 = yes
 blockafter = 1000
 blocktime = 1
 
-[{modem}]
-device = @127.0.0.1:{port}
-incoming = yes
-init = ATE0
-report = yes
-memory_start = 1
-socket_connection_retries = -1
-send_retries = 1
-"""
+""" + MODEM_SECTION
 
 
 class Smsd:
@@ -532,7 +535,12 @@ class Smsd:
     number (digits, no '+'), which is how causeway learns the number an
     incoming text was sent to."""
 
-    def __init__(self, dir, modem_port, spool=None, modem="15550001"):
+    def __init__(self, dir, modem_port, spool=None, modem="15550001",
+                 more_modems=()):
+        """more_modems: further (name, port) modems; with them every
+        modem gets a provider queue, Q and its name (smsd routes a file
+        saying "Queue: QNAME" to that modem only; it does not find a
+        queue named by digits alone)."""
         self.dir = dir
         self.spool = spool or os.path.join(dir, "spool")
         self.modem = modem
@@ -545,9 +553,26 @@ class Smsd:
             os.makedirs(os.path.join(self.spool, d), exist_ok=True)
         for d in ("checked", "stats"):
             os.makedirs(os.path.join(dir, d), exist_ok=True)
+        modems = [(modem, modem_port)] + list(more_modems)
+        conf = SMSD_CONF.format(dir=dir, spool=self.spool, port=modem_port,
+                                modem=modem)
+        if more_modems:
+            conf = conf.replace("devices = %s\n" % modem, "devices = %s\n"
+                                % ", ".join(m for m, _ in modems))
+            conf += "queues = Q%s\n" % modem
+            for name, port in more_modems:
+                conf += MODEM_SECTION.format(modem=name, port=port) + \
+                    "queues = Q%s\n" % name
+            # smsd reads [queues] before the modems that name them.
+            queues = "[queues]\n"
+            for name, _ in modems:
+                q = os.path.join(self.spool, "Q" + name)
+                os.makedirs(q, exist_ok=True)
+                queues += "Q%s = %s\n" % (name, q)
+            head, sep, rest = conf.partition("\n[%s]\n" % modem)
+            conf = head + "\n" + queues + sep + rest
         with open(self.conf, "w") as f:
-            f.write(SMSD_CONF.format(dir=dir, spool=self.spool,
-                                     port=modem_port, modem=modem))
+            f.write(conf)
 
     def start(self, timeout=20):
         start = os.path.getsize(self.log) if os.path.exists(self.log) else 0

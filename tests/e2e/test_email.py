@@ -776,6 +776,10 @@ def run_server(tap, cls):
             tap.diag("%s: fake IMAP servers %.1f s"
                      % (label, time.monotonic() - t))
         wrong_password(tap, server, cw, pw)
+        # Every mailbox password typed in this run, at log_level debug.
+        cwtest.check_no_secrets(tap, label, ["alicepw", "bobpw", "fakepw",
+                                             "\0alice@example.test\0alicepw"],
+                                cw)
         tap.ok(cw.alive(), "%s: causeway stayed up" % label)
     except Exception as e:
         cwtest.mark_failed()

@@ -449,6 +449,7 @@ class Ctx:
         self.tap, self.label, self.server = tap, label, server
         self.ircd, self.cw, self.alice = ircd, cw, alice
         self.bot = None
+        self.secrets = []       # every secret typed: none may be logged
 
     def ok(self, cond, desc, diag=None, todo=None):
         return self.tap.ok(cond, "%s: %s" % (self.label, desc), diag=diag,
@@ -1127,8 +1128,11 @@ def run_command(user, node, fields):
             note.text if note is not None else "%s %s" % (r.type, r))
 
 
-def identd_query(port, data):
-    s = socket.create_connection(("127.0.0.1", port), 5)
+def identd_query(port, data, source=SRV_FAKE):
+    """Asks the identd as an IRC server would: from the server's own
+    address (an answer goes only to the far end of the link)."""
+    s = socket.create_connection(("127.0.0.1", port), 5,
+                                 source_address=(source, 0))
     try:
         s.settimeout(5)
         s.sendall(data)
@@ -1187,6 +1191,11 @@ def check_fake_more(ctx, fake, identd_port):
            "the identd answers the link's ports (%s, %d) with USERID and "
            "that name" % (ports[-1] if ports else "?", fake.port),
            diag="answer %r; open ports %r" % (ans, ports))
+    ans = identd_query(identd_port, b"%d, %d\r\n" % (ports[-1], fake.port),
+                       source="127.0.0.9") if ports else ""
+    ctx.ok(ans.endswith(": ERROR : NO-USER\r\n"),
+           "the identd tells a host that is not the link's server nothing "
+           "(NO-USER for 127.0.0.9)", diag="answer %r" % ans)
     ans = identd_query(identd_port, b"%d , %d\r\n" % (ports[-1], fake.port + 1)) \
         if ports else ""
     ctx.ok(ans.endswith(": ERROR : NO-USER\r\n"),
@@ -1281,6 +1290,7 @@ def check_fake_more(ctx, fake, identd_port):
         ctx.ok(not done or ntype == "error", "irc-server refuses %s" % what,
                diag="%s %s %s" % (done, ntype, note))
     secret = "s3cret-" + os.urandom(3).hex()
+    ctx.secrets.append(secret)
     done, ntype, note = run_command(a, "irc-server", [
         ("server", SRV_FAKE), ("encoding", "ISO-8859-15"),
         ("nickserv", "IDENTIFY alice " + secret)])
@@ -1534,6 +1544,8 @@ def check_sasl(ctx, atheme, carol_password):
     NickServ account: her IRC connection uses them."""
     bot = ctx.bot
     sasl_pw = "sasl-" + os.urandom(4).hex()
+    ctx.secrets += [sasl_pw, "carolacct\0carolacct\0" + sasl_pw,
+                    "\0carolacct\0" + sasl_pw]
     atheme.register("carolacct", sasl_pw)
     carol = User(ctx.server.c2s_port, "carol@localhost", carol_password)
     try:
@@ -1951,6 +1963,7 @@ def run_server(tap, cls):
         check_crowd(ctx, fake)
         in_tls = check_tls(ctx)
         check_reconnect(ctx, in_tls)
+        cwtest.check_no_secrets(tap, label, ctx.secrets, cw)
         tap.ok(cw.alive() and cw.count(HANDSHAKE) == 1,
                "%s: causeway stayed up and attached throughout" % label,
                diag="%d handshakes; causeway %s" % (

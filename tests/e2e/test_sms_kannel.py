@@ -261,6 +261,9 @@ def main():
     mt = wait_mt(kannel, lambda t: t[2].get("gsm") == "after everything", 0)
     tap.ok(mt is not None, "texting still works after all the restarts")
     alice.close()
+    # Kannel's password goes in every sendsms URL and the token in every
+    # callback: neither may be logged, at log_level debug.
+    cwtest.check_no_secrets(tap, "kannel", [kannel.password, TOKEN], cw)
     return tap.finish()
 
 

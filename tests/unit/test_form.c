@@ -822,6 +822,89 @@ test_no_form_type_accepted(void)
 	form_free(f);
 }
 
+/*
+ * Single-line fields refuse CR and LF: a password or user name is written
+ * into line-based protocols (IMAP LOGIN, IRC PASS), where a line break
+ * would end the command and start one the user wrote.  The error names
+ * the field, never the value.  text-multi keeps its lines.
+ */
+static void
+test_line_break_in_single_line(void)
+{
+	const char *bad[] = { "al\r\nA1 DELETE INBOX", "al\nice", "al\rice",
+	    NULL };
+	for (size_t i = 0; bad[i] != NULL; i++) {
+		struct stanza *x = new_x("submit");
+		add_field(x, "FORM_TYPE", FT, NULL);
+		add_field(x, "username", bad[i], NULL);
+		add_field(x, "password", "hunter2", NULL);
+		validate_fails(x, "username", "User name", "DELETE");
+
+		x = new_x("submit");
+		add_field(x, "FORM_TYPE", FT, NULL);
+		add_field(x, "username", "alice", NULL);
+		add_field(x, "password", bad[i], NULL);
+		validate_fails(x, "password", "Password", "DELETE");
+
+		x = good_submission();
+		add_field(x, "session", bad[i], NULL);
+		validate_fails(x, "session", "session", "DELETE");
+	}
+
+	/* As it comes off the wire: &#13;&#10; survive XML parsing. */
+	struct stanza *iq = parse_text("<iq type='set' id='r2'>"
+	    "<query xmlns='jabber:iq:register'>"
+	    "<x xmlns='jabber:x:data' type='submit'>"
+	    "<field var='username'><value>alice</value></field>"
+	    "<field var='password'><value>pw&#13;&#10;A2 LOGOUT</value>"
+	    "</field></x></query></iq>");
+	if (iq != NULL) {
+		struct stanza *q = stanza_child(iq, "query",
+		    "jabber:iq:register");
+		struct stanza *x = q != NULL ? stanza_child(q, "x", NS_DATA) :
+		    NULL;
+		struct form *f = NULL;
+		CHECK(x != NULL && form_parse(x, &f, NULL) == 0);
+		const char *badvar = NULL;
+		CHECK(f != NULL && form_validate(f, FT, specs, NSPECS, &badvar,
+		    NULL) == -1);
+		CHECK_STR(badvar, "password");
+		form_free(f);
+		stanza_free(iq);
+	}
+
+	/* A text-multi field keeps its lines. */
+	struct stanza *x = good_submission();
+	add_field(x, "notes", "line one\r\nline two", NULL);
+	validate_passes(x);
+}
+
+/* XML 1.0 cannot carry NUL (not even as &#0;), so no value holds one; a
+ * value built in code with an embedded NUL must not be cut short
+ * silently either: form_parse refuses it. */
+static void
+test_nul_in_value(void)
+{
+	struct stanza *x = new_x("submit");
+	add_field(x, "FORM_TYPE", FT, NULL);
+	add_field(x, "username", "alice", NULL);
+	struct stanza *field = stanza_new_child(x, "field", NULL);
+	stanza_set_attr(field, "var", "password");
+	struct stanza *v = stanza_new_child(field, "value", NULL);
+	stanza_add_text(v, "pw\0rest", 7);
+	parse_fails(x, "'password'", NULL);
+
+	struct sink s = { NULL };
+	struct xmlstream *xs = xmlstream_new(&sink_cb, &s, 0, 0);
+	CHECK(xmlstream_feed(xs, STREAM_HEADER, strlen(STREAM_HEADER)) == 0);
+	const char *text = "<iq><x xmlns='jabber:x:data' type='submit'>"
+	    "<field var='password'><value>a&#0;b</value></field></x></iq>";
+	CHECK(xmlstream_feed(xs, text, strlen(text)) == -1);
+	xmlstream_free(xs);
+	CHECK(s.st == NULL);
+	stanza_free(s.st);
+}
+
 static void
 test_form_bool(void)
 {
@@ -880,5 +963,7 @@ main(void)
 	RUN(test_wrong_form_type);
 	RUN(test_no_form_type_accepted);
 	RUN(test_form_bool);
+	RUN(test_line_break_in_single_line);
+	RUN(test_nul_in_value);
 	return TAP_DONE();
 }

@@ -1097,7 +1097,11 @@ test_nickserv_identd(void)
 	CHECK(!irc_conn_sasl_done(cl.c));
 	char q[64], a[256], want[128];
 	snprintf(q, sizeof(q), "%d, %d", f->peer_port, f->port);
-	identd_answer(q, a, sizeof(a));
+	/* Asked by the server's host (both ends are 127.0.0.1 here). */
+	struct sockaddr_in lo = { .sin_family = AF_INET,
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	identd_answer(q, (struct sockaddr *)&lo, (struct sockaddr *)&lo, a,
+	    sizeof(a));
 	snprintf(want, sizeof(want), "%d , %d : USERID : UNIX : cw0123abcd\r\n",
 	    f->peer_port, f->port);
 	CHECK_STR(a, want);
@@ -1105,7 +1109,8 @@ test_nickserv_identd(void)
 	finish(&cl, f);
 	/* Closed: the identd forgets it. */
 	snprintf(q, sizeof(q), "%d, %d", lport, rport);
-	identd_answer(q, a, sizeof(a));
+	identd_answer(q, (struct sockaddr *)&lo, (struct sockaddr *)&lo, a,
+	    sizeof(a));
 	CHECK(strstr(a, "NO-USER") != NULL);
 }
 

@@ -37,39 +37,85 @@ test_parse(void)
 	CHECK(identd_parse("a, b", &l, &r) == -1);
 }
 
+static struct sockaddr_in
+sin_of(const char *ip, unsigned port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+	    .sin_port = htons((unsigned short)port) };
+	inet_pton(AF_INET, ip, &sin.sin_addr);
+	return sin;
+}
+
+#define SA(x) ((struct sockaddr *)&(x))
+
 static void
 test_answer(void)
 {
 	char buf[256];
-	identd_add(40000, 6667, "cw1a2b3c4d");
-	identd_add(40001, 6697, "cw99");
-	identd_answer("40000 , 6667", buf, sizeof(buf));
+	/* Our side 192.0.2.1; servers 198.51.100.7 and 203.0.113.9. */
+	struct sockaddr_in l1 = sin_of("192.0.2.1", 40000),
+	    r1 = sin_of("198.51.100.7", 6667),
+	    l2 = sin_of("192.0.2.1", 40001),
+	    r2 = sin_of("203.0.113.9", 6697),
+	    me = sin_of("192.0.2.1", 113),
+	    s1 = sin_of("198.51.100.7", 50000),
+	    s2 = sin_of("203.0.113.9", 50000),
+	    other = sin_of("203.0.113.66", 50000);
+	identd_add(SA(l1), SA(r1), "cw1a2b3c4d");
+	identd_add(SA(l2), SA(r2), "cw99");
+	identd_answer("40000 , 6667", SA(me), SA(s1), buf, sizeof(buf));
 	CHECK_STR(buf, "40000 , 6667 : USERID : UNIX : cw1a2b3c4d\r\n");
-	identd_answer("40001,6697", buf, sizeof(buf));
+	identd_answer("40001,6697", SA(me), SA(s2), buf, sizeof(buf));
 	CHECK_STR(buf, "40001 , 6697 : USERID : UNIX : cw99\r\n");
 	/* The same local port toward another server is someone else. */
-	identd_answer("40000, 6697", buf, sizeof(buf));
+	identd_answer("40000, 6697", SA(me), SA(s2), buf, sizeof(buf));
 	CHECK_STR(buf, "40000 , 6697 : ERROR : NO-USER\r\n");
-	identd_answer("garbage\r\nQUIT", buf, sizeof(buf));
-	CHECK_STR(buf, "0 , 0 : ERROR : INVALID-PORT\r\n");
-	/* Replacing and removing. */
-	identd_add(40000, 6667, "cwnew");
-	identd_answer("40000, 6667", buf, sizeof(buf));
-	CHECK_STR(buf, "40000 , 6667 : USERID : UNIX : cwnew\r\n");
-	identd_remove(40000, 6667);
-	identd_remove(40000, 6667);
-	identd_answer("40000, 6667", buf, sizeof(buf));
+	/* Only the server of the connection hears who owns it. */
+	identd_answer("40000, 6667", SA(me), SA(s2), buf, sizeof(buf));
 	CHECK_STR(buf, "40000 , 6667 : ERROR : NO-USER\r\n");
-	identd_answer("40001, 6697", buf, sizeof(buf));
+	identd_answer("40000, 6667", SA(me), SA(other), buf, sizeof(buf));
+	CHECK_STR(buf, "40000 , 6667 : ERROR : NO-USER\r\n");
+	identd_answer("garbage\r\nQUIT", SA(me), SA(s1), buf, sizeof(buf));
+	CHECK_STR(buf, "0 , 0 : ERROR : INVALID-PORT\r\n");
+
+	/* Two users, two servers, the same port pair: two entries, each
+	 * told only to its own server. */
+	struct sockaddr_in r3 = sin_of("203.0.113.9", 6667);
+	identd_add(SA(l1), SA(r3), "cwother");
+	identd_answer("40000, 6667", SA(me), SA(s1), buf, sizeof(buf));
+	CHECK_STR(buf, "40000 , 6667 : USERID : UNIX : cw1a2b3c4d\r\n");
+	identd_answer("40000, 6667", SA(me), SA(s2), buf, sizeof(buf));
+	CHECK_STR(buf, "40000 , 6667 : USERID : UNIX : cwother\r\n");
+	identd_remove(SA(l1), SA(r3));
+	identd_answer("40000, 6667", SA(me), SA(s1), buf, sizeof(buf));
+	CHECK_STR(buf, "40000 , 6667 : USERID : UNIX : cw1a2b3c4d\r\n");
+
+	/* An IPv4-mapped IPv6 peer is the same IPv4 address. */
+	struct sockaddr_in6 m6 = { .sin6_family = AF_INET6,
+	    .sin6_port = htons(50000) };
+	inet_pton(AF_INET6, "::ffff:198.51.100.7", &m6.sin6_addr);
+	identd_answer("40000, 6667", SA(me), SA(m6), buf, sizeof(buf));
+	CHECK_STR(buf, "40000 , 6667 : USERID : UNIX : cw1a2b3c4d\r\n");
+
+	/* Replacing and removing. */
+	identd_add(SA(l1), SA(r1), "cwnew");
+	identd_answer("40000, 6667", SA(me), SA(s1), buf, sizeof(buf));
+	CHECK_STR(buf, "40000 , 6667 : USERID : UNIX : cwnew\r\n");
+	identd_remove(SA(l1), SA(r1));
+	identd_remove(SA(l1), SA(r1));
+	identd_answer("40000, 6667", SA(me), SA(s1), buf, sizeof(buf));
+	CHECK_STR(buf, "40000 , 6667 : ERROR : NO-USER\r\n");
+	identd_answer("40001, 6697", SA(me), SA(s2), buf, sizeof(buf));
 	CHECK_STR(buf, "40001 , 6697 : USERID : UNIX : cw99\r\n");
 	identd_stop();
-	identd_answer("40001, 6697", buf, sizeof(buf));
+	identd_answer("40001, 6697", SA(me), SA(s2), buf, sizeof(buf));
 	CHECK_STR(buf, "40001 , 6697 : ERROR : NO-USER\r\n");
 }
 
 /* A client on its own thread: sends what, reads the answer. */
 struct query {
 	int port;
+	const char *from;	/* source address; NULL: 127.0.0.1 */
 	const char *send;
 	size_t len;
 	char answer[256];
@@ -84,8 +130,12 @@ client(void *arg)
 	struct sockaddr_in sin = { .sin_family = AF_INET,
 	    .sin_port = htons((unsigned short)qr->port) };
 	inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+	struct sockaddr_in src = { .sin_family = AF_INET };
+	inet_pton(AF_INET, qr->from != NULL ? qr->from : "127.0.0.1",
+	    &src.sin_addr);
 	size_t got = 0;
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0) {
+	if (bind(fd, (struct sockaddr *)&src, sizeof(src)) == 0 &&
+	    connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0) {
 		for (size_t off = 0; off < qr->len; ) {
 			ssize_t n = write(fd, qr->send + off, qr->len - off);
 			if (n <= 0)
@@ -124,7 +174,9 @@ test_socket(void)
 	CHECK(identd_port() > 0);
 	CHECK(identd_listen(base, "127.0.0.1:0") == 0);
 	CHECK(identd_listen(base, "not an address") == -1);
-	identd_add(51000, 6667, "cwabc");
+	struct sockaddr_in l = sin_of("127.0.0.1", 51000),
+	    r = sin_of("127.0.0.1", 6667);
+	identd_add(SA(l), SA(r), "cwabc");
 
 	struct query q1 = { .send = "51000 , 6667\r\n", .len = 14 };
 	ask(base, &q1);
@@ -142,6 +194,12 @@ test_socket(void)
 	struct query q4 = { .send = "51000,6667\r\n", .len = 12 };
 	ask(base, &q4);
 	CHECK_STR(q4.answer, "51000 , 6667 : USERID : UNIX : cwabc\r\n");
+	/* The connection went to 127.0.0.1: anyone else asking about it,
+	 * here 127.0.0.2, learns nothing. */
+	struct query q5 = { .send = "51000,6667\r\n", .len = 12,
+	    .from = "127.0.0.2" };
+	ask(base, &q5);
+	CHECK_STR(q5.answer, "51000 , 6667 : ERROR : NO-USER\r\n");
 	identd_stop();
 	CHECK(identd_port() == 0);
 	event_base_free(base);

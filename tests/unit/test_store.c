@@ -775,6 +775,40 @@ test_backend_state(void)
 	    == 1);
 	CHECK(store_state_get(st, gw, "b@example.org", "out/3", &v, NULL) == 1);
 	free(v);
+	/* Trimming: one user's rows under a prefix, the newest kept. */
+	char key[32];
+	for (int i = 0; i < 5; i++) {
+		snprintf(key, sizeof(key), "corr/%d", i);
+		CHECK(store_state_set(st, gw, "c@example.org", key, "x", 1) ==
+		    0);
+	}
+	CHECK(store_state_set(st, gw, "d@example.org", "corr/0", "x", 1) ==
+	    0);
+	CHECK(store_state_set(st, gw, "c@example.org", "other", "x", 1) == 0);
+	CHECK(store_state_trim(st, gw, "c@example.org", "corr/", 3) == 2);
+	CHECK(store_state_get(st, gw, "c@example.org", "corr/0", &v, NULL) ==
+	    0);
+	CHECK(store_state_get(st, gw, "c@example.org", "corr/1", &v, NULL) ==
+	    0);
+	CHECK(store_state_get(st, gw, "c@example.org", "corr/4", &v, NULL) ==
+	    1);
+	free(v);
+	CHECK(store_state_get(st, gw, "c@example.org", "other", &v, NULL) ==
+	    1);
+	free(v);
+	CHECK(store_state_get(st, gw, "d@example.org", "corr/0", &v, NULL) ==
+	    1);
+	free(v);
+	/* Rewriting an old row makes it the newest. */
+	CHECK(store_state_set(st, gw, "c@example.org", "corr/2", "y", 1) == 0);
+	CHECK(store_state_set(st, gw, "c@example.org", "corr/5", "x", 1) == 0);
+	CHECK(store_state_trim(st, gw, "c@example.org", "corr/", 3) == 1);
+	CHECK(store_state_get(st, gw, "c@example.org", "corr/3", &v, NULL) ==
+	    0);
+	CHECK(store_state_get(st, gw, "c@example.org", "corr/2", &v, NULL) ==
+	    1);
+	free(v);
+	CHECK(store_state_trim(st, gw, NULL, "corr/", 3) == -1);
 	/* Missing arguments are refused, not crashed on. */
 	CHECK(store_state_set(st, gw, NULL, "k", "v", 1) == -1);
 	CHECK(store_state_get(st, gw, "b@example.org", NULL, &v, NULL) == -1);

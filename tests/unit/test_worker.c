@@ -340,6 +340,167 @@ test_loop_ticks_while_worker_blocks(void)
 	event_base_free(base);
 }
 
+/*
+ * Users stuck in slow jobs do not stall everyone else: with both
+ * threads of a pool of 2 blocked in two users' jobs, a third user's job
+ * still runs (the pool grows) before anything unblocks them.  A 5 s timer on the loop is the
+ * failure path: it opens the gates so the test ends either way.
+ */
+struct stall {
+	struct event_base *base;
+	int gate[2];
+	int quick_done, blocked_done, timed_out;
+	struct event *timer;
+};
+
+static void
+stall_block(void *arg)
+{
+	struct stall *st = arg;
+	wait_byte(st->gate[0]);
+}
+
+static void
+stall_blocked_done(void *arg)
+{
+	struct stall *st = arg;
+	if (++st->blocked_done == 2)
+		event_base_loopexit(st->base, NULL);
+}
+
+static void
+stall_quick(void *arg)
+{
+	(void)arg;
+}
+
+static void
+stall_quick_done(void *arg)
+{
+	struct stall *st = arg;
+	st->quick_done = 1;
+	send_byte(st->gate[1]);
+	send_byte(st->gate[1]);
+}
+
+static void
+stall_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct stall *st = arg;
+	(void)fd;
+	(void)what;
+	st->timed_out = 1;
+	send_byte(st->gate[1]);
+	send_byte(st->gate[1]);
+}
+
+static void
+test_blocked_workers_do_not_stall_others(void)
+{
+	struct event_base *base = event_base_new();
+	struct worker_pool *pool = worker_pool_new(base, 2);
+	struct stall st = { .base = base };
+	CHECK(pipe(st.gate) == 0);
+	st.timer = evtimer_new(base, stall_timeout, &st);
+	struct timeval tv = { 5, 0 };
+	evtimer_add(st.timer, &tv);
+	worker_submit_keyed(pool, "a@example.org", stall_block,
+	    stall_blocked_done, &st);
+	worker_submit_keyed(pool, "b@example.org", stall_block,
+	    stall_blocked_done, &st);
+	worker_submit_keyed(pool, "c@example.org", stall_quick,
+	    stall_quick_done, &st);
+	event_base_loop(base, 0);
+	CHECK(st.quick_done == 1);
+	CHECK(st.timed_out == 0);
+	CHECK(st.blocked_done == 2);
+	event_free(st.timer);
+	worker_pool_free(pool);
+	close(st.gate[0]);
+	close(st.gate[1]);
+	event_base_free(base);
+}
+
+/*
+ * One key, one worker: jobs with the same key never run at the same
+ * time and run in the order submitted; another key runs meanwhile.
+ */
+#define KEYED_JOBS 6
+
+struct keyed {
+	struct event_base *base;
+	pthread_mutex_t lock;
+	int running_u, max_u;
+	int order[KEYED_JOBS], norder;
+	int v_ran_while_u, ndone;
+};
+
+struct keyed_job {
+	struct keyed *k;
+	int i;
+	int is_u;
+};
+
+static void
+keyed_work(void *arg)
+{
+	struct keyed_job *j = arg;
+	struct keyed *k = j->k;
+	pthread_mutex_lock(&k->lock);
+	if (j->is_u) {
+		k->running_u++;
+		if (k->running_u > k->max_u)
+			k->max_u = k->running_u;
+		k->order[k->norder++] = j->i;
+	} else if (k->running_u > 0) {
+		k->v_ran_while_u = 1;
+	}
+	pthread_mutex_unlock(&k->lock);
+	if (j->is_u)
+		usleep(20000);
+	pthread_mutex_lock(&k->lock);
+	if (j->is_u)
+		k->running_u--;
+	pthread_mutex_unlock(&k->lock);
+}
+
+static void
+keyed_done(void *arg)
+{
+	struct keyed_job *j = arg;
+	if (++j->k->ndone == KEYED_JOBS + 1)
+		event_base_loopexit(j->k->base, NULL);
+}
+
+static void
+test_one_key_one_worker(void)
+{
+	struct event_base *base = event_base_new();
+	struct worker_pool *pool = worker_pool_new(base, 4);
+	struct keyed k = { .base = base };
+	pthread_mutex_init(&k.lock, NULL);
+	struct keyed_job jobs[KEYED_JOBS + 1];
+	for (int i = 0; i < KEYED_JOBS; i++) {
+		jobs[i] = (struct keyed_job){ .k = &k, .i = i, .is_u = 1 };
+		worker_submit_keyed(pool, "alice@example.org", keyed_work,
+		    keyed_done, &jobs[i]);
+	}
+	jobs[KEYED_JOBS] = (struct keyed_job){ .k = &k, .i = 99 };
+	worker_submit_keyed(pool, "bob@example.org", keyed_work, keyed_done,
+	    &jobs[KEYED_JOBS]);
+	event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY);
+	CHECK(k.ndone == KEYED_JOBS + 1);
+	CHECK(k.max_u == 1);
+	CHECK(k.norder == KEYED_JOBS);
+	for (int i = 0; i < k.norder; i++)
+		CHECK(k.order[i] == i);
+	/* bob's job did not wait for alice's six (120 ms in all). */
+	CHECK(k.v_ran_while_u == 1);
+	worker_pool_free(pool);
+	pthread_mutex_destroy(&k.lock);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -357,5 +518,7 @@ main(void)
 	RUN(test_free_runs_queued);
 	RUN(test_null_done);
 	RUN(test_loop_ticks_while_worker_blocks);
+	RUN(test_blocked_workers_do_not_stall_others);
+	RUN(test_one_key_one_worker);
 	return TAP_DONE();
 }
