@@ -11,7 +11,8 @@ BUILD="autoconf automake make gcc pkg-config libexpat1-dev libevent-dev
 libssl-dev libsqlite3-dev libesmtp-dev libetpan-dev ca-certificates"
 DEMO="prosody prosody-modules python3 python3-slixmpp openssl procps"
 TEST="clang libclang-rt-14-dev ejabberd sqlite3 git inspircd atheme-services
-kannel kannel-extras smstools dovecot-imapd dovecot-lmtpd postfix curl"
+kannel kannel-extras smstools dovecot-imapd dovecot-lmtpd postfix curl
+profanity poezio tmux"
 
 pkgs="$BUILD $DEMO"
 [ "${1:-}" = "--test" ] && pkgs="$pkgs $TEST"
