@@ -214,6 +214,13 @@ class Env:
         if not self.bot.wait_for(r" TOPIC %s :" % CHAN, 5, m):
             raise RuntimeError("the bot could not set the topic:\n" + self.bot.dump())
 
+    def new_account(self):
+        """Another fresh Prosody account: (user, password)."""
+        user = "u%s" % secrets.token_hex(3)
+        password = "pw%s" % secrets.token_hex(4)
+        self.server.register(user, password)
+        return user, password
+
     def setup_seconds(self):
         return time.monotonic() - self.t0
 

@@ -38,6 +38,12 @@ else
 	done
 fi
 
+# A private temp dir the client user can enter (its homes live there).
+TMPDIR=$(mktemp -d /tmp/cwclients.XXXXXX) || exit 1
+chmod 755 "$TMPDIR"
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
+
 failed=""
 for t in "$@"; do
 	echo "# ---- $(basename "$t")"
