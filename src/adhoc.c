@@ -64,6 +64,8 @@ enum adhoc_access {
 enum adhoc_status {
 	ADHOC_EXECUTING, /* a form is shown; its answer is the next step */
 	ADHOC_COMPLETED,
+	ADHOC_DEFERRED,  /* completed; the command sends the answer itself
+	                  * (after an asynchronous check) */
 };
 
 /* What one step of a command sees and answers. */
@@ -72,6 +74,8 @@ struct adhoc_ctx {
 	const char *requester;    /* full JID */
 	const char *user;         /* its bare JID */
 	const struct adhoc_command *cmd;
+	const struct stanza *iq;  /* the request (for a deferred answer) */
+	const char *sessionid;    /* the run's, NULL on a first step */
 	/* Filled by the command. */
 	struct stanza *form;      /* <x/> to show, or NULL */
 	const char *note_type;    /* "info", "warn", "error", or NULL */
@@ -116,6 +120,8 @@ struct adhoc_state {
 };
 
 static enum adhoc_status cmd_settings(struct adhoc_ctx *, const struct form *);
+static struct stanza *command_reply(const struct stanza *iq, const char *node,
+    const char *sessionid, const char *status);
 static enum adhoc_status cmd_unregister(struct adhoc_ctx *,
     const struct form *);
 static enum adhoc_status cmd_list_users(struct adhoc_ctx *,
@@ -242,6 +248,41 @@ settings_form(struct adhoc_ctx *x, const struct form_field_spec *specs,
 	return f;
 }
 
+/* A settings submission waiting for the backend's check. */
+struct settings_wait {
+	char *sessionid;
+	char *user;
+};
+
+static void
+settings_checked(struct component *c, const struct stanza *iq,
+    const char *condition, const char *text, void *arg)
+{
+	struct settings_wait *w = arg;
+	struct stanza *res = command_reply(iq, "settings", w->sessionid,
+	    "completed");
+	struct stanza *note;
+	if (condition == NULL) {
+		log_info("%s: %s changed their settings", c->domain, w->user);
+		note = stanza_new_text_child(stanza_child(res, "command",
+		    NS_COMMANDS), "note", "Your settings are saved.");
+		stanza_set_attr(note, "type", "info");
+	} else {
+		log_info("%s: %s: settings refused: %s", c->domain, w->user,
+		    condition);
+		char *t = xasprintf("Nothing was changed: %s", text ? text :
+		    condition);
+		note = stanza_new_text_child(stanza_child(res, "command",
+		    NS_COMMANDS), "note", t);
+		stanza_set_attr(note, "type", "error");
+		free(t);
+	}
+	component_send(c, res);
+	free(w->sessionid);
+	free(w->user);
+	free(w);
+}
+
 static enum adhoc_status
 cmd_settings(struct adhoc_ctx *x, const struct form *in)
 {
@@ -268,24 +309,47 @@ cmd_settings(struct adhoc_ctx *x, const struct form *in)
 		st = ask_again(x, settings_form(x, specs, n, in), error);
 		goto out;
 	}
-	int failed = 0;
-	for (size_t i = 0; i < n; i++) {
-		/* A field left out of the submission keeps its value. */
-		const char *v = form_value(in, specs[i].var);
-		if (v == NULL)
-			continue;
-		failed |= store_field_set(cw->store, c->domain, x->user,
-		    specs[i].var, v, strlen(v), 0) != 0;
+	/*
+	 * What the backend checks is the whole registration: the stored
+	 * values (secrets too) with the submitted ones over them.  A field
+	 * left out of the submission keeps its value.  The same validation
+	 * and live check as a registration, and nothing is stored when the
+	 * check fails.
+	 */
+	const struct backend *b = c->backend;
+	struct form *stored = register_stored_values(c, x->user);
+	struct form *merged = form_new();
+	for (size_t i = 0; i < b->nregister_fields; i++) {
+		const char *var = b->register_fields[i].var;
+		const char *v = form_value(in, var);
+		int submitted = 0;
+		for (size_t k = 0; k < n && !submitted; k++)
+			submitted = strcmp(specs[k].var, var) == 0 && v != NULL;
+		if (!submitted)
+			v = form_value(stored, var);
+		if (v != NULL)
+			form_add(merged, var, v);
 	}
-	if (failed) {
-		set_note(x, "error", xstrdup("The gateway could not store "
-		    "your settings."));
+	form_free(stored);
+	if (form_validate(merged, NULL, b->register_fields,
+	    b->nregister_fields, NULL, &error) != 0) {
+		form_free(merged);
+		st = ask_again(x, settings_form(x, specs, n, in), error);
 		goto out;
 	}
-	log_info("%s: %s changed their settings", c->domain, x->user);
-	/* A live session reloads its values and logs in again. */
-	session_registered(c, x->user, 0);
-	set_note(x, "info", xstrdup("Your settings are saved."));
+	struct settings_wait *w = xcalloc(1, sizeof(*w));
+	w->sessionid = x->sessionid ? xstrdup(x->sessionid) : NULL;
+	w->user = xstrdup(x->user);
+	if (register_submit(c, x->iq, x->user, merged, settings_checked,
+	    w) != 0) {
+		free(w->sessionid);
+		free(w->user);
+		free(w);
+		set_note(x, "error", xstrdup("Your previous change is still "
+		    "being checked."));
+		goto out;
+	}
+	st = ADHOC_DEFERRED;
 out:
 	free(specs);
 	return st;
@@ -907,6 +971,9 @@ may_run(struct component *c, const struct adhoc_command *cmd,
 		return component_is_admin(c, who) ? 1 : 0;
 	}
 	*condition = "registration-required";
+	/* With open access, running a user command is a first use. */
+	if (component_open_access(c))
+		return session_for_use(c, bare) != NULL ? 1 : -1;
 	return store_user_exists(cw->store, c->domain, bare);
 }
 
@@ -946,8 +1013,16 @@ run_step(struct component *c, const struct stanza *iq,
     const char *bare, const struct form *in, time_t now)
 {
 	struct adhoc_ctx x = { .c = c, .requester = full, .user = bare,
-		.cmd = cmd };
+		.cmd = cmd, .iq = iq, .sessionid = r ? r->id : NULL };
 	enum adhoc_status st = cmd->step(&x, in);
+	if (st == ADHOC_DEFERRED) {
+		/* The command answers later (or has already). */
+		stanza_free(x.form);
+		free(x.note);
+		if (r != NULL)
+			run_free(state(c), r);
+		return NULL;
+	}
 	const char *sessionid = NULL;
 	char once[ADHOC_ID_BYTES * 2 + 1];
 
@@ -1019,9 +1094,11 @@ continue_run(struct component *c, const struct stanza *iq,
 		run_free(state(c), r);
 		return res;
 	}
-	/* Only "complete" is offered (execute means the offered one); a
-	 * form cannot go back, nor on to a step that does not exist. */
-	if (action != ACTION_EXECUTE && action != ACTION_COMPLETE)
+	/* Only "complete" is offered (execute means the offered one), but
+	 * clients submit a one-form command with "next" as well (poezio):
+	 * all three submit the form.  It cannot go back. */
+	if (action != ACTION_EXECUTE && action != ACTION_COMPLETE &&
+	    action != ACTION_NEXT)
 		return command_error(iq, "bad-request", "bad-action",
 		    "this step can only be completed or canceled");
 	const struct stanza *xel = stanza_child(command, "x", NS_DATA);
@@ -1149,7 +1226,9 @@ adhoc_disco_items(struct component *c, const struct stanza *iq)
 		return res;
 	int admin = component_is_admin(c, &from);
 	int user = 0;
-	if (component_allows(c, &from)) {
+	if (component_allows(c, &from) && component_open_access(c)) {
+		user = 1;
+	} else if (component_allows(c, &from)) {
 		char *bare = jid_bare_string(&from);
 		user = store_user_exists(cw->store, c->domain, bare) == 1;
 		free(bare);

@@ -207,6 +207,16 @@ struct backend {
 	 * disco#items there: see src/roomlist.h. */
 	void (*list_rooms)(struct session *s, const char *scope,
 	    struct room_list *list);
+	/*
+	 * The user's registration values changed (a registration on the
+	 * gateway or a scope, or the settings command) while the session
+	 * is online; session_field*() give the new ones.  The backend
+	 * redoes only what uses a changed value (IRC: a NICK for a new
+	 * nick; for new credentials a reconnect that keeps the rooms
+	 * joined).  NULL: the core logs the session out and in again.
+	 * Values submitted unchanged call nothing.
+	 */
+	void (*registration_changed)(struct session *s);
 };
 
 /* The backend compiled in under this name, or NULL. */

@@ -151,6 +151,9 @@ copy_settings(struct component *c, const struct config_section *sec)
 	c->allow = access_list_new(items, n);
 	items = config_list(sec, "admins", &n);
 	c->admins = access_list_new(items, n);
+	c->open_access = config_has(sec, "require_registration") ?
+	    !config_bool(sec, "require_registration") :
+	    c->backend->open_access;
 }
 
 int
@@ -164,6 +167,12 @@ int
 component_is_admin(const struct component *c, const struct jid *who)
 {
 	return access_list_match(c->admins, who);
+}
+
+int
+component_open_access(const struct component *c)
+{
+	return c->open_access;
 }
 
 struct component *

@@ -102,6 +102,9 @@ struct component {
 	unsigned linger;              /* seconds a session outlives its user */
 	struct access_list *allow;
 	struct access_list *admins;
+	/* Users the allow list admits may use the gateway before
+	 * registering (backend->open_access, or require_registration). */
+	int open_access;
 
 	enum component_state state;
 	struct bufferevent *bev;
@@ -172,6 +175,8 @@ int component_send_raw(struct component *c, const char *xml, size_t len);
 /* 1 when the bare JID of who may use the component / administer it. */
 int component_allows(const struct component *c, const struct jid *who);
 int component_is_admin(const struct component *c, const struct jid *who);
+/* 1 when an allowed user may use the gateway without registering. */
+int component_open_access(const struct component *c);
 
 const char *component_state_name(enum component_state s);
 

@@ -43,6 +43,10 @@ struct form_field_spec {
 	const char *const *options;  /* list-*: NULL-terminated values */
 	const char *def;             /* default value, may be NULL */
 	int secret;                  /* never echoed back in a filled form */
+	int scope_only;              /* registration: a value registered on a
+	                              * scope (an IRC server) is used there
+	                              * only, never the account-wide one
+	                              * (credentials) */
 };
 
 struct form;

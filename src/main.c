@@ -76,6 +76,11 @@ static struct config_option component_options[] = {
 	  .help = "who may use the gateway: domains, *.domains, JIDs or *" },
 	{ .key = "admins", .type = CONFIG_LIST, .def = "",
 	  .help = "bare JIDs allowed to run admin commands" },
+	/* No default here: it is the opposite of the backend's open_access
+	 * (component.c reads it with config_has). */
+	{ .key = "require_registration", .type = CONFIG_BOOL,
+	  .help = "yes: users register before joining, messaging or "
+	  "listing (default: no for IRC, yes for mail and SMS)" },
 	{ .key = "max_stanza_size", .type = CONFIG_SIZE, .def = "256k",
 	  .min = 4096, .max = 16 * 1024 * 1024,
 	  .help = "largest stanza accepted from the server" },
@@ -150,6 +155,15 @@ component_validate(const struct config_section *sec,
 				    "bare JID");
 		}
 	}
+	/* Mail and SMS cannot do anything without the user's account. */
+	const struct backend *b = backend_find(config_str(sec, "backend"));
+	if (b != NULL && !b->open_access &&
+	    config_has(sec, "require_registration") &&
+	    !config_bool(sec, "require_registration"))
+		config_error(errs, file, config_key_line(sec,
+		    "require_registration"), "require_registration: the %s "
+		    "backend needs the user's account first; it cannot be no",
+		    b->name);
 }
 
 /* The table of section types: ours, then every backend's own. */

@@ -34,6 +34,9 @@ struct register_request {
 	char *jid;
 	char *scope;                     /* NULL: the component itself */
 	struct form *values;
+	/* NULL: answer the XEP-0077 iq; else the settings command's. */
+	register_done_fn done;
+	void *done_arg;
 };
 
 /* Requests waiting for their backend's verdict.  Few at a time: one per
@@ -177,6 +180,11 @@ registration_form(struct component *c, const struct stanza *iq,
 		if (add_values(c, jid, scope, current) == 0 && scope != NULL)
 			registered = 0;
 	}
+	/* A user who only used an open gateway has not registered (the
+	 * values saved through the settings command are shown all the
+	 * same). */
+	if (registered && scope == NULL && session_is_first_use(c, jid))
+		registered = 0;
 	char *instructions = xasprintf("%s%s",
 	    b->register_instructions ? b->register_instructions :
 	    "Fill in your account on the legacy network.",
@@ -250,6 +258,9 @@ register_request_done(struct register_request *req, const char *condition,
 	const struct backend *b = c->backend;
 	struct stanza *answer = NULL;
 	int added = 0;
+	int was_first_use = session_is_first_use(c, req->jid);
+	const char *store_error = "the gateway could not store the "
+	    "registration";
 
 	if (condition != NULL) {
 		log_info("%s: registration of %s refused: %s (%s)", c->domain,
@@ -290,17 +301,37 @@ register_request_done(struct register_request *req, const char *condition,
 				store_user_remove(cw->store, c->domain,
 				    req->jid);
 			answer = stanza_error_reply(req->iq,
-			    "internal-server-error",
-			    "the gateway could not store the registration");
+			    "internal-server-error", store_error);
 		} else {
-			log_info("%s: %s registered", c->domain, req->jid);
+			log_info("%s: %s registered%s%s", c->domain, req->jid,
+			    req->scope ? " on " : "",
+			    req->scope ? req->scope : "");
 			answer = stanza_reply(req->iq, "result");
 		}
 	}
 	int accepted = strcmp(stanza_attr(answer, "type"), "result") == 0;
-	component_send(c, answer);
+	/* Credentials for one server do not register anyone with an open
+	 * gateway; a registration on the gateway itself does (and then
+	 * the gateway asks for the user's presence, XEP-0100). */
+	int first = 0;
+	if (accepted && req->done != NULL)
+		first = 0;    /* settings change values; they register no one */
+	else if (accepted && req->scope == NULL)
+		first = added == 1 || was_first_use;
+	else if (accepted && added == 1 && c->open_access)
+		session_set_first_use(c, req->jid, 1);
+	else if (accepted)
+		first = added == 1;
+	if (req->done != NULL) {
+		stanza_free(answer);
+		req->done(c, req->iq, accepted ? NULL : condition ? condition :
+		    "internal-server-error", accepted ? NULL : condition ?
+		    text : store_error, req->done_arg);
+	} else {
+		component_send(c, answer);
+	}
 	if (accepted)
-		session_registered(c, req->jid, added == 1);
+		session_registered(c, req->jid, first);
 	request_free(req);
 }
 
@@ -342,6 +373,60 @@ unregister(struct component *c, const struct stanza *iq, const char *jid,
 	component_send(c, stanza_reply(iq, "result"));
 	register_remove(c, jid);
 	return NULL;
+}
+
+/* Hands values (taken) to the backend's check; -1 while another
+ * submission of the user's is being checked. */
+static int
+submit(struct component *c, const struct stanza *iq, const char *jid,
+    const char *scope, struct form *values, register_done_fn done,
+    void *arg)
+{
+	if (request_pending(c, jid)) {
+		form_free(values);
+		return -1;
+	}
+	struct register_request *req = xcalloc(1, sizeof(*req));
+	req->next = outstanding;
+	outstanding = req;
+	req->c = c;
+	req->iq = stanza_copy(iq);
+	req->jid = xstrdup(jid);
+	req->scope = scope ? xstrdup(scope) : NULL;
+	req->values = values;
+	req->done = done;
+	req->done_arg = arg;
+	if (c->backend->check_registration != NULL)
+		c->backend->check_registration(c, jid, values, req);
+	else
+		register_request_done(req, NULL, NULL);
+	return 0;
+}
+
+int
+register_submit(struct component *c, const struct stanza *iq,
+    const char *jid, struct form *values, register_done_fn done, void *arg)
+{
+	return submit(c, iq, jid, NULL, values, done, arg);
+}
+
+struct form *
+register_stored_values(struct component *c, const char *jid)
+{
+	struct form *all = session_fields_load(c, jid);
+	struct form *out = form_new();
+	const char *var;
+	for (size_t i = 0; (var = form_var_at(all, i)) != NULL; i++) {
+		/* Scoped values ("SCOPE/var") belong to their scope. */
+		if (strchr(var, '/') != NULL)
+			continue;
+		const char *const *v;
+		size_t n = form_values(all, var, &v);
+		for (size_t k = 0; k < n; k++)
+			form_add(out, var, v[k]);
+	}
+	form_free(all);
+	return out;
 }
 
 struct stanza *
@@ -395,26 +480,13 @@ register_handle(struct component *c, const struct stanza *iq,
 		return answer;
 	}
 
-	if (request_pending(c, jid)) {
-		form_free(values);
-		free(scope);
-		free(jid);
-		return stanza_error_reply(iq, "resource-constraint", "your "
+	answer = NULL;
+	if (submit(c, iq, jid, scope, values, NULL, NULL) != 0)
+		answer = stanza_error_reply(iq, "resource-constraint", "your "
 		    "previous registration is still being checked");
-	}
-	struct register_request *req = xcalloc(1, sizeof(*req));
-	req->next = outstanding;
-	outstanding = req;
-	req->c = c;
-	req->iq = stanza_copy(iq);
-	req->jid = jid;
-	req->scope = scope;
-	req->values = values;
-	if (b->check_registration != NULL)
-		b->check_registration(c, jid, values, req);
-	else
-		register_request_done(req, NULL, NULL);
-	return NULL;
+	free(scope);
+	free(jid);
+	return answer;
 }
 
 /* XEP-0100: what to type, and the JID for what was typed. */

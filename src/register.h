@@ -37,6 +37,24 @@ int register_remove(struct component *c, const char *bare_jid);
 void register_request_done(struct register_request *req,
     const char *condition, const char *text);
 
+/*
+ * The settings command's submission: values (taken; the complete set
+ * for the gateway itself, secrets included) go through the backend's
+ * check_registration like a registration, are stored only when
+ * accepted, and then done(c, iq, NULL, NULL, arg), or done(c, iq,
+ * condition, text, arg) with nothing changed.  done may run before
+ * this returns.  -1 (nothing called) while another submission of the
+ * user's is being checked.
+ */
+typedef void (*register_done_fn)(struct component *c,
+    const struct stanza *iq, const char *condition, const char *text,
+    void *arg);
+int register_submit(struct component *c, const struct stanza *iq,
+    const char *jid, struct form *values, register_done_fn done, void *arg);
+/* The user's values on the gateway itself (not scoped), secrets
+ * decrypted; caller frees. */
+struct form *register_stored_values(struct component *c, const char *jid);
+
 /* The component is being freed: its outstanding requests end silently
  * when their backend answers. */
 void register_component_gone(struct component *c);

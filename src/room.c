@@ -1349,7 +1349,7 @@ room_handle_presence(struct component *c, const struct stanza *st,
 			leave(c, st, s, full, room, !bounced);
 		goto out;
 	}
-	if (s == NULL) {
+	if (s == NULL && !component_open_access(c)) {
 		reply_error(c, st, "registration-required",
 		    "register with the gateway before joining its rooms");
 		goto out;
@@ -1358,6 +1358,12 @@ room_handle_presence(struct component *c, const struct stanza *st,
 	const char *problem = nick_problem(to->resource, &why);
 	if (problem != NULL) {
 		reply_error(c, st, problem, why);
+		goto out;
+	}
+	/* An open gateway: the first join creates the user and session. */
+	if (s == NULL && (s = session_for_use(c, bare)) == NULL) {
+		reply_error(c, st, "internal-server-error",
+		    "the gateway could not keep your session");
 		goto out;
 	}
 	struct room *r = room_find(s, room);

@@ -69,11 +69,14 @@ roomlist_request(struct component *c, const struct stanza *iq,
 		return stanza_error_reply(iq, "jid-malformed", NULL);
 	char *bare = jid_bare_string(&from);
 	jid_clear(&from);
-	struct session *s = session_find_registered(c, bare);
+	/* With open access, listing is a first use: the session starts. */
+	struct session *s = session_for_use(c, bare);
 	free(bare);
 	if (s == NULL)
 		return stanza_error_reply(iq, "registration-required",
 		    "register with the gateway to list rooms");
+	if (component_open_access(c))
+		session_ensure_login(s);
 	if (session_state(s) != SESSION_ONLINE)
 		return stanza_error_reply(iq, "recipient-unavailable", "come "
 		    "online (send presence to the gateway) to list rooms");

@@ -325,11 +325,15 @@ router_dispatch(struct component *c, struct stanza *st)
 		free(room);
 	} else {
 		/* A user outside the allow list causes no legacy traffic;
-		 * a subscription request learns why. */
+		 * a subscription request or a room join learns why. */
 		const char *type = stanza_attr(st, "type");
-		if (type != NULL && strcmp(type, "subscribe") == 0)
+		char *room = type == NULL ? room_of(c, &to) : NULL;
+		if ((type != NULL && strcmp(type, "subscribe") == 0) ||
+		    (type == NULL && (room != NULL || stanza_child(st, "x",
+		    "http://jabber.org/protocol/muc") != NULL)))
 			router_reply_error(c, st, "forbidden", "this gateway "
 			    "is not open to your server or account");
+		free(room);
 		log_debug("%s: presence from %s (not allowed) ignored",
 		    c->domain, from_s);
 	}

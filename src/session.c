@@ -58,6 +58,14 @@ struct contact_presence {
  * seconds.
  */
 #define SENT_KEY "core/sent/"
+/*
+ * With open access (component_open_access) a user row is created on
+ * first use (a join, a private message, a channel list, a command),
+ * marked with this key until the user registers on the gateway itself:
+ * such a user is not shown as registered and gets no XEP-0100
+ * subscription request.
+ */
+#define FIRST_USE_KEY "core/first-use"
 #define SENT_ID_MAX 256
 #define SENT_KEEP (7 * 86400)
 
@@ -153,7 +161,9 @@ session_secret_ad(const char *component, const char *jid)
 }
 
 struct load_ctx {
-	struct session *s;
+	struct component *c;
+	const char *jid;
+	struct form *fields;
 	char *ad;
 };
 
@@ -164,7 +174,7 @@ load_field(void *arg, const char *var, const void *value, size_t len,
 	struct load_ctx *l = arg;
 	if (!sealed) {
 		char *v = xstrndup(value, len);
-		form_add(l->s->fields, var, v);
+		form_add(l->fields, var, v);
 		free(v);
 		return 0;
 	}
@@ -173,25 +183,32 @@ load_field(void *arg, const char *var, const void *value, size_t len,
 	    len, &plen) : NULL;
 	if (plain == NULL) {
 		log_error("%s: %s: the stored %s does not decrypt with the "
-		    "key file (was the key replaced?)", l->s->c->domain,
-		    l->s->jid, var);
+		    "key file (was the key replaced?)", l->c->domain,
+		    l->jid, var);
 		return 0;
 	}
-	form_add(l->s->fields, var, plain);
+	form_add(l->fields, var, plain);
 	secret_wipe(plain, plen);
 	free(plain);
 	return 0;
+}
+
+struct form *
+session_fields_load(struct component *c, const char *bare_jid)
+{
+	struct form *f = form_new();
+	struct load_ctx l = { .c = c, .jid = bare_jid, .fields = f,
+	    .ad = session_secret_ad(c->domain, bare_jid) };
+	store_field_foreach(cw->store, c->domain, bare_jid, load_field, &l);
+	free(l.ad);
+	return f;
 }
 
 static void
 load_fields(struct session *s)
 {
 	form_free(s->fields);
-	s->fields = form_new();
-	struct load_ctx l = { .s = s,
-	    .ad = session_secret_ad(s->c->domain, s->jid) };
-	store_field_foreach(cw->store, s->c->domain, s->jid, load_field, &l);
-	free(l.ad);
+	s->fields = session_fields_load(s->c, s->jid);
 }
 
 /* ---- the table ---- */
@@ -563,6 +580,17 @@ session_field(const struct session *s, const char *var)
 	return form_value(s->fields, var);
 }
 
+/* The backend's registration field var, or NULL. */
+static const struct form_field_spec *
+field_spec(const struct component *c, const char *var)
+{
+	const struct backend *b = c->backend;
+	for (size_t i = 0; i < b->nregister_fields; i++)
+		if (strcmp(b->register_fields[i].var, var) == 0)
+			return &b->register_fields[i];
+	return NULL;
+}
+
 const char *
 session_field_scoped(const struct session *s, const char *scope,
     const char *var)
@@ -573,6 +601,10 @@ session_field_scoped(const struct session *s, const char *scope,
 		free(key);
 		if (v != NULL && *v != '\0')
 			return v;
+		/* Credentials for one network never go to another. */
+		const struct form_field_spec *f = field_spec(s->c, var);
+		if (f != NULL && f->scope_only)
+			return NULL;
 	}
 	return form_value(s->fields, var);
 }
@@ -1067,6 +1099,10 @@ session_handle_presence(struct component *c, const struct stanza *st,
 	char *bare = jid_bare_string(from);
 	int registered = store_user_exists(cw->store, c->domain, bare);
 	struct session *s = registered == 1 ? session_get(c, bare) : NULL;
+	/* Adding the gateway or a contact to the roster is a first use. */
+	if (s == NULL && c->open_access && type != NULL &&
+	    strcmp(type, "subscribe") == 0)
+		s = session_for_use(c, bare);
 	free(bare);
 
 	if (type == NULL && to->local != NULL &&
@@ -1088,6 +1124,16 @@ session_handle_presence(struct component *c, const struct stanza *st,
 	} else if (strcmp(type, "error") != 0) {
 		subscription(c, s, st, type, from, to, to_s);
 	}
+}
+
+/* 1 when the session is online; with open access a first message
+ * starts the login (a backend that logs in at once is online then). */
+static int
+online_for_use(struct session *s)
+{
+	if (s->c->open_access)
+		session_ensure_login(s);
+	return s->state == SESSION_ONLINE;
 }
 
 void
@@ -1118,7 +1164,7 @@ session_handle_message(struct component *c, const struct stanza *st,
 	struct session *s = NULL;
 	int registered = store_user_exists(cw->store, c->domain, bare);
 
-	if (registered != 1) {
+	if (registered != 1 && !c->open_access) {
 		router_reply_error(c, st, "registration-required",
 		    "register with the gateway first");
 	} else if (legacy == NULL || *legacy == '\0' ||
@@ -1128,7 +1174,10 @@ session_handle_message(struct component *c, const struct stanza *st,
 	} else if (b->send_message == NULL) {
 		router_reply_error(c, st, "feature-not-implemented",
 		    "this gateway cannot send messages yet");
-	} else if ((s = session_get(c, bare))->state != SESSION_ONLINE) {
+	} else if ((s = session_for_use(c, bare)) == NULL) {
+		router_reply_error(c, st, "internal-server-error", "the "
+		    "gateway could not keep your session");
+	} else if (!online_for_use(s)) {
 		char *why = xasprintf("you are not connected to the %s network%s%s",
 		    b->description, s->failure ? ": " : " (go online first)",
 		    s->failure ? s->failure : "");
@@ -1177,21 +1226,54 @@ session_handle_message(struct component *c, const struct stanza *st,
 
 /* ---- registration changes ---- */
 
+/* 1 when every var of a has the same values in b. */
+static int
+fields_within(const struct form *a, const struct form *b)
+{
+	const char *var;
+	for (size_t i = 0; (var = form_var_at(a, i)) != NULL; i++) {
+		const char *const *va, *const *vb;
+		size_t na = form_values(a, var, &va);
+		size_t nb = form_values(b, var, &vb);
+		if (na != nb)
+			return 0;
+		for (size_t k = 0; k < na; k++)
+			if (strcmp(va[k], vb[k]) != 0)
+				return 0;
+	}
+	return 1;
+}
+
 void
 session_registered(struct component *c, const char *bare_jid, int first)
 {
 	struct session *s = find(c, bare_jid);
 	if (s != NULL) {
-		/* New values: a running (or failed) legacy session logs in
-		 * again with them. */
-		load_fields(s);
-		if (s->state != SESSION_OFFLINE) {
+		struct form *old = s->fields;
+		s->fields = session_fields_load(c, bare_jid);
+		int same = old != NULL && fields_within(old, s->fields) &&
+		    fields_within(s->fields, old);
+		form_free(old);
+		if (same) {
+			/* The same values submitted again: nothing to do
+			 * (a settings form sent unchanged logs nobody out). */
+		} else if (c->backend->registration_changed != NULL &&
+		    s->state == SESSION_ONLINE) {
+			/* The backend knows what its connections use, and
+			 * reconnects only for that, keeping the rooms. */
+			c->backend->registration_changed(s);
+		} else if (s->state != SESSION_OFFLINE) {
+			/* New values: a running (or failed) legacy session
+			 * logs in again with them. */
 			if (s->state != SESSION_FAILED)
 				end_login(s, "the registration changed");
 			if (s->nresources > 0)
 				start_login(s);
 		}
 	}
+	/* Registered on the gateway itself: no longer a first-use user. */
+	if (first)
+		session_set_first_use(c, bare_jid, 0);
 	/* XEP-0100: the gateway asks for the user's presence, so the
 	 * server tells it when the user comes and goes. */
 	if (first)
@@ -1312,6 +1394,46 @@ session_find_registered(struct component *c, const char *bare_jid)
 	if (store_user_exists(cw->store, c->domain, bare_jid) != 1)
 		return NULL;
 	return session_get(c, bare_jid);
+}
+
+struct session *
+session_for_use(struct component *c, const char *bare_jid)
+{
+	int r = store_user_exists(cw->store, c->domain, bare_jid);
+	if (r == 1)
+		return session_get(c, bare_jid);
+	if (r < 0 || !c->open_access)
+		return NULL;
+	/* The row first, then the marker: a user whose marker was not
+	 * written looks registered, which costs nothing but a label. */
+	if (store_user_add(cw->store, c->domain, bare_jid) < 0)
+		return NULL;
+	store_state_set(cw->store, c->domain, bare_jid, FIRST_USE_KEY, "1",
+	    1);
+	log_info("%s: %s uses the gateway without registering", c->domain,
+	    bare_jid);
+	return session_get(c, bare_jid);
+}
+
+int
+session_is_first_use(struct component *c, const char *bare_jid)
+{
+	char *v = NULL;
+	int r = store_state_get(cw->store, c->domain, bare_jid,
+	    FIRST_USE_KEY, &v, NULL);
+	free(v);
+	return r == 1;
+}
+
+void
+session_set_first_use(struct component *c, const char *bare_jid, int on)
+{
+	if (on)
+		store_state_set(cw->store, c->domain, bare_jid, FIRST_USE_KEY,
+		    "1", 1);
+	else
+		store_state_remove(cw->store, c->domain, bare_jid,
+		    FIRST_USE_KEY);
 }
 
 void

@@ -23,6 +23,7 @@
 #include <time.h>
 
 struct component;
+struct form;
 struct stanza;
 struct jid;
 
@@ -44,8 +45,10 @@ void session_handle_presence(struct component *c, const struct stanza *st,
     const struct jid *from, const struct jid *to);
 void session_handle_message(struct component *c, const struct stanza *st,
     const struct jid *from, const struct jid *to);
-/* The user registered (first = 1) or changed the registration: values
- * stored, so a session may start (or start again with them). */
+/* The user registered on the gateway (first = 1: newly, or a first-use
+ * user now registers) or changed the registration: values stored.  When
+ * they differ from the session's, the backend's registration_changed()
+ * decides what to redo, else a running session logs in again. */
 void session_registered(struct component *c, const char *bare_jid,
     int first);
 /* The user unregistered: log out, forget the session, clean the roster
@@ -70,6 +73,22 @@ size_t session_count(const struct component *c, size_t *online);
  * is not registered. */
 struct session *session_find_registered(struct component *c,
     const char *bare_jid);
+/*
+ * The user's session for a first use (a join, a private message, a
+ * channel list, a command, a roster subscription): the registered
+ * user's, or, on a component with open access, a new user row (marked
+ * first-use) and its session.  NULL when the user must register first
+ * (or the store failed).  The caller checked the allow list.
+ */
+struct session *session_for_use(struct component *c, const char *bare_jid);
+/* 1 when the user's row was created on first use and the user has not
+ * registered on the gateway itself since; set/clear the mark. */
+int session_is_first_use(struct component *c, const char *bare_jid);
+void session_set_first_use(struct component *c, const char *bare_jid,
+    int on);
+/* Every stored registration value of the user, secrets decrypted (scoped
+ * ones as "SCOPE/var"); caller frees. */
+struct form *session_fields_load(struct component *c, const char *bare_jid);
 /* Starts the legacy login when the session is offline or failed. */
 void session_ensure_login(struct session *s);
 /* The room layer left its last room: end the session after the linger
@@ -87,7 +106,9 @@ enum session_state session_state(const struct session *s);
 /* A registration value (decrypted); NULL when the user has none. */
 const char *session_field(const struct session *s, const char *var);
 /* The value registered for a scope (backend->register_scope), else the
- * component-wide one, else NULL. */
+ * component-wide one (never for fields marked scope_only: credentials
+ * go only where they were registered), else NULL.  scope NULL: the
+ * component-wide value. */
 const char *session_field_scoped(const struct session *s, const char *scope,
     const char *var);
 void *session_data(const struct session *s);

@@ -175,6 +175,14 @@ struct irc_server {
 	                        * the time closed() runs) */
 	char *nick;            /* ours, as the rooms know it */
 	char *nick_wanted;     /* a NICK we sent, not answered yet */
+	char *join_nick;       /* the nick of the join that opened the
+	                        * server (the user's nick there unless one
+	                        * is registered for the server); NULL: none */
+	char *reg_nick;        /* the nick registered for the server when we
+	                        * connected (registration_changed) */
+	unsigned char creds[32];  /* SHA-256 of the credentials and realname
+	                           * the connection was opened with */
+	int reconnect_now;     /* closing to reconnect with new values */
 	struct pm_route *routes;  /* PM_ROUTES, most recent first; allocated
 	                           * on the first private message */
 	size_t nroutes;
@@ -241,18 +249,27 @@ static const struct config_section_type irc_sections[] = {
 	{ .name = "irc-server", .has_arg = 1, .options = irc_server_options },
 };
 
+/*
+ * Registered on server@gw (or, with fixed_server, on the gateway) they
+ * are that server's: scope_only keeps a server's nick and credentials
+ * from ever reaching another server.  The account-wide nick on the
+ * gateway is only a default where no join says otherwise.
+ */
 static const struct form_field_spec irc_fields[] = {
 	{ .var = "nick", .type = FIELD_TEXT_SINGLE, .label = "Nick",
-	  .desc = "Used where a room join does not say otherwise",
-	  .max_len = 64 },
+	  .desc = "On SERVER@gateway: your nick there, whatever a join "
+	  "says; on the gateway: used where a join does not say otherwise",
+	  .max_len = 64, .scope_only = 1 },
 	{ .var = "realname", .type = FIELD_TEXT_SINGLE, .label = "Real name",
 	  .max_len = 128 },
 	{ .var = "sasl_user", .type = FIELD_TEXT_SINGLE,
-	  .label = "Account (SASL)", .max_len = 128 },
+	  .label = "Account (SASL)", .max_len = 128, .scope_only = 1 },
 	{ .var = "sasl_password", .type = FIELD_TEXT_PRIVATE,
-	  .label = "Account password (SASL)", .max_len = 256, .secret = 1 },
+	  .label = "Account password (SASL)", .max_len = 256, .secret = 1,
+	  .scope_only = 1 },
 	{ .var = "server_password", .type = FIELD_TEXT_PRIVATE,
-	  .label = "Server password", .max_len = 256, .secret = 1 },
+	  .label = "Server password", .max_len = 256, .secret = 1,
+	  .scope_only = 1 },
 };
 
 /* ---- small helpers ---- */
@@ -1060,7 +1077,10 @@ server_free(struct irc_server *srv)
 	free(srv->routes);
 	free(srv->nick);
 	free(srv->nick_wanted);
+	free(srv->join_nick);
+	free(srv->reg_nick);
 	free(srv->host);
+	OPENSSL_cleanse(srv->creds, sizeof(srv->creds));
 	free(srv);
 }
 
@@ -1176,6 +1196,10 @@ on_closed(void *arg, const char *reason)
 	struct irc_server *srv = arg;
 	struct session *s = srv->u->s;
 	int was_up = srv->up;
+	/* We closed it to reconnect with the user's new values: at once,
+	 * keeping every channel, joined or joining. */
+	int again = srv->reconnect_now;
+	srv->reconnect_now = 0;
 	srv->up = 0;
 	log_info("irc: %s: connection to %s closed: %s", session_jid(s),
 	    srv->host, reason);
@@ -1191,7 +1215,8 @@ on_closed(void *arg, const char *reason)
 	}
 	free(srv->nick_wanted);
 	srv->nick_wanted = NULL;
-	if (!srv->ever_registered || srv->attempts >= RETRY_TRIES) {
+	if (!again && (!srv->ever_registered ||
+	    srv->attempts >= RETRY_TRIES)) {
 		if (srv->attempts >= RETRY_TRIES)
 			log_warn("irc: %s: giving up on %s after %u attempts",
 			    session_jid(s), srv->host, srv->attempts);
@@ -1199,13 +1224,14 @@ on_closed(void *arg, const char *reason)
 		free(why);
 		return;
 	}
-	char *status = xasprintf("%s; reconnecting", why);
+	char *status = again ? xasprintf("Reconnecting to %s with your new "
+	    "settings", srv->host) : xasprintf("%s; reconnecting", why);
 	struct irc_chan *ch, *next;
 	for (ch = srv->chans; ch != NULL; ch = next) {
 		next = ch->next;
 		members_clear(ch);
 		ch->joined = 0;
-		if (!ch->announced) {
+		if (!ch->announced && !again) {
 			room_join_failed(s, ch->room, "remote-server-not-found",
 			    why);
 			chan_remove(srv, ch);
@@ -1220,15 +1246,17 @@ on_closed(void *arg, const char *reason)
 		server_remove(srv);
 		return;
 	}
-	double delay = srv->backoff * jitter();
+	double delay = again ? 0 : srv->backoff * jitter();
 	struct timeval tv = {
 		.tv_sec = (time_t)delay,
 		.tv_usec = (suseconds_t)((delay - (double)(time_t)delay) * 1e6),
 	};
-	srv->attempts++;
 	log_info("irc: %s: reconnecting to %s in %.1f s", session_jid(s),
 	    srv->host, delay);
 	evtimer_add(srv->retry, &tv);
+	if (again)
+		return;
+	srv->attempts++;
 	srv->backoff = srv->backoff * 2 > RETRY_MAX ? RETRY_MAX :
 	    srv->backoff * 2;
 }
@@ -1249,22 +1277,79 @@ static const struct irc_conn_callbacks conn_callbacks = {
 	.unsent = on_unsent,
 };
 
+/* The scope of the server's registration: server@gw, or the gateway
+ * itself with fixed_server (session_field_scoped's NULL). */
+static const char *
+reg_scope(struct irc_server *srv)
+{
+	return fixed_server(session_component(srv->u->s)) ? NULL : srv->host;
+}
+
+/* What a connection to srv authenticates and presents with, as one
+ * digest: a change of any of them needs a new connection. */
+static void
+creds_digest(struct irc_server *srv, unsigned char out[32])
+{
+	static const char *const vars[] = { "realname", "server_password",
+		"sasl_user", "sasl_password" };
+	struct session *s = srv->u->s;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned int len = 0;
+	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+		log_fatal("irc: SHA-256 failed");
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+		const char *v = session_field_scoped(s, reg_scope(srv),
+		    vars[i]);
+		/* With the NUL: "ab","c" is not "a","bc". */
+		if (v == NULL)
+			v = "";
+		EVP_DigestUpdate(md, v, strlen(v) + 1);
+	}
+	if (EVP_DigestFinal_ex(md, out, &len) != 1 || len != 32)
+		log_fatal("irc: SHA-256 failed");
+	EVP_MD_CTX_free(md);
+}
+
+/* The nick registered for the server, or NULL. */
+static const char *
+registered_nick(struct irc_server *srv)
+{
+	const char *n = session_field_scoped(srv->u->s, reg_scope(srv),
+	    "nick");
+	return n != NULL && *n != '\0' ? n : NULL;
+}
+
 static void
 server_connect(struct irc_server *srv)
 {
 	struct session *s = srv->u->s;
 	const struct config_section *sec = config_section_find(cw->config,
 	    "irc-server", srv->host);
-	const char *nick = session_field_scoped(s, srv->host, "nick");
+	const char *scope = reg_scope(srv);
+	/*
+	 * One nick per user and server: the one the rooms know (after a
+	 * lost link), else the one registered for the server, else the
+	 * nick of the join that opened it, else the account-wide default,
+	 * else the JID's local part.
+	 */
+	const char *nick = srv->nick;
+	if (nick == NULL)
+		nick = registered_nick(srv);
+	if (nick == NULL)
+		nick = srv->join_nick;
+	if (nick == NULL || *nick == '\0')
+		nick = session_field(s, "nick");
 	char fallback_nick[32];
 	if (nick == NULL || *nick == '\0') {
-		/* The local part of the user's JID is the natural default. */
 		snprintf(fallback_nick, sizeof(fallback_nick), "%.*s",
 		    (int)strcspn(session_jid(s), "@"), session_jid(s));
 		nick = fallback_nick;
 	}
-	const char *realname = session_field_scoped(s, srv->host,
-	    "realname");
+	free(srv->reg_nick);
+	srv->reg_nick = registered_nick(srv) ? xstrdup(registered_nick(srv)) :
+	    NULL;
+	creds_digest(srv, srv->creds);
+	const char *realname = session_field_scoped(s, scope, "realname");
 	struct component *c = session_component(s);
 	struct irc_comp *ic = c->backend_data;
 	char ident[11];
@@ -1288,10 +1373,12 @@ server_connect(struct irc_server *srv)
 		.ident = ic != NULL && ic->identd != NULL ? ident : NULL,
 		.nickserv = nickserv,
 		.realname = realname && *realname ? realname : nick,
-		.password = session_field_scoped(s, srv->host,
+		/* Registered for this server only (scope_only): never
+		 * another server's, nor an account-wide value. */
+		.password = session_field_scoped(s, scope,
 		    "server_password"),
-		.sasl_user = session_field_scoped(s, srv->host, "sasl_user"),
-		.sasl_password = session_field_scoped(s, srv->host,
+		.sasl_user = session_field_scoped(s, scope, "sasl_user"),
+		.sasl_password = session_field_scoped(s, scope,
 		    "sasl_password"),
 		.throttle_burst = sec ? (unsigned)config_int(sec,
 		    "throttle_burst") : 0,
@@ -1325,8 +1412,70 @@ server_connect(struct irc_server *srv)
 	}
 }
 
+/* Closes the link to reconnect at once with the user's new values; the
+ * rooms stay joined (on_closed: a status message, the occupants leave
+ * and come back with the rejoin; never 332). */
+static void
+server_reconnect(struct irc_server *srv)
+{
+	if (srv->conn == NULL)
+		return;    /* between attempts: the next one reads them */
+	if (!srv->up) {
+		/* Still registering: start over; the joins wait for 001. */
+		conn_drop(srv);
+		server_connect(srv);
+		return;
+	}
+	srv->reconnect_now = 1;
+	irc_conn_quit(srv->conn, "Reconnecting with new settings");
+}
+
+/*
+ * The user's registration changed (registration on server@gw or the
+ * gateway, the settings command).  Per server: a new registered nick is
+ * one NICK (a 303 in every room of the server); new credentials or a
+ * new realname, a reconnect that keeps the rooms; anything else (an
+ * unchanged submission, another server's values) nothing.
+ */
+static void
+irc_registration_changed(struct session *s)
+{
+	struct irc_user *u = session_data(s);
+	struct irc_server *srv, *next;
+	for (srv = u ? u->servers : NULL; srv != NULL; srv = next) {
+		next = srv->next;
+		const char *reg = registered_nick(srv);
+		if ((reg == NULL) != (srv->reg_nick == NULL) || (reg != NULL &&
+		    strcmp(reg, srv->reg_nick) != 0)) {
+			free(srv->reg_nick);
+			srv->reg_nick = reg ? xstrdup(reg) : NULL;
+			if (reg != NULL && srv->up && srv->nick != NULL &&
+			    irc_casecmp(casemap(srv), reg, srv->nick) != 0 &&
+			    send_line(srv, "NICK", reg, NULL, NULL) == 0) {
+				log_info("irc: %s: registered nick %s for %s",
+				    session_jid(s), reg, srv->host);
+				free(srv->nick_wanted);
+				srv->nick_wanted = xstrdup(reg);
+			}
+		}
+		unsigned char now[32];
+		creds_digest(srv, now);
+		int same = CRYPTO_memcmp(now, srv->creds, sizeof(now)) == 0;
+		OPENSSL_cleanse(now, sizeof(now));
+		if (!same) {
+			log_info("irc: %s: new credentials or realname for %s: "
+			    "reconnecting", session_jid(s), srv->host);
+			server_reconnect(srv);
+		}
+	}
+}
+
+/* The user's connection to host; with create, opened when there is
+ * none, with nick (the join's; NULL: none) as the nick unless one is
+ * registered for the server. */
 static struct irc_server *
-server_get(struct session *s, const char *host, int create)
+server_get(struct session *s, const char *host, int create,
+    const char *nick)
 {
 	struct irc_user *u = session_data(s);
 	if (u == NULL)
@@ -1351,6 +1500,7 @@ server_get(struct session *s, const char *host, int create)
 	srv->host = xstrdup(host);
 	srv->backoff = RETRY_MIN;
 	srv->pending_tail = &srv->pending;
+	srv->join_nick = nick != NULL && *nick != '\0' ? xstrdup(nick) : NULL;
 	srv->retry = evtimer_new(cw->base, retry_cb, srv);
 	srv->next = u->servers;
 	u->servers = srv;
@@ -1916,7 +2066,7 @@ irc_list_rooms(struct session *s, const char *scope, struct room_list *l)
 		room_list_done(l, "item-not-found", "not an IRC server here");
 		return;
 	}
-	struct irc_server *srv = server_get(s, a.server, 1);
+	struct irc_server *srv = server_get(s, a.server, 1, NULL);
 	irc_addr_clear(&a);
 	if (srv == NULL) {
 		room_list_done(l, "resource-constraint", "too many IRC "
@@ -1984,7 +2134,9 @@ irc_join_room(struct session *s, const char *room, const char *nick,
 		irc_addr_clear(&a);
 		return;
 	}
-	struct irc_server *srv = server_get(s, a.server, 1);
+	/* The first join's nick is the user's on that server; a join with
+	 * another nick later gets the current one (room_joined: 210). */
+	struct irc_server *srv = server_get(s, a.server, 1, nick);
 	if (srv == NULL) {
 		room_join_failed(s, room, "resource-constraint", "you are "
 		    "connected to too many IRC servers at once");
@@ -2007,7 +2159,6 @@ irc_join_room(struct session *s, const char *room, const char *nick,
 		if (srv->conn != NULL && irc_conn_is_registered(srv->conn))
 			send_join(srv, ch);
 	}
-	(void)nick;  /* one nick per server: the registration's */
 	irc_addr_clear(&a);
 }
 
@@ -2017,7 +2168,7 @@ chan_of_room(struct session *s, const char *room, struct irc_server **out)
 	struct irc_addr a;
 	if (parse_addr(session_component(s), room, &a) != 0)
 		return NULL;
-	struct irc_server *srv = server_get(s, a.server, 0);
+	struct irc_server *srv = server_get(s, a.server, 0, NULL);
 	struct irc_chan *ch = srv ? chan_find(srv, a.name) : NULL;
 	irc_addr_clear(&a);
 	*out = srv;
@@ -2166,7 +2317,7 @@ irc_send_message(struct session *s, const char *legacy,
 		snprintf(err->text, sizeof(err->text), "not an IRC nick");
 		return -1;
 	}
-	struct irc_server *srv = server_get(s, a.server, 1);
+	struct irc_server *srv = server_get(s, a.server, 1, NULL);
 	/* Between reconnects there is no connection to queue on. */
 	if (srv == NULL) {
 		err->condition = "resource-constraint";
@@ -2552,7 +2703,7 @@ irc_cmd_channel(struct component *c, const char *user, const struct form *in,
 	 * persistence off under it would delete the archive it writes. */
 	struct session *s = session_state_of(c, user) != SESSION_OFFLINE ?
 	    session_find_registered(c, user) : NULL;
-	struct irc_server *srv = s ? server_get(s, a.server, 0) : NULL;
+	struct irc_server *srv = s ? server_get(s, a.server, 0, NULL) : NULL;
 	int held = srv != NULL && chan_find(srv, a.name) != NULL;
 	int r = -1;
 	if (held && cur.persistent && !persistent) {
@@ -2604,6 +2755,8 @@ const struct backend irc_backend = {
 	.name = "irc",
 	.gateway_type = "irc",
 	.description = "IRC",
+	/* biboumi asked nobody to register: a join is enough. */
+	.open_access = 1,
 	.options = irc_options,
 	.sections = irc_sections,
 	.init = irc_init,
@@ -2615,10 +2768,14 @@ const struct backend irc_backend = {
 	.register_fields = irc_fields,
 	.nregister_fields = sizeof(irc_fields) / sizeof(irc_fields[0]),
 	.register_instructions = "Your IRC identity: all fields are "
-	    "optional (your nick defaults to your XMPP user name).",
+	    "optional, and nothing needs registering to join channels (the "
+	    "nick of your first join is your nick). Register on "
+	    "SERVER@this-gateway for that server's nick, SASL account and "
+	    "server password: they go to that server only.",
 	.valid_address = irc_valid_address,
 	.register_scope = irc_register_scope,
 	.list_rooms = irc_list_rooms,
+	.registration_changed = irc_registration_changed,
 	.login = irc_login,
 	.logout = irc_logout,
 	.send_message = irc_send_message,

@@ -1240,6 +1240,47 @@ is_cmd(const struct irc_msg *m, const char *cmd)
 	return strcmp(m->command, cmd) == 0;
 }
 
+/*
+ * A nick to try after a 432 for cur (caller frees): base kept to the
+ * characters of RFC 2812's nick grammar (letters, digits, []\`_^{|}-,
+ * not starting with a digit or '-') and cut to 30 bytes; when that is
+ * what was refused, the same cut to 9 bytes; then the user name.
+ */
+static char *
+nick_mended(const char *cur, const char *base, const char *user,
+    unsigned tries)
+{
+	static const char special[] = "[]\\`_^{|}";
+	size_t n = 0, len = strlen(base);
+	char *out = xmalloc(len + 2);
+	for (size_t i = 0; i < len && n < 30; i++) {
+		unsigned char ch = (unsigned char)base[i];
+		int letter = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+		int digit = ch >= '0' && ch <= '9';
+		if (letter || strchr(special, ch) != NULL ||
+		    (n > 0 && (digit || ch == '-')))
+			out[n++] = (char)ch;
+	}
+	out[n] = '\0';
+	if (n > 0 && strcmp(out, cur) != 0)
+		return out;
+	if (n > 9) {
+		out[9] = '\0';
+		if (strcmp(out, cur) != 0)
+			return out;
+	}
+	free(out);
+	/* The user name (our ident: "cw" and hex) when it is letters and
+	 * digits, as it is unless an owner chose another. */
+	if (user != NULL && (*user >= 'a' && *user <= 'z') && strspn(user,
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+	    == strlen(user) && strncmp(user, cur, 9) != 0)
+		return xstrndup(user, 9);
+	/* Nothing new: step aside from the user name. */
+	out = xasprintf("cw%u_", tries);
+	return out;
+}
+
 static void
 nick_refused(struct irc_conn *c, const struct irc_msg *m)
 {
@@ -1253,11 +1294,23 @@ nick_refused(struct irc_conn *c, const struct irc_msg *m)
 		free(why);
 		return;
 	}
-	/* nick_, nick__, ...: the usual way clients step aside. */
-	char *next = xmalloc(strlen(c->nick_base) + c->nick_tries + 1);
-	strcpy(next, c->nick_base);
-	memset(next + strlen(c->nick_base), '_', c->nick_tries);
-	next[strlen(c->nick_base) + c->nick_tries] = '\0';
+	char *next;
+	if (is_cmd(m, "432")) {
+		/* Erroneous: underscores will not mend it.  The nick in the
+		 * characters every server takes, else the user name (our
+		 * ident: "cw" and hex), within RFC 2812's nine bytes at the
+		 * last; the owner tells the user the nick it got (210). */
+		next = nick_mended(c->nick, c->nick_base, c->username,
+		    c->nick_tries);
+		free(c->nick_base);
+		c->nick_base = xstrdup(next);
+	} else {
+		/* nick_, nick__, ...: the usual way clients step aside. */
+		next = xmalloc(strlen(c->nick_base) + c->nick_tries + 1);
+		strcpy(next, c->nick_base);
+		memset(next + strlen(c->nick_base), '_', c->nick_tries);
+		next[strlen(c->nick_base) + c->nick_tries] = '\0';
+	}
 	log_info(CONN_FMT "nick refused (%s %s); trying %s", CONN_ARGS(c),
 	    m->command, text, next);
 	free(c->nick);
@@ -1529,11 +1582,19 @@ irc_conn_new(struct event_base *base, struct evdns_base *dns,
 		c->pinned = 1;
 	}
 	/* NICK's one parameter could legally be a trailing one with
-	 * spaces ("NICK :a b"); a nick never has them. */
+	 * spaces ("NICK :a b"); a nick never has them.  A nick typed in a
+	 * join is the user's: mended as after a 432, not refused (the
+	 * owner sees the nick it got at 001). */
 	if (c->nick_base[0] == '\0' || c->nick_base[0] == ':' ||
 	    strpbrk(c->nick_base, " \r\n,") != NULL) {
-		close_conn(c, "the configured nick is not a valid IRC nick");
-		return c;
+		char *mended = nick_mended(c->nick_base, c->nick_base,
+		    c->username, 0);
+		log_info(CONN_FMT "not a valid IRC nick; trying %s",
+		    CONN_ARGS(c), mended);
+		free(c->nick_base);
+		free(c->nick);
+		c->nick_base = mended;
+		c->nick = xstrdup(mended);
 	}
 	if (c->host[0] == '\0' || c->port <= 0 || c->port > 65535) {
 		close_conn(c, "no IRC server host or port configured");

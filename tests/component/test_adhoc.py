@@ -303,10 +303,10 @@ def test_settings(conn, cw):
     tap.check(cmd_error(res) == "bad-sessionid",
               "another resource of the same user: bad-sessionid (the full "
               "JID owns the session)")
-    res = run(conn, ALICE, "settings", action="next", sessionid=sid,
+    res = run(conn, ALICE, "settings", action="prev", sessionid=sid,
               fields={"greeting": "x"})
     tap.check(cmd_error(res) == "bad-action",
-              "an action the step does not offer (next): <bad-action/>")
+              "an action the step does not offer (prev): <bad-action/>")
     res = run(conn, ALICE, "settings", action="complete", sessionid=sid)
     tap.check(cmd_error(res) == "bad-payload",
               "completing without a form: <bad-payload/>")
@@ -327,6 +327,15 @@ def test_settings(conn, cw):
               fields={"greeting": "again: "})
     tap.check(cmd_error(res) == "bad-sessionid",
               "a completed session's id is no longer valid")
+    # poezio submits a one-form command with "next": it completes too.
+    res = run(conn, ALICE, "settings")
+    sid = command(res).get("sessionid") if command(res) is not None else None
+    res = run(conn, ALICE, "settings", action="next", sessionid=sid,
+              fields={"username": "alice", "greeting": "new: "})
+    tap.check(status(res) == "completed" and note(res)[0] == "info"
+              and command(res).get("sessionid") == sid,
+              "settings submitted with action next: completed with a note",
+              note(res))
     drain(conn, 0.3)
 
     conn.send("<presence from='%s' to='%s'/>" % (ALICE, GW))
@@ -342,6 +351,36 @@ def test_settings(conn, cw):
     tap.check(body_of(st) == "new: hello",
               "the echo contact answers with the new greeting",
               body_of(st))
+
+    # The same values again: saved, and the live session is left alone.
+    outs = cw.log_text().count("alice@localhost: logging out")
+    res = run(conn, ALICE, "settings")
+    sid = command(res).get("sessionid") if command(res) is not None else None
+    res = run(conn, ALICE, "settings", action="complete", sessionid=sid,
+              fields={"username": "alice", "greeting": "new: "})
+    time.sleep(0.5)
+    tap.check(status(res) == "completed" and note(res)[0] == "info"
+              and cw.log_text().count("alice@localhost: logging out") == outs,
+              "settings submitted unchanged: saved, the session is not "
+              "logged out", note(res))
+    # The backend's check refuses: nothing changes.
+    res = run(conn, ALICE, "settings")
+    sid = command(res).get("sessionid") if command(res) is not None else None
+    res = run(conn, ALICE, "settings", action="complete", sessionid=sid,
+              fields={"username": "taken", "greeting": "bad: "})
+    tap.check(status(res) == "completed" and note(res)[0] == "error"
+              and "Nothing was changed" in note(res)[1],
+              "settings the backend's live check refuses: an error note",
+              note(res))
+    res = run(conn, ALICE, "settings")
+    x = xform(res)
+    tap.check(value(x, "username") == "alice" and value(x, "greeting") ==
+              "new: ", "... and the stored values are as they were",
+              fields_of(x))
+    if command(res) is not None:
+        run(conn, ALICE, "settings", action="cancel",
+            sessionid=command(res).get("sessionid"))
+    drain(conn, 0.3)
 
 
 def test_user_details(conn):

@@ -55,6 +55,7 @@ static const struct config_option options[] = {
 	  .max = 100 },
 	{ .key = "allow", .type = CONFIG_LIST, .def = "*" },
 	{ .key = "admins", .type = CONFIG_LIST, .def = "" },
+	{ .key = "require_registration", .type = CONFIG_BOOL },
 	{ .key = NULL },
 };
 static const struct config_section_type types[] = {

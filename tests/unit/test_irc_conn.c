@@ -58,6 +58,8 @@ struct fake {
 	int sasl_ok;                  /* answer credentials with 903/904 */
 	int sasl_colon;               /* "AUTHENTICATE :+" like InspIRCd */
 	int refuse_nicks;             /* 433 this many NICKs (-1: all) */
+	int erroneous;                /* 432 for nicks with '.' or a digit
+	                               * first */
 	int close_after_nick;         /* hang up during registration */
 	int ignore_ping;
 	const char *isupport;
@@ -216,6 +218,12 @@ fake_line(struct fake *f, const char *line)
 			bufferevent_free(f->bev);
 			f->bev = NULL;
 			f->eof = 1;
+			return;
+		}
+		if (!f->registered && f->erroneous && (strchr(n, '.') ||
+		    (*n >= '0' && *n <= '9'))) {
+			fake_send(f, ":irc.test 432 * %s :Erroneous nickname",
+			    n);
 			return;
 		}
 		if (!f->registered && f->refuse_nicks != 0) {
@@ -604,6 +612,51 @@ test_nick_refused(void)
 	CHECK(fake_count(f, "NICK ") == IRC_NICK_TRIES);
 	run(NULL, 0.1);
 	CHECK(cl.closed_calls == 1);
+	finish(&cl, f);
+}
+
+/* 432 at registration: the nick is mended (the characters every server
+ * takes), not stepped aside with underscores; a nick the connection
+ * cannot even send is mended before the first NICK. */
+static void
+test_nick_erroneous(void)
+{
+	struct fake *f = fake_new(NULL);
+	struct client cl = { 0 };
+	struct irc_conn_config cfg;
+	cfg_init(&cfg, f);
+	f->erroneous = 1;
+	cfg.nick = "9.lives";
+	start(&cl, &cfg);
+	CHECK(run(stop_005, 5) == 0);
+	CHECK(cl.registered_calls == 1);
+	CHECK_STR(cl.reg_nick, "lives");
+	CHECK(fake_find(f, "NICK 9.lives") >= 0);
+	CHECK(fake_find(f, "NICK lives") >= 0);
+	finish(&cl, f);
+
+	f = fake_new(NULL);
+	memset(&cl, 0, sizeof(cl));
+	cfg_init(&cfg, f);
+	f->erroneous = 1;
+	cfg.nick = ":x,y";
+	start(&cl, &cfg);
+	CHECK(run(stop_005, 5) == 0);
+	CHECK(cl.registered_calls == 1);
+	CHECK_STR(cl.reg_nick, "xy");
+	CHECK(fake_count(f, "NICK ") == 1);
+	finish(&cl, f);
+
+	/* Nothing left of it: the user name stands in. */
+	f = fake_new(NULL);
+	memset(&cl, 0, sizeof(cl));
+	cfg_init(&cfg, f);
+	f->erroneous = 1;
+	cfg.nick = "1.2";
+	start(&cl, &cfg);
+	CHECK(run(stop_005, 5) == 0);
+	CHECK(cl.registered_calls == 1);
+	CHECK_STR(cl.reg_nick, "al");
 	finish(&cl, f);
 }
 
@@ -1192,16 +1245,18 @@ test_bad_config(void)
 	CHECK(strstr(cl.reason, "fingerprint") != NULL);
 	finish(&cl, f);
 
-	/* A nick with a space must not become "NICK a b". */
+	/* A nick with a space must not become "NICK a b" (nor "NICK :a b"):
+	 * it is mended to "ab" before anything is sent. */
 	f = fake_new(NULL);
 	memset(&cl, 0, sizeof(cl));
 	cfg_init(&cfg, f);
 	cfg.nick = "a b";
 	start(&cl, &cfg);
-	CHECK(run(stop_closed, 5) == 0);
-	CHECK(cl.closed_calls == 1);
-	CHECK(fake_count(f, "NICK") == 0);
-	CHECK(strstr(cl.reason, "nick") != NULL);
+	CHECK(run(stop_005, 5) == 0);
+	CHECK(fake_count(f, "NICK ") == 1);
+	CHECK(fake_find(f, "NICK ab") >= 0);
+	CHECK(fake_find(f, "NICK a b") < 0 && fake_find(f, "NICK :a") < 0);
+	CHECK_STR(cl.reg_nick, "ab");
 	finish(&cl, f);
 }
 
@@ -1425,6 +1480,7 @@ main(void)
 	RUN(test_no_cap);
 	RUN(test_nick_in_use);
 	RUN(test_nick_refused);
+	RUN(test_nick_erroneous);
 	RUN(test_sasl_ok);
 	RUN(test_sasl_chunks);
 	RUN(test_sasl_fail);
