@@ -189,12 +189,14 @@ class Env:
         self.server.start()
         tap.diag("%s: prosody log %s, inspircd log %s" % (label, self.server.log,
                                                          self.ircd.log))
+        tap.diag("%s: CWTEST_KEEP=1 keeps these logs; a failure shows the "
+                 "screen and what the IRC bot received" % label)
         # A fresh account per run, as a new user would have.
         self.user = "u%s" % secrets.token_hex(3)
         self.jid = "%s@localhost" % self.user
         self.password = "pw%s" % secrets.token_hex(4)
         self.server.register(self.user, self.password)
-        self.cw = Causeway(self.server, tap=tap, name="causeway-" + label,
+        self.cw = Causeway(self.server, name="causeway-" + label,
                            backend="irc", options={"linger": 0},
                            sections=[("irc-server %s" % IRC_HOST,
                                       {"port": self.ircd.port, "tls": "no",
@@ -202,7 +204,9 @@ class Env:
                                        "throttle_rate": 100})])
         self.cw.start()
         if not self.cw.wait_for(HANDSHAKE, 1, 20):
-            raise RuntimeError("causeway did not attach as %s" % DOMAIN)
+            raise RuntimeError("causeway did not attach as %s:\n%s" % (
+                DOMAIN, "\n".join(cwtest.tail(self.cw.logfile, 15))))
+        tap.diag("%s: causeway log %s" % (label, self.cw.logfile))
         self.bot = Bot(self.ircd.port, BOT)
         cwtest.on_exit(self.bot.close)
         if not self.bot.register():
