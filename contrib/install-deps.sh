@@ -14,7 +14,7 @@ DEMO="prosody prosody-modules python3 python3-slixmpp openssl procps"
 TEST="clang libclang-rt-14-dev ejabberd sqlite3 git inspircd atheme-services
 kannel kannel-extras smstools dovecot-imapd dovecot-lmtpd postfix curl
 profanity poezio tmux"
-GUI="xvfb xdotool imagemagick dbus gajim psi"
+GUI="xvfb xdotool imagemagick dbus gajim psi dino-im"
 
 pkgs="$BUILD $DEMO"
 [ "${1:-}" = "--test" ] && pkgs="$pkgs $TEST"

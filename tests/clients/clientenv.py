@@ -74,6 +74,7 @@ def user_home(prefix):
     os.chmod(d, 0o755)
     home = os.path.join(d, "home")
     os.makedirs(home)
+    os.makedirs(os.path.join(home, ".run"), mode=0o700)   # XDG_RUNTIME_DIR
     for root, dirs, files in os.walk(d):
         for n in dirs + files:
             os.chown(os.path.join(root, n), pw.pw_uid, pw.pw_gid)
@@ -96,7 +97,9 @@ def as_user(home, argv, extra_env=None):
            "XDG_CONFIG_HOME": os.path.join(home, ".config"),
            "XDG_DATA_HOME": os.path.join(home, ".local", "share"),
            "XDG_CACHE_HOME": os.path.join(home, ".cache"),
-           "XDG_RUNTIME_DIR": os.path.join(home, ".run")}
+           "XDG_RUNTIME_DIR": os.path.join(home, ".run"),
+           # No accessibility bus: it outlives the client's session bus.
+           "NO_AT_BRIDGE": "1", "GTK_A11Y": "none"}
     env.update(extra_env or {})
     return (["runuser", "-u", USER, "--", "env", "-i"]
             + ["%s=%s" % kv for kv in sorted(env.items())] + list(argv))
