@@ -158,6 +158,68 @@ class Gui:
         path = os.path.join(self.outdir, "%s-%s.png" % (self.name, label))
         self.shots.append(self.d.shot(path, crop))
 
+    def join_clicked(self, b0, label, crop=None):
+        """After the click that joins: the bot must see a JOIN, with the
+        nick typed.  Returns the IRC nick, or None when nothing came."""
+        bot, ok = self.env.bot, self.tap.ok
+        j = bot.wait_for(lambda l: cwtest.irc_parse(l)[1] == "JOIN", WAIT, b0)
+        time.sleep(2)
+        self.shot(label, crop)
+        if not ok(j, "%s: joining %s makes the bot see a JOIN"
+                  % (self.name, room_jid()), diag="bot:\n" + bot.dump(b0)):
+            return None
+        me = cwtest.irc_parse(j)[0]
+        ok(me == self.nick, "%s: the nick typed (%s) is the IRC nick"
+           % (self.name, self.nick), diag="JOIN line: %s" % j)
+        return me
+
+    def chat(self, me, focus):
+        """The bot says a line; the user clicks the input (focus(), a
+        callable) and types one, which must reach IRC from me."""
+        bot = self.env.bot
+        bot.send("PRIVMSG %s :hello %s %s" % (CHAN, self.name,
+                                              secrets.token_hex(2)))
+        mine = "hi from %s %s" % (self.name, secrets.token_hex(2))
+        b1 = bot.mark()
+        focus()
+        self.d.type(mine)
+        self.d.key("Return")
+        got = bot.wait_privmsg(mine, CHAN, WAIT, b1)
+        self.tap.ok(got and got[0] == me, "%s: the line typed in the room "
+                    "reaches IRC" % self.name, diag="bot got %r" % (got,))
+
+    def change_nick(self, me, new):
+        """/nick new typed in the room's input: one NICK on IRC.  Returns
+        the IRC nick afterwards."""
+        bot = self.env.bot
+        b2 = bot.mark()
+        self.d.type("/nick " + new)
+        self.d.key("Return")
+        nl = bot.wait_for(lambda l: cwtest.irc_parse(l)[1] == "NICK", WAIT, b2)
+        done = nl and cwtest.irc_parse(nl)[2][-1] == new
+        self.tap.ok(done, "%s: /nick %s is NICK %s on IRC" % (self.name, new, new),
+                    diag="bot got %r" % nl)
+        return new if done else me
+
+    def private(self, me, open_chat, focus):
+        """open_chat() opens a private chat with the bot, focus() clicks
+        its input; the line typed must reach the bot, which answers."""
+        bot = self.env.bot
+        open_chat()
+        ptext = "private from %s %s" % (self.name, secrets.token_hex(2))
+        b3 = bot.mark()
+        focus()
+        self.d.type(ptext)
+        self.d.key("Return")
+        got = bot.wait_privmsg(ptext, BOT, WAIT, b3)
+        self.tap.ok(got and got[0] == me, "%s: a private message to %s "
+                    "(double-click in the occupant list) reaches it"
+                    % (self.name, BOT), diag="bot got %r; see %s"
+                    % (got, self.shots[-1] if self.shots else "-"))
+        if got:
+            bot.send("PRIVMSG %s :answer to %s" % (me, self.name))
+            time.sleep(2)
+
     def alive(self):
         return self.popen.poll() is None
 
@@ -228,47 +290,22 @@ class Gajim(Gui):
         d.type(self.nick)
         d.key("Return")
         d.click(815, 665)                      # Join
-        j = bot.wait_for(lambda l: cwtest.irc_parse(l)[1] == "JOIN", WAIT, b0)
-        me = cwtest.irc_parse(j)[0] if j else None
-        time.sleep(2)
-        self.shot("04-joined")
-        if not ok(j, "gajim: joining %s makes the bot see a JOIN" % room_jid(),
-                  diag="bot:\n" + bot.dump(b0)):
+        me = self.join_clicked(b0, "04-joined")
+        if me is None:
             return
-        ok(me == self.nick, "gajim: the nick typed (%s) is the IRC nick"
-           % self.nick, diag="JOIN line: %s" % j)
-        # Chat both ways.
-        text = "hello gajim %s" % secrets.token_hex(2)
-        bot.send("PRIVMSG %s :%s" % (CHAN, text))
-        mine = "hi from gajim %s" % secrets.token_hex(2)
-        b1 = bot.mark()
-        d.click(820, 776)
-        d.type(mine)
-        d.key("Return")
-        got = bot.wait_privmsg(mine, CHAN, WAIT, b1)
-        ok(got and got[0] == me, "gajim: the line typed in the room reaches IRC",
-           diag="bot got %r" % (got,))
+        self.chat(me, lambda: d.click(820, 776))
         time.sleep(2)
         self.shot("05-chat")
         # Gajim 1.7 offers no nick change in a room whose disco identity
         # is conference/irc (the menu item is greyed, /nick is unknown).
         self.tap.skip("gajim: nick change", "Gajim 1.7.3 disables Change "
                       "Nickname in rooms of type irc, as it does for biboumi")
+
         # A private message: double-click the bot in the occupant list.
-        d.click(1140, 136, n=2, pause=2)
-        self.shot("06-private-open")
-        ptext = "private from gajim %s" % secrets.token_hex(2)
-        b2 = bot.mark()
-        d.click(820, 776)
-        d.type(ptext)
-        d.key("Return")
-        got = bot.wait_privmsg(ptext, BOT, WAIT, b2)
-        ok(got and got[0] == me, "gajim: a private message to %s (double-click "
-           "in the occupant list) reaches it" % BOT,
-           diag="bot got %r; see %s" % (got, self.shots[-1]))
-        if got:
-            bot.send("PRIVMSG %s :answer to gajim" % me)
-            time.sleep(2)
+        def open_chat():
+            d.click(1140, 136, n=2, pause=2)
+            self.shot("06-private-open")
+        self.private(me, open_chat, lambda: d.click(820, 776))
         self.shot("07-private")
         ok(self.alive(), "gajim: still running at the end",
            diag="".join(cwtest.tail(self.log, 20)))
@@ -339,48 +376,16 @@ class Psi(Gui):
         d.type(self.nick)
         b0 = bot.mark()
         d.click(x + 215, y + 235)              # Join
-        j = bot.wait_for(lambda l: cwtest.irc_parse(l)[1] == "JOIN", WAIT, b0)
-        me = cwtest.irc_parse(j)[0] if j else None
-        time.sleep(2)
-        self.shot("03-joined", crop=(640, 430, 0, 0))
-        if not ok(j, "psi: joining %s makes the bot see a JOIN" % room_jid(),
-                  diag="bot:\n" + bot.dump(b0)):
+        me = self.join_clicked(b0, "03-joined", crop=(640, 430, 0, 0))
+        if me is None:
             return
-        ok(me == self.nick, "psi: the nick typed (%s) is the IRC nick" % self.nick,
-           diag="JOIN line: %s" % j)
-        text = "hello psi %s" % secrets.token_hex(2)
-        bot.send("PRIVMSG %s :%s" % (CHAN, text))
-        mine = "hi from psi %s" % secrets.token_hex(2)
-        b1 = bot.mark()
-        d.click(316, 410)
-        d.type(mine)
-        d.key("Return")
-        got = bot.wait_privmsg(mine, CHAN, WAIT, b1)
-        ok(got and got[0] == me, "psi: the line typed in the room reaches IRC",
-           diag="bot got %r" % (got,))
-        b2 = bot.mark()
-        d.type("/nick Jack")
-        d.key("Return")
-        nl = bot.wait_for(lambda l: cwtest.irc_parse(l)[1] == "NICK", WAIT, b2)
-        ok(nl and cwtest.irc_parse(nl)[2][-1] == "Jack",
-           "psi: /nick Jack is NICK Jack on IRC", diag="bot got %r" % nl)
-        if nl:
-            me = "Jack"
+        self.chat(me, lambda: d.click(316, 410))
+        me = self.change_nick(me, "Jack")
         time.sleep(2)
         self.shot("04-chat-nick", crop=(640, 430, 0, 0))
         # A private message: double-click the bot, type in the new window.
-        d.click(526, 63, n=2, pause=2)
-        ptext = "private from psi %s" % secrets.token_hex(2)
-        b3 = bot.mark()
-        d.click(186, 326)
-        d.type(ptext)
-        d.key("Return")
-        got = bot.wait_privmsg(ptext, BOT, WAIT, b3)
-        ok(got and got[0] == me, "psi: a private message to %s (double-click "
-           "in the occupant list) reaches it" % BOT, diag="bot got %r" % (got,))
-        if got:
-            bot.send("PRIVMSG %s :answer to psi" % me)
-            time.sleep(2)
+        self.private(me, lambda: d.click(526, 63, n=2, pause=2),
+                     lambda: d.click(186, 326))
         self.shot("05-private", crop=(640, 430, 0, 0))
         ok(self.alive(), "psi: still running at the end",
            diag="".join(cwtest.tail(self.log, 20)))
@@ -456,30 +461,11 @@ class Dino(Gui):
         d.type(self.nick)
         b0 = bot.mark()
         d.press(427, 28)                       # Join
-        j = bot.wait_for(lambda l: cwtest.irc_parse(l)[1] == "JOIN", WAIT, b0)
-        me = cwtest.irc_parse(j)[0] if j else None
-        time.sleep(2)
-        self.shot("02-joined", crop=(1200, 700, 0, 0))
-        if not ok(j, "dino: joining %s makes the bot see a JOIN" % room_jid(),
-                  diag="bot:\n" + bot.dump(b0)):
+        me = self.join_clicked(b0, "02-joined", crop=(1200, 700, 0, 0))
+        if me is None:
             return
-        ok(me == self.nick, "dino: the nick typed (%s) is the IRC nick"
-           % self.nick, diag="JOIN line: %s" % j)
-        bot.send("PRIVMSG %s :hello dino %s" % (CHAN, secrets.token_hex(2)))
-        mine = "hi from dino %s" % secrets.token_hex(2)
-        b1 = bot.mark()
-        d.press(700, 662)
-        d.type(mine)
-        d.key("Return")
-        got = bot.wait_privmsg(mine, CHAN, WAIT, b1)
-        ok(got and got[0] == me, "dino: the line typed in the room reaches IRC",
-           diag="bot got %r" % (got,))
-        b2 = bot.mark()
-        d.type("/nick Lena")
-        d.key("Return")
-        nl = bot.wait_for(lambda l: cwtest.irc_parse(l)[1] == "NICK", WAIT, b2)
-        ok(nl and cwtest.irc_parse(nl)[2][-1] == "Lena",
-           "dino: /nick Lena is NICK Lena on IRC", diag="bot got %r" % nl)
+        self.chat(me, lambda: d.press(700, 662))
+        self.change_nick(me, "Lena")
         time.sleep(2)
         self.shot("03-chat-nick", crop=(1200, 700, 0, 0))
         self.tap.skip("dino: private message", "the occupant list is a popover "
