@@ -179,14 +179,20 @@ class Gui:
         bot = self.env.bot
         bot.send("PRIVMSG %s :hello %s %s" % (CHAN, self.name,
                                               secrets.token_hex(2)))
-        mine = "hi from %s %s" % (self.name, secrets.token_hex(2))
-        b1 = bot.mark()
-        focus()
-        self.d.type(mine)
-        self.d.key("Return")
-        got = bot.wait_privmsg(mine, CHAN, WAIT, b1)
+        got = self.typed_line(focus, "hi from %s %s" % (
+            self.name, secrets.token_hex(2)), CHAN)
         self.tap.ok(got and got[0] == me, "%s: the line typed in the room "
                     "reaches IRC" % self.name, diag="bot got %r" % (got,))
+
+    def typed_line(self, focus, text, target):
+        """focus() clicks an input, text is typed and sent: the PRIVMSG
+        to target the bot gets, as (nick, target, text), or None."""
+        bot = self.env.bot
+        mark = bot.mark()
+        focus()
+        self.d.type(text)
+        self.d.key("Return")
+        return bot.wait_privmsg(text, target, WAIT, mark)
 
     def change_nick(self, me, new):
         """/nick new typed in the room's input: one NICK on IRC.  Returns
@@ -206,12 +212,8 @@ class Gui:
         its input; the line typed must reach the bot, which answers."""
         bot = self.env.bot
         open_chat()
-        ptext = "private from %s %s" % (self.name, secrets.token_hex(2))
-        b3 = bot.mark()
-        focus()
-        self.d.type(ptext)
-        self.d.key("Return")
-        got = bot.wait_privmsg(ptext, BOT, WAIT, b3)
+        got = self.typed_line(focus, "private from %s %s" % (
+            self.name, secrets.token_hex(2)), BOT)
         self.tap.ok(got and got[0] == me, "%s: a private message to %s "
                     "(double-click in the occupant list) reaches it"
                     % (self.name, BOT), diag="bot got %r; see %s"
