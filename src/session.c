@@ -1254,9 +1254,11 @@ session_registered(struct component *c, const char *bare_jid, int first)
 		int same = old != NULL && fields_within(old, s->fields) &&
 		    fields_within(s->fields, old);
 		form_free(old);
-		if (same) {
+		if (same && s->state != SESSION_FAILED) {
 			/* The same values submitted again: nothing to do
-			 * (a settings form sent unchanged logs nobody out). */
+			 * (a settings form sent unchanged logs nobody out).
+			 * A failed session tries them again, though: the
+			 * user may have fixed the account meanwhile. */
 		} else if (c->backend->registration_changed != NULL &&
 		    s->state == SESSION_ONLINE) {
 			/* The backend knows what its connections use, and
@@ -1408,8 +1410,7 @@ session_for_use(struct component *c, const char *bare_jid)
 	 * written looks registered, which costs nothing but a label. */
 	if (store_user_add(cw->store, c->domain, bare_jid) < 0)
 		return NULL;
-	store_state_set(cw->store, c->domain, bare_jid, FIRST_USE_KEY, "1",
-	    1);
+	session_set_first_use(c, bare_jid, 1);
 	log_info("%s: %s uses the gateway without registering", c->domain,
 	    bare_jid);
 	return session_get(c, bare_jid);

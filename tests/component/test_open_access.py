@@ -58,28 +58,22 @@ class TinyIrcd:
                              daemon=True).start()
 
     def _serve(self, c):
-        nick, buf = "*", b""
-        while True:
-            try:
-                data = c.recv(4096)
-            except OSError:
-                data = b""
-            if not data:
-                break
-            buf += data
-            while b"\n" in buf:
-                raw, buf = buf.split(b"\n", 1)
-                words = raw.decode("utf-8", "replace").strip().split(" ")
-                out = []
-                if words[0] == "NICK":
+        nick = "*"
+        answers = {
+            "USER": lambda w: [":t 001 %s :hi" % nick],
+            "JOIN": lambda w: [":%s!u@t JOIN %s" % (nick, w[1]),
+                               ":t 366 %s %s :end" % (nick, w[1])],
+        }
+        try:
+            for raw in c.makefile("rb"):
+                words = raw.decode("utf-8", "replace").split()
+                if words[:1] == ["NICK"] and len(words) > 1:
                     nick = words[1].lstrip(":")
-                elif words[0] == "USER":
-                    out.append(":t 001 %s :hi" % nick)
-                elif words[0] == "JOIN":
-                    out += [":%s!u@t JOIN %s" % (nick, words[1]),
-                            ":t 366 %s %s :end" % (nick, words[1])]
-                for line in out:
-                    c.sendall(line.encode() + b"\r\n")
+                elif words and words[0] in answers and len(words) > 1:
+                    c.sendall("".join(l + "\r\n" for l in
+                                      answers[words[0]](words)).encode())
+        except OSError:
+            pass
         c.close()
 
     def close(self):
@@ -171,7 +165,11 @@ def closed_gateway(conn, cw, ircd):
 
 
 def config_checks():
-    d = tempfile.mkdtemp(prefix="cw-comp-")
+    with tempfile.TemporaryDirectory(prefix="cw-comp-") as d:
+        config_checks_in(d)
+
+
+def config_checks_in(d):
     out = {}
     for backend, value in (("echo", "no"), ("irc", "yes"), ("irc", "no")):
         cfg = os.path.join(d, "%s-%s.conf" % (backend, value))

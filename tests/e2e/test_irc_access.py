@@ -3,7 +3,7 @@
 do not throw anyone out, and IRC credentials that go to one server only;
 through a real XMPP server (Prosody, ejabberd) and a real InspIRCd, with a
 raw IRC client (the bot) on the other side and a scripted IRC server
-(AccessIrcd, on 127.0.0.5) that records every line it receives.
+(AccessIrcd, on 127.0.0.4) that records every line it receives.
 
 Every user here is a JID that never registered with the gateway (except
 where a check registers on purpose), and allow names them one by one:
@@ -32,9 +32,9 @@ mallory@localhost is outside it.
     commands and registration are forbidden, and AccessIrcd and the bot
     see nothing of her;
   - credentials: gina registers SASL and server passwords on the gateway
-    and on 127.0.0.1@gw, then joins a channel on 127.0.0.5: no PASS, no
+    and on 127.0.0.1@gw, then joins a channel on 127.0.0.4: no PASS, no
     AUTHENTICATE, none of those secrets reach it; registering on
-    127.0.0.5@gw then reconnects with those (PASS, SASL PLAIN) and her
+    127.0.0.4@gw then reconnects with those (PASS, SASL PLAIN) and her
     room stays joined;
   - --check-config: require_registration = no is refused for the email
     backend.
@@ -45,59 +45,32 @@ Needs inspircd; output is TAP.
 
 import base64
 import os
-import socket
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cwtest                                   # noqa: E402
-from cwtest import Causeway, InspIRCd, IrcClient, irc_parse  # noqa: E402
-from test_irc import (C, DOMAIN, HANDSHAKE, NS_MUC, NS_MUC_USER,  # noqa: E402
-                      NS_REGISTER, NS_DATA, SRV, WAIT, User, bare,
-                      chat_from, error_condition, groupchat, irc, muc_codes,
-                      muc_item, nick_jid, resource, room_jid, self_presence,
-                      start_bot, subject, xml_str)
+from cwtest import Causeway, InspIRCd, irc_parse  # noqa: E402
+from test_irc import (C, DOMAIN, HANDSHAKE, NS_MUC, NS_REGISTER,  # noqa: E402
+                      NS_DATA, SRV, SRV_FAKE, WAIT, FakeIrcd, User, bare,
+                      error_condition, irc, muc_codes, muc_item, nick_jid,
+                      resource, room_jid, self_presence, start_bot, xml_str)
 
-FAKE = "127.0.0.5"
+FAKE = SRV_FAKE
 NS_CMD = "http://jabber.org/protocol/commands"
 NS_ITEMS = "http://jabber.org/protocol/disco#items"
 USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "gina")
 OUTSIDER = "mallory"
 
 
-class AccessIrcd:
-    """A scripted IRC server on FAKE:port that records every line and
-    connection.  It offers server-time and sasl (PLAIN, any credentials
-    accepted), refuses nicks holding '.' (432) and the nick "taken"
-    (433), answers JOIN with JOIN, NAMES and 366."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((FAKE, 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.lines = []             # (connection number, line)
-        self.nconns = 0
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-        cwtest.on_exit(self.close)
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.nconns += 1
-                n = self.nconns
-            threading.Thread(target=self._serve, args=(conn, n),
-                             daemon=True).start()
+class AccessIrcd(FakeIrcd):
+    """test_irc's scripted server (its socket on SRV_FAKE, its record of
+    connections and lines) with a script of its own: it offers
+    server-time and sasl (PLAIN, any credentials accepted), refuses nicks
+    holding '.' (432) and the nick "taken" (433), answers JOIN with JOIN,
+    NAMES and 366."""
 
     @staticmethod
     def _send(conn, *lines):
@@ -106,25 +79,17 @@ class AccessIrcd:
         except OSError:
             pass
 
-    def _serve(self, conn, n):
+    def _serve(self, conn):
         st = {"nick": "*", "user": False, "caps": False, "reg": False}
-        buf = b""
-        while True:
-            try:
-                data = conn.recv(65536)
-            except OSError:
-                data = b""
-            if not data:
-                break
-            buf += data
-            while b"\n" in buf:
-                raw, buf = buf.split(b"\n", 1)
-                line = raw.rstrip(b"\r").decode("utf-8", "replace")
+        try:
+            for raw in conn.makefile("rb"):
+                line = raw.rstrip(b"\r\n").decode("utf-8", "replace")
                 with self.lock:
-                    self.lines.append((n, line))
+                    self.lines.append(line)
                 if self._line(conn, st, line):
-                    conn.close()
-                    return
+                    break
+        except OSError:
+            pass
         conn.close()
 
     def _line(self, conn, st, line):
@@ -179,23 +144,17 @@ class AccessIrcd:
 
     def mark(self):
         with self.lock:
-            return len(self.lines), self.nconns
+            return len(self.lines), len(self.conns)
 
     def since(self, mark, pred=None):
         """Lines received since mark (from mark()), matching pred."""
         with self.lock:
-            return [l for _, l in self.lines[mark[0]:]
+            return [l for l in self.lines[mark[0]:]
                     if pred is None or pred(l)]
 
     def conns_since(self, mark):
         with self.lock:
-            return self.nconns - mark[1]
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+            return len(self.conns) - mark[1]
 
 
 class Ctx:
@@ -684,7 +643,7 @@ def check_credentials(ctx, gina):
 
 
 def check_email_config(tap):
-    d = tempfile.mkdtemp(prefix="cwtest-access-")
+    d = cwtest.make_tempdir("cwtest-access-")
     cfg = os.path.join(d, "causeway.conf")
     with open(cfg, "w") as f:
         f.write("[causeway]\ndatabase = %s/db\nkey_file = %s/key\n\n"

@@ -617,47 +617,33 @@ test_nick_refused(void)
 
 /* 432 at registration: the nick is mended (the characters every server
  * takes), not stepped aside with underscores; a nick the connection
- * cannot even send is mended before the first NICK. */
+ * cannot even send is mended before the first NICK; with nothing left
+ * of it, the user name stands in. */
 static void
 test_nick_erroneous(void)
 {
-	struct fake *f = fake_new(NULL);
-	struct client cl = { 0 };
-	struct irc_conn_config cfg;
-	cfg_init(&cfg, f);
-	f->erroneous = 1;
-	cfg.nick = "9.lives";
-	start(&cl, &cfg);
-	CHECK(run(stop_005, 5) == 0);
-	CHECK(cl.registered_calls == 1);
-	CHECK_STR(cl.reg_nick, "lives");
-	CHECK(fake_find(f, "NICK 9.lives") >= 0);
-	CHECK(fake_find(f, "NICK lives") >= 0);
-	finish(&cl, f);
-
-	f = fake_new(NULL);
-	memset(&cl, 0, sizeof(cl));
-	cfg_init(&cfg, f);
-	f->erroneous = 1;
-	cfg.nick = ":x,y";
-	start(&cl, &cfg);
-	CHECK(run(stop_005, 5) == 0);
-	CHECK(cl.registered_calls == 1);
-	CHECK_STR(cl.reg_nick, "xy");
-	CHECK(fake_count(f, "NICK ") == 1);
-	finish(&cl, f);
-
-	/* Nothing left of it: the user name stands in. */
-	f = fake_new(NULL);
-	memset(&cl, 0, sizeof(cl));
-	cfg_init(&cfg, f);
-	f->erroneous = 1;
-	cfg.nick = "1.2";
-	start(&cl, &cfg);
-	CHECK(run(stop_005, 5) == 0);
-	CHECK(cl.registered_calls == 1);
-	CHECK_STR(cl.reg_nick, "al");
-	finish(&cl, f);
+	static const struct {
+		const char *nick, *got;
+		int nicks;            /* NICK lines sent */
+	} cases[] = {
+		{ "9.lives", "lives", 2 },
+		{ ":x,y", "xy", 1 },
+		{ "1.2", "al", 2 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fake *f = fake_new(NULL);
+		struct client cl = { 0 };
+		struct irc_conn_config cfg;
+		cfg_init(&cfg, f);
+		f->erroneous = 1;
+		cfg.nick = cases[i].nick;
+		start(&cl, &cfg);
+		CHECK(run(stop_005, 5) == 0);
+		CHECK(cl.registered_calls == 1);
+		CHECK_STR(cl.reg_nick, cases[i].got);
+		CHECK(fake_count(f, "NICK ") == cases[i].nicks);
+		finish(&cl, f);
+	}
 }
 
 /* Decodes the base64 the fake collected. */
