@@ -8,8 +8,10 @@ with the nick typed (Caro), which the IRC bot must see JOIN; the occupant
 list shows the bot and the user; the topic the bot set is on screen; a
 line from the bot appears; a line typed reaches the bot; the typed line is
 shown once; /nick Dora is a NICK on IRC and the screen shows the new nick;
-a private message typed to the bot reaches it and its answer appears.
-Last, the client is still running (a crash is a failure).
+a private message typed to the bot reaches it and its answer appears;
+(poezio) the gateway's settings command submitted unchanged from its
+ad-hoc UI completes and leaves the user in the channel.  Last, the client
+is still running (a crash is a failure).
 """
 
 import os
@@ -186,6 +188,46 @@ class Poezio(Profanity):
     def quit(self):
         self.type("/quit")
 
+    def settings_unchanged(self):
+        """The gateway's settings command, submitted as it comes: poezio
+        lists the commands (/ad-hoc), Enter runs the first (settings),
+        Ctrl+Y submits the form (with action "next").  Returns what the
+        screen says then."""
+        self.type("/ad-hoc irc.localhost")
+        if not self.screen.wait(r"settings\s+Change settings", WAIT):
+            return None
+        self.screen.key("Enter")
+        if not self.screen.wait(r"Ctrl\+Y: send form", WAIT):
+            return None
+        self.screen.key("C-y")
+        return self.screen.wait(r"Adhoc command \w+.*|.*[Ee]rror.*", WAIT)
+
+    def back_to_room(self):
+        self.type("/win 1")
+
+
+def check_settings(tap, env, c, me):
+    """A never-registered user submits the settings command unchanged
+    from the client's own ad-hoc UI: it completes, and the IRC side sees
+    no QUIT, PART or JOIN (no reconnect, no room shutdown)."""
+    label, bot = c.name, env.bot
+    b0 = bot.mark()
+    m = c.settings_unchanged()
+    c.screen.save("settings")
+    tap.ok(m and "completed" in m.group(0), "%s: the gateway's settings command "
+           "(one step, submitted unchanged) completes" % label,
+           diag="screen says %r\n%s" % (m.group(0) if m else None, c.screen.text()))
+    time.sleep(2)
+    moved = bot.find(lambda l: cwtest.irc_parse(l)[1] in ("QUIT", "PART", "JOIN"), b0)
+    c.back_to_room()
+    text = "still here %s" % token()
+    b1 = bot.mark()
+    c.say(text)
+    got = bot.wait_privmsg(text, CHAN, WAIT, b1)
+    tap.ok(not moved and got and got[0] == me, "%s: after it the user is still "
+           "in %s as %s: no QUIT/PART/JOIN on IRC, the next line goes out"
+           % (label, CHAN, me), diag="IRC saw %r; bot got %r" % (moved, got))
+
 
 def walk(tap, env, cls):
     """The person's walk through the channel with one client; returns
@@ -313,6 +355,8 @@ def walk(tap, env, cls):
     shown = c.screen.wait(re.escape(answer), WAIT)
     c.screen.save("private")
     ok(shown, "%s: the bot's private answer appears" % label, diag=diag(c))
+    if hasattr(c, "settings_unchanged"):
+        check_settings(tap, env, c, me)
     ok(c.screen.alive(), "%s: the client is still running at the end" % label,
        diag=diag(c))
     tap.diag("%s: screen captures in %s" % (label, clientenv.artifacts_dir()))
