@@ -330,9 +330,12 @@ def walk(tap, env, cls):
     b3 = bot.mark()
     c.say(after)
     got = bot.wait_privmsg(after, CHAN, WAIT, b3)
-    ok(got and got[0] == NICK2 and c.screen.wait(c.line_re(NICK2, after), WAIT),
-       "%s: the next line goes out and is shown as from %s" % (label, NICK2),
-       diag="bot got %r\n%s" % (got, diag(c)))
+    shown = c.screen.wait(c.line_re(NICK2, after), WAIT)
+    time.sleep(1)
+    n = len(re.findall(c.line_re(NICK2, after), c.screen.text(), re.M))
+    ok(got and got[0] == NICK2 and shown and n == 1,
+       "%s: the next line goes out and is shown once as from %s (shown %d "
+       "times)" % (label, NICK2, n), diag="bot got %r\n%s" % (got, diag(c)))
     c.screen.save("nick")
 
     # ---- private message to the bot and its answer
