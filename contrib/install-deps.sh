@@ -12,11 +12,12 @@ BUILD="autoconf automake make gcc pkg-config libexpat1-dev libevent-dev
 libssl-dev libsqlite3-dev libesmtp-dev libetpan-dev ca-certificates"
 DEMO="prosody prosody-modules python3 python3-slixmpp openssl procps"
 TEST="clang libclang-rt-14-dev ejabberd sqlite3 git inspircd atheme-services
-kannel kannel-extras smstools dovecot-imapd dovecot-lmtpd postfix curl
-profanity poezio tmux"
-GUI="xvfb xdotool imagemagick dbus gajim psi dino-im"
+kannel kannel-extras smstools dovecot-imapd dovecot-lmtpd postfix curl"
 
 pkgs="$BUILD $DEMO"
+# The terminal clients tests/clients drives; the graphical ones for gui.sh.
+TEST="$TEST profanity poezio tmux"
+GUI="xvfb xdotool imagemagick dbus gajim psi dino-im"
 [ "${1:-}" = "--test" ] && pkgs="$pkgs $TEST"
 [ "${1:-}" = "--gui" ] && pkgs="$pkgs $TEST $GUI"
 
