@@ -2,6 +2,7 @@
 # Installs what causeway needs on Debian 12.
 #   contrib/install-deps.sh          build dependencies and a demo server
 #   contrib/install-deps.sh --test   also everything the test suite runs
+#   contrib/install-deps.sh --gui    also the graphical clients for tests/clients/gui.sh
 # Run as root.  Daemons installed here are never started by the install:
 # a policy-rc.d that forbids it is put in place for the install when the
 # machine has none (and removed again afterwards).
@@ -17,7 +18,11 @@ python3-cryptography dovecot-submissiond
 debhelper lintian fakeroot dpkg-dev prometheus jabberd2 groff man-db systemd"
 
 pkgs="$BUILD $DEMO"
+# The terminal clients tests/clients drives; the graphical ones for gui.sh.
+TEST="$TEST profanity poezio tmux"
+GUI="xvfb xdotool imagemagick dbus gajim psi dino-im"
 [ "${1:-}" = "--test" ] && pkgs="$pkgs $TEST"
+[ "${1:-}" = "--gui" ] && pkgs="$pkgs $TEST $GUI"
 
 if [ "$(id -u)" != 0 ]; then
 	echo "install-deps: run as root (apt-get needs it)" >&2

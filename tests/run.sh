@@ -189,6 +189,12 @@ if [ -x "$out/main/causeway" ]; then
 		env CAUSEWAY_BIN="$out/main/causeway" bash tests/e2e/run.sh
 fi
 
+if [ -x "$out/main/causeway" ]; then
+	step "stock clients (profanity, poezio)" "$out/clients.tap" \
+		env CAUSEWAY_BIN="$out/main/causeway" CW_ARTIFACTS="$out/clients" \
+		bash tests/clients/run.sh
+fi
+
 demo() {
 	if CAUSEWAY_BIN="$out/main/causeway" bash contrib/demo.sh --check; then
 		echo "ok 1 - the README's demo (contrib/demo.sh --check) answers"
