@@ -648,19 +648,7 @@ async def gateway_run(env, users, name, run, args, tag):
         R["idle_rss_anon_kb"] = status_kb(gw.pid, "RssAnon")
         R["startup_cpu_s"] = cpu_s(gw.pid)
 
-        # causeway wants a registration (jabber:iq:register, empty form)
-        if name == "causeway":
-            form = ("<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' "
-                    "type='submit'><field var='FORM_TYPE'><value>jabber:iq:register"
-                    "</value></field></x></query>")
-            t1 = time.perf_counter()
-            res = await asyncio.gather(*[asyncio.wait_for(u.c.iq(domain, form, "set"), 60)
-                                         for u in users], return_exceptions=True)
-            bad = [r for r in res if isinstance(r, Exception) or r.get("type") != "result"]
-            R["register_s"] = round(time.perf_counter() - t1, 3)
-            if bad:
-                R["register_failures"] = len(bad)
-                log("%s: %d registrations failed" % (name, len(bad)))
+        # Users never register: like biboumi's, causeway's users just join.
 
         # ---- the IRC bot -------------------------------------------------
         main = "#bench-%s" % tag

@@ -12,7 +12,7 @@ causeway opens (one per user, as in production).
 
 Steps, all on 127.0.0.1:
   1. causeway starts and connects to us; idle RSS 1 s later;
-  2. the N users register (jabber:iq:register, empty form; not timed);
+  2. (the N users never register: they join on first use);
   3. the IRC bot joins a few of the channels (so they have a speaker);
   4. the users join channels of S users each (#scale-K, user i in channel
      i // S: N/S channels), in batches of B joins, each batch waited for:
@@ -172,11 +172,6 @@ class FakeServer:
             await self.server.wait_closed()
 
 
-REG_FORM = ("<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' "
-            "type='submit'><field var='FORM_TYPE'><value>jabber:iq:register"
-            "</value></field></x></query>")
-
-
 def chan(k):
     return "#scale-%d" % k
 
@@ -239,18 +234,8 @@ async def run_scale(args, env):
                     got_msg.setdefault((to, b.text.split()[1]), time.perf_counter())
         srv.on_stanza = on_stanza
 
-        # ---- 2. registrations ----------------------------------------
-        t1 = time.perf_counter()
-        bad = 0
-        for k in range(0, n, 500):
-            fs = [srv.iq(u + "/r", DOMAIN, REG_FORM) for u in users[k:k + 500]]
-            res = await asyncio.wait_for(asyncio.gather(*fs), 120)
-            bad += sum(1 for r in res if r.get("type") != "result")
-        R["register_s"] = round(time.perf_counter() - t1, 2)
-        R["register_failures"] = bad
-        R["registered_rss_kb"] = status_kb(gw.pid)
-        log("scale: %d users registered in %.1f s (%d failed)"
-            % (n, R["register_s"], bad))
+        # ---- 2. no registrations: users join on first use ------------
+        R["before_join_rss_kb"] = status_kb(gw.pid)
 
         # ---- 3. the bot ---------------------------------------------------
         probe = sorted({0, nchan // 2, nchan - 1})
