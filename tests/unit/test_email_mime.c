@@ -323,9 +323,9 @@ mime_mails(void)
 	CHECK(t.from_addr == NULL);
 	CHECK_STR(t.body, "caf\xc3\xa9");
 	email_text_clear(&t);
-	/* Boundary missing: the multipart is listed, not lost. */
+	/* Boundary missing and no delimiter: the body reads as text. */
 	t = parse("Content-Type: multipart/mixed\r\n\r\nbody\r\n", 0);
-	CHECK(strstr(t.body, "multipart/mixed") != NULL);
+	CHECK_STR(t.body, "body");
 	email_text_clear(&t);
 	/* Empty mail. */
 	t = parse("", 0);
