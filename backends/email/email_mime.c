@@ -1546,10 +1546,12 @@ walk_alternative(struct walk *w, const char **starts, const size_t *lens,
 }
 
 static void
-walk_multipart(struct walk *w, const struct entity *e, int depth)
+walk_multipart(struct walk *w, const struct entity *e, int depth,
+    const char *guessed)
 {
 	const char *subtype = e->type + 10;
-	char *boundary = e->ct ? param_get(e->ct, "boundary") : NULL;
+	char *boundary = guessed ? xstrdup(guessed) : e->ct ?
+	    param_get(e->ct, "boundary") : NULL;
 	size_t max = EMAIL_PARTS_MAX + 1;
 	const char **starts = xreallocarray(NULL, max, sizeof(*starts));
 	size_t *lens = xreallocarray(NULL, max, sizeof(*lens));
@@ -1623,8 +1625,8 @@ walk_message(struct walk *w, const struct entity *e, int depth, int digest)
 	const char *body;
 	size_t hlen = header_end(inner, n, &body);
 	struct ebuf b = { 0 };
-	int returned = w->in_report || strcmp(e->type,
-	    "text/rfc822-headers") == 0;
+	int returned = w->in_report || strstr(e->type, "rfc822-headers") !=
+	    NULL;
 	ebuf_str(&b, returned ? "-------- The returned mail --------" :
 	    digest ? "-------- Message --------" :
 	    "-------- Forwarded message --------");
@@ -1750,16 +1752,35 @@ walk_entity(struct walk *w, const char *p, size_t len, int depth,
 		e.type = xstrdup("multipart/mixed");
 		t = e.type;
 	}
+	char *guess = NULL;
+	if (e.ct == NULL && strcmp(t, "text/plain") == 0 &&
+	    (guess = guess_boundary(e.body, e.blen)) != NULL) {
+		/* No Content-Type at all (a gateway dropped it) over a body
+		 * in MIME parts: the parts are read, and what comes before
+		 * them is text, as it may be a bounce quoting a mail. */
+		char *delim = xasprintf("--%s", guess);
+		const char *d = memmem(e.body, e.blen, delim, strlen(delim));
+		free(delim);
+		char *pre = xstrndup(e.body, d ? (size_t)(d - e.body) : 0);
+		text_add(w, pre);
+		free(pre);
+		free(e.type);
+		e.type = xstrdup("multipart/mixed");
+		t = e.type;
+	}
 	if (strncmp(t, "multipart/", 10) == 0) {
-		walk_multipart(w, &e, depth);
+		walk_multipart(w, &e, depth, guess);
 	} else if (strcmp(t, "message/rfc822") == 0 ||
 	    strcmp(t, "message/global") == 0 ||
-	    strcmp(t, "text/rfc822-headers") == 0) {
+	    strcmp(t, "text/rfc822-headers") == 0 ||
+	    strcmp(t, "message/rfc822-headers") == 0) {
 		walk_message(w, &e, depth, strcmp(deftype,
 		    "message/rfc822") == 0);
 	} else if (strcmp(t, "message/delivery-status") == 0 ||
 	    strcmp(t, "message/global-delivery-status") == 0) {
 		walk_dsn(w, &e);
+	} else if (strcmp(t, "message/disposition-notification") == 0) {
+		/* A read receipt: its text part says it for people. */
 	} else if (!e.attachment && strncmp(t, "text/", 5) == 0 &&
 	    (e.fname == NULL || strcmp(t, "text/plain") == 0 ||
 	    strcmp(t, "text/html") == 0)) {
@@ -1773,6 +1794,7 @@ walk_entity(struct walk *w, const char *p, size_t len, int depth,
 		 * a person could open. */
 		list_part(w, e.fname, t, e.body, e.blen, e.cte);
 	}
+	free(guess);
 	entity_clear(&e);
 }
 
