@@ -1650,6 +1650,17 @@ walk_message(struct walk *w, const struct entity *e, int depth, int digest)
 	free(inner);
 }
 
+/* Runs of blanks (left by unfolding a long diagnostic) as one space. */
+static void
+squeeze(char *s)
+{
+	char *w = s;
+	for (char *r = s; *r; r++)
+		if (!(*r == ' ' || *r == '\t') || w == s || (w[-1] != ' '))
+			*w++ = *r == '\t' ? ' ' : *r;
+	*w = '\0';
+}
+
 /*
  * The machine part of a delivery report (RFC 3464): per recipient, who,
  * what happened, the status code and the server's words.
@@ -1693,6 +1704,9 @@ walk_dsn(struct walk *w, const struct entity *e)
 				    status, 64) : NULL;
 				char *dg = diag ? email_mime_header_text(diag,
 				    REPORT_DIAG_MAX) : NULL;
+				squeeze(who);
+				if (dg != NULL)
+					squeeze(dg);
 				ebuf_fmt(&b, "\n- %s: %s%s%s%s%s", who, act,
 				    st && *st ? ", status " : "", st ? st : "",
 				    dg && *dg ? ": " : "", dg ? dg : "");
