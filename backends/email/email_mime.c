@@ -1221,6 +1221,9 @@ email_mime_html_to_text(const char *s, size_t n)
 /* Delivery reports: recipients summed up, and the summary's caps. */
 #define REPORT_RCPTS_MAX 10
 #define REPORT_DIAG_MAX 300
+/* Boundary lines tried when a multipart's own boundary does not split
+ * it. */
+#define GUESS_TRIES_MAX 8
 
 struct walk {
 	const struct email_limits *lim;
@@ -1402,8 +1405,8 @@ static void walk_entity(struct walk *w, const char *p, size_t len, int depth,
 
 /*
  * The parts of a multipart body: (*starts)[i], (*lens)[i], at most max
- * of them stored; returns how many there are (*seen set when a
- * delimiter occurs at all).  A delimiter is "--boundary" at the start
+ * of them stored; returns how many there are (*seen counts the
+ * delimiter lines).  A delimiter is "--boundary" at the start
  * of a line with only blanks after it (or "--" for the closing one).
  */
 static size_t
@@ -1440,7 +1443,7 @@ split_parts(const char *body, size_t blen, const char *boundary,
 			p = after;
 			continue;
 		}
-		*seen = 1;
+		(*seen)++;
 		if (part != NULL && n++ < max) {
 			/* The CRLF before the delimiter belongs to it. */
 			const char *pe = d;
@@ -1470,14 +1473,17 @@ split_parts(const char *body, size_t blen, const char *boundary,
 
 /*
  * The boundary a multipart body really uses when its header names none
- * or one that never occurs: the first line "--x" followed by a header
- * field (caller frees), or NULL.
+ * or one that never occurs (caller frees), or NULL: the first line "--x"
+ * followed by a Content- field, when "--x" starts another line too (a
+ * quoted "-----Original Message-----" over "From:" is no boundary).
  */
 static char *
 guess_boundary(const char *body, size_t blen)
 {
 	const char *p = body, *end = body + blen;
-	while (p < end) {
+	/* Each candidate costs a scan of the rest: a few only. */
+	int tries = GUESS_TRIES_MAX;
+	while (p < end && tries > 0) {
 		const char *eol = memchr(p, '\n', (size_t)(end - p));
 		const char *le = eol ? eol : end;
 		size_t ll = (size_t)(le - p);
@@ -1485,9 +1491,17 @@ guess_boundary(const char *body, size_t blen)
 		    p[ll - 1] == '\t'))
 			ll--;
 		if (ll > 2 && ll <= 72 && p[0] == '-' && p[1] == '-' &&
-		    eol != NULL && header_line(eol + 1,
-		    (size_t)(end - eol - 1)) && memchr(p, ' ', ll) == NULL)
-			return xstrndup(p + 2, ll - 2);
+		    eol != NULL && (size_t)(end - eol - 1) > 8 &&
+		    strncasecmp(eol + 1, "Content-", 8) == 0) {
+			tries--;
+			int seen = 0;
+			char *b = xstrndup(p + 2, ll - 2);
+			split_parts(p, (size_t)(end - p), b, NULL, NULL, 0,
+			    &seen);
+			if (seen >= 2)
+				return b;
+			free(b);
+		}
 		if (eol == NULL)
 			break;
 		p = eol + 1;

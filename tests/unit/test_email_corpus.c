@@ -104,6 +104,14 @@ static const struct expect table[] = {
 	    "newline here", NULL }, { "(no text)", NULL } },
 	{ 0, "msg_37.txt", { "Blah\n\nBlah\n\nBlah", NULL },
 	    { "--ABCDE", NULL } },
+	/* Boundary lines inside a part's text (msg_38) and inner parts
+	 * that reuse the outer boundary (msg_39): text, no MIME syntax. */
+	{ 0, "msg_38.txt", { "Unlike the test test_nested-multiples",
+	    "I have not yet ever seen", "It's never too late to have a "
+	    "happy childhood.", NULL }, { "Content-ID", "Content-Type",
+	    NULL } },
+	{ 0, "msg_39.txt", { "It's never too late to have a happy "
+	    "childhood.", NULL }, { "Content-ID", "Content-Type", NULL } },
 	/* text/html that names a boundary its body uses. */
 	{ 0, "msg_40.txt", { NULL }, { "961284236552522269",
 	    "Content-Type", NULL } },
