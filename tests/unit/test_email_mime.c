@@ -11,6 +11,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "email_buf.h"
 #include "email_mime.h"
@@ -557,6 +558,26 @@ hostile_reports(void)
 	CHECK(clean(t.body));
 	email_text_clear(&t);
 	free(b.p);
+	/* 100,000 lines that each look like a different boundary over a
+	 * Content- field: a few are tried, not every one against the
+	 * rest (which would take minutes). */
+	b = (struct ebuf){ 0 };
+	ebuf_str(&b, "Content-Type: multipart/mixed\r\n\r\n");
+	for (int i = 0; i < 100000; i++)
+		ebuf_fmt(&b, "--b%d\r\nContent-X: y\r\n", i);
+	clock_t c0 = clock();
+	t = parse(b.p, 0);
+	CHECK((double)(clock() - c0) / CLOCKS_PER_SEC < 5.0);
+	CHECK(clean(t.body));
+	email_text_clear(&t);
+	free(b.p);
+	/* A quoted reply is no boundary: the text stays whole. */
+	t = parse("Subject: re\r\n\r\nI agree.\r\n\r\n"
+	    "-----Original Message-----\r\nFrom: Bob\r\nSent: Monday\r\n"
+	    "\r\nShall we?\r\n", 0);
+	CHECK_STR(t.body, "I agree.\n\n-----Original Message-----\n"
+	    "From: Bob\nSent: Monday\n\nShall we?");
+	email_text_clear(&t);
 	/* A forwarded mail in base64. */
 	t = parse("Content-Type: message/rfc822\r\n"
 	    "Content-Transfer-Encoding: base64\r\n\r\n"
