@@ -1527,11 +1527,13 @@ alt_rank(const struct entity *e)
 	return 2;
 }
 
+/* Of an alternative, only the version shown: the others are the same
+ * mail, no attachments. */
 static void
 walk_alternative(struct walk *w, const char **starts, const size_t *lens,
     size_t n, int depth)
 {
-	size_t best = n, html = n;
+	size_t best = n;
 	int rank = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct entity e;
@@ -1541,22 +1543,11 @@ walk_alternative(struct walk *w, const char **starts, const size_t *lens,
 			rank = r;
 			best = i;
 		}
-		if (r == 3 && html == n)
-			html = i;
 		entity_clear(&e);
 	}
-	if (best == n)
-		return;
-	walk_entity(w, starts[best], lens[best], depth + 1, "text/plain");
-	if (rank == 5 && html != n) {
-		/* The richer version is there too: say so. */
-		struct entity e;
-		entity_read(&e, starts[html], lens[html], depth + 1,
+	if (best != n)
+		walk_entity(w, starts[best], lens[best], depth + 1,
 		    "text/plain");
-		list_part(w, "HTML version", "text/html", e.body, e.blen,
-		    e.cte);
-		entity_clear(&e);
-	}
 }
 
 static void

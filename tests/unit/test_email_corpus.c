@@ -158,7 +158,7 @@ static const struct expect table[] = {
 	    { NULL } },
 	{ 1, "groupwise_03.txt", { "Solicitudes de Reservas a:",
 	    "Hotel Raquel (19).jpg (image/jpeg", NULL },
-	    { NULL } },
+	    { "text/html", NULL } },
 	/* A body in MIME parts under no Content-Type. */
 	{ 1, "microsoft_02.txt", { "Your message\n\n  To:      K12",
 	    "-------- Forwarded message --------", NULL },
