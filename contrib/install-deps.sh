@@ -13,10 +13,10 @@ DEMO="prosody prosody-modules python3 python3-slixmpp openssl procps"
 TEST="clang libclang-rt-14-dev ejabberd sqlite3 git inspircd atheme-services
 kannel kannel-extras smstools dovecot-imapd dovecot-lmtpd postfix curl
 python3-cryptography"
+
 # Real-world mail for tests/unit/test_email_corpus (Python's email test
 # messages and a bounce corpus).
 TEST="$TEST libpython3.11-testsuite python3-flufl.bounce"
-
 pkgs="$BUILD $DEMO"
 [ "${1:-}" = "--test" ] && pkgs="$pkgs $TEST"
 
