@@ -17,6 +17,9 @@ kannel kannel-extras smstools dovecot-imapd dovecot-lmtpd postfix curl
 python3-cryptography dovecot-submissiond
 debhelper lintian fakeroot dpkg-dev prometheus jabberd2 groff man-db systemd"
 
+# Real-world mail for tests/unit/test_email_corpus (Python's email test
+# messages and a bounce corpus).
+TEST="$TEST libpython3.11-testsuite python3-flufl.bounce"
 pkgs="$BUILD $DEMO"
 # The terminal clients tests/clients drives; the graphical ones for gui.sh.
 TEST="$TEST profanity poezio tmux"

@@ -4,11 +4,16 @@
  * The walk over a message:
  *
  *   headers (From, Subject, Message-ID, References, Date) -> struct fields
- *   body -> walk_entity(): a multipart split on its boundary and walked
- *           part by part (depth and count limited); the first inline
- *           text/plain is the text, else the first text/html, converted;
- *           every other part is listed as an attachment by name, type
- *           and size
+ *   body -> walk_entity(), as a mail client shows a mail: every inline
+ *           text part in order (HTML converted); of an alternative the
+ *           plain text (else what there is); a forwarded or digest mail
+ *           inline under its From, Date and Subject; of a delivery
+ *           report its text, a line per recipient from the
+ *           delivery-status and the returned mail's headers; parts that
+ *           are attachments listed by name, type and size.  A multipart
+ *           whose boundary is missing or wrong is split on the boundary
+ *           its body uses, else read as text; a part without headers
+ *           (no blank line, or a blank first line) is text.
  *   -> decode transfer encoding, charset -> cap the text -> notes
  *
  * The raw input may be only the first bytes of a bigger mail (the fetch
@@ -337,14 +342,45 @@ email_mime_b64_decode(const char *in, size_t len, size_t *outlen)
 
 /* ---- headers ---- */
 
+/*
+ * 1 when the line at p starts a header field ("Name:"): a part whose
+ * first line is no header field has no header block (a broken mailer
+ * left out the blank line), and its first paragraph is text.
+ */
+static int
+header_line(const char *p, size_t len)
+{
+	size_t i = 0;
+	if (len >= 5 && memcmp(p, "From ", 5) == 0)
+		return 1;       /* an mbox separator before the headers */
+	while (i < len && p[i] > ' ' && p[i] < 127 && p[i] != ':')
+		i++;
+	return i > 0 && i < len && p[i] == ':';
+}
+
 /* Where the header block ends (*body set to the body's start); the
  * whole input when it has no empty line. */
 static size_t
 header_end(const char *p, size_t len, const char **body)
 {
+	/* A part that starts with a blank line has no headers at all: its
+	 * first paragraph is text, not a header block. */
+	if (len > 0 && (p[0] == '\n' || (len > 1 && p[0] == '\r' &&
+	    p[1] == '\n'))) {
+		*body = p + (p[0] == '\n' ? 1 : 2);
+		return 0;
+	}
 	for (size_t i = 0; i < len; i++) {
 		if (p[i] != '\n')
 			continue;
+		/* A line that is neither a header field nor a folded
+		 * continuation is the body, the blank line left out. */
+		if (i + 1 < len && p[i + 1] != '\n' && p[i + 1] != '\r' &&
+		    p[i + 1] != ' ' && p[i + 1] != '\t' &&
+		    !header_line(p + i + 1, len - i - 1)) {
+			*body = p + i + 1;
+			return i + 1;
+		}
 		if (i + 1 < len && p[i + 1] == '\n') {
 			*body = p + i + 2;
 			return i + 1;
@@ -353,12 +389,6 @@ header_end(const char *p, size_t len, const char **body)
 			*body = p + i + 3;
 			return i + 1;
 		}
-	}
-	/* A part that starts with its body (no headers at all). */
-	if (len > 0 && (p[0] == '\n' || (len > 1 && p[0] == '\r' &&
-	    p[1] == '\n'))) {
-		*body = p + (p[0] == '\n' ? 1 : 2);
-		return 0;
 	}
 	*body = p + len;
 	return len;
@@ -1188,23 +1218,34 @@ email_mime_html_to_text(const char *s, size_t n)
 
 /* ---- the MIME walk ---- */
 
-struct part_text {
-	const char *p;
-	size_t len;
-	char *charset;
-	char *cte;
-	int found;
-};
+/* Delivery reports: recipients summed up, and the summary's caps. */
+#define REPORT_RCPTS_MAX 10
+#define REPORT_DIAG_MAX 300
+/* Boundary lines tried when a multipart's own boundary does not split
+ * it. */
+#define GUESS_TRIES_MAX 8
 
 struct walk {
 	const struct email_limits *lim;
-	const char *end;       /* the end of the raw input */
-	int truncated;         /* the input is not the whole mail */
+	const char *end;       /* the end of the buffer being walked */
+	int truncated;         /* that buffer is not the whole mail */
 	int parts;
 	int skipped;
-	struct part_text plain, html;
+	int in_report;         /* inside a multipart/report */
+	struct ebuf text;      /* the text shown, part after part */
 	struct ebuf attach;
 	int nattach;
+};
+
+/* One MIME entity's headers, read once. */
+struct entity {
+	const char *body;
+	size_t blen;
+	char *ct;              /* the raw Content-Type value, or NULL */
+	char *type;            /* lower-case type/subtype, never NULL */
+	char *cte;             /* trimmed transfer encoding, or NULL */
+	char *fname;           /* decoded file name, or NULL */
+	int attachment;        /* Content-Disposition: attachment */
 };
 
 static void
@@ -1231,6 +1272,99 @@ decoded_size(const char *p, size_t len, const char *cte)
 	return n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
 }
 
+/* 1 when the bytes are only blanks and line breaks. */
+static int
+blank(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isspace((unsigned char)p[i]))
+			return 0;
+	return 1;
+}
+
+static void
+entity_read(struct entity *e, const char *p, size_t len, int depth,
+    const char *deftype)
+{
+	const char *body;
+	size_t hlen;
+	if (depth > 0 && !header_line(p, len) && !(len > 0 && (p[0] ==
+	    '\n' || p[0] == '\r'))) {
+		hlen = 0;
+		body = p;
+	} else {
+		hlen = header_end(p, len, &body);
+	}
+	memset(e, 0, sizeof(*e));
+	e->body = body;
+	e->blen = len - (size_t)(body - p);
+	e->ct = header_get(p, hlen, "Content-Type");
+	e->type = e->ct ? mime_type(e->ct) : NULL;
+	if (e->type == NULL)
+		e->type = xstrdup(deftype);
+	char *cte_raw = header_get(p, hlen, "Content-Transfer-Encoding");
+	e->cte = cte_raw ? xstrdup(trim(cte_raw)) : NULL;
+	free(cte_raw);
+	char *disp = header_get(p, hlen, "Content-Disposition");
+	e->attachment = disp != NULL && strncasecmp(trim(disp),
+	    "attachment", 10) == 0;
+	e->fname = disp ? param_get(disp, "filename") : NULL;
+	if (e->fname == NULL && e->ct != NULL)
+		e->fname = param_get(e->ct, "name");
+	if (e->fname != NULL) {
+		/* Mailers put RFC 2047 words in file names too. */
+		char *d = email_mime_header_text(e->fname, EMAIL_NAME_MAX);
+		free(e->fname);
+		e->fname = *d ? d : NULL;
+		if (e->fname == NULL)
+			free(d);
+	}
+	free(disp);
+}
+
+static void
+entity_clear(struct entity *e)
+{
+	free(e->ct);
+	free(e->type);
+	free(e->cte);
+	free(e->fname);
+}
+
+/* The body's bytes with the transfer encoding undone (caller frees). */
+static char *
+body_bytes(const struct entity *e, size_t *n)
+{
+	if (e->cte != NULL && strcasecmp(e->cte, "base64") == 0)
+		return email_mime_b64_decode(e->body, e->blen, n);
+	if (e->cte != NULL && strcasecmp(e->cte, "quoted-printable") == 0)
+		return email_mime_qp_decode(e->body, e->blen, 0, n);
+	/* A NUL in the body ends nothing: keep the rest. */
+	char *b = xmalloc(e->blen + 1);
+	memcpy(b, e->body, e->blen);
+	b[e->blen] = '\0';
+	*n = e->blen;
+	return b;
+}
+
+/* The body as UTF-8 text (HTML converted) (caller frees). */
+static char *
+body_text(const struct entity *e)
+{
+	size_t n;
+	char *bytes = body_bytes(e, &n);
+	char *cs = e->ct ? param_get(e->ct, "charset") : NULL;
+	char *u = email_mime_to_utf8(bytes, n, cs, NULL);
+	free(cs);
+	free(bytes);
+	if (strcmp(e->type, "text/html") == 0) {
+		char *t = email_mime_html_to_text(u, strlen(u));
+		free(u);
+		u = t;
+	}
+	return u;
+}
+
 static void
 list_part(struct walk *w, const char *name, const char *type,
     const char *body, size_t blen, const char *cte)
@@ -1243,21 +1377,48 @@ list_part(struct walk *w, const char *name, const char *type,
 	    "unnamed", type, cut ? "at least " : "", size);
 }
 
+/* Adds a block of text (leading blank lines and trailing blanks
+ * dropped), a blank line apart from the one before; nothing when the
+ * block is empty. */
+static void
+text_add(struct walk *w, const char *s)
+{
+	while (*s == '\n' || *s == ' ' || *s == '\t') {
+		/* Keep the indentation of the first line of text. */
+		const char *nl = s + strspn(s, " \t");
+		if (*nl != '\n')
+			break;
+		s = nl + 1;
+	}
+	size_t n = strlen(s);
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		n--;
+	if (n == 0)
+		return;
+	if (w->text.len > 0)
+		ebuf_str(&w->text, "\n\n");
+	ebuf_add(&w->text, s, n);
+}
+
 static void walk_entity(struct walk *w, const char *p, size_t len, int depth,
     const char *deftype);
 
-static void
-walk_multipart(struct walk *w, const char *body, size_t blen,
-    const char *boundary, int depth, const char *subtype)
+/*
+ * The parts of a multipart body: (*starts)[i], (*lens)[i], at most max
+ * of them stored; returns how many there are (*seen counts the
+ * delimiter lines).  A delimiter is "--boundary" at the start
+ * of a line with only blanks after it (or "--" for the closing one).
+ */
+static size_t
+split_parts(const char *body, size_t blen, const char *boundary,
+    const char **starts, size_t *lens, size_t max, int *seen)
 {
 	size_t bl = strlen(boundary);
 	char *delim = xasprintf("--%s", boundary);
 	const char *part = NULL;
 	const char *p = body, *end = body + blen;
-	const char *deftype = strcmp(subtype, "digest") == 0 ?
-	    "message/rfc822" : "text/plain";
+	size_t n = 0;
 	while (p < end) {
-		/* The next delimiter at the start of a line. */
 		const char *d = NULL;
 		for (const char *s = p; s + bl + 2 <= end; s++) {
 			s = memmem(s, (size_t)(end - s), delim, bl + 2);
@@ -1282,29 +1443,315 @@ walk_multipart(struct walk *w, const char *body, size_t blen,
 			p = after;
 			continue;
 		}
-		if (part != NULL) {
+		(*seen)++;
+		if (part != NULL && n++ < max) {
 			/* The CRLF before the delimiter belongs to it. */
 			const char *pe = d;
 			if (pe > part && pe[-1] == '\n')
 				pe--;
 			if (pe > part && pe[-1] == '\r')
 				pe--;
-			walk_entity(w, part, (size_t)(pe - part), depth + 1,
-			    deftype);
+			starts[n - 1] = part;
+			lens[n - 1] = (size_t)(pe - part);
 		}
 		if (closing || t >= end) {
 			part = NULL;
 			break;
 		}
-		const char *eol = t;
-		part = eol + 1;
+		part = t + 1;
 		p = part;
 	}
 	/* No closing delimiter (cut short, or broken): the last part runs
 	 * to the end. */
-	if (part != NULL && part < end)
-		walk_entity(w, part, (size_t)(end - part), depth + 1, deftype);
+	if (part != NULL && part < end && n++ < max) {
+		starts[n - 1] = part;
+		lens[n - 1] = (size_t)(end - part);
+	}
 	free(delim);
+	return n;
+}
+
+/*
+ * The boundary a multipart body really uses when its header names none
+ * or one that never occurs (caller frees), or NULL: the first line "--x"
+ * followed by a Content- field, when "--x" starts another line too (a
+ * quoted "-----Original Message-----" over "From:" is no boundary).
+ */
+static char *
+guess_boundary(const char *body, size_t blen)
+{
+	const char *p = body, *end = body + blen;
+	/* Each candidate costs a scan of the rest: a few only. */
+	int tries = GUESS_TRIES_MAX;
+	while (p < end && tries > 0) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *le = eol ? eol : end;
+		size_t ll = (size_t)(le - p);
+		while (ll > 0 && (p[ll - 1] == '\r' || p[ll - 1] == ' ' ||
+		    p[ll - 1] == '\t'))
+			ll--;
+		if (ll > 2 && ll <= 72 && p[0] == '-' && p[1] == '-' &&
+		    eol != NULL && (size_t)(end - eol - 1) > 8 &&
+		    strncasecmp(eol + 1, "Content-", 8) == 0) {
+			tries--;
+			int seen = 0;
+			char *b = xstrndup(p + 2, ll - 2);
+			split_parts(p, (size_t)(end - p), b, NULL, NULL, 0,
+			    &seen);
+			if (seen >= 2)
+				return b;
+			free(b);
+		}
+		if (eol == NULL)
+			break;
+		p = eol + 1;
+	}
+	return NULL;
+}
+
+/* Text shown of an alternative: plain text first, then a nested
+ * multipart (HTML with its pictures), then HTML, then anything. */
+static int
+alt_rank(const struct entity *e)
+{
+	if (blank(e->body, e->blen))
+		return 0;
+	if (e->attachment)
+		return 1;
+	if (strcmp(e->type, "text/plain") == 0)
+		return 5;
+	if (strncmp(e->type, "multipart/", 10) == 0)
+		return 4;
+	if (strcmp(e->type, "text/html") == 0)
+		return 3;
+	return 2;
+}
+
+/* Of an alternative, only the version shown: the others are the same
+ * mail, no attachments. */
+static void
+walk_alternative(struct walk *w, const char **starts, const size_t *lens,
+    size_t n, int depth)
+{
+	size_t best = n;
+	int rank = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct entity e;
+		entity_read(&e, starts[i], lens[i], depth + 1, "text/plain");
+		int r = alt_rank(&e);
+		if (r > rank) {
+			rank = r;
+			best = i;
+		}
+		entity_clear(&e);
+	}
+	if (best != n)
+		walk_entity(w, starts[best], lens[best], depth + 1,
+		    "text/plain");
+}
+
+static void
+walk_multipart(struct walk *w, const struct entity *e, int depth,
+    const char *guessed)
+{
+	const char *subtype = e->type + 10;
+	char *boundary = guessed ? xstrdup(guessed) : e->ct ?
+	    param_get(e->ct, "boundary") : NULL;
+	size_t max = EMAIL_PARTS_MAX + 1;
+	const char **starts = xreallocarray(NULL, max, sizeof(*starts));
+	size_t *lens = xreallocarray(NULL, max, sizeof(*lens));
+	size_t n = 0;
+	int seen = 0;
+	if (boundary != NULL && *boundary != '\0' && strlen(boundary) <= 200)
+		n = split_parts(e->body, e->blen, boundary, starts, lens, max,
+		    &seen);
+	if (n == 0 && !seen) {
+		/* No boundary, or one the body never uses. */
+		free(boundary);
+		boundary = guess_boundary(e->body, e->blen);
+		if (boundary != NULL)
+			n = split_parts(e->body, e->blen, boundary, starts,
+			    lens, max, &seen);
+	}
+	free(boundary);
+	if (n > max) {
+		w->skipped += (int)(n - max);
+		n = max;
+	}
+	if (n == 0 && seen) {
+		/* Only a closing delimiter: an empty multipart. */
+	} else if (n == 0) {
+		/* No parts at all: what is there reads as plain text. */
+		struct entity t = *e;
+		t.type = (char *)"text/plain";
+		char *s = body_text(&t);
+		text_add(w, s);
+		free(s);
+	} else if (strcmp(subtype, "alternative") == 0) {
+		walk_alternative(w, starts, lens, n, depth);
+	} else {
+		int rep = w->in_report;
+		w->in_report = strcmp(subtype, "report") == 0;
+		const char *deftype = strcmp(subtype, "digest") == 0 ?
+		    "message/rfc822" : "text/plain";
+		for (size_t i = 0; i < n; i++)
+			walk_entity(w, starts[i], lens[i], depth + 1, deftype);
+		w->in_report = rep;
+	}
+	free(starts);
+	free(lens);
+}
+
+/* "Name: value" of a header of the block, decoded, when present. */
+static void
+show_header(struct ebuf *b, const char *h, size_t hlen, const char *name)
+{
+	char *raw = header_get(h, hlen, name);
+	if (raw == NULL)
+		return;
+	char *v = email_mime_header_text(raw, EMAIL_SUBJECT_MAX);
+	free(raw);
+	if (*v != '\0')
+		ebuf_fmt(b, "\n%s: %s", name, v);
+	free(v);
+}
+
+/*
+ * A mail inside the mail (forwarded, from a digest, or the mail a
+ * delivery report returns): its From, Date and Subject, then its text,
+ * as a mail client shows it.  A returned mail shows only its headers:
+ * the report is about it, its text was the sender's own.
+ */
+static void
+walk_message(struct walk *w, const struct entity *e, int depth, int digest)
+{
+	size_t n;
+	char *inner = body_bytes(e, &n);
+	const char *body;
+	size_t hlen = header_end(inner, n, &body);
+	struct ebuf b = { 0 };
+	int returned = w->in_report || strstr(e->type, "rfc822-headers") !=
+	    NULL;
+	ebuf_str(&b, returned ? "-------- The returned mail --------" :
+	    digest ? "-------- Message --------" :
+	    "-------- Forwarded message --------");
+	show_header(&b, inner, hlen, "From");
+	show_header(&b, inner, hlen, "Date");
+	show_header(&b, inner, hlen, "Subject");
+	if (returned)
+		show_header(&b, inner, hlen, "To");
+	text_add(w, b.p);
+	free(b.p);
+	if (!returned) {
+		const char *end = w->end;
+		int truncated = w->truncated;
+		/* A decoded copy ends where the raw part ended. */
+		w->truncated = truncated && e->body + e->blen >= end;
+		w->end = inner + n;
+		walk_entity(w, inner, n, depth + 1, "text/plain");
+		w->end = end;
+		w->truncated = truncated;
+	}
+	free(inner);
+}
+
+/* Runs of blanks (left by unfolding a long diagnostic) as one space. */
+static void
+squeeze(char *s)
+{
+	char *w = s;
+	for (char *r = s; *r; r++)
+		if (!(*r == ' ' || *r == '\t') || w == s || (w[-1] != ' '))
+			*w++ = *r == '\t' ? ' ' : *r;
+	*w = '\0';
+}
+
+/*
+ * The machine part of a delivery report (RFC 3464): per recipient, who,
+ * what happened, the status code and the server's words.
+ */
+static void
+walk_dsn(struct walk *w, const struct entity *e)
+{
+	size_t n;
+	char *all = body_bytes(e, &n);
+	char *u = email_mime_to_utf8(all, n, NULL, NULL);
+	free(all);
+	const char *p = u, *end = u + strlen(u);
+	struct ebuf b = { 0 };
+	int shown = 0, more = 0;
+	while (p < end) {
+		/* Groups of fields, a blank line apart. */
+		while (p < end && (*p == '\n' || *p == ' ' || *p == '\t'))
+			p++;
+		if (p >= end)
+			break;
+		const char *next;
+		size_t gl = header_end(p, (size_t)(end - p), &next);
+		char *rcpt = header_get(p, gl, "Final-Recipient");
+		if (rcpt == NULL)
+			rcpt = header_get(p, gl, "Original-Recipient");
+		char *action = header_get(p, gl, "Action");
+		if (rcpt != NULL || action != NULL) {
+			if (shown >= REPORT_RCPTS_MAX) {
+				more++;
+			} else {
+				char *status = header_get(p, gl, "Status");
+				char *diag = header_get(p, gl,
+				    "Diagnostic-Code");
+				/* "rfc822; a@b": the address type goes. */
+				char *r = rcpt ? strchr(rcpt, ';') : NULL;
+				char *who = email_mime_header_text(r ? r + 1 :
+				    rcpt ? rcpt : "?", EMAIL_NAME_MAX);
+				char *act = email_mime_header_text(action ?
+				    action : "?", 64);
+				char *st = status ? email_mime_header_text(
+				    status, 64) : NULL;
+				char *dg = diag ? email_mime_header_text(diag,
+				    REPORT_DIAG_MAX) : NULL;
+				squeeze(who);
+				if (dg != NULL)
+					squeeze(dg);
+				ebuf_fmt(&b, "\n- %s: %s%s%s%s%s", who, act,
+				    st && *st ? ", status " : "", st ? st : "",
+				    dg && *dg ? ": " : "", dg ? dg : "");
+				free(who);
+				free(act);
+				free(st);
+				free(dg);
+				free(status);
+				free(diag);
+				shown++;
+			}
+		}
+		free(rcpt);
+		free(action);
+		if (next <= p)
+			break;
+		p = next;
+	}
+	if (shown > 0) {
+		if (more > 0)
+			ebuf_fmt(&b, "\n- and %d more recipients", more);
+		char *s = xasprintf("Delivery report:%s", b.p);
+		text_add(w, s);
+		free(s);
+	}
+	free(b.p);
+	free(u);
+}
+
+/* 1 when a text part names a boundary its body uses: a multipart under
+ * a wrong type, whose MIME syntax must not show as text. */
+static int
+mislabelled(const struct entity *e)
+{
+	char *boundary = e->ct ? param_get(e->ct, "boundary") : NULL;
+	int seen = 0;
+	if (boundary != NULL && *boundary != '\0' && strlen(boundary) <= 200)
+		split_parts(e->body, e->blen, boundary, NULL, NULL, 0, &seen);
+	free(boundary);
+	return seen;
 }
 
 static void
@@ -1316,83 +1763,58 @@ walk_entity(struct walk *w, const char *p, size_t len, int depth,
 		return;
 	}
 	w->parts++;
-	const char *body;
-	size_t hlen = header_end(p, len, &body);
-	size_t blen = len - (size_t)(body - p);
-	char *ct = header_get(p, hlen, "Content-Type");
-	char *type = ct ? mime_type(ct) : NULL;
-	if (type == NULL)
-		type = xstrdup(deftype);
-	char *cte_raw = header_get(p, hlen, "Content-Transfer-Encoding");
-	char *cte = cte_raw ? xstrdup(trim(cte_raw)) : NULL;
-	free(cte_raw);
-	char *disp = header_get(p, hlen, "Content-Disposition");
-	int attachment = disp != NULL && strncasecmp(trim(disp),
-	    "attachment", 10) == 0;
-	char *fname = disp ? param_get(disp, "filename") : NULL;
-	if (fname == NULL && ct != NULL)
-		fname = param_get(ct, "name");
-	if (fname != NULL) {
-		/* Mailers put RFC 2047 words in file names too. */
-		char *d = email_mime_header_text(fname, EMAIL_NAME_MAX);
-		free(fname);
-		fname = d;
+	struct entity e;
+	entity_read(&e, p, len, depth, deftype);
+	const char *t = e.type;
+	if (strncmp(t, "text/", 5) == 0 && mislabelled(&e)) {
+		free(e.type);
+		e.type = xstrdup("multipart/mixed");
+		t = e.type;
 	}
-
-	if (strncmp(type, "multipart/", 10) == 0) {
-		char *boundary = ct ? param_get(ct, "boundary") : NULL;
-		if (boundary != NULL && *boundary != '\0' &&
-		    strlen(boundary) <= 200)
-			walk_multipart(w, body, blen, boundary, depth,
-			    type + 10);
-		else
-			list_part(w, fname, type, body, blen, cte);
-		free(boundary);
-	} else if (!attachment && strcmp(type, "text/plain") == 0 &&
-	    !w->plain.found) {
-		w->plain = (struct part_text){ .p = body, .len = blen,
-		    .charset = ct ? param_get(ct, "charset") : NULL,
-		    .cte = cte ? xstrdup(cte) : NULL, .found = 1 };
-	} else if (!attachment && strcmp(type, "text/html") == 0 &&
-	    !w->html.found) {
-		w->html = (struct part_text){ .p = body, .len = blen,
-		    .charset = ct ? param_get(ct, "charset") : NULL,
-		    .cte = cte ? xstrdup(cte) : NULL, .found = 1 };
-	} else {
-		list_part(w, fname, type, body, blen, cte);
+	char *guess = NULL;
+	if (e.ct == NULL && strcmp(t, "text/plain") == 0 &&
+	    (guess = guess_boundary(e.body, e.blen)) != NULL) {
+		/* No Content-Type at all (a gateway dropped it) over a body
+		 * in MIME parts: the parts are read, and what comes before
+		 * them is text, as it may be a bounce quoting a mail. */
+		char *delim = xasprintf("--%s", guess);
+		const char *d = memmem(e.body, e.blen, delim, strlen(delim));
+		free(delim);
+		char *pre = xstrndup(e.body, d ? (size_t)(d - e.body) : 0);
+		text_add(w, pre);
+		free(pre);
+		free(e.type);
+		e.type = xstrdup("multipart/mixed");
+		t = e.type;
 	}
-	free(ct);
-	free(type);
-	free(cte);
-	free(disp);
-	free(fname);
-}
-
-static char *
-part_decode(const struct part_text *t)
-{
-	size_t n;
-	char *bytes;
-	if (t->cte != NULL && strcasecmp(t->cte, "base64") == 0)
-		bytes = email_mime_b64_decode(t->p, t->len, &n);
-	else if (t->cte != NULL && strcasecmp(t->cte, "quoted-printable") ==
-	    0)
-		bytes = email_mime_qp_decode(t->p, t->len, 0, &n);
-	else {
-		bytes = xstrndup(t->p, t->len);
-		n = strlen(bytes);
-		/* A NUL in the body ends nothing: keep the rest. */
-		if (n < t->len) {
-			free(bytes);
-			bytes = xmalloc(t->len + 1);
-			memcpy(bytes, t->p, t->len);
-			bytes[t->len] = '\0';
-			n = t->len;
-		}
+	if (strncmp(t, "multipart/", 10) == 0) {
+		walk_multipart(w, &e, depth, guess);
+	} else if (strcmp(t, "message/rfc822") == 0 ||
+	    strcmp(t, "message/global") == 0 ||
+	    strcmp(t, "text/rfc822-headers") == 0 ||
+	    strcmp(t, "message/rfc822-headers") == 0) {
+		walk_message(w, &e, depth, strcmp(deftype,
+		    "message/rfc822") == 0);
+	} else if (strcmp(t, "message/delivery-status") == 0 ||
+	    strcmp(t, "message/global-delivery-status") == 0) {
+		walk_dsn(w, &e);
+	} else if (strcmp(t, "message/disposition-notification") == 0) {
+		/* A read receipt: its text part says it for people. */
+	} else if (!e.attachment && strncmp(t, "text/", 5) == 0 &&
+	    (e.fname == NULL || strcmp(t, "text/plain") == 0 ||
+	    strcmp(t, "text/html") == 0)) {
+		/* Inline text, in the order it comes. */
+		char *s = body_text(&e);
+		text_add(w, s);
+		free(s);
+	} else if (e.attachment || e.fname != NULL ||
+	    !blank(e.body, e.blen)) {
+		/* Empty unnamed parts (an empty alternative) are nothing
+		 * a person could open. */
+		list_part(w, e.fname, t, e.body, e.blen, e.cte);
 	}
-	char *u = email_mime_to_utf8(bytes, n, t->charset, NULL);
-	free(bytes);
-	return u;
+	free(guess);
+	entity_clear(&e);
 }
 
 void
@@ -1435,29 +1857,14 @@ email_mime_parse(const char *raw, size_t len, const struct email_limits *lim,
 
 	struct walk w = { .lim = lim, .end = raw + len,
 	    .truncated = lim->total_size > len };
+	ebuf_add(&w.text, "", 0);
 	walk_entity(&w, raw, len, 0, "text/plain");
-
-	char *text = w.plain.found ? part_decode(&w.plain) : NULL;
-	if (text == NULL && w.html.found) {
-		char *h = part_decode(&w.html);
-		text = email_mime_html_to_text(h, strlen(h));
-		free(h);
-	} else if (w.html.found) {
-		list_part(&w, "HTML version", "text/html", w.html.p,
-		    w.html.len, w.html.cte);
-	}
-	free(w.plain.charset);
-	free(w.plain.cte);
-	free(w.html.charset);
-	free(w.html.cte);
+	char *text = ebuf_take(&w.text);
 
 	struct ebuf b = { 0 };
 	ebuf_add(&b, "", 0);
-	if (text != NULL) {
-		/* Trailing blank lines say nothing. */
+	{
 		size_t tl = strlen(text);
-		while (tl > 0 && (text[tl - 1] == '\n' || text[tl - 1] == ' '))
-			text[--tl] = '\0';
 		size_t full = tl;
 		if (lim->text_max > 0 && tl > lim->text_max) {
 			size_t k = lim->text_max;
