@@ -227,6 +227,13 @@ class FakeImap:
 
     def stop(self):
         if self.listener is not None:
+            # close() alone leaves a socket another thread is blocked in
+            # accept() on listening until that accept returns: shutdown
+            # wakes it, so the port refuses connections from here on.
+            try:
+                self.listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             try:
                 self.listener.close()
             except OSError:
@@ -523,6 +530,13 @@ class FakeSmtp:
 
     def stop(self):
         if self.listener is not None:
+            # close() alone leaves a socket another thread is blocked in
+            # accept() on listening until that accept returns: shutdown
+            # wakes it, so the port refuses connections from here on.
+            try:
+                self.listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             try:
                 self.listener.close()
             except OSError:
