@@ -67,6 +67,7 @@
 #include "causeway.h"
 #include "component.h"
 #include "config.h"
+#include "destination.h"
 #include "form.h"
 #include "irc_conn.h"
 #include "irc_identd.h"
@@ -975,9 +976,11 @@ on_unsent(void *arg, unsigned long tag)
 	struct irc_pending *p = pending_by_tag(srv, tag);
 	if (p == NULL)
 		return;
-	char *text = xasprintf(p->written > 0 ? "the connection to %s was "
-	    "lost while sending it: only its first lines went out" : "the "
-	    "connection to %s was lost before it could be sent", srv->host);
+	char *text = irc_conn_refused(srv->conn) ?
+	    xstrdup(DESTINATION_REFUSED) : xasprintf(p->written > 0 ?
+	    "the connection to %s was lost while sending it: only its "
+	    "first lines went out" : "the connection to %s was lost before "
+	    "it could be sent", srv->host);
 	pending_fail(srv, p, "recipient-unavailable", text);
 	free(text);
 }
@@ -1268,9 +1271,12 @@ on_closed(void *arg, const char *reason)
 	srv->up = 0;
 	log_info("irc: %s: connection to %s closed: %s", session_jid(s),
 	    srv->host, reason);
-	/* reason belongs to the connection: use it before freeing that. */
-	char *why = xasprintf("the connection to %s was lost: %s", srv->host,
-	    reason);
+	/* reason belongs to the connection: use it before freeing that.
+	 * The destination policy's refusal is told as it is, nothing
+	 * more (what the network answered is not the user's to learn). */
+	char *why = srv->conn != NULL && irc_conn_refused(srv->conn) ?
+	    xstrdup(DESTINATION_REFUSED) : xasprintf("the connection to %s "
+	    "was lost: %s", srv->host, reason);
 	pending_lost(srv);
 	conn_drop(srv);
 	if (srv->list != NULL) {
@@ -1452,6 +1458,12 @@ server_connect(struct irc_server *srv)
 	};
 	if (port != NULL)
 		cfg.port = atoi(port);
+	/* The servers the operator named (fixed_server, [irc-server HOST]
+	 * on its port) are trusted as they are; any other host, or another
+	 * port the user chose for a named one, is the user's destination:
+	 * checked by the policy, connected to where it checked. */
+	cfg.user_host = fixed_server(c) == NULL && (sec == NULL ||
+	    cfg.port != (int)config_int(sec, "port"));
 	/* Plaintext only where the operator allows it for the server. */
 	if (tls != NULL)
 		cfg.tls = strcmp(tls, "no") != 0 || !plain_ok;
