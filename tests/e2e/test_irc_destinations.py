@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""End-to-end: the destination policy on IRC servers users type; through a
-real XMPP server (Prosody, ejabberd) and scripted IRC servers that record every
+"""End-to-end: the destination policy on IRC servers users type, and the
+nick of a persistent room rejoined after a restart; through a real XMPP
+server (Prosody, ejabberd) and scripted IRC servers that record every
 connection (AccessIrcd on 127.0.0.4, named by the operator; a recorder
 on 127.0.0.1 that takes any connection a user's host might bring).
 
@@ -20,6 +21,10 @@ Causeway "default" keeps the default policy and names one server,
   - carol sets another port for the named 127.0.0.4: that port is her
     destination, not the operator's, and is refused the same way
     (AccessIrcd sees no new connection);
+  - restart: alice keeps #named persistent; causeway stops and starts
+    again, rejoins #named on its own, and AccessIrcd sees NICK Caro (the
+    nick she had there), not her JID's local part; she renames herself
+    Cara there, and after the next restart AccessIrcd sees NICK Cara.
 
 Causeway "allowed" has destinations_allow = 127.0.0.0/8 and names no
 server: dave's join of #x%127.0.0.1 on the recorder's port connects there
@@ -31,16 +36,14 @@ Output is TAP.
 """
 
 import os
-import socket
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cwtest                                   # noqa: E402
 from cwtest import Causeway                     # noqa: E402
 from test_irc import (C, DOMAIN, HANDSHAKE, NS_STANZAS, WAIT,  # noqa: E402
-                      User, error_condition, nick_jid, owner_form,
+                      FakeIrcd, User, error_condition, nick_jid, owner_form,
                       room_jid, run_command, self_presence)
 from test_irc_access import AccessIrcd, presence_error_from  # noqa: E402
 
@@ -51,46 +54,29 @@ USERS = ("alice", "bob", "carol", "dave")
 NS_ITEMS = "http://jabber.org/protocol/disco#items"
 
 
-class Recorder:
-    """A listener on 127.0.0.1 that counts the connections it accepts and
-    keeps their first bytes, then hangs up (causeway's TLS handshake then
-    fails at once)."""
+class Recorder(FakeIrcd):
+    """test_irc's scripted server bound to 127.0.0.1, with a script of its
+    own: it keeps the first bytes of each connection and hangs up
+    (causeway's TLS handshake then fails at once).  conns counts the
+    connections accepted."""
 
-    def __init__(self, host="127.0.0.1"):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-        cwtest.on_exit(self.close)
+    def __init__(self):
+        self.firsts = []
+        super().__init__("127.0.0.1")
 
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            conn.settimeout(2)
-            try:
-                first = conn.recv(64)
-            except OSError:
-                first = b""
-            with self.lock:
-                self.conns.append(first)
-            conn.close()
+    def _serve(self, conn):
+        conn.settimeout(2)
+        try:
+            first = conn.recv(64)
+        except OSError:
+            first = b""
+        with self.lock:
+            self.firsts.append(first)
+        conn.close()
 
     def count(self):
         with self.lock:
             return len(self.conns)
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
 
 def error_text(el):
@@ -193,24 +179,44 @@ def check_named_other_port(ctx, carol, fake):
     ctx.ok(fake.conns_since(f0) == 0, "AccessIrcd saw no connection")
 
 
-def check_restart(ctx, cw, alice, fake):
-    room = room_jid("#named", NAMED)
-    r = alice.iq(room, owner_form(persistent="1"), "set")
-    ctx.ok(r.type == "result", "alice keeps #named persistent", diag=str(r))
+def restart(ctx, cw, fake, nick, n):
+    """Stops and starts causeway (the n-th start); True when IRC then
+    sees #named rejoined under nick, and not as alice."""
     rc, took = cw.terminate(10)
     ctx.ok(rc == 0, "causeway stops (status %r, %.1f s)" % (rc, took))
     f0 = fake.mark()
     cw.start()
-    ctx.ok(cw.wait_for(HANDSHAKE, 2, 20), "causeway starts again")
+    ctx.ok(cw.wait_for(HANDSHAKE, n, 20), "causeway starts again")
     got = cwtest.wait_until(
         lambda: any(l.startswith("JOIN #named") for l in fake.since(f0)),
         15)
     lines = fake.since(f0)
     nicks = [l for l in lines if l.startswith("NICK ")]
-    ctx.ok(got and nicks[:1] == ["NICK Caro"] and "NICK alice" not in nicks,
-           "after the restart causeway rejoins #named as Caro, the nick "
-           "alice had there (not her JID's local part)",
-           diag="lines %r" % lines[:12])
+    return ctx.ok(got and nicks[:1] == ["NICK %s" % nick] and
+                  "NICK alice" not in nicks,
+                  "after the restart causeway rejoins #named as %s, the "
+                  "nick alice last had there (not her JID's local part)"
+                  % nick, diag="lines %r" % lines[:12])
+
+
+def check_restart(ctx, cw, alice, fake):
+    room = room_jid("#named", NAMED)
+    r = alice.iq(room, owner_form(persistent="1"), "set")
+    ctx.ok(r.type == "result", "alice keeps #named persistent", diag=str(r))
+    if not restart(ctx, cw, fake, "Caro", 2):
+        return
+    # Her client rejoins after the restart (as clients do); a nick
+    # change in the room is then the one kept.
+    el = join(alice, room, "Caro")
+    ctx.ok(el is not None and el.get("type") is None,
+           "alice's client rejoins #named", diag=cwtest_xml(el))
+    f0 = fake.mark()
+    alice.nick(room, "Cara")
+    ctx.ok(alice.pump_until(lambda: "NICK Cara" in fake.since(f0), WAIT),
+           "alice renames herself Cara in #named (one NICK on IRC)",
+           diag="lines %r" % fake.since(f0))
+    alice.pump(0.5)
+    restart(ctx, cw, fake, "Cara", 3)
 
 
 def cwtest_xml(el):
@@ -257,6 +263,8 @@ def run_server(tap, cls):
         carol = ctx.user("carol")
         if carol:
             check_named_other_port(ctx, carol, fake)
+        if alice:
+            check_restart(ctx, cw, alice, fake)
 
         # The same component, now with loopback allowed.
         cw.stop()
@@ -285,8 +293,9 @@ def check_allowed(ctx, dave, rec):
     r0 = rec.count()
     room = room_jid("#x", "127.0.0.1")
     el = join(dave, room, "Dave", 20)
+    dave.pump_until(lambda: len(rec.firsts) > r0, 2)
     with rec.lock:
-        new = rec.conns[r0:]
+        new = rec.firsts[r0:]
     ctx.ok(len(new) == 1 and new[0][:1] == b"\x16",
            "allowed by destinations_allow: the connection goes to "
            "127.0.0.1:%d (the recorder saw the TLS handshake)" % rec.port,
