@@ -191,7 +191,8 @@ struct irc_server {
 	                        * is registered for the server); NULL: none */
 	char *reg_nick;        /* the nick registered for the server when we
 	                        * connected (registration_changed) */
-	char *conn_nick;       /* the nick the connection asked for */
+	char *conn_nick;       /* the nick the connection asked for, when
+	                        * the user's choice (not srv->nick) */
 	unsigned char creds[32];  /* SHA-256 of the credentials and realname
 	                           * the connection was opened with */
 	int reconnect_now;     /* closing to reconnect with new values */
@@ -1532,8 +1533,10 @@ server_connect(struct irc_server *srv)
 		cfg.webirc_host = "xmpp.gateway";
 		cfg.webirc_ip = "127.0.0.1";
 	}
+	/* Kept as the user's at 001; not the rooms' nick of a lost link,
+	 * which may be a rename the network forced. */
 	free(srv->conn_nick);
-	srv->conn_nick = xstrdup(nick);
+	srv->conn_nick = nick != srv->nick ? xstrdup(nick) : NULL;
 	srv->conn = irc_conn_new(cw->base, cw->dns, &cfg, &conn_callbacks, srv);
 	free(last);
 	known_ref(c, srv->host, 1);
