@@ -159,9 +159,11 @@ struct backend {
 	/*
 	 * Rooms (src/room.h).  is_room: 1 when the legacy address names a
 	 * room; NULL: the network has none.  join_room reports with
-	 * room_joined() / room_join_failed(); the others answer 0 or -1
-	 * with err filled, and report what the network does through the
-	 * room_* functions.
+	 * room_joined() / room_join_failed(); its nick is NULL when the
+	 * user did not ask (a persistent room rejoined after a restart):
+	 * the backend then uses the nick the user last had there.  The
+	 * others answer 0 or -1 with err filled, and report what the
+	 * network does through the room_* functions.
 	 */
 	int (*is_room)(struct component *c, const char *legacy);
 	void (*join_room)(struct session *s, const char *room,

@@ -431,13 +431,26 @@ pick(const char *host, const struct evutil_addrinfo *res, int port,
 	return -1;
 }
 
+/* What to look up for host: RFC 6761 6.3 makes "localhost" and names
+ * under it the loopback address whatever DNS says (as the operator's
+ * IRC servers are resolved); the policy then judges that address. */
+static const char *
+lookup_name(const char *host)
+{
+	size_t hl = strlen(host);
+	if (strcasecmp(host, "localhost") == 0 || (hl > 10 &&
+	    strcasecmp(host + hl - 10, ".localhost") == 0))
+		return "127.0.0.1";
+	return host;
+}
+
 int
 destination_resolve(const char *host, int port, enum destination_proto proto,
     struct destination *out, char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC,
 	    .ai_socktype = SOCK_STREAM }, *res = NULL;
-	int r = getaddrinfo(host, NULL, &hints, &res);
+	int r = getaddrinfo(lookup_name(host), NULL, &hints, &res);
 	if (r == 0)
 		r = pick(host, (const struct evutil_addrinfo *)res, port, proto,
 		    out);
@@ -523,8 +536,8 @@ destination_resolve_async(struct evdns_base *dns, const char *host, int port,
 		log_fatal("destinations: cannot create an event");
 	struct evutil_addrinfo hints = { .ai_family = AF_UNSPEC,
 	    .ai_socktype = SOCK_STREAM };
-	struct evdns_getaddrinfo_request *r = evdns_getaddrinfo(dns, host,
-	    NULL, &hints, dns_cb, q);
+	struct evdns_getaddrinfo_request *r = evdns_getaddrinfo(dns,
+	    lookup_name(host), NULL, &hints, dns_cb, q);
 	if (!q->done)
 		q->dns = r;
 	return q;

@@ -17,6 +17,9 @@
  * default.  Hosts the operator configured (presets, [irc-server HOST],
  * fixed_server, Kannel/smstools) do not come here: they are trusted.
  *
+ * "localhost" and names under it are looked up as 127.0.0.1 (RFC 6761),
+ * then judged like any loopback address.
+ *
  * Every refusal, and every failure to resolve a user's host, gives the
  * same text (DESTINATION_REFUSED): what the network answered is not
  * the user's to learn.

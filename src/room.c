@@ -202,6 +202,9 @@ struct room {
 	 * (XEP-0359 origin-id).  Oldest first, at most ROOM_REFLECT_MAX. */
 	struct reflect *refl;
 	size_t nrefl;
+	int restored;               /* rejoined by room_restore(), not asked
+	                             * by the user: the join carries no nick
+	                             * (the backend knows the user's) */
 };
 
 /* One line of the user's, sent and not yet reflected. */
@@ -1255,9 +1258,13 @@ send_join_request(struct session *s, struct room *r)
 	char *password = r->password;
 	r->password = NULL;
 	r->state = ROOM_JOINING;
+	int restored = r->restored;
+	r->restored = 0;
 	log_info("%s: %s: joining %s as %s", session_component(s)->domain,
-	    session_jid(s), name, nick);
-	session_component(s)->backend->join_room(s, name, nick, password);
+	    session_jid(s), name, restored ? "the nick the user had there" :
+	    nick);
+	session_component(s)->backend->join_room(s, name, restored ? NULL :
+	    nick, password);
 	free(name);
 	free(nick);
 	free(password);
@@ -2836,11 +2843,13 @@ restore_one(void *arg, const char *jid, const char *room)
 	if (c->backend->join_room == NULL || c->backend->is_room == NULL ||
 	    !c->backend->is_room(c, room))
 		return 0;
-	/* The nick is the network's to choose (room_joined says which);
-	 * the user's local part stands in until then. */
+	/* The nick is the backend's to choose (the one the user last had
+	 * there: the join carries none) and room_joined says which; the
+	 * user's local part stands in until then. */
 	char *nick = xstrndup(jid, strcspn(jid, "@"));
 	struct room *r = room_new(s, room, nick);
 	free(nick);
+	r->restored = 1;
 	log_info("%s: %s: rejoining %s (persistent)", c->domain, jid, room);
 	if (session_state(s) == SESSION_ONLINE) {
 		send_join_request(s, r);

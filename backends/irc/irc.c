@@ -67,6 +67,7 @@
 #include "causeway.h"
 #include "component.h"
 #include "config.h"
+#include "destination.h"
 #include "form.h"
 #include "irc_conn.h"
 #include "irc_identd.h"
@@ -102,6 +103,10 @@ _Static_assert(CHAN_MEMBERS_MAX < 65535, "member index slots are 16 bits");
 /* The per-user settings of a server (the irc-server command), in the
  * store under the user: PREFIX HOST "/" NAME. */
 #define SETTING_PREFIX "irc/server/"
+/* The nick the user last had on a server (asked at connect, or changed
+ * by the user since), in the store under the user: PREFIX HOST.  A
+ * persistent room rejoined after a restart connects with it. */
+#define LAST_NICK_PREFIX "irc/last-nick/"
 /* The component's salt for ident names, in the store (jid ""). */
 #define SALT_KEY "irc/ident-salt"
 
@@ -186,6 +191,8 @@ struct irc_server {
 	                        * is registered for the server); NULL: none */
 	char *reg_nick;        /* the nick registered for the server when we
 	                        * connected (registration_changed) */
+	char *conn_nick;       /* the nick the connection asked for, when
+	                        * the user's choice (not srv->nick) */
 	unsigned char creds[32];  /* SHA-256 of the credentials and realname
 	                           * the connection was opened with */
 	int reconnect_now;     /* closing to reconnect with new values */
@@ -424,6 +431,46 @@ user_nickserv(struct session *s, const char *host)
 		log_warn("irc: %s: the NickServ line for %s does not open (a "
 		    "new key file?); not identifying", session_jid(s), host);
 	return plain;
+}
+
+/* The nick the user last had on host (caller frees), or NULL. */
+static char *
+last_nick_get(struct session *s, const char *host)
+{
+	char *key = xasprintf(LAST_NICK_PREFIX "%s", host);
+	char *v = NULL;
+	size_t len = 0;
+	int r = store_state_get(cw->store, session_component(s)->domain,
+	    session_jid(s), key, &v, &len);
+	free(key);
+	if (r != 1)
+		return NULL;
+	/* Stored by us, but a nick is one line: anything else is not
+	 * used. */
+	if (len == 0 || len > 64 || memchr(v, '\0', len) != NULL ||
+	    strpbrk(v, " \r\n") != NULL) {
+		free(v);
+		return NULL;
+	}
+	return v;
+}
+
+static void
+last_nick_put(struct session *s, const char *host, const char *nick)
+{
+	if (nick == NULL || *nick == '\0')
+		return;
+	char *old = last_nick_get(s, host);
+	int same = old != NULL && strcmp(old, nick) == 0;
+	free(old);
+	if (same)
+		return;
+	char *key = xasprintf(LAST_NICK_PREFIX "%s", host);
+	if (store_state_set(cw->store, session_component(s)->domain,
+	    session_jid(s), key, nick, strlen(nick)) != 0)
+		log_warn("irc: %s: cannot store the nick for %s",
+		    session_jid(s), host);
+	free(key);
 }
 
 static int
@@ -975,9 +1022,11 @@ on_unsent(void *arg, unsigned long tag)
 	struct irc_pending *p = pending_by_tag(srv, tag);
 	if (p == NULL)
 		return;
-	char *text = xasprintf(p->written > 0 ? "the connection to %s was "
-	    "lost while sending it: only its first lines went out" : "the "
-	    "connection to %s was lost before it could be sent", srv->host);
+	char *text = irc_conn_refused(srv->conn) ?
+	    xstrdup(DESTINATION_REFUSED) : xasprintf(p->written > 0 ?
+	    "the connection to %s was lost while sending it: only its "
+	    "first lines went out" : "the connection to %s was lost before "
+	    "it could be sent", srv->host);
 	pending_fail(srv, p, "recipient-unavailable", text);
 	free(text);
 }
@@ -1139,6 +1188,7 @@ server_free(struct irc_server *srv)
 	free(srv->nick_wanted);
 	free(srv->join_nick);
 	free(srv->reg_nick);
+	free(srv->conn_nick);
 	free(srv->host);
 	OPENSSL_cleanse(srv->creds, sizeof(srv->creds));
 	free(srv);
@@ -1215,6 +1265,9 @@ on_registered(void *arg, const char *nick)
 	}
 	free(srv->nick);
 	srv->nick = xstrdup(nick);
+	/* The nick asked for, not a variant the network fell back to:
+	 * that is what the user chose. */
+	last_nick_put(s, srv->host, srv->conn_nick);
 	struct irc_chan *ch, *next;
 	for (ch = srv->chans; ch != NULL; ch = next) {
 		next = ch->next;
@@ -1268,9 +1321,12 @@ on_closed(void *arg, const char *reason)
 	srv->up = 0;
 	log_info("irc: %s: connection to %s closed: %s", session_jid(s),
 	    srv->host, reason);
-	/* reason belongs to the connection: use it before freeing that. */
-	char *why = xasprintf("the connection to %s was lost: %s", srv->host,
-	    reason);
+	/* reason belongs to the connection: use it before freeing that.
+	 * The destination policy's refusal is told as it is, nothing
+	 * more (what the network answered is not the user's to learn). */
+	char *why = srv->conn != NULL && irc_conn_refused(srv->conn) ?
+	    xstrdup(DESTINATION_REFUSED) : xasprintf("the connection to %s "
+	    "was lost: %s", srv->host, reason);
 	pending_lost(srv);
 	conn_drop(srv);
 	if (srv->list != NULL) {
@@ -1394,14 +1450,18 @@ server_connect(struct irc_server *srv)
 	/*
 	 * One nick per user and server: the one the rooms know (after a
 	 * lost link), else the one registered for the server, else the
-	 * nick of the join that opened it, else the account-wide default,
-	 * else the JID's local part.
+	 * nick of the join that opened it, else the one the user last had
+	 * there (a persistent room rejoined after a restart: no join nick),
+	 * else the account-wide default, else the JID's local part.
 	 */
+	char *last = NULL;
 	const char *nick = srv->nick;
 	if (nick == NULL)
 		nick = registered_nick(srv);
 	if (nick == NULL)
 		nick = srv->join_nick;
+	if (nick == NULL)
+		nick = last = last_nick_get(s, srv->host);
 	if (nick == NULL || *nick == '\0')
 		nick = session_field(s, "nick");
 	char fallback_nick[32];
@@ -1452,6 +1512,12 @@ server_connect(struct irc_server *srv)
 	};
 	if (port != NULL)
 		cfg.port = atoi(port);
+	/* The servers the operator named (fixed_server, [irc-server HOST]
+	 * on its port) are trusted as they are; any other host, or another
+	 * port the user chose for a named one, is the user's destination:
+	 * checked by the policy, connected to where it checked. */
+	cfg.user_host = fixed_server(c) == NULL && (sec == NULL ||
+	    cfg.port != (int)config_int(sec, "port"));
 	/* Plaintext only where the operator allows it for the server. */
 	if (tls != NULL)
 		cfg.tls = strcmp(tls, "no") != 0 || !plain_ok;
@@ -1467,7 +1533,12 @@ server_connect(struct irc_server *srv)
 		cfg.webirc_host = "xmpp.gateway";
 		cfg.webirc_ip = "127.0.0.1";
 	}
+	/* Kept as the user's at 001; not the rooms' nick of a lost link,
+	 * which may be a rename the network forced. */
+	free(srv->conn_nick);
+	srv->conn_nick = nick != srv->nick ? xstrdup(nick) : NULL;
 	srv->conn = irc_conn_new(cw->base, cw->dns, &cfg, &conn_callbacks, srv);
+	free(last);
 	known_ref(c, srv->host, 1);
 	metrics_legacy_connection(c->domain, "irc", 1);
 	free(port);
@@ -1806,6 +1877,8 @@ on_nick(struct irc_server *srv, const struct irc_msg *m)
 		srv->nick = xstrdup(new);
 		free(srv->nick_wanted);
 		srv->nick_wanted = NULL;
+		if (!forced)
+			last_nick_put(srv->u->s, srv->host, new);
 		return;
 	}
 	/* Private messages through a room follow the person. */

@@ -48,6 +48,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include "destination.h"
 #include "irc_conn.h"
 #include "irc_identd.h"
 #include "irc_proto.h"
@@ -160,6 +161,13 @@ struct irc_conn {
 
 	enum conn_state state;
 	struct resolve *resolve;
+	/* user_host: the policy's lookup, then the one address it let
+	 * through (dest_ok). */
+	int user_host;
+	struct destination_req *dreq;
+	struct destination dest;
+	int dest_ok;
+	int refused;                  /* closed by the policy */
 	struct evutil_addrinfo *addrs;
 	struct evutil_addrinfo *next_addr;
 	struct bufferevent *bev;
@@ -315,6 +323,11 @@ teardown(struct irc_conn *c)
 		if (r->req != NULL)
 			evdns_getaddrinfo_cancel(r->req);
 	}
+	if (c->dreq != NULL) {
+		destination_cancel(c->dreq);
+		c->dreq = NULL;
+	}
+	c->dest_ok = 0;
 	ident_unregister(c);
 	if (c->bev != NULL) {
 		bufferevent_free(c->bev);
@@ -641,68 +654,109 @@ resolve_cb(int err, struct evutil_addrinfo *ai, void *arg)
 static void read_cb(struct bufferevent *bev, void *arg);
 static void event_cb(struct bufferevent *bev, short what, void *arg);
 
-/* The next address of the host; all tried: closed. */
+/* Starts connecting to sa: 0, or -1 with err (the socket error). */
+static int
+connect_to(struct irc_conn *c, const struct sockaddr *sa, socklen_t len,
+    char *err, size_t errlen)
+{
+	char addr[64] = "?";
+	if (sa->sa_family == AF_INET)
+		evutil_inet_ntop(AF_INET, &((const struct sockaddr_in *)
+		    (const void *)sa)->sin_addr, addr, sizeof(addr));
+	else if (sa->sa_family == AF_INET6)
+		evutil_inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
+		    (const void *)sa)->sin6_addr, addr, sizeof(addr));
+	log_debug(CONN_FMT "connecting to %s", CONN_ARGS(c), addr);
+	int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+	if (c->tls) {
+		SSL *ssl = tls_new(c, err, errlen);
+		if (ssl == NULL)
+			return -2;
+		c->verify_error = 0;
+		c->seen_fp[0] = '\0';
+		c->bev = bufferevent_openssl_socket_new(c->base, -1, ssl,
+		    BUFFEREVENT_SSL_CONNECTING, opts);
+		if (c->bev == NULL) {
+			SSL_free(ssl);
+			log_fatal("cannot create a TLS buffer");
+		}
+		/* Many IRC servers close without close_notify; that is the
+		 * end of the stream, not an attack on it (IRC has its own
+		 * end: ERROR). */
+		bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	} else {
+		c->bev = bufferevent_socket_new(c->base, -1, opts);
+		if (c->bev == NULL)
+			log_fatal("cannot create a socket buffer");
+	}
+	bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATER);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (bufferevent_socket_connect(c->bev, sa, (int)len) == 0) {
+		/* The port is bound now; the server may ask the identd as
+		 * soon as it accepts. */
+		ident_register(c, sa);
+		return 0;
+	}
+	snprintf(err, errlen, "%s",
+	    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	log_info(CONN_FMT "cannot connect to %s: %s", CONN_ARGS(c), addr, err);
+	bufferevent_free(c->bev);
+	c->bev = NULL;
+	return -1;
+}
+
+/* The next address of the host (with user_host, the one address the
+ * policy checked, once); all tried: closed. */
 static void
 try_connect(struct irc_conn *c)
 {
 	char err[256] = "";
+	if (c->dest_ok) {
+		c->dest_ok = 0;
+		int r = connect_to(c, (struct sockaddr *)&c->dest.addr,
+		    c->dest.len, err, sizeof(err));
+		if (r == 0)
+			return;
+		if (r == -2) {
+			close_conn(c, err);
+			return;
+		}
+	}
 	while (c->next_addr != NULL) {
 		struct evutil_addrinfo *ai = c->next_addr;
 		c->next_addr = ai->ai_next;
-		char addr[64] = "?";
-		if (ai->ai_family == AF_INET)
-			evutil_inet_ntop(AF_INET, &((struct sockaddr_in *)
-			    (void *)ai->ai_addr)->sin_addr, addr, sizeof(addr));
-		else if (ai->ai_family == AF_INET6)
-			evutil_inet_ntop(AF_INET6, &((struct sockaddr_in6 *)
-			    (void *)ai->ai_addr)->sin6_addr, addr,
-			    sizeof(addr));
-		log_debug(CONN_FMT "connecting to %s", CONN_ARGS(c), addr);
-		int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
-		if (c->tls) {
-			SSL *ssl = tls_new(c, err, sizeof(err));
-			if (ssl == NULL) {
-				close_conn(c, err);
-				return;
-			}
-			c->verify_error = 0;
-			c->seen_fp[0] = '\0';
-			c->bev = bufferevent_openssl_socket_new(c->base, -1,
-			    ssl, BUFFEREVENT_SSL_CONNECTING, opts);
-			if (c->bev == NULL) {
-				SSL_free(ssl);
-				log_fatal("cannot create a TLS buffer");
-			}
-			/* Many IRC servers close without close_notify;
-			 * that is the end of the stream, not an attack on
-			 * it (IRC has its own end: ERROR). */
-			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-		} else {
-			c->bev = bufferevent_socket_new(c->base, -1, opts);
-			if (c->bev == NULL)
-				log_fatal("cannot create a socket buffer");
-		}
-		bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
-		bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATER);
-		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-		if (bufferevent_socket_connect(c->bev, ai->ai_addr,
-		    (int)ai->ai_addrlen) == 0) {
-			/* The port is bound now; the server may ask the
-			 * identd as soon as it accepts. */
-			ident_register(c, ai->ai_addr);
+		int r = connect_to(c, ai->ai_addr, (socklen_t)ai->ai_addrlen,
+		    err, sizeof(err));
+		if (r == 0)
+			return;
+		if (r == -2) {
+			close_conn(c, err);
 			return;
 		}
-		snprintf(err, sizeof(err), "%s",
-		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-		log_info(CONN_FMT "cannot connect to %s: %s", CONN_ARGS(c),
-		    addr, err);
-		bufferevent_free(c->bev);
-		c->bev = NULL;
 	}
 	char *why = xasprintf("cannot connect to %s port %d%s%s", c->host,
 	    c->port, err[0] != '\0' ? ": " : "", err);
 	close_conn(c, why);
 	free(why);
+}
+
+/* The policy's answer for a user's host: connect to the address it
+ * checked, or close saying only DESTINATION_REFUSED. */
+static void
+dest_cb(void *arg, const struct destination *d, const char *err)
+{
+	struct irc_conn *c = arg;
+	c->dreq = NULL;
+	if (d == NULL) {
+		c->refused = 1;
+		close_conn(c, err);
+		return;
+	}
+	c->dest = *d;
+	c->dest_ok = 1;
+	c->state = ST_CONNECTING;
+	try_connect(c);
 }
 
 static void
@@ -1496,6 +1550,20 @@ irc_conn_new(struct event_base *base, struct evdns_base *dns,
 	log_info(CONN_FMT "connecting%s", CONN_ARGS(c),
 	    c->tls ? " with TLS" : "");
 
+	c->user_host = cfg->user_host;
+	if (c->user_host) {
+		/* No "localhost" rule here: the policy's lookup says what
+		 * the name is, and loopback is refused unless allowed. */
+		if (dns == NULL) {
+			c->refused = 1;
+			close_conn(c, DESTINATION_REFUSED);
+			return c;
+		}
+		c->dreq = destination_resolve_async(dns, c->host, c->port,
+		    DESTINATION_IRC, dest_cb, c);
+		return c;
+	}
+
 	char port[8];
 	snprintf(port, sizeof(port), "%d", c->port);
 	/* RFC 6761 6.3: "localhost" and names under it are the loopback
@@ -1677,6 +1745,12 @@ int
 irc_conn_sasl_done(const struct irc_conn *c)
 {
 	return c->sasl_ok;
+}
+
+int
+irc_conn_refused(const struct irc_conn *c)
+{
+	return c != NULL && c->refused;
 }
 
 size_t

@@ -76,6 +76,16 @@ struct irc_conn_config {
 	                               * after 001, before anything queued,
 	                               * unless SASL logged us in ("IDENTIFY
 	                               * account password") */
+	int user_host;                /* 1: the host (and port) are the
+	                               * user's: resolved and checked against
+	                               * the destination policy
+	                               * (destination.h) and connected to the
+	                               * address that passed, never another;
+	                               * refused: closed() with
+	                               * DESTINATION_REFUSED.  TLS still
+	                               * verifies host.  0: the operator's,
+	                               * resolved as it is ("localhost" and
+	                               * *.localhost are 127.0.0.1) */
 };
 
 struct irc_conn_callbacks {
@@ -136,6 +146,10 @@ const struct irc_isupport *irc_conn_isupport(const struct irc_conn *c);
 int irc_conn_has_cap(const struct irc_conn *c, const char *cap);
 /* 1 when SASL logged us in on this connection. */
 int irc_conn_sasl_done(const struct irc_conn *c);
+/* 1 when the connection was closed because the destination policy
+ * refused its host (user_host): the owner says DESTINATION_REFUSED and
+ * nothing of the network. */
+int irc_conn_refused(const struct irc_conn *c);
 /* Lines waiting in the flood-control queue. */
 size_t irc_conn_queued(const struct irc_conn *c);
 

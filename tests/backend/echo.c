@@ -590,7 +590,13 @@ static void
 echo_join_room(struct session *s, const char *room, const char *nick,
     const char *password)
 {
-	room_job(ECHO_ROOM_JOIN, s, room, nick, password);
+	/* No nick: a persistent room rejoined after a restart.  The echo
+	 * network keeps no nicks: the JID's local part, as before. */
+	char *local = nick == NULL ? xstrndup(session_jid(s),
+	    strcspn(session_jid(s), "@")) : NULL;
+	room_job(ECHO_ROOM_JOIN, s, room, nick != NULL ? nick : local,
+	    password);
+	free(local);
 }
 
 /* Jobs for a room the user left are dropped with it, so a quick rejoin

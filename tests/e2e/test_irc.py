@@ -275,10 +275,10 @@ class FakeIrcd:
     joiner and @old) and 366, and lets the test push raw lines to every
     client (send_all)."""
 
-    def __init__(self):
+    def __init__(self, host=SRV_FAKE):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((SRV_FAKE, 0))
+        self.sock.bind((host, 0))
         self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
         self.clients = []           # [socket, nick]

@@ -124,6 +124,29 @@ test_resolve_refuses_with_one_text(void)
 	CHECK(ntohs(((struct sockaddr_in *)&d.addr)->sin_port) == 1143);
 }
 
+/* "localhost" and names under it are 127.0.0.1 whatever DNS says
+ * (RFC 6761), and judged as loopback. */
+static void
+test_localhost_names(void)
+{
+	struct destination d;
+	char err[256];
+	destination_configure(NULL, NULL);
+	CHECK(destination_resolve("irc.localhost", 6697, DESTINATION_IRC, &d,
+	    err, sizeof(err)) == -1);
+	CHECK_STR(err, DESTINATION_REFUSED);
+	CHECK(destination_resolve("LOCALHOST", 6697, DESTINATION_IRC, &d,
+	    err, sizeof(err)) == -1);
+	destination_configure("127.0.0.0/8", NULL);
+	CHECK(destination_resolve("irc.localhost", 6697, DESTINATION_IRC, &d,
+	    err, sizeof(err)) == 0);
+	CHECK_STR(d.text, "127.0.0.1");
+	/* Not a name under localhost. */
+	CHECK(destination_resolve("notlocalhost.invalid", 6697,
+	    DESTINATION_IRC, &d, err, sizeof(err)) == -1);
+	destination_configure(NULL, NULL);
+}
+
 int
 main(void)
 {
@@ -132,5 +155,6 @@ main(void)
 	RUN(test_allow_and_deny);
 	RUN(test_bad_entries);
 	RUN(test_resolve_refuses_with_one_text);
+	RUN(test_localhost_names);
 	return TAP_DONE();
 }

@@ -34,6 +34,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "causeway.h"
+#include "destination.h"
 #include "irc_conn.h"
 #include "irc_identd.h"
 #include "irc_proto.h"
@@ -44,6 +46,9 @@
 
 static struct event_base *base;
 static struct evdns_base *dns;
+/* The destination policy's lookups run on cw->base. */
+static struct causeway cw_state;
+struct causeway *cw = &cw_state;
 
 /* ---- the scripted server ---- */
 
@@ -88,6 +93,7 @@ struct client {
 	unsigned long written[64], unsent[64];   /* tags, in order */
 	int nwritten, nunsent;
 	int unsent_before_closed;                /* all came before closed() */
+	int refused;                  /* irc_conn_refused() in closed() */
 };
 
 static int (*stop_cond)(void);
@@ -411,6 +417,7 @@ cl_closed(void *arg, const char *reason)
 	struct client *cl = arg;
 	cl->closed_calls++;
 	snprintf(cl->reason, sizeof(cl->reason), "%s", reason);
+	cl->refused = irc_conn_refused(cl->c);
 	irc_conn_free(cl->c);
 	cl->c = NULL;
 	event_base_loopbreak(base);
@@ -873,6 +880,64 @@ test_connection_refused(void)
 	CHECK(cl.closed_calls == 1);
 	CHECK(strstr(cl.reason, "connect") != NULL);
 	finish(&cl, f);
+}
+
+/*
+ * A host the user typed (user_host): by default 127.0.0.1 and
+ * "localhost" are refused with the one text, before any connection;
+ * freed while the policy looks, nothing is called; allowed by
+ * destinations_allow, the connection registers as any other.
+ */
+static void
+test_user_host(void)
+{
+	static const char *const hosts[] = { "127.0.0.1", "localhost",
+	    "irc.localhost" };
+	destination_configure(NULL, NULL);
+	for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+		struct fake *f = fake_new(NULL);
+		struct client cl = { 0 };
+		struct irc_conn_config cfg;
+		cfg_init(&cfg, f);
+		cfg.host = hosts[i];
+		cfg.user_host = 1;
+		start(&cl, &cfg);
+		CHECK(cl.closed_calls == 0);
+		CHECK(run(stop_closed, 5) == 0);
+		CHECK(cl.closed_calls == 1);
+		CHECK_STR(cl.reason, DESTINATION_REFUSED);
+		CHECK(cl.refused);
+		run(NULL, 0.1);
+		CHECK(f->accepted == 0);
+		finish(&cl, f);
+	}
+
+	struct fake *f = fake_new(NULL);
+	struct client cl = { 0 };
+	struct irc_conn_config cfg;
+	cfg_init(&cfg, f);
+	cfg.user_host = 1;
+	start(&cl, &cfg);
+	irc_conn_free(cl.c);
+	cl.c = NULL;
+	run(NULL, 0.2);
+	CHECK(cl.closed_calls == 0);
+	CHECK(f->accepted == 0);
+	finish(&cl, f);
+
+	CHECK(destination_configure("127.0.0.0/8", NULL) == 0);
+	f = fake_new(NULL);
+	memset(&cl, 0, sizeof(cl));
+	cfg_init(&cfg, f);
+	cfg.host = "localhost";
+	cfg.user_host = 1;
+	start(&cl, &cfg);
+	CHECK(run(stop_005, 5) == 0);
+	CHECK(cl.registered_calls == 1);
+	CHECK(!irc_conn_refused(cl.c) && !cl.refused);
+	CHECK(f->accepted == 1);
+	finish(&cl, f);
+	destination_configure(NULL, NULL);
 }
 
 static int
@@ -1465,6 +1530,8 @@ main(void)
 		dns = evdns_base_new(base, 0);
 		evdns_base_load_hosts(dns, NULL);
 	}
+	cw->base = base;
+	cw->dns = dns;
 	make_cert();
 
 	RUN(test_register);
@@ -1479,6 +1546,7 @@ main(void)
 	RUN(test_nick_tracked);
 	RUN(test_close_during_registration);
 	RUN(test_connection_refused);
+	RUN(test_user_host);
 	RUN(test_long_lines);
 	RUN(test_ping_timeout);
 	RUN(test_register_timeout);
