@@ -189,6 +189,20 @@ if [ -x "$out/main/causeway" ]; then
 		env CAUSEWAY_BIN="$out/main/causeway" bash tests/e2e/run.sh
 fi
 
+# The paths a user from outside reaches first (joins without
+# registration, room events, the destination policy, mail submission and
+# Kannel callbacks) once more on the sanitizer build: every run of
+# causeway there adds a check that its output holds no sanitizer report.
+if [ -x "$out/asan/causeway" ]; then
+	step "end-to-end (sanitizers)" "$out/e2e-asan.tap" \
+		env CAUSEWAY_BIN="$out/asan/causeway" CW_SANITIZERS=1 \
+		ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		bash tests/e2e/run.sh tests/e2e/test_irc_access.py \
+		tests/e2e/test_irc_rooms.py tests/e2e/test_irc_destinations.py \
+		tests/e2e/test_email_submission.py tests/e2e/test_sms_kannel.py
+fi
+
 if [ -x "$out/main/causeway" ]; then
 	step "stock clients (profanity, poezio)" "$out/clients.tap" \
 		env CAUSEWAY_BIN="$out/main/causeway" CW_ARTIFACTS="$out/clients" \

@@ -607,7 +607,8 @@ class Causeway:
             [binary, "-c", self.cfg], cwd=self.dir, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.t_start = time.monotonic()
-        threading.Thread(target=self._reader, daemon=True).start()
+        self.reader = threading.Thread(target=self._reader, daemon=True)
+        self.reader.start()
 
     def _reader(self):
         with open(self.logfile, "ab") as out:
@@ -663,6 +664,26 @@ class Causeway:
             stop_pid(self.popen.pid, 5, popen=self.popen)
         if self.popen is not None:
             self.returncode = self.popen.returncode
+            self.check_sanitizers()
+
+    # What AddressSanitizer, LeakSanitizer and UBSan print on a finding.
+    SANITIZER_REPORT = (r"ERROR: (Address|Leak)Sanitizer|runtime error: |"
+                        r"SUMMARY: UndefinedBehaviorSanitizer")
+
+    def check_sanitizers(self):
+        """With CW_SANITIZERS=1 (the binary is a sanitizer build), one
+        check per run of causeway: its output, read to the end, holds no
+        sanitizer report."""
+        if not os.environ.get("CW_SANITIZERS") or self.tap is None \
+                or getattr(self, "sanitizers_checked", None) is self.popen:
+            return
+        self.sanitizers_checked = self.popen
+        if getattr(self, "reader", None) is not None:
+            self.reader.join(10)
+        hits = self.matching(self.SANITIZER_REPORT)
+        self.tap.ok(not hits, "%s: no sanitizer report in its output "
+                    "(exit status %s)" % (self.name, self.returncode),
+                    diag=[l for _, l in hits[:5]])
 
 
 # --------------------------------------------------------------------------
