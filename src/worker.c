@@ -173,6 +173,18 @@ done_cb(evutil_socket_t fd, short what, void *arg)
 	run_done_list(list);
 }
 
+static int start_thread(struct worker_pool *pool);
+
+/* 1 when a keyed job in the queue could run now. */
+static int
+keyed_runnable(const struct worker_pool *pool)
+{
+	for (const struct job *j = pool->queue.head; j != NULL; j = j->next)
+		if (j->key != NULL && runnable(pool, j))
+			return 1;
+	return 0;
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -191,6 +203,19 @@ worker_main(void *arg)
 			break;		/* stopping, and nothing left to do */
 		if (j->key != NULL)
 			key_set(pool, NULL, j->key);
+		/*
+		 * A keyed job submitted while this thread still counted as
+		 * idle did not grow the pool; now every thread may be busy,
+		 * and another user's job must not wait behind slow ones.
+		 */
+		if (j->key != NULL && pool->idle == 0 && !pool->stopping &&
+		    pool->nthreads < WORKER_MAX_THREADS &&
+		    keyed_runnable(pool)) {
+			int err = start_thread(pool);
+			if (err != 0)
+				log_warn("worker pool: cannot start thread %u: "
+				    "%s", pool->nthreads + 1, strerror(err));
+		}
 		pthread_mutex_unlock(&pool->lock);
 
 		struct timespec t0, t1;
