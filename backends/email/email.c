@@ -50,7 +50,9 @@
  */
 #include "autoconf.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,6 +304,38 @@ parse_security(const char *v, enum email_security *out)
 }
 
 /*
+ * A host a user typed: an IPv4 or IPv6 literal, or a name of letters,
+ * digits and hyphens in dot-separated labels.  Anything else could mean
+ * one host to the destination check and another to the URL or socket
+ * code ("10.0.0.5/.example.com" resolves under a wildcard, but curl
+ * reads the host as 10.0.0.5).
+ */
+static int
+host_syntax_ok(const char *h)
+{
+	unsigned char addr[sizeof(struct in6_addr)];
+	if (inet_pton(AF_INET, h, addr) == 1 ||
+	    inet_pton(AF_INET6, h, addr) == 1)
+		return 1;
+	size_t n = strlen(h), label = 0;
+	if (n == 0 || n > 253)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (h[i] == '.') {
+			if (label == 0)
+				return 0;
+			label = 0;
+		} else if (isalnum((unsigned char)h[i]) || h[i] == '-') {
+			if (++label > 63)
+				return 0;
+		} else {
+			return 0;
+		}
+	}
+	return label > 0;
+}
+
+/*
  * One side (imap_ / smtp_) of the account: host, security and port from
  * what the user gave, else the [mail-domain] preset, else defaults.
  */
@@ -328,6 +362,11 @@ resolve_side(struct component *c, const struct config_section *preset,
 	if (h == NULL) {
 		snprintf(err, errlen, "no %s server given (and none is preset "
 		    "for your domain)", strcmp(side, "imap") ? "SMTP" : "IMAP");
+		return -1;
+	}
+	if (!*trusted && !host_syntax_ok(h)) {
+		snprintf(err, errlen, "%s_host: not a host name or an IP "
+		    "address", side);
 		return -1;
 	}
 	snprintf(var, sizeof(var), "%s_security", side);

@@ -226,6 +226,16 @@ def default_policy(tap, env, users, cw):
     tap.ok(r.type == "error" and err_text(r).startswith(REFUSED),
            "default policy: a loopback SMTP host refused with the same "
            "text", diag=err_text(r))
+    # Host text that the check and the URL would read differently.
+    for host in ("127.0.0.1/.example.com", "127.0.0.1#.example.com",
+                 "mail.example.com?x", "mail..example.com"):
+        u = users.new()
+        r = register(u, [("email", ALICE), ("imap_password", "alicepw"),
+                         ("smtp_host", host), ("smtp_port", env.dsub),
+                         ("smtp_security", "starttls")])
+        tap.ok(r.type == "error" and "not a host name" in err_text(r),
+               "an SMTP host of %r is refused as no host name" % host,
+               diag=err_text(r))
     u = users.new()
     r = register(u, [("email", ALICE), ("imap_password", "alicepw")])
     tap.ok(r.type == "result", "the operator's preset (loopback) is "
