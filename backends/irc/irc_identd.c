@@ -210,6 +210,8 @@ client_written(struct bufferevent *bev, void *arg)
 		client_done(bev);
 }
 
+static void client_event(struct bufferevent *bev, short what, void *arg);
+
 static void
 client_read(struct bufferevent *bev, void *arg)
 {
@@ -238,7 +240,8 @@ client_read(struct bufferevent *bev, void *arg)
 	    sizeof(answer));
 	free(line);
 	bufferevent_disable(bev, EV_READ);
-	bufferevent_setcb(bev, NULL, client_written, NULL, NULL);
+	/* An error while the answer drains (a reset) must free it too. */
+	bufferevent_setcb(bev, NULL, client_written, client_event, NULL);
 	bufferevent_write(bev, answer, strlen(answer));
 }
 
