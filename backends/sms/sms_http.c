@@ -496,5 +496,10 @@ sms_http_reply(struct sms_http_req *req, int code, const char *reason,
 	if (req->replied)
 		return;
 	req->replied = 1;
+	/* Only a request that was accepted keeps its connection: a client
+	 * answered 403 or 404 (no token, wrong path) must not hold one of
+	 * the listener's few slots by asking again and again. */
+	if (code >= 400)
+		req->keep = 0;
 	write_answer(req->c, code, reason, body, req->keep);
 }

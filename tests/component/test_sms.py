@@ -664,6 +664,14 @@ def test_listener_huge(cw, listen):
     got, closed = raw_exchange(listen, [b"GET /kannel/x HTTP/1.1\r\nBad Header\r\n\r\n"])
     tap.check(got.startswith(b"HTTP/1.1 400") and closed is not None,
               "a header line without a colon: 400 and closed", got[:80])
+    # A client without the token cannot keep a slot by asking again on
+    # a kept-alive connection: a refusal closes it.
+    got, closed = raw_exchange(listen, [
+        b"GET /kannel/wrong-token/dlr?ref=1&status=1 HTTP/1.1\r\n"
+        b"Host: x\r\nConnection: keep-alive\r\n\r\n"])
+    tap.check(got.startswith(b"HTTP/1.1 403") and closed is not None and
+              closed < 2, "a keep-alive request with a wrong token: 403 "
+              "and closed at once (%s s)" % closed, got[:80])
     # 2,000 pipelined requests from a client that reads nothing for a
     # second: causeway holds at most 64 KB of answers meanwhile, and
     # once the client reads, every request is answered, in order.
